@@ -1,0 +1,94 @@
+//! What an actor asks its executor to do after each `handle_*` call.
+//!
+//! Every protocol actor follows one grammar (STYLE.md §7.1, after quinn-proto):
+//! - `handle_*(.., now)` methods take API calls, timer firings and store results, and return
+//!   [`Effects`];
+//! - `next_deadline()` says when the actor next wants `handle_timeout(now)`; calling it early is
+//!   harmless (it does nothing);
+//! - `&self` getters answer questions without I/O.
+//!
+//! `now` passed to one actor must never decrease; actors assert it in debug builds.
+//!
+//! The model checker, the simulator and the MongoDB adapter are three executors of the same
+//! effects: they carry each [`Request`] to a store (and the reply back, tagged with its
+//! [`OpId`]), deliver notifications to users, and arm one timer per actor.
+
+use crate::substrate::Op;
+use serde::{Deserialize, Serialize};
+
+/// Correlates a store request with its reply. Unique per actor for the actor's lifetime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OpId(pub u64);
+
+/// A store operation the executor must run, then answer with `handle_reply(id, result, now)`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Request {
+    /// Tag to give back with the result.
+    pub id: OpId,
+    /// The operation, as data.
+    pub op: Op,
+}
+
+/// The output of one `handle_*` call: store requests to issue and notifications to deliver.
+///
+/// An empty value means the call changed nothing visible, which models use to prune no-op
+/// transitions.
+#[must_use = "effects carry store requests and notifications that must be executed"]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Effects<N> {
+    /// Store operations to issue, in order.
+    pub requests: Vec<Request>,
+    /// Outputs for the actor's user (results of API calls, state changes).
+    pub notifications: Vec<N>,
+}
+
+impl<N> Default for Effects<N> {
+    fn default() -> Self {
+        Effects {
+            requests: Vec::new(),
+            notifications: Vec::new(),
+        }
+    }
+}
+
+impl<N> Effects<N> {
+    /// No requests, no notifications.
+    pub fn none() -> Self {
+        Self::default()
+    }
+    /// Whether there is nothing to execute.
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty() && self.notifications.is_empty()
+    }
+    /// Appends a notification.
+    pub fn notify(&mut self, n: N) {
+        self.notifications.push(n);
+    }
+    /// Appends everything in `other`.
+    pub fn extend(&mut self, other: Effects<N>) {
+        self.requests.extend(other.requests);
+        self.notifications.extend(other.notifications);
+    }
+    /// Converts the notifications with `f`, keeping requests.
+    pub fn map<M>(self, f: impl FnMut(N) -> M) -> Effects<M> {
+        Effects {
+            requests: self.requests,
+            notifications: self.notifications.into_iter().map(f).collect(),
+        }
+    }
+}
+
+/// Hands out [`OpId`]s in increasing order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct OpIds {
+    next: u64,
+}
+
+impl OpIds {
+    /// Wraps `op` in a request with a fresh id.
+    pub fn request(&mut self, op: Op) -> Request {
+        let id = OpId(self.next);
+        self.next += 1;
+        Request { id, op }
+    }
+}

@@ -1,0 +1,780 @@
+//! The lease manager (PROTOCOLS.md §3): serves claims, token checks and waits over one store
+//! client, and expires leases whose holders stopped extending.
+//!
+//! - **Claim** looks the lease up in the cache: absent → claim, held by the same holder →
+//!   extend, held by another → deny without a store call. `Invalid` from the store is retried
+//!   (the cache is already refreshed) with bounded, jittered exponential backoff; it never
+//!   reaches the caller (M3).
+//! - **Check** answers from the cache when held, and refreshes once before saying "not held"
+//!   (M4).
+//! - **Wait until expired** resolves after a store call observes the lease absent (M5), or on
+//!   cancellation.
+//! - **Expiry ticks** happen at `min(last tick + max_sleep, next local expiry)`: refresh, then
+//!   expire every lease whose local expiry has passed, in name order. The store refuses early
+//!   expiries whatever the manager computed (M7).
+//!
+//! A granted claim carries the holder's **local deadline**, measured from the start of the store
+//! call that earned it and shrunk by the configured skew bounds (DESIGN.md, "The arithmetic a
+//! holder must get right"), and the fencing epoch.
+
+use super::store::{LeaseStore, StoreError, StoreStep, StoreSuccess};
+use super::{Epoch, LeaseInfo};
+use crate::effects::{Effects, OpId, OpIds};
+use crate::jitter::Jitter;
+use crate::mutant::Mutant;
+use crate::substrate::OpResult;
+use crate::time::{GlobalTime, LocalTime, SkewBounds, RATE_ERROR_PPM_MAX};
+use crate::validate::{check_duration, check_lease_duration, check_name, InputError};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+use thiserror::Error;
+
+/// Most API requests queued in one manager. Past it, callers get [`ManagerError::Overloaded`]
+/// rather than unbounded memory growth.
+pub const PENDING_MAX: usize = 10_000;
+
+/// Identifies one API request; chosen by the caller, echoed in the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RequestId(pub u64);
+
+/// Bounded, jittered exponential backoff for retries after `Invalid` (Juju PR #9706).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RetryConfig {
+    /// Attempts per claim before giving up with [`ManagerError::Contended`] (Juju: 10).
+    pub attempts_max: u32,
+    /// Delay before the first retry (Juju: 50 ms); doubles per attempt.
+    pub delay_min: Duration,
+    /// Largest delay between retries.
+    pub delay_max: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            attempts_max: 10,
+            delay_min: Duration::from_millis(50),
+            delay_max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Manager configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ManagerConfig {
+    /// The lease namespace served (e.g. `application-leadership`).
+    pub namespace: String,
+    /// This manager's unique writer id. Two live managers sharing one is undefined behaviour.
+    pub writer: String,
+    /// Longest time between expiry ticks (Juju: 1 minute): bounds how late an abandoned lease is
+    /// noticed even when the cache knows of no leases.
+    pub max_sleep: Duration,
+    /// Retry policy after `Invalid`.
+    pub retry: RetryConfig,
+    /// The clock bounds used to compute holders' local deadlines.
+    pub skew: SkewBounds,
+    /// Seed for retry jitter; `None` disables jitter (models).
+    pub jitter_seed: Option<u64>,
+    /// A deliberately broken variant, for checker tests.
+    pub mutant: Option<Mutant>,
+}
+
+impl ManagerConfig {
+    /// Juju-like defaults for `namespace` and `writer`: one-minute max sleep, default retry,
+    /// exact clocks (set `skew` for production).
+    pub fn new(namespace: impl Into<String>, writer: impl Into<String>) -> ManagerConfig {
+        ManagerConfig {
+            namespace: namespace.into(),
+            writer: writer.into(),
+            max_sleep: Duration::from_secs(60),
+            retry: RetryConfig::default(),
+            skew: SkewBounds::EXACT,
+            jitter_seed: None,
+            mutant: None,
+        }
+    }
+
+    /// Checks every field, with messages naming the field.
+    pub fn validate(&self) -> Result<(), InputError> {
+        check_name("namespace", &self.namespace)?;
+        check_name("writer id", &self.writer)?;
+        check_duration("max sleep", self.max_sleep, Duration::from_secs(24 * 3600))?;
+        check_duration(
+            "retry delay_min",
+            self.retry.delay_min,
+            Duration::from_secs(60),
+        )?;
+        check_duration(
+            "retry delay_max",
+            self.retry.delay_max,
+            Duration::from_secs(3600),
+        )?;
+        if self.retry.delay_min > self.retry.delay_max {
+            return Err(InputError::InvalidConfig(format!(
+                "retry delay_min ({:?}) must not exceed delay_max ({:?})",
+                self.retry.delay_min, self.retry.delay_max
+            )));
+        }
+        if self.retry.attempts_max == 0 || self.retry.attempts_max > 1000 {
+            return Err(InputError::InvalidConfig(
+                "retry attempts_max must be between 1 and 1000".into(),
+            ));
+        }
+        if self.skew.rate_error_ppm > RATE_ERROR_PPM_MAX {
+            return Err(InputError::InvalidConfig(format!(
+                "clock rate error {} ppm is above the {RATE_ERROR_PPM_MAX} ppm limit; fix the host clock",
+                self.skew.rate_error_ppm
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Why a request failed. Expected outcomes (denied, not held) are not errors; see
+/// [`ManagerOutput`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ManagerError {
+    /// The request's arguments were refused before any store call.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Every retry met a concurrent change; try again later.
+    #[error("lease {0:?}: state changing too quickly; try again soon")]
+    Contended(String),
+    /// The outcome of a write could not be determined; nothing may be inferred about the lease.
+    #[error("lease {0:?}: outcome unknown; nothing may be inferred, check again")]
+    OutcomeUnknown(String),
+    /// The claim succeeded but the skew bounds leave no guaranteed time (S ≥ duration).
+    #[error("lease {lease:?}: a duration of {duration:?} is not longer than the clock step bound; use a longer duration")]
+    NoGuarantee {
+        /// The lease.
+        lease: String,
+        /// The duration asked for.
+        duration: Duration,
+    },
+    /// Too many requests are queued.
+    #[error("lease manager overloaded: {PENDING_MAX} requests pending")]
+    Overloaded,
+    /// The manager has stopped (after [`LeaseManager::handle_stop`] or a fatal store error).
+    #[error("lease manager stopped: {0}")]
+    Stopped(String),
+}
+
+/// What the manager reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ManagerOutput {
+    /// The holder holds the lease until at least `local_deadline` on this process's clock.
+    Claimed {
+        /// The request answered.
+        req: RequestId,
+        /// The lease name.
+        lease: String,
+        /// The holder.
+        holder: String,
+        /// The fencing epoch of the term.
+        epoch: Epoch,
+        /// Until when the holder may believe it holds the lease.
+        local_deadline: LocalTime,
+        /// Global time read fresh during the call.
+        global_read: GlobalTime,
+        /// The stored `start + duration`.
+        global_expiry: GlobalTime,
+    },
+    /// Another holder holds the lease; the requester is guaranteed not to hold it.
+    Denied {
+        /// The request answered.
+        req: RequestId,
+        /// The lease name.
+        lease: String,
+        /// The current holder.
+        holder: String,
+    },
+    /// The answer to a token check.
+    Checked {
+        /// The request answered.
+        req: RequestId,
+        /// The epoch if held by the asked-for holder (after a refresh if the cache disagreed).
+        held: Option<Epoch>,
+        /// Whether the answer came after a refresh.
+        refreshed: bool,
+    },
+    /// A wait ended because the lease was observed not held.
+    Released {
+        /// The request answered.
+        req: RequestId,
+    },
+    /// A wait was cancelled.
+    WaitCancelled {
+        /// The request answered.
+        req: RequestId,
+    },
+    /// A request failed.
+    Failed {
+        /// The request answered.
+        req: RequestId,
+        /// Why.
+        error: ManagerError,
+    },
+    /// This manager expired a lease.
+    Expired {
+        /// The lease name.
+        lease: String,
+        /// The epoch of the term that ended.
+        epoch: Epoch,
+        /// The global time read that justified it.
+        global: GlobalTime,
+    },
+    /// The manager stopped; every pending request was answered with `Failed(Stopped)`.
+    Stopped(ManagerError),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ClaimJob {
+    req: RequestId,
+    lease: String,
+    holder: String,
+    duration: Duration,
+    attempts: u32,
+    not_before: LocalTime,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Running {
+    Claim {
+        job: ClaimJob,
+        call_start: LocalTime,
+    },
+    CheckRefresh {
+        req: RequestId,
+        lease: String,
+        holder: String,
+    },
+    TickRefresh {
+        tick: LocalTime,
+    },
+    Expire {
+        lease: String,
+        rest: Vec<String>,
+    },
+}
+
+/// The lease manager actor.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LeaseManager {
+    config: ManagerConfig,
+    store: LeaseStore,
+    ids: OpIds,
+    jitter: Jitter,
+    claims: VecDeque<ClaimJob>,
+    checks: VecDeque<(RequestId, String, String)>,
+    waits: BTreeMap<RequestId, String>,
+    running: Option<(OpId, Running)>,
+    last_tick: LocalTime,
+    next_tick: Option<LocalTime>,
+    stopped: bool,
+    last_now: LocalTime,
+}
+
+impl LeaseManager {
+    /// A manager that does nothing until [`LeaseManager::handle_start`].
+    pub fn new(config: ManagerConfig) -> Result<LeaseManager, InputError> {
+        config.validate()?;
+        let store = LeaseStore::new(
+            config.namespace.clone(),
+            config.writer.clone(),
+            config.mutant,
+        );
+        let jitter = config.jitter_seed.map_or(Jitter::NONE, Jitter::seeded);
+        Ok(LeaseManager {
+            config,
+            store,
+            ids: OpIds::default(),
+            jitter,
+            claims: VecDeque::new(),
+            checks: VecDeque::new(),
+            waits: BTreeMap::new(),
+            running: None,
+            last_tick: LocalTime(0),
+            next_tick: None,
+            stopped: false,
+            last_now: LocalTime(0),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ManagerConfig {
+        &self.config
+    }
+
+    /// The held leases as the cache sees them.
+    pub fn leases(&self) -> impl Iterator<Item = (&str, LeaseInfo)> + '_ {
+        self.store.leases()
+    }
+
+    /// Whether the manager has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Whether nothing is in flight or queued (waits excepted).
+    pub fn is_idle(&self) -> bool {
+        self.running.is_none() && self.claims.is_empty() && self.checks.is_empty()
+    }
+
+    /// When the manager next wants [`LeaseManager::handle_timeout`].
+    pub fn next_deadline(&self) -> Option<LocalTime> {
+        if self.stopped || self.running.is_some() {
+            return None;
+        }
+        let backoff = self.claims.iter().map(|c| c.not_before).min();
+        [self.next_tick, backoff].into_iter().flatten().min()
+    }
+
+    fn tick(&mut self, now: LocalTime) {
+        debug_assert!(
+            now >= self.last_now,
+            "time went backwards: {now} < {}",
+            self.last_now
+        );
+        self.last_now = self.last_now.max(now);
+    }
+
+    /// Starts the manager: an initial refresh, then expiry ticks.
+    pub fn handle_start(&mut self, now: LocalTime) -> Effects<ManagerOutput> {
+        self.tick(now);
+        self.last_tick = now;
+        self.next_tick = Some(now);
+        self.pump(now)
+    }
+
+    /// Claims (or extends) `lease` for `holder` for `duration`.
+    pub fn handle_claim(
+        &mut self,
+        req: RequestId,
+        lease: &str,
+        holder: &str,
+        duration: Duration,
+        now: LocalTime,
+    ) -> Effects<ManagerOutput> {
+        self.tick(now);
+        let checked = check_name("lease name", lease)
+            .and(check_name("holder", holder))
+            .and(check_lease_duration(duration));
+        if let Some(fx) = self.refuse(req, checked) {
+            return fx;
+        }
+        let job = ClaimJob {
+            req,
+            lease: lease.to_owned(),
+            holder: holder.to_owned(),
+            duration,
+            attempts: 0,
+            not_before: now,
+        };
+        self.claims.push_back(job);
+        self.pump(now)
+    }
+
+    /// Checks whether `holder` holds `lease`.
+    pub fn handle_check(
+        &mut self,
+        req: RequestId,
+        lease: &str,
+        holder: &str,
+        now: LocalTime,
+    ) -> Effects<ManagerOutput> {
+        self.tick(now);
+        if let Some(fx) = self.refuse(
+            req,
+            check_name("lease name", lease).and(check_name("holder", holder)),
+        ) {
+            return fx;
+        }
+        self.checks
+            .push_back((req, lease.to_owned(), holder.to_owned()));
+        self.pump(now)
+    }
+
+    /// Waits until `lease` is not held.
+    pub fn handle_wait_expired(
+        &mut self,
+        req: RequestId,
+        lease: &str,
+        now: LocalTime,
+    ) -> Effects<ManagerOutput> {
+        self.tick(now);
+        if let Some(fx) = self.refuse(req, check_name("lease name", lease)) {
+            return fx;
+        }
+        self.waits.insert(req, lease.to_owned());
+        let mut fx = self.release_waits();
+        fx.extend(self.pump(now));
+        fx
+    }
+
+    /// Cancels a wait; a no-op if it already ended.
+    pub fn handle_cancel_wait(&mut self, req: RequestId, now: LocalTime) -> Effects<ManagerOutput> {
+        self.tick(now);
+        let mut fx = Effects::none();
+        if self.waits.remove(&req).is_some() {
+            fx.notify(ManagerOutput::WaitCancelled { req });
+        }
+        fx
+    }
+
+    /// Stops the manager, answering every pending request.
+    pub fn handle_stop(&mut self, now: LocalTime) -> Effects<ManagerOutput> {
+        self.tick(now);
+        self.die(ManagerError::Stopped("stopped by its owner".into()))
+    }
+
+    fn refuse(
+        &mut self,
+        req: RequestId,
+        checked: Result<(), InputError>,
+    ) -> Option<Effects<ManagerOutput>> {
+        let error = match checked {
+            Err(e) => ManagerError::Input(e),
+            Ok(()) if self.stopped => ManagerError::Stopped("no longer serving requests".into()),
+            Ok(()) if self.claims.len() + self.checks.len() + self.waits.len() >= PENDING_MAX => {
+                ManagerError::Overloaded
+            }
+            Ok(()) => return None,
+        };
+        let mut fx = Effects::none();
+        fx.notify(ManagerOutput::Failed { req, error });
+        Some(fx)
+    }
+
+    /// Runs the expiry tick or a retry if due; early calls do nothing.
+    pub fn handle_timeout(&mut self, now: LocalTime) -> Effects<ManagerOutput> {
+        self.tick(now);
+        self.pump(now)
+    }
+
+    /// Takes the result of the outstanding store request. Unknown ids are ignored.
+    pub fn handle_reply(
+        &mut self,
+        id: OpId,
+        result: OpResult,
+        now: LocalTime,
+    ) -> Effects<ManagerOutput> {
+        self.tick(now);
+        let running = match self.running.take() {
+            Some((want, r)) if want == id && !self.stopped => r,
+            other => {
+                self.running = other;
+                return Effects::none();
+            }
+        };
+        let step = self.store.handle_result(result, now);
+        let mut fx = self.step(running, step, now);
+        fx.extend(self.pump(now));
+        fx
+    }
+
+    /// Starts the next job if no store call runs: checks first (cheap), then the expiry tick,
+    /// then claims whose backoff has passed.
+    fn pump(&mut self, now: LocalTime) -> Effects<ManagerOutput> {
+        let mut fx = Effects::none();
+        // Bounded: each iteration either starts a store call (and returns) or answers one job.
+        for _ in 0..=(self.checks.len() + self.claims.len() + 1) {
+            if self.stopped || self.running.is_some() {
+                break;
+            }
+            if let Some((req, lease, holder)) = self.checks.pop_front() {
+                match self
+                    .store
+                    .cached(&lease)
+                    .and_then(|d| d.holder().map(|h| (h == holder, d.epoch)))
+                {
+                    Some((true, epoch)) => fx.notify(ManagerOutput::Checked {
+                        req,
+                        held: Some(epoch),
+                        refreshed: false,
+                    }),
+                    _ if self.config.mutant == Some(Mutant::ManagerNotHeldWithoutRefresh) => fx
+                        .notify(ManagerOutput::Checked {
+                            req,
+                            held: None,
+                            refreshed: false,
+                        }),
+                    _ => {
+                        let step = self.store.start_refresh();
+                        fx.extend(self.step(
+                            Running::CheckRefresh { req, lease, holder },
+                            step,
+                            now,
+                        ));
+                    }
+                }
+                continue;
+            }
+            if self.next_tick.is_some_and(|t| t <= now) {
+                self.last_tick = now;
+                self.next_tick = None;
+                let step = self.store.start_refresh();
+                fx.extend(self.step(Running::TickRefresh { tick: now }, step, now));
+                continue;
+            }
+            let Some(pos) = self.claims.iter().position(|c| c.not_before <= now) else {
+                break;
+            };
+            let Some(job) = self.claims.remove(pos) else {
+                break;
+            };
+            let step = match self.store.cached(&job.lease).and_then(|d| d.holder()) {
+                None => self
+                    .store
+                    .start_claim(&job.lease, &job.holder, job.duration, now),
+                Some(h) if h == job.holder => {
+                    self.store
+                        .start_extend(&job.lease, &job.holder, job.duration, now)
+                }
+                Some(h) => {
+                    // Ownership moves only through expiry: deny without a store call (M2).
+                    fx.notify(ManagerOutput::Denied {
+                        req: job.req,
+                        lease: job.lease,
+                        holder: h.to_owned(),
+                    });
+                    continue;
+                }
+            };
+            fx.extend(self.step(
+                Running::Claim {
+                    job,
+                    call_start: now,
+                },
+                step,
+                now,
+            ));
+        }
+        fx
+    }
+
+    /// Issues the store's next operation, or finishes the running job.
+    fn step(
+        &mut self,
+        running: Running,
+        step: StoreStep,
+        now: LocalTime,
+    ) -> Effects<ManagerOutput> {
+        match step {
+            StoreStep::Issue(op) => {
+                let req = self.ids.request(op);
+                self.running = Some((req.id, running));
+                Effects {
+                    requests: vec![req],
+                    notifications: Vec::new(),
+                }
+            }
+            StoreStep::Done(outcome) => {
+                let mut fx = self.finish(running, outcome, now);
+                fx.extend(self.release_waits());
+                fx
+            }
+        }
+    }
+
+    fn finish(
+        &mut self,
+        running: Running,
+        outcome: Result<StoreSuccess, StoreError>,
+        now: LocalTime,
+    ) -> Effects<ManagerOutput> {
+        let mut fx = Effects::none();
+        if let Err(e @ (StoreError::Corrupt(_) | StoreError::Store { .. })) = &outcome {
+            return self.die(ManagerError::Stopped(e.to_string()));
+        }
+        match running {
+            Running::Claim { job, call_start } => {
+                fx.extend(self.finish_claim(job, call_start, outcome, now))
+            }
+            Running::CheckRefresh { req, lease, holder } => {
+                let held = self
+                    .store
+                    .cached(&lease)
+                    .filter(|d| d.holder() == Some(holder.as_str()))
+                    .map(|d| d.epoch);
+                match outcome {
+                    Ok(_) => fx.notify(ManagerOutput::Checked {
+                        req,
+                        held,
+                        refreshed: true,
+                    }),
+                    Err(e) => fx.notify(ManagerOutput::Failed {
+                        req,
+                        error: ManagerError::OutcomeUnknown(format!("{lease}: {e}")),
+                    }),
+                }
+            }
+            Running::TickRefresh { tick } => {
+                let mut due: Vec<String> = self
+                    .store
+                    .leases()
+                    .filter(|(_, i)| i.local_expiry <= tick)
+                    .map(|(n, _)| n.to_owned())
+                    .collect();
+                due.sort();
+                due.reverse();
+                fx.extend(self.expire_next(due, now));
+            }
+            Running::Expire { lease, rest } => {
+                if let Ok(StoreSuccess::Expired { epoch }) = outcome {
+                    fx.notify(ManagerOutput::Expired {
+                        lease,
+                        epoch,
+                        global: self.store.global_time(),
+                    });
+                }
+                // Invalid is ignored: the refreshed cache is picked up on the next tick.
+                fx.extend(self.expire_next(rest, now));
+            }
+        }
+        fx
+    }
+
+    fn expire_next(&mut self, mut due: Vec<String>, now: LocalTime) -> Effects<ManagerOutput> {
+        match due.pop() {
+            Some(lease) => {
+                let step = self.store.start_expire(&lease, now);
+                self.step(Running::Expire { lease, rest: due }, step, now)
+            }
+            None => {
+                self.schedule_tick(now);
+                Effects::none()
+            }
+        }
+    }
+
+    /// `next = min(last tick + max_sleep, the earliest local expiry after the last tick)`.
+    fn schedule_tick(&mut self, now: LocalTime) {
+        let cap = self.last_tick.after(self.config.max_sleep);
+        let soonest = self
+            .store
+            .leases()
+            .map(|(_, i)| i.local_expiry)
+            .filter(|t| *t > self.last_tick)
+            .min();
+        let next = soonest.map_or(cap, |s| s.min(cap)).max(now);
+        self.next_tick = Some(self.next_tick.map_or(next, |t| t.min(next)));
+    }
+
+    fn finish_claim(
+        &mut self,
+        mut job: ClaimJob,
+        call_start: LocalTime,
+        outcome: Result<StoreSuccess, StoreError>,
+        now: LocalTime,
+    ) -> Effects<ManagerOutput> {
+        let mut fx = Effects::none();
+        match outcome {
+            Ok(StoreSuccess::Holds { epoch, term, read }) => {
+                debug_assert_eq!(
+                    term.holder, job.holder,
+                    "a granted term belongs to the requester"
+                );
+                let from = if self.config.mutant == Some(Mutant::LeaseDeadlineFromCallEnd) {
+                    now
+                } else {
+                    call_start
+                };
+                match self.config.skew.local_deadline(from, job.duration) {
+                    Some(local_deadline) => fx.notify(ManagerOutput::Claimed {
+                        req: job.req,
+                        lease: job.lease,
+                        holder: job.holder,
+                        epoch,
+                        local_deadline,
+                        global_read: read,
+                        global_expiry: term.expiry(),
+                    }),
+                    None => fx.notify(ManagerOutput::Failed {
+                        req: job.req,
+                        error: ManagerError::NoGuarantee {
+                            lease: job.lease,
+                            duration: job.duration,
+                        },
+                    }),
+                }
+                // Wake no later than the new expiry so an abandoned lease is noticed (2019+).
+                self.schedule_tick(now);
+            }
+            Ok(_) => fx.notify(ManagerOutput::Failed {
+                req: job.req,
+                error: ManagerError::OutcomeUnknown(job.lease),
+            }),
+            Err(StoreError::Invalid(_)) => {
+                job.attempts += 1;
+                if job.attempts >= self.config.retry.attempts_max {
+                    fx.notify(ManagerOutput::Failed {
+                        req: job.req,
+                        error: ManagerError::Contended(job.lease),
+                    });
+                } else {
+                    let exp = job.attempts.saturating_sub(1).min(20);
+                    let base = self
+                        .config
+                        .retry
+                        .delay_min
+                        .saturating_mul(1 << exp)
+                        .min(self.config.retry.delay_max);
+                    let delay = if job.attempts == 1 {
+                        Duration::ZERO
+                    } else {
+                        self.jitter.scale(base, 800_000, 1_200_000)
+                    };
+                    job.not_before = now.after(delay);
+                    self.claims.push_front(job);
+                }
+            }
+            Err(StoreError::Unknown(_)) => fx.notify(ManagerOutput::Failed {
+                req: job.req,
+                error: ManagerError::OutcomeUnknown(job.lease),
+            }),
+            Err(e) => return self.die(ManagerError::Stopped(e.to_string())),
+        }
+        fx
+    }
+
+    fn release_waits(&mut self) -> Effects<ManagerOutput> {
+        let mut fx = Effects::none();
+        let store = &self.store;
+        let released: Vec<RequestId> = self
+            .waits
+            .iter()
+            .filter(|(_, l)| store.cached(l).and_then(|d| d.holder()).is_none())
+            .map(|(r, _)| *r)
+            .collect();
+        for req in released {
+            self.waits.remove(&req);
+            fx.notify(ManagerOutput::Released { req });
+        }
+        fx
+    }
+
+    fn die(&mut self, error: ManagerError) -> Effects<ManagerOutput> {
+        let mut fx = Effects::none();
+        if self.stopped {
+            return fx;
+        }
+        self.stopped = true;
+        self.running = None;
+        self.next_tick = None;
+        let reqs = self
+            .claims
+            .drain(..)
+            .map(|c| c.req)
+            .chain(self.checks.drain(..).map(|c| c.0))
+            .chain(std::mem::take(&mut self.waits).into_keys());
+        for req in reqs.collect::<Vec<_>>() {
+            fx.notify(ManagerOutput::Failed {
+                req,
+                error: error.clone(),
+            });
+        }
+        fx.notify(ManagerOutput::Stopped(error));
+        fx
+    }
+}

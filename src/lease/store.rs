@@ -1,0 +1,657 @@
+//! The lease store client (PROTOCOLS.md §2.3-§2.4): a cache of one namespace's lease documents
+//! plus the last global time read, and the claim / extend / expire / refresh calls.
+//!
+//! The client is a sub-machine driven by its owner (the [`super::LeaseManager`]): each `start_*`
+//! call and each [`LeaseStore::handle_result`] returns a [`StoreStep`], either a store operation
+//! to run or the call's outcome. One call runs at a time, as Juju's store held a mutex across
+//! each request.
+//!
+//! Juju's transaction runner retried three times; here a failed assert refreshes the one
+//! document involved and returns [`StoreError::Invalid`] with the cache up to date, and the
+//! manager's bounded retry does the rest. An unknown outcome is resolved by a linearizable
+//! re-read of the document, never guessed.
+
+use super::{int, lease_id, Epoch, LeaseDoc, Term};
+use crate::clock::{ClockError, Reader};
+use crate::mutant::Mutant;
+use crate::substrate::{
+    fields, Collection, CorruptDocument, Op, OpResult, ReadConcern, Reply, Selector, Update, Value,
+};
+use crate::time::{nanos, GlobalTime, LocalTime};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use thiserror::Error;
+
+/// Why a store call did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The cache was stale or the operation is logically impossible now (already held, not
+    /// yours, expires in the future). The cache has been refreshed; re-inspect and decide again.
+    #[error("invalid lease operation: {0}")]
+    Invalid(String),
+    /// The write's outcome could not be determined even by re-reading.
+    #[error("outcome unknown for {0}; the lease state will be re-read before the next decision")]
+    Unknown(String),
+    /// A lease document has the wrong shape.
+    #[error(transparent)]
+    Corrupt(#[from] CorruptDocument),
+    /// The store failed.
+    #[error("{context}: {cause}")]
+    Store {
+        /// What the client was doing.
+        context: String,
+        /// What the store said.
+        cause: String,
+    },
+}
+
+impl From<ClockError> for StoreError {
+    fn from(e: ClockError) -> Self {
+        match e {
+            ClockError::Corrupt(c) => StoreError::Corrupt(c),
+            other => StoreError::Store {
+                context: "reading global time".to_owned(),
+                cause: other.to_string(),
+            },
+        }
+    }
+}
+
+/// A successful store call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreSuccess {
+    /// The cache was replaced from the store.
+    Refreshed,
+    /// The lease is held by the requested holder, at least until `term.expiry()`.
+    Holds {
+        /// The epoch of the term.
+        epoch: Epoch,
+        /// The stored term.
+        term: Term,
+        /// Global time read fresh during the call (the lower bound of L5).
+        read: GlobalTime,
+    },
+    /// The lease was expired (its document made vacant).
+    Expired {
+        /// The epoch of the term that ended.
+        epoch: Epoch,
+    },
+}
+
+/// What the owner must do next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreStep {
+    /// Run this operation and hand its result to [`LeaseStore::handle_result`].
+    Issue(Op),
+    /// The call finished.
+    Done(Result<StoreSuccess, StoreError>),
+}
+
+/// What the cache says about one lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseInfo {
+    /// The holder.
+    pub holder: String,
+    /// The fencing epoch.
+    pub epoch: Epoch,
+    /// `start + duration`.
+    pub global_expiry: GlobalTime,
+    /// The first local instant at which the lease may be expired, judged from the last global
+    /// read (it errs late, PROTOCOLS.md §2.4 `Leases()`).
+    pub local_expiry: LocalTime,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Call {
+    /// Reading all documents, then global time.
+    RefreshDocs,
+    RefreshClock {
+        docs: BTreeMap<String, LeaseDoc>,
+    },
+    /// Claim or extend, reading global time first.
+    WriteReadClock {
+        name: String,
+        holder: String,
+        duration: Duration,
+    },
+    Write {
+        name: String,
+        wrote: LeaseDoc,
+        read: GlobalTime,
+    },
+    /// Re-reading one document after a failed or unknown write.
+    Reread {
+        name: String,
+        wrote: Option<LeaseDoc>,
+        read: GlobalTime,
+        reason: String,
+    },
+    ExpireReadClock {
+        name: String,
+    },
+    Expire {
+        name: String,
+        wrote: LeaseDoc,
+    },
+}
+
+/// The store client for one namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LeaseStore {
+    namespace: String,
+    writer: String,
+    mutant: Option<Mutant>,
+    cache: BTreeMap<String, LeaseDoc>,
+    global: GlobalTime,
+    global_read_at: LocalTime,
+    call: Option<Call>,
+}
+
+impl LeaseStore {
+    /// A client writing as `writer` in `namespace` (both validated by the manager's config).
+    pub fn new(namespace: String, writer: String, mutant: Option<Mutant>) -> LeaseStore {
+        LeaseStore {
+            namespace,
+            writer,
+            mutant,
+            cache: BTreeMap::new(),
+            global: GlobalTime(0),
+            global_read_at: LocalTime(0),
+            call: None,
+        }
+    }
+
+    /// The namespace served.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Whether a call is in progress.
+    pub fn is_busy(&self) -> bool {
+        self.call.is_some()
+    }
+
+    /// The cached document of `name`, held or vacant.
+    pub fn cached(&self, name: &str) -> Option<&LeaseDoc> {
+        self.cache.get(name)
+    }
+
+    /// The last global time read.
+    pub fn global_time(&self) -> GlobalTime {
+        self.global
+    }
+
+    /// The held leases in the cache (no I/O).
+    pub fn leases(&self) -> impl Iterator<Item = (&str, LeaseInfo)> + '_ {
+        self.cache.iter().filter_map(|(name, doc)| {
+            let t = doc.term.as_ref()?;
+            let left = t.expiry().0.saturating_add(1).saturating_sub(self.global.0);
+            Some((
+                name.as_str(),
+                LeaseInfo {
+                    holder: t.holder.clone(),
+                    epoch: doc.epoch,
+                    global_expiry: t.expiry(),
+                    local_expiry: LocalTime(self.global_read_at.0.saturating_add(left)),
+                },
+            ))
+        })
+    }
+
+    fn begin(&mut self, call: Call, op: Op) -> StoreStep {
+        debug_assert!(self.call.is_none(), "one store call at a time");
+        self.call = Some(call);
+        StoreStep::Issue(op)
+    }
+
+    fn fresh_global() -> Op {
+        Reader::request(ReadConcern::Linearizable)
+    }
+
+    fn read_doc(&self, name: &str) -> Op {
+        Op::Read {
+            coll: Collection::Leases,
+            id: lease_id(&self.namespace, name),
+            concern: ReadConcern::Linearizable,
+        }
+    }
+
+    /// Replaces the cache with every document of the namespace, then reads global time.
+    pub fn start_refresh(&mut self) -> StoreStep {
+        let op = Op::Find {
+            coll: Collection::Leases,
+            selector: Selector::FieldEq("namespace".to_owned(), Value::Str(self.namespace.clone())),
+            concern: ReadConcern::Linearizable,
+        };
+        self.begin(Call::RefreshDocs, op)
+    }
+
+    /// Claims `name` for `holder` (§2.4 ClaimLease): invalid if the cache shows it held.
+    pub fn start_claim(
+        &mut self,
+        name: &str,
+        holder: &str,
+        duration: Duration,
+        now: LocalTime,
+    ) -> StoreStep {
+        if let Some(h) = self.cache.get(name).and_then(LeaseDoc::holder) {
+            return StoreStep::Done(Err(StoreError::Invalid(format!(
+                "lease {name:?} is held by {h:?}"
+            ))));
+        }
+        self.start_write(name, holder, duration, now)
+    }
+
+    /// Extends `name` for `holder` (§2.4 ExtendLease): invalid unless the cache shows `holder`.
+    pub fn start_extend(
+        &mut self,
+        name: &str,
+        holder: &str,
+        duration: Duration,
+        now: LocalTime,
+    ) -> StoreStep {
+        match self.cache.get(name).and_then(LeaseDoc::holder) {
+            Some(h) if h == holder => self.start_write(name, holder, duration, now),
+            Some(h) => StoreStep::Done(Err(StoreError::Invalid(format!(
+                "lease {name:?} is held by {h:?}, not {holder:?}"
+            )))),
+            None => StoreStep::Done(Err(StoreError::Invalid(format!(
+                "lease {name:?} is not held"
+            )))),
+        }
+    }
+
+    fn start_write(
+        &mut self,
+        name: &str,
+        holder: &str,
+        duration: Duration,
+        now: LocalTime,
+    ) -> StoreStep {
+        let call = Call::WriteReadClock {
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+            duration,
+        };
+        if self.mutant == Some(Mutant::LeaseStaleGlobalRead) {
+            // Broken: decide on the cached global time instead of reading it fresh.
+            self.call = Some(call);
+            let cached = OpResult::Ok(Reply::Doc(Some(crate::substrate::Document::new(
+                crate::clock::CLOCK_ID,
+                fields([(crate::clock::TIME_FIELD, int(self.global.0))]),
+            ))));
+            return self.handle_result(cached, now);
+        }
+        self.begin(call, Self::fresh_global())
+    }
+
+    /// Expires `name` (§2.4 ExpireLease): only once global time is strictly past its expiry.
+    pub fn start_expire(&mut self, name: &str, now: LocalTime) -> StoreStep {
+        let Some(term) = self.cache.get(name).and_then(|d| d.term.as_ref()) else {
+            return StoreStep::Done(Err(StoreError::Invalid(format!(
+                "lease {name:?} is not held"
+            ))));
+        };
+        let call = Call::ExpireReadClock {
+            name: name.to_owned(),
+        };
+        if self.global > term.expiry() || self.mutant == Some(Mutant::LeaseExpireOnLocalClock) {
+            self.call = Some(call);
+            return self.expire_write(name, now);
+        }
+        self.begin(call, Self::fresh_global())
+    }
+
+    fn note_global(&mut self, g: GlobalTime, now: LocalTime) {
+        if g >= self.global {
+            self.global = g;
+            self.global_read_at = now;
+        }
+    }
+
+    /// Takes the result of the operation last issued.
+    pub fn handle_result(&mut self, result: OpResult, now: LocalTime) -> StoreStep {
+        let Some(call) = self.call.take() else {
+            return StoreStep::Done(Err(StoreError::Store {
+                context: "lease store".into(),
+                cause: "unexpected reply".into(),
+            }));
+        };
+        match self.advance(call, result, now) {
+            Ok(step) => step,
+            Err(e) => StoreStep::Done(Err(e)),
+        }
+    }
+
+    fn advance(
+        &mut self,
+        call: Call,
+        result: OpResult,
+        now: LocalTime,
+    ) -> Result<StoreStep, StoreError> {
+        match call {
+            Call::RefreshDocs => {
+                let docs = self.decode_all(result)?;
+                Ok(self.begin(Call::RefreshClock { docs }, Self::fresh_global()))
+            }
+            Call::RefreshClock { docs } => {
+                let g = Reader::decode(&result)?;
+                self.cache = docs;
+                self.note_global(g, now);
+                Ok(StoreStep::Done(Ok(StoreSuccess::Refreshed)))
+            }
+            Call::WriteReadClock {
+                name,
+                holder,
+                duration,
+            } => {
+                let g = Reader::decode(&result)?;
+                self.note_global(g, now);
+                self.write_term(name, holder, duration, g)
+            }
+            Call::Write { name, wrote, read } => match result {
+                OpResult::Ok(_) => Ok(self.wrote(name, wrote, read)),
+                OpResult::PreconditionFailed | OpResult::DuplicateKey => {
+                    let reason = format!("lease {name:?} changed concurrently");
+                    let op = self.read_doc(&name);
+                    Ok(self.begin(
+                        Call::Reread {
+                            name,
+                            wrote: None,
+                            read,
+                            reason,
+                        },
+                        op,
+                    ))
+                }
+                OpResult::Unknown => {
+                    let op = self.read_doc(&name);
+                    Ok(self.begin(
+                        Call::Reread {
+                            name,
+                            wrote: Some(wrote),
+                            read,
+                            reason: "write outcome unknown".into(),
+                        },
+                        op,
+                    ))
+                }
+                OpResult::Failed(cause) => Err(StoreError::Store {
+                    context: format!("writing lease {name:?}"),
+                    cause,
+                }),
+            },
+            Call::Reread {
+                name,
+                wrote,
+                read,
+                reason,
+            } => {
+                let doc = match result {
+                    OpResult::Ok(Reply::Doc(d)) => d
+                        .map(|d| LeaseDoc::decode(&d, &self.namespace))
+                        .transpose()?,
+                    OpResult::Unknown => {
+                        return Err(StoreError::Unknown(format!("lease {name:?}")))
+                    }
+                    other => {
+                        return Err(StoreError::Store {
+                            context: format!("re-reading lease {name:?}"),
+                            cause: other.to_string(),
+                        })
+                    }
+                };
+                match doc {
+                    // Our write applied after all: the re-read shows exactly what we wrote.
+                    Some(d) if wrote.as_ref() == Some(&d) => Ok(self.wrote(name, d, read)),
+                    Some(d)
+                        if wrote.as_ref().is_some_and(|w| {
+                            w.term.is_none() && d.epoch >= w.epoch && d.term.is_none()
+                        }) =>
+                    {
+                        Ok(self.wrote(name, d, read))
+                    }
+                    Some(d) => {
+                        self.cache.insert(name, d);
+                        Err(StoreError::Invalid(reason))
+                    }
+                    None => {
+                        self.cache.remove(&name);
+                        Err(StoreError::Invalid(reason))
+                    }
+                }
+            }
+            Call::ExpireReadClock { name } => {
+                let g = Reader::decode(&result)?;
+                self.note_global(g, now);
+                self.call = Some(Call::ExpireReadClock { name: name.clone() });
+                Ok(self.expire_write(&name, now))
+            }
+            Call::Expire { name, wrote } => match result {
+                OpResult::Ok(_) => Ok(self.wrote(name, wrote, self.global)),
+                OpResult::PreconditionFailed => {
+                    let op = self.read_doc(&name);
+                    let reason = format!("lease {name:?} changed before it could be expired");
+                    Ok(self.begin(
+                        Call::Reread {
+                            name,
+                            wrote: None,
+                            read: self.global,
+                            reason,
+                        },
+                        op,
+                    ))
+                }
+                OpResult::Unknown => {
+                    let op = self.read_doc(&name);
+                    let read = self.global;
+                    Ok(self.begin(
+                        Call::Reread {
+                            name,
+                            wrote: Some(wrote),
+                            read,
+                            reason: "expiry outcome unknown".into(),
+                        },
+                        op,
+                    ))
+                }
+                other => Err(StoreError::Store {
+                    context: format!("expiring lease {name:?}"),
+                    cause: other.to_string(),
+                }),
+            },
+        }
+    }
+
+    fn decode_all(&self, result: OpResult) -> Result<BTreeMap<String, LeaseDoc>, StoreError> {
+        let OpResult::Ok(Reply::Docs(docs)) = result else {
+            return Err(StoreError::Store {
+                context: "refreshing leases".into(),
+                cause: result.to_string(),
+            });
+        };
+        docs.iter()
+            .map(|d| LeaseDoc::decode(d, &self.namespace).map(|l| (l.name.clone(), l)))
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::Corrupt)
+    }
+
+    fn write_term(
+        &mut self,
+        name: String,
+        holder: String,
+        duration: Duration,
+        g: GlobalTime,
+    ) -> Result<StoreStep, StoreError> {
+        let cached = self.cache.get(&name).cloned();
+        let term = Term {
+            holder: holder.clone(),
+            start: g,
+            duration,
+            writer: self.writer.clone(),
+        };
+        let id = lease_id(&self.namespace, &name);
+        match cached {
+            Some(old) if old.term.is_some() => {
+                let Some(old_term) = old.term.as_ref().filter(|t| t.holder == holder) else {
+                    return Err(StoreError::Invalid(format!(
+                        "lease {name:?} is held by someone else"
+                    )));
+                };
+                // Extending never shortens: if the lease already runs long enough, write nothing.
+                if term.expiry() <= old_term.expiry()
+                    && self.mutant != Some(Mutant::LeaseExtendMayShorten)
+                {
+                    let (epoch, term) = (old.epoch, old_term.clone());
+                    return Ok(StoreStep::Done(Ok(StoreSuccess::Holds {
+                        epoch,
+                        term,
+                        read: g,
+                    })));
+                }
+                let wrote = LeaseDoc {
+                    term: Some(term),
+                    writer: self.writer.clone(),
+                    ..old.clone()
+                };
+                let op = self.replace(&id, &old, &wrote);
+                Ok(self.begin(
+                    Call::Write {
+                        name,
+                        wrote,
+                        read: g,
+                    },
+                    op,
+                ))
+            }
+            Some(vacant) => {
+                let epoch = if self.mutant == Some(Mutant::LeaseEpochReuse) {
+                    Epoch(1)
+                } else {
+                    Epoch(vacant.epoch.0 + 1)
+                };
+                let wrote = LeaseDoc {
+                    name: name.clone(),
+                    epoch,
+                    term: Some(term),
+                    writer: self.writer.clone(),
+                };
+                let op = self.replace(&id, &vacant, &wrote);
+                Ok(self.begin(
+                    Call::Write {
+                        name,
+                        wrote,
+                        read: g,
+                    },
+                    op,
+                ))
+            }
+            None => {
+                let wrote = LeaseDoc {
+                    name: name.clone(),
+                    epoch: Epoch(1),
+                    term: Some(term),
+                    writer: self.writer.clone(),
+                };
+                let op = Op::Insert {
+                    coll: Collection::Leases,
+                    doc: wrote.encode(&self.namespace),
+                };
+                Ok(self.begin(
+                    Call::Write {
+                        name,
+                        wrote,
+                        read: g,
+                    },
+                    op,
+                ))
+            }
+        }
+    }
+
+    /// A compare-and-swap from `old`'s exact version to `new`.
+    fn replace(&self, id: &str, old: &LeaseDoc, new: &LeaseDoc) -> Op {
+        let mut set = new.encode(&self.namespace).fields;
+        set.remove("namespace");
+        set.remove("name");
+        let unset = if new.term.is_none() {
+            vec!["holder".into(), "start".into(), "duration".into()]
+        } else {
+            Vec::new()
+        };
+        Op::Update {
+            coll: Collection::Leases,
+            id: id.to_owned(),
+            expect: old.version(),
+            update: Update {
+                set,
+                unset,
+                ..Update::default()
+            },
+            upsert: false,
+            return_new: false,
+        }
+    }
+
+    fn expire_write(&mut self, name: &str, _now: LocalTime) -> StoreStep {
+        let Some(Call::ExpireReadClock { name: n }) = self.call.take() else {
+            return StoreStep::Done(Err(StoreError::Store {
+                context: "expire".into(),
+                cause: "no call".into(),
+            }));
+        };
+        debug_assert_eq!(n, name);
+        let Some(old) = self.cache.get(name).cloned() else {
+            return StoreStep::Done(Err(StoreError::Invalid(format!(
+                "lease {name:?} is not held"
+            ))));
+        };
+        let Some(term) = old.term.clone() else {
+            return StoreStep::Done(Err(StoreError::Invalid(format!(
+                "lease {name:?} is not held"
+            ))));
+        };
+        let judged_on_local = self.mutant == Some(Mutant::LeaseExpireOnLocalClock);
+        if self.global <= term.expiry() && !judged_on_local {
+            return StoreStep::Done(Err(StoreError::Invalid(format!(
+                "lease {name:?} expires in the future ({} is not past {})",
+                self.global,
+                term.expiry()
+            ))));
+        }
+        let wrote = LeaseDoc {
+            term: None,
+            writer: self.writer.clone(),
+            ..old.clone()
+        };
+        let mut op = self.replace(&lease_id(&self.namespace, name), &old, &wrote);
+        if self.mutant == Some(Mutant::LeaseExpireAnyVersion) {
+            if let Op::Update { expect, .. } = &mut op {
+                expect.retain(|k, _| k == "holder");
+            }
+        }
+        self.begin(
+            Call::Expire {
+                name: name.to_owned(),
+                wrote,
+            },
+            op,
+        )
+    }
+
+    fn wrote(&mut self, name: String, doc: LeaseDoc, read: GlobalTime) -> StoreStep {
+        let epoch = doc.epoch;
+        let outcome = match doc.term.clone() {
+            Some(term) => StoreSuccess::Holds { epoch, term, read },
+            None => StoreSuccess::Expired { epoch },
+        };
+        self.cache.insert(name, doc);
+        StoreStep::Done(Ok(outcome))
+    }
+}
+
+/// The global time a term guarantees at least (`read + duration`), for L5 checks.
+pub fn guaranteed_until(read: GlobalTime, duration: Duration) -> GlobalTime {
+    GlobalTime(read.0.saturating_add(nanos(duration)))
+}

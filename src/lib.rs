@@ -1,0 +1,9 @@
+pub mod clock;
+pub mod effects;
+pub mod jitter;
+pub mod lease;
+pub mod mutant;
+pub mod property;
+pub mod substrate;
+pub mod time;
+pub mod validate;
