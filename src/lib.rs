@@ -7,3 +7,5 @@ pub mod property;
 pub mod substrate;
 pub mod time;
 pub mod validate;
+pub mod leadership;
+pub mod presence;

@@ -10,7 +10,7 @@
 use super::{decode, ClockError, Reader, CLOCK_ID, TIME_FIELD};
 use crate::effects::{Effects, OpId, OpIds};
 use crate::mutant::Mutant;
-use crate::substrate::{fields, Collection, Fields, Op, OpResult, ReadConcern, Reply, Update};
+use crate::substrate::{fields, Collection, Fields, Op, OpResult, ReadConcern, Reply, Update, Value};
 use crate::time::{GlobalTime, LocalTime, Secs};
 use crate::validate::{check_duration, InputError};
 use std::time::Duration;
@@ -163,7 +163,7 @@ impl Updater {
             id: CLOCK_ID.to_owned(),
             expect: Fields::new(),
             update: Update {
-                inc: fields([(TIME_FIELD, 0.into())]),
+                inc: fields([(TIME_FIELD, Value::Int(0))]),
                 ..Update::default()
             },
             upsert: true,
@@ -201,14 +201,14 @@ impl Updater {
         let expect = if self.config.mutant == Some(Mutant::ClockBlindWrite) {
             Fields::new()
         } else {
-            fields([(TIME_FIELD, to_int(base.0).into())])
+            fields([(TIME_FIELD, Value::from(base.0))])
         };
         let op = Op::Update {
             coll: Collection::Clock,
             id: CLOCK_ID.to_owned(),
             expect,
             update: Update {
-                set: fields([(TIME_FIELD, to_int(to).into())]),
+                set: fields([(TIME_FIELD, Value::from(to))]),
                 ..Update::default()
             },
             upsert: false,
@@ -308,9 +308,4 @@ impl Updater {
         fx.notify(UpdaterOutput::Failed(err));
         fx
     }
-}
-
-fn to_int(v: u64) -> i64 {
-    // Global time stays below i64::MAX for 292 years of advancing; saturate rather than wrap.
-    i64::try_from(v).unwrap_or(i64::MAX)
 }

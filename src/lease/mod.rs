@@ -136,7 +136,7 @@ impl LeaseDoc {
         let mut f = fields([
             ("namespace", namespace.into()),
             ("name", self.name.as_str().into()),
-            ("epoch", int(self.epoch.0)),
+            ("epoch", Value::from(self.epoch.0)),
             ("writer", self.writer.as_str().into()),
         ]);
         if let Some(t) = &self.term {
@@ -148,7 +148,7 @@ impl LeaseDoc {
     /// The fields that identify this exact version, asserted by every write that replaces it.
     pub fn version(&self) -> Fields {
         let mut f = fields([
-            ("epoch", int(self.epoch.0)),
+            ("epoch", Value::from(self.epoch.0)),
             ("writer", self.writer.as_str().into()),
         ]);
         match &self.term {
@@ -169,15 +169,11 @@ impl LeaseDoc {
 fn term_fields(t: &Term) -> Fields {
     fields([
         ("holder", t.holder.as_str().into()),
-        ("start", int(t.start.0)),
-        ("duration", int(crate::time::nanos(t.duration))),
+        ("start", Value::from(t.start.0)),
+        ("duration", Value::from(crate::time::nanos(t.duration))),
     ])
 }
 
-/// An unsigned count as a BSON int64 (saturating; validated values are far below the limit).
-pub(crate) fn int(v: u64) -> Value {
-    Value::Int(i64::try_from(v).unwrap_or(i64::MAX))
-}
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,7 @@
 //! manager's bounded retry does the rest. An unknown outcome is resolved by a linearizable
 //! re-read of the document, never guessed.
 
-use super::{int, lease_id, Epoch, LeaseDoc, Term};
+use super::{lease_id, Epoch, LeaseDoc, Term};
 use crate::clock::{ClockError, Reader};
 use crate::mutant::Mutant;
 use crate::substrate::{
@@ -279,7 +279,7 @@ impl LeaseStore {
             self.call = Some(call);
             let cached = OpResult::Ok(Reply::Doc(Some(crate::substrate::Document::new(
                 crate::clock::CLOCK_ID,
-                fields([(crate::clock::TIME_FIELD, int(self.global.0))]),
+                fields([(crate::clock::TIME_FIELD, Value::from(self.global.0))]),
             ))));
             return self.handle_result(cached, now);
         }

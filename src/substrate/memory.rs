@@ -295,7 +295,7 @@ mod tests {
     #[test]
     fn insert_is_insert_if_absent() {
         let mut s = MemoryStore::new();
-        let doc = Document::new("a", fields([("x", 1.into())]));
+        let doc = Document::new("a", fields([("x", Value::Int(1))]));
         let op = Op::Insert {
             coll: Collection::Clock,
             doc,
@@ -309,7 +309,7 @@ mod tests {
         let mut s = MemoryStore::new();
         s.put(
             Collection::Clock,
-            Document::new("g", fields([("time", 5.into())])),
+            Document::new("g", fields([("time", Value::Int(5))])),
         );
         let cas = |base: i64, to: i64| Op::Update {
             coll: Collection::Clock,
@@ -339,7 +339,7 @@ mod tests {
             updates: vec![("m:30".into(), u)],
         };
         let or = Update {
-            bit_or: fields([("alive.0", 4.into())]),
+            bit_or: fields([("alive.0", Value::Int(4))]),
             ..Update::default()
         };
         s.apply(&up(or.clone()));
@@ -351,7 +351,7 @@ mod tests {
             Some(&Value::Int(4))
         );
         let inc = Update {
-            inc: fields([("alive.0", 4.into())]),
+            inc: fields([("alive.0", Value::Int(4))]),
             ..Update::default()
         };
         s.apply(&up(inc));
@@ -371,7 +371,7 @@ mod tests {
             id: "m:beings".into(),
             expect: Fields::new(),
             update: Update {
-                inc: fields([("seq", 1.into())]),
+                inc: fields([("seq", Value::Int(1))]),
                 ..Update::default()
             },
             upsert: true,
@@ -391,14 +391,14 @@ mod tests {
                 (
                     "y".into(),
                     Update {
-                        bit_or: fields([("alive.0", 1.into())]),
+                        bit_or: fields([("alive.0", Value::Int(1))]),
                         ..Update::default()
                     },
                 ),
                 (
                     "x".into(),
                     Update {
-                        bit_or: fields([("alive.0", 1.into())]),
+                        bit_or: fields([("alive.0", Value::Int(1))]),
                         ..Update::default()
                     },
                 ),

@@ -61,6 +61,12 @@ impl From<i64> for Value {
         Value::Int(v)
     }
 }
+impl From<u64> for Value {
+    /// Saturates at `i64::MAX`: validated times and counts stay far below it.
+    fn from(v: u64) -> Self {
+        Value::Int(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
 impl From<&str> for Value {
     fn from(v: &str) -> Self {
         Value::Str(v.to_owned())

@@ -1,0 +1,339 @@
+//! The leadership tracker (PROTOCOLS.md §4): one unit's view of whether it leads its
+//! application, built on a lease named after the application and held by the unit.
+//!
+//! The tracker claims for `2 × duration`, measuring `until = now + 2 × duration` *before* the
+//! claim, and renews at `until − duration`, so while the renewal timer is pending the lease runs
+//! at least `duration` longer (T1). A `claim_leader` ticket issued after the renewal fell due
+//! waits for the renewal first. While a minion it keeps exactly one release-waiter outstanding
+//! (T3), and claims again when it returns.
+//!
+//! The tracker talks to a lease manager through [`TrackerOutput::Claim`] and
+//! [`TrackerOutput::WaitReleased`]; the executor routes them and reports back with
+//! [`Tracker::handle_claim_result`] and [`Tracker::handle_released`].
+
+use crate::effects::Effects;
+use crate::mutant::Mutant;
+use crate::time::LocalTime;
+use crate::validate::{check_duration, check_name, InputError, DURATION_MAX};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Identifies a ticket; handed out by the tracker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TicketId(pub u64);
+
+/// What a ticket waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TicketKind {
+    /// "Am I leader now, for at least ClaimDuration?"
+    ClaimLeader,
+    /// "Tell me when I become leader."
+    WaitLeader,
+    /// "Tell me when I am a minion."
+    WaitMinion,
+}
+
+/// Tracker configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TrackerConfig {
+    /// The application (the lease name).
+    pub application: String,
+    /// The unit (the holder).
+    pub unit: String,
+    /// The guaranteed tenure of a true `claim_leader` answer (Juju's uniter: 30 s).
+    pub claim_duration: Duration,
+    /// A deliberately broken variant, for checker tests.
+    pub mutant: Option<Mutant>,
+}
+
+impl TrackerConfig {
+    /// Checks names and that `2 × claim_duration` is a valid lease duration.
+    pub fn validate(&self) -> Result<(), InputError> {
+        check_name("application", &self.application)?;
+        check_name("unit", &self.unit)?;
+        check_duration("claim duration", self.claim_duration, DURATION_MAX / 2)
+    }
+}
+
+/// The outcome of a claim, as the executor reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClaimResult {
+    /// Granted; `local_deadline` is the manager's safe deadline if it runs on this process's
+    /// clock, which tightens the tracker's own `until`.
+    Granted {
+        /// The manager's safe local deadline, when known.
+        local_deadline: Option<LocalTime>,
+    },
+    /// Another unit leads.
+    Denied,
+    /// Anything else: the tracker dies ("leadership failure").
+    Failed(String),
+}
+
+/// What the tracker asks for or reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrackerOutput {
+    /// Claim the application's lease for this unit for `duration` (always 2 × claim duration).
+    Claim {
+        /// The lease name.
+        application: String,
+        /// The holder.
+        unit: String,
+        /// The lease duration.
+        duration: Duration,
+    },
+    /// Wait until the application's lease is released, then call `handle_released`.
+    WaitReleased {
+        /// The lease name.
+        application: String,
+    },
+    /// A ticket resolved: `true` if what it asked for holds.
+    Ticket {
+        /// The ticket.
+        id: TicketId,
+        /// Its kind.
+        kind: TicketKind,
+        /// The answer.
+        value: bool,
+    },
+    /// The tracker became leader, guaranteed until `until` on its local clock.
+    BecameLeader {
+        /// End of the guarantee.
+        until: LocalTime,
+    },
+    /// The tracker became a minion.
+    BecameMinion,
+    /// The tracker died; every ticket was resolved false.
+    Stopped(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Role {
+    Unknown,
+    Leader { renew_at: LocalTime, until: LocalTime },
+    Minion,
+}
+
+/// The tracker actor.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Tracker {
+    config: TrackerConfig,
+    role: Role,
+    claim_started: Option<LocalTime>,
+    waiting_release: bool,
+    pending: BTreeMap<TicketId, TicketKind>,
+    next_ticket: u64,
+    stopped: bool,
+}
+
+impl Tracker {
+    /// A tracker that claims at [`Tracker::handle_start`].
+    pub fn new(config: TrackerConfig) -> Result<Tracker, InputError> {
+        config.validate()?;
+        Ok(Tracker {
+            config,
+            role: Role::Unknown,
+            claim_started: None,
+            waiting_release: false,
+            pending: BTreeMap::new(),
+            next_ticket: 0,
+            stopped: false,
+        })
+    }
+
+    /// `ClaimDuration`.
+    pub fn claim_duration(&self) -> Duration {
+        self.config.claim_duration
+    }
+
+    /// The application led.
+    pub fn application(&self) -> &str {
+        &self.config.application
+    }
+
+    /// Whether the tracker currently believes it leads (without renewing).
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader { .. })
+    }
+
+    /// Local time until which leadership is guaranteed, if leader.
+    pub fn leader_until(&self) -> Option<LocalTime> {
+        match self.role {
+            Role::Leader { until, .. } => Some(until),
+            _ => None,
+        }
+    }
+
+    /// Whether a release-waiter is outstanding.
+    pub fn is_waiting_release(&self) -> bool {
+        self.waiting_release
+    }
+
+    /// Whether the tracker has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Tickets not yet resolved.
+    pub fn pending_tickets(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// When the tracker next wants [`Tracker::handle_timeout`]: the renewal time while leader.
+    pub fn next_deadline(&self) -> Option<LocalTime> {
+        match self.role {
+            Role::Leader { renew_at, .. } if self.claim_started.is_none() && !self.stopped => Some(renew_at),
+            _ => None,
+        }
+    }
+
+    /// Starts the tracker with a first claim.
+    pub fn handle_start(&mut self, now: LocalTime) -> Effects<TrackerOutput> {
+        self.refresh(now)
+    }
+
+    fn refresh(&mut self, now: LocalTime) -> Effects<TrackerOutput> {
+        let mut fx = Effects::none();
+        if self.stopped || self.claim_started.is_some() {
+            return fx;
+        }
+        self.claim_started = Some(now);
+        let duration = if self.config.mutant == Some(Mutant::LeadershipSingleDuration) {
+            self.config.claim_duration
+        } else {
+            self.config.claim_duration * 2
+        };
+        fx.notify(TrackerOutput::Claim { application: self.config.application.clone(), unit: self.config.unit.clone(), duration });
+        fx
+    }
+
+    /// Renews if the renewal is due; early calls do nothing.
+    pub fn handle_timeout(&mut self, now: LocalTime) -> Effects<TrackerOutput> {
+        match self.next_deadline() {
+            Some(t) if t <= now => self.refresh(now),
+            _ => Effects::none(),
+        }
+    }
+
+    /// Takes the result of the last claim.
+    pub fn handle_claim_result(&mut self, result: ClaimResult, now: LocalTime) -> Effects<TrackerOutput> {
+        let Some(started) = self.claim_started.take() else {
+            return Effects::none();
+        };
+        if self.stopped {
+            return Effects::none();
+        }
+        match result {
+            ClaimResult::Granted { local_deadline } => {
+                let from = if self.config.mutant == Some(Mutant::LeadershipRenewFromClaimEnd) { now } else { started };
+                let own = from.after(self.config.claim_duration * 2);
+                let until = local_deadline.map_or(own, |d| d.min(own));
+                let renew_at = LocalTime(until.0.saturating_sub(crate::time::nanos(self.config.claim_duration)));
+                self.role = Role::Leader { renew_at, until };
+                let mut fx = Effects::none();
+                fx.notify(TrackerOutput::BecameLeader { until });
+                // A renewal that was due when a ClaimLeader ticket arrived answers it now.
+                let leader_now = renew_at > now;
+                fx.extend(self.resolve(|k| match k {
+                    TicketKind::WaitLeader => Some(true),
+                    TicketKind::ClaimLeader => Some(leader_now),
+                    TicketKind::WaitMinion => None,
+                }));
+                if !leader_now {
+                    fx.extend(self.refresh(now));
+                }
+                fx
+            }
+            ClaimResult::Denied => {
+                self.role = Role::Minion;
+                let mut fx = Effects::none();
+                fx.notify(TrackerOutput::BecameMinion);
+                let second = self.config.mutant == Some(Mutant::LeadershipSecondReleaseWaiter);
+                if !self.waiting_release || second {
+                    self.waiting_release = true;
+                    fx.notify(TrackerOutput::WaitReleased { application: self.config.application.clone() });
+                }
+                fx.extend(self.resolve(|k| match k {
+                    TicketKind::WaitMinion => Some(true),
+                    TicketKind::ClaimLeader => Some(false),
+                    TicketKind::WaitLeader => None,
+                }));
+                fx
+            }
+            ClaimResult::Failed(e) => self.stop(format!("leadership failure: {e}")),
+        }
+    }
+
+    /// The release-waiter returned (whatever it returned): claim again.
+    pub fn handle_released(&mut self, now: LocalTime) -> Effects<TrackerOutput> {
+        self.waiting_release = false;
+        if matches!(self.role, Role::Minion) {
+            self.refresh(now)
+        } else {
+            Effects::none()
+        }
+    }
+
+    /// Issues a ticket of `kind`; its answer arrives as [`TrackerOutput::Ticket`], possibly in
+    /// the returned effects.
+    pub fn handle_ticket(&mut self, kind: TicketKind, now: LocalTime) -> (TicketId, Effects<TrackerOutput>) {
+        let id = TicketId(self.next_ticket);
+        self.next_ticket += 1;
+        let mut fx = Effects::none();
+        if self.stopped {
+            fx.notify(TrackerOutput::Ticket { id, kind, value: false });
+            return (id, fx);
+        }
+        let answer = match (kind, self.role) {
+            (_, Role::Unknown) => None,
+            (TicketKind::ClaimLeader, Role::Leader { renew_at, .. }) => {
+                if renew_at > now || self.config.mutant == Some(Mutant::LeadershipAnswerWithoutRenewal) {
+                    Some(true)
+                } else {
+                    // Overdue: renew before answering.
+                    fx.extend(self.refresh(now));
+                    None
+                }
+            }
+            (TicketKind::ClaimLeader, Role::Minion) => Some(false),
+            (TicketKind::WaitLeader, Role::Leader { .. }) => Some(true),
+            (TicketKind::WaitLeader, Role::Minion) => None,
+            (TicketKind::WaitMinion, Role::Minion) => Some(true),
+            (TicketKind::WaitMinion, Role::Leader { .. }) => None,
+        };
+        match answer {
+            Some(value) => fx.notify(TrackerOutput::Ticket { id, kind, value }),
+            None => {
+                self.pending.insert(id, kind);
+            }
+        }
+        (id, fx)
+    }
+
+    /// Stops the tracker; every pending ticket resolves false.
+    pub fn handle_stop(&mut self, _now: LocalTime) -> Effects<TrackerOutput> {
+        self.stop("stopped by its owner".to_owned())
+    }
+
+    fn stop(&mut self, why: String) -> Effects<TrackerOutput> {
+        if self.stopped {
+            return Effects::none();
+        }
+        let mut fx = self.resolve(|_| Some(false));
+        self.stopped = true;
+        self.role = Role::Unknown;
+        fx.notify(TrackerOutput::Stopped(why));
+        fx
+    }
+
+    fn resolve(&mut self, answer: impl Fn(TicketKind) -> Option<bool>) -> Effects<TrackerOutput> {
+        let mut fx = Effects::none();
+        let done: Vec<_> = self.pending.iter().filter_map(|(id, k)| answer(*k).map(|v| (*id, *k, v))).collect();
+        for (id, kind, value) in done {
+            self.pending.remove(&id);
+            fx.notify(TrackerOutput::Ticket { id, kind, value });
+        }
+        fx
+    }
+}

@@ -1,0 +1,219 @@
+//! Presence (PROTOCOLS.md §5): which agents (keys) are alive, from periodic pings into
+//! 30-second slot documents.
+//!
+//! A pinger takes a new **sequence** per start and records the being `{seq → key}`; each slot it
+//! sets its sequence's bit in the slot document's `alive` map. A watcher reads the current and
+//! previous slots: a key is alive iff its newest known sequence is alive there and not dead.
+//!
+//! # Layout
+//! - this module: schema, slot arithmetic, sequence encoding;
+//! - [`pinger`]: one key's pinger (start, ping once per slot, stop, kill);
+//! - [`batcher`]: merges pings and flushes them as bulk `$bit or` upserts;
+//! - [`watcher`]: syncs, tracks sequences, emits alternating alive/dead events per watch;
+//! - [`pruner`]: removes old slots and superseded beings.
+//!
+//! # Where Tenure goes further than the reference
+//! Bits are set with `$bit: {or}` rather than `$inc`, so a flush whose outcome is unknown can be
+//! sent again without corrupting a neighbouring sequence (lp:1699678).
+
+pub mod batcher;
+pub mod pinger;
+pub mod pruner;
+pub mod watcher;
+
+pub use batcher::{Batcher, BatcherConfig};
+pub use pinger::{Pinger, PingerOutput};
+pub use pruner::{PruneTrigger, Pruner};
+pub use watcher::{PresenceWatcher, WatchId, WatcherOutput};
+
+use crate::substrate::{Collection, CorruptDocument, Document, Op, Selector};
+use crate::time::LocalTime;
+use crate::validate::{check_duration, check_name, InputError};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// Sequences per `alive`/`dead` field: 63 bits keeps every value a positive int64.
+pub const BITS_PER_FIELD: u64 = 63;
+
+/// Largest `_id` list in one look-up or delete (mgo's bulk limit in Juju).
+pub const BATCH_MAX: usize = 1000;
+
+/// A presence sequence: unique per model, one per pinger start.
+pub type Seq = u64;
+
+/// Presence configuration shared by every presence actor of one model.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PresenceConfig {
+    /// The model (namespace) every id is prefixed with; models never see each other (P7).
+    pub model: String,
+    /// Slot length (Juju: 30 s). Pings happen every `0.75 × (period + 1 s)`.
+    pub period: Duration,
+}
+
+impl PresenceConfig {
+    /// Juju's 30 s period for `model`.
+    pub fn new(model: impl Into<String>) -> PresenceConfig {
+        PresenceConfig { model: model.into(), period: Duration::from_secs(30) }
+    }
+
+    /// Checks the model name and that the period is whole seconds between 1 s and 1 h.
+    pub fn validate(&self) -> Result<(), InputError> {
+        check_name("model", &self.model)?;
+        check_duration("presence period", self.period, Duration::from_secs(3600))?;
+        if self.period.subsec_nanos() != 0 {
+            return Err(InputError::InvalidConfig(format!("presence period {:?} must be whole seconds", self.period)));
+        }
+        Ok(())
+    }
+
+    /// Slot length in seconds.
+    pub fn period_secs(&self) -> i64 {
+        i64::try_from(self.period.as_secs()).unwrap_or(i64::MAX)
+    }
+
+    /// `"<model>:beings"`, the sequence counter.
+    pub fn seqs_id(&self) -> String {
+        format!("{}:beings", self.model)
+    }
+    /// `"<model>:<seq>"`, a being.
+    pub fn being_id(&self, seq: Seq) -> String {
+        format!("{}:{seq}", self.model)
+    }
+    /// `"<model>:<slot>"`, a ping slot document.
+    pub fn ping_id(&self, slot: i64) -> String {
+        format!("{}:{slot}", self.model)
+    }
+    /// The `_id` prefix of every document of this model.
+    pub fn prefix(&self) -> String {
+        format!("{}:", self.model)
+    }
+
+    /// The operations that remove every presence document of this model and no other.
+    pub fn remove_model_ops(&self) -> Vec<Op> {
+        [Collection::PresenceSeqs, Collection::PresenceBeings, Collection::PresencePings]
+            .into_iter()
+            .map(|coll| Op::DeleteMany { coll, selector: Selector::IdPrefix(self.prefix()) })
+            .collect()
+    }
+}
+
+/// The field key and bit of a sequence: `hex(seq / 63)` and `1 << (seq % 63)`.
+pub fn encode_seq(seq: Seq) -> (String, i64) {
+    (format!("{:x}", seq / BITS_PER_FIELD), 1i64 << (seq % BITS_PER_FIELD))
+}
+
+/// Every sequence whose bit is set in a decoded `alive` or `dead` map.
+pub fn decode_bits(doc: &Document, field: &str) -> Result<BTreeSet<Seq>, CorruptDocument> {
+    let mut out = BTreeSet::new();
+    for (k, v) in doc.map(Collection::PresencePings, field)? {
+        let bad = |r: String| doc.corrupt_because(Collection::PresencePings, r);
+        let idx = u64::from_str_radix(&k, 16).map_err(|_| bad(format!("{field}.{k} is not a hex field key")))?;
+        let crate::substrate::Value::Int(bits) = v else {
+            return Err(bad(format!("{field}.{k} is not an integer")));
+        };
+        if bits < 0 {
+            return Err(bad(format!("{field}.{k} is negative: a bit was counted twice")));
+        }
+        for b in 0..BITS_PER_FIELD {
+            if bits & (1 << b) != 0 {
+                out.insert(idx * BITS_PER_FIELD + b);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Maps a process's local time to presence slots, through the offset to the server's clock
+/// measured once at start (PROTOCOLS.md §5.2). Constant skew is harmless; the offset is never
+/// re-measured, as in Juju.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SlotClock {
+    /// Server time minus local time, in nanoseconds.
+    pub offset: i128,
+}
+
+impl SlotClock {
+    /// The clock whose offset is `server - local_before`, measured by a call that started at
+    /// `local_before`.
+    pub fn measured(server_nanos: u64, local_before: LocalTime) -> SlotClock {
+        SlotClock { offset: i128::from(server_nanos) - i128::from(local_before.0) }
+    }
+
+    /// `floor((now + offset) / period) × period`, in seconds.
+    pub fn slot(&self, now: LocalTime, period_secs: i64) -> i64 {
+        let secs = (i128::from(now.0) + self.offset).div_euclid(1_000_000_000);
+        let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+        secs.div_euclid(period_secs) * period_secs
+    }
+}
+
+/// Alive and dead sequences gathered from slot documents.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SlotBits {
+    /// Union of the `alive` bits.
+    pub alive: BTreeSet<Seq>,
+    /// Union of the `dead` bits.
+    pub dead: BTreeSet<Seq>,
+}
+
+impl SlotBits {
+    /// Unions the bits of every document.
+    pub fn gather<'a>(docs: impl IntoIterator<Item = &'a Document>) -> Result<SlotBits, CorruptDocument> {
+        let mut out = SlotBits::default();
+        for d in docs {
+            out.alive.extend(decode_bits(d, "alive")?);
+            out.dead.extend(decode_bits(d, "dead")?);
+        }
+        Ok(out)
+    }
+}
+
+/// Decodes a being document into `(seq, key)`.
+pub fn decode_being(doc: &Document) -> Result<(Seq, String), CorruptDocument> {
+    let seq = doc.uint(Collection::PresenceBeings, "seq")?;
+    let key = doc.str(Collection::PresenceBeings, "key")?.to_owned();
+    Ok((seq, key))
+}
+
+/// Groups beings by key: `key → sorted sequences`.
+pub fn beings_by_key(beings: &[(Seq, String)]) -> BTreeMap<&str, Vec<Seq>> {
+    let mut m: BTreeMap<&str, Vec<Seq>> = BTreeMap::new();
+    for (seq, key) in beings {
+        m.entry(key.as_str()).or_default().push(*seq);
+    }
+    for v in m.values_mut() {
+        v.sort_unstable();
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::substrate::{fields, Value};
+
+    #[test]
+    fn seq_encoding_round_trips() {
+        for seq in [0, 1, 62, 63, 64, 1000, 123_456] {
+            let (k, bit) = encode_seq(seq);
+            let doc = Document::new("m:30", fields([("alive", Value::Map([(k, Value::Int(bit))].into()))]));
+            assert_eq!(decode_bits(&doc, "alive").unwrap(), BTreeSet::from([seq]));
+        }
+        assert_eq!(encode_seq(63), ("1".to_owned(), 1));
+    }
+
+    #[test]
+    fn slots_floor_to_period() {
+        let c = SlotClock { offset: 0 };
+        assert_eq!(c.slot(LocalTime(59_999_999_999), 30), 30);
+        assert_eq!(c.slot(LocalTime(60_000_000_000), 30), 60);
+        let c = SlotClock::measured(100_000_000_000, LocalTime(40_000_000_000));
+        assert_eq!(c.slot(LocalTime(40_000_000_000), 30), 90);
+    }
+
+    #[test]
+    fn corrupt_bits_name_the_document() {
+        let doc = Document::new("m:30", fields([("alive", Value::Map([("zz".to_owned(), Value::Int(1))].into()))]));
+        assert!(decode_bits(&doc, "alive").unwrap_err().to_string().contains("m:30"));
+    }
+}
