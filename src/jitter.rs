@@ -77,8 +77,9 @@ mod tests {
 
     #[test]
     fn none_is_the_midpoint() {
+        let mut none = Jitter::NONE;
         assert_eq!(
-            Jitter::NONE.scale(Duration::from_secs(1), 800_000, 1_200_000),
+            none.scale(Duration::from_secs(1), 800_000, 1_200_000),
             Duration::from_secs(1)
         );
     }

@@ -111,7 +111,10 @@ pub enum TrackerOutput {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Role {
     Unknown,
-    Leader { renew_at: LocalTime, until: LocalTime },
+    Leader {
+        renew_at: LocalTime,
+        until: LocalTime,
+    },
     Minion,
 }
 
@@ -183,7 +186,9 @@ impl Tracker {
     /// When the tracker next wants [`Tracker::handle_timeout`]: the renewal time while leader.
     pub fn next_deadline(&self) -> Option<LocalTime> {
         match self.role {
-            Role::Leader { renew_at, .. } if self.claim_started.is_none() && !self.stopped => Some(renew_at),
+            Role::Leader { renew_at, .. } if self.claim_started.is_none() && !self.stopped => {
+                Some(renew_at)
+            }
             _ => None,
         }
     }
@@ -204,7 +209,11 @@ impl Tracker {
         } else {
             self.config.claim_duration * 2
         };
-        fx.notify(TrackerOutput::Claim { application: self.config.application.clone(), unit: self.config.unit.clone(), duration });
+        fx.notify(TrackerOutput::Claim {
+            application: self.config.application.clone(),
+            unit: self.config.unit.clone(),
+            duration,
+        });
         fx
     }
 
@@ -217,7 +226,11 @@ impl Tracker {
     }
 
     /// Takes the result of the last claim.
-    pub fn handle_claim_result(&mut self, result: ClaimResult, now: LocalTime) -> Effects<TrackerOutput> {
+    pub fn handle_claim_result(
+        &mut self,
+        result: ClaimResult,
+        now: LocalTime,
+    ) -> Effects<TrackerOutput> {
         let Some(started) = self.claim_started.take() else {
             return Effects::none();
         };
@@ -226,10 +239,18 @@ impl Tracker {
         }
         match result {
             ClaimResult::Granted { local_deadline } => {
-                let from = if self.config.mutant == Some(Mutant::LeadershipRenewFromClaimEnd) { now } else { started };
+                let from = if self.config.mutant == Some(Mutant::LeadershipRenewFromClaimEnd) {
+                    now
+                } else {
+                    started
+                };
                 let own = from.after(self.config.claim_duration * 2);
                 let until = local_deadline.map_or(own, |d| d.min(own));
-                let renew_at = LocalTime(until.0.saturating_sub(crate::time::nanos(self.config.claim_duration)));
+                let renew_at = LocalTime(
+                    until
+                        .0
+                        .saturating_sub(crate::time::nanos(self.config.claim_duration)),
+                );
                 self.role = Role::Leader { renew_at, until };
                 let mut fx = Effects::none();
                 fx.notify(TrackerOutput::BecameLeader { until });
@@ -252,7 +273,9 @@ impl Tracker {
                 let second = self.config.mutant == Some(Mutant::LeadershipSecondReleaseWaiter);
                 if !self.waiting_release || second {
                     self.waiting_release = true;
-                    fx.notify(TrackerOutput::WaitReleased { application: self.config.application.clone() });
+                    fx.notify(TrackerOutput::WaitReleased {
+                        application: self.config.application.clone(),
+                    });
                 }
                 fx.extend(self.resolve(|k| match k {
                     TicketKind::WaitMinion => Some(true),
@@ -277,18 +300,28 @@ impl Tracker {
 
     /// Issues a ticket of `kind`; its answer arrives as [`TrackerOutput::Ticket`], possibly in
     /// the returned effects.
-    pub fn handle_ticket(&mut self, kind: TicketKind, now: LocalTime) -> (TicketId, Effects<TrackerOutput>) {
+    pub fn handle_ticket(
+        &mut self,
+        kind: TicketKind,
+        now: LocalTime,
+    ) -> (TicketId, Effects<TrackerOutput>) {
         let id = TicketId(self.next_ticket);
         self.next_ticket += 1;
         let mut fx = Effects::none();
         if self.stopped {
-            fx.notify(TrackerOutput::Ticket { id, kind, value: false });
+            fx.notify(TrackerOutput::Ticket {
+                id,
+                kind,
+                value: false,
+            });
             return (id, fx);
         }
         let answer = match (kind, self.role) {
             (_, Role::Unknown) => None,
             (TicketKind::ClaimLeader, Role::Leader { renew_at, .. }) => {
-                if renew_at > now || self.config.mutant == Some(Mutant::LeadershipAnswerWithoutRenewal) {
+                if renew_at > now
+                    || self.config.mutant == Some(Mutant::LeadershipAnswerWithoutRenewal)
+                {
                     Some(true)
                 } else {
                     // Overdue: renew before answering.
@@ -329,7 +362,11 @@ impl Tracker {
 
     fn resolve(&mut self, answer: impl Fn(TicketKind) -> Option<bool>) -> Effects<TrackerOutput> {
         let mut fx = Effects::none();
-        let done: Vec<_> = self.pending.iter().filter_map(|(id, k)| answer(*k).map(|v| (*id, *k, v))).collect();
+        let done: Vec<_> = self
+            .pending
+            .iter()
+            .filter_map(|(id, k)| answer(*k).map(|v| (*id, *k, v)))
+            .collect();
         for (id, kind, value) in done {
             self.pending.remove(&id);
             fx.notify(TrackerOutput::Ticket { id, kind, value });

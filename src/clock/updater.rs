@@ -10,7 +10,9 @@
 use super::{decode, ClockError, Reader, CLOCK_ID, TIME_FIELD};
 use crate::effects::{Effects, OpId, OpIds};
 use crate::mutant::Mutant;
-use crate::substrate::{fields, Collection, Fields, Op, OpResult, ReadConcern, Reply, Update, Value};
+use crate::substrate::{
+    fields, Collection, Fields, Op, OpResult, ReadConcern, Reply, Update, Value,
+};
 use crate::time::{GlobalTime, LocalTime, Secs};
 use crate::validate::{check_duration, InputError};
 use std::time::Duration;

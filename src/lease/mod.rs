@@ -174,7 +174,6 @@ fn term_fields(t: &Term) -> Fields {
     ])
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

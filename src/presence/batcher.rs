@@ -69,9 +69,21 @@ pub struct Batcher {
 impl Batcher {
     /// A batcher whose first flush is one interval after its first ping.
     pub fn new(config: BatcherConfig) -> Result<Batcher, InputError> {
-        check_duration("flush interval", config.flush_interval, Duration::from_secs(60))?;
+        check_duration(
+            "flush interval",
+            config.flush_interval,
+            Duration::from_secs(60),
+        )?;
         let jitter = config.jitter_seed.map_or(Jitter::NONE, Jitter::seeded);
-        Ok(Batcher { config, ids: OpIds::default(), jitter, pending: Pending::new(), in_flight: BTreeMap::new(), next_flush: None, stopped: false })
+        Ok(Batcher {
+            config,
+            ids: OpIds::default(),
+            jitter,
+            pending: Pending::new(),
+            in_flight: BTreeMap::new(),
+            next_flush: None,
+            stopped: false,
+        })
     }
 
     /// Distinct slot documents waiting for the next flush.
@@ -91,20 +103,42 @@ impl Batcher {
 
     fn arm(&mut self, now: LocalTime) {
         if self.next_flush.is_none() {
-            self.next_flush = Some(now.after(self.jitter.scale(self.config.flush_interval, 800_000, 1_200_000)));
+            self.next_flush = Some(now.after(self.jitter.scale(
+                self.config.flush_interval,
+                800_000,
+                1_200_000,
+            )));
         }
     }
 
     /// Merges one ping: `pending[(model, slot)][field] |= bit`.
-    pub fn handle_ping(&mut self, model: &str, slot: i64, field: &str, bit: i64, now: LocalTime) -> Effects<BatcherOutput> {
+    pub fn handle_ping(
+        &mut self,
+        model: &str,
+        slot: i64,
+        field: &str,
+        bit: i64,
+        now: LocalTime,
+    ) -> Effects<BatcherOutput> {
         let key = (model.to_owned(), slot);
-        if self.stopped || (!self.pending.contains_key(&key) && self.pending.len() >= PENDING_DOCS_MAX) {
+        if self.stopped
+            || (!self.pending.contains_key(&key) && self.pending.len() >= PENDING_DOCS_MAX)
+        {
             let mut fx = Effects::none();
-            let why = if self.stopped { "ping batcher is stopped".to_owned() } else { format!("{PENDING_DOCS_MAX} slot documents pending") };
+            let why = if self.stopped {
+                "ping batcher is stopped".to_owned()
+            } else {
+                format!("{PENDING_DOCS_MAX} slot documents pending")
+            };
             fx.notify(BatcherOutput::Refused(why));
             return fx;
         }
-        *self.pending.entry(key).or_default().entry(field.to_owned()).or_insert(0) |= bit;
+        *self
+            .pending
+            .entry(key)
+            .or_default()
+            .entry(field.to_owned())
+            .or_insert(0) |= bit;
         self.arm(now);
         Effects::none()
     }
@@ -125,8 +159,14 @@ impl Batcher {
         // Bounded by the pending documents: one request per BATCH_MAX of them.
         while all.peek().is_some() {
             let chunk: Pending = all.by_ref().take(BATCH_MAX).collect();
-            let updates = chunk.iter().map(|((model, slot), bits)| (format!("{model}:{slot}"), self.update(*slot, bits))).collect();
-            let req = self.ids.request(Op::BulkUpsert { coll: Collection::PresencePings, updates });
+            let updates = chunk
+                .iter()
+                .map(|((model, slot), bits)| (format!("{model}:{slot}"), self.update(*slot, bits)))
+                .collect();
+            let req = self.ids.request(Op::BulkUpsert {
+                coll: Collection::PresencePings,
+                updates,
+            });
             self.in_flight.insert(req.id, chunk);
             fx.requests.push(req);
         }
@@ -134,17 +174,33 @@ impl Batcher {
     }
 
     fn update(&self, slot: i64, bits: &BTreeMap<String, i64>) -> Update {
-        let alive: Fields = bits.iter().map(|(f, b)| (format!("alive.{f}"), Value::Int(*b))).collect();
+        let alive: Fields = bits
+            .iter()
+            .map(|(f, b)| (format!("alive.{f}"), Value::Int(*b)))
+            .collect();
         let set = fields([("slot", Value::Int(slot))]);
         if self.config.mutant == Some(Mutant::PresenceIncResend) {
-            Update { set, inc: alive, ..Update::default() }
+            Update {
+                set,
+                inc: alive,
+                ..Update::default()
+            }
         } else {
-            Update { set, bit_or: alive, ..Update::default() }
+            Update {
+                set,
+                bit_or: alive,
+                ..Update::default()
+            }
         }
     }
 
     /// Takes a bulk's result.
-    pub fn handle_reply(&mut self, id: OpId, result: OpResult, now: LocalTime) -> Effects<BatcherOutput> {
+    pub fn handle_reply(
+        &mut self,
+        id: OpId,
+        result: OpResult,
+        now: LocalTime,
+    ) -> Effects<BatcherOutput> {
         let Some(chunk) = self.in_flight.remove(&id) else {
             return Effects::none();
         };
@@ -160,7 +216,10 @@ impl Batcher {
                     }
                 }
                 self.arm(now);
-                fx.notify(BatcherOutput::Requeued { docs, cause: other.to_string() });
+                fx.notify(BatcherOutput::Requeued {
+                    docs,
+                    cause: other.to_string(),
+                });
             }
         }
         fx

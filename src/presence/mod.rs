@@ -53,7 +53,10 @@ pub struct PresenceConfig {
 impl PresenceConfig {
     /// Juju's 30 s period for `model`.
     pub fn new(model: impl Into<String>) -> PresenceConfig {
-        PresenceConfig { model: model.into(), period: Duration::from_secs(30) }
+        PresenceConfig {
+            model: model.into(),
+            period: Duration::from_secs(30),
+        }
     }
 
     /// Checks the model name and that the period is whole seconds between 1 s and 1 h.
@@ -61,7 +64,10 @@ impl PresenceConfig {
         check_name("model", &self.model)?;
         check_duration("presence period", self.period, Duration::from_secs(3600))?;
         if self.period.subsec_nanos() != 0 {
-            return Err(InputError::InvalidConfig(format!("presence period {:?} must be whole seconds", self.period)));
+            return Err(InputError::InvalidConfig(format!(
+                "presence period {:?} must be whole seconds",
+                self.period
+            )));
         }
         Ok(())
     }
@@ -90,16 +96,26 @@ impl PresenceConfig {
 
     /// The operations that remove every presence document of this model and no other.
     pub fn remove_model_ops(&self) -> Vec<Op> {
-        [Collection::PresenceSeqs, Collection::PresenceBeings, Collection::PresencePings]
-            .into_iter()
-            .map(|coll| Op::DeleteMany { coll, selector: Selector::IdPrefix(self.prefix()) })
-            .collect()
+        [
+            Collection::PresenceSeqs,
+            Collection::PresenceBeings,
+            Collection::PresencePings,
+        ]
+        .into_iter()
+        .map(|coll| Op::DeleteMany {
+            coll,
+            selector: Selector::IdPrefix(self.prefix()),
+        })
+        .collect()
     }
 }
 
 /// The field key and bit of a sequence: `hex(seq / 63)` and `1 << (seq % 63)`.
 pub fn encode_seq(seq: Seq) -> (String, i64) {
-    (format!("{:x}", seq / BITS_PER_FIELD), 1i64 << (seq % BITS_PER_FIELD))
+    (
+        format!("{:x}", seq / BITS_PER_FIELD),
+        1i64 << (seq % BITS_PER_FIELD),
+    )
 }
 
 /// Every sequence whose bit is set in a decoded `alive` or `dead` map.
@@ -107,12 +123,15 @@ pub fn decode_bits(doc: &Document, field: &str) -> Result<BTreeSet<Seq>, Corrupt
     let mut out = BTreeSet::new();
     for (k, v) in doc.map(Collection::PresencePings, field)? {
         let bad = |r: String| doc.corrupt_because(Collection::PresencePings, r);
-        let idx = u64::from_str_radix(&k, 16).map_err(|_| bad(format!("{field}.{k} is not a hex field key")))?;
+        let idx = u64::from_str_radix(&k, 16)
+            .map_err(|_| bad(format!("{field}.{k} is not a hex field key")))?;
         let crate::substrate::Value::Int(bits) = v else {
             return Err(bad(format!("{field}.{k} is not an integer")));
         };
         if bits < 0 {
-            return Err(bad(format!("{field}.{k} is negative: a bit was counted twice")));
+            return Err(bad(format!(
+                "{field}.{k} is negative: a bit was counted twice"
+            )));
         }
         for b in 0..BITS_PER_FIELD {
             if bits & (1 << b) != 0 {
@@ -136,7 +155,9 @@ impl SlotClock {
     /// The clock whose offset is `server - local_before`, measured by a call that started at
     /// `local_before`.
     pub fn measured(server_nanos: u64, local_before: LocalTime) -> SlotClock {
-        SlotClock { offset: i128::from(server_nanos) - i128::from(local_before.0) }
+        SlotClock {
+            offset: i128::from(server_nanos) - i128::from(local_before.0),
+        }
     }
 
     /// `floor((now + offset) / period) × period`, in seconds.
@@ -158,7 +179,9 @@ pub struct SlotBits {
 
 impl SlotBits {
     /// Unions the bits of every document.
-    pub fn gather<'a>(docs: impl IntoIterator<Item = &'a Document>) -> Result<SlotBits, CorruptDocument> {
+    pub fn gather<'a>(
+        docs: impl IntoIterator<Item = &'a Document>,
+    ) -> Result<SlotBits, CorruptDocument> {
         let mut out = SlotBits::default();
         for d in docs {
             out.alive.extend(decode_bits(d, "alive")?);
@@ -196,7 +219,10 @@ mod tests {
     fn seq_encoding_round_trips() {
         for seq in [0, 1, 62, 63, 64, 1000, 123_456] {
             let (k, bit) = encode_seq(seq);
-            let doc = Document::new("m:30", fields([("alive", Value::Map([(k, Value::Int(bit))].into()))]));
+            let doc = Document::new(
+                "m:30",
+                fields([("alive", Value::Map([(k, Value::Int(bit))].into()))]),
+            );
             assert_eq!(decode_bits(&doc, "alive").unwrap(), BTreeSet::from([seq]));
         }
         assert_eq!(encode_seq(63), ("1".to_owned(), 1));
@@ -213,7 +239,16 @@ mod tests {
 
     #[test]
     fn corrupt_bits_name_the_document() {
-        let doc = Document::new("m:30", fields([("alive", Value::Map([("zz".to_owned(), Value::Int(1))].into()))]));
-        assert!(decode_bits(&doc, "alive").unwrap_err().to_string().contains("m:30"));
+        let doc = Document::new(
+            "m:30",
+            fields([(
+                "alive",
+                Value::Map([("zz".to_owned(), Value::Int(1))].into()),
+            )]),
+        );
+        assert!(decode_bits(&doc, "alive")
+            .unwrap_err()
+            .to_string()
+            .contains("m:30"));
     }
 }

@@ -116,7 +116,10 @@ impl Pinger {
     fn send(&mut self, op: Op) -> Effects<PingerOutput> {
         let req = self.ids.request(op);
         self.in_flight = Some(req.id);
-        Effects { requests: vec![req], notifications: Vec::new() }
+        Effects {
+            requests: vec![req],
+            notifications: Vec::new(),
+        }
     }
 
     /// Starts with a new sequence. Refused (as `Failed`) if already started.
@@ -126,7 +129,10 @@ impl Pinger {
             fx.notify(PingerOutput::Failed("pinger already started".into()));
             return fx;
         }
-        self.phase = Phase::Measuring { before: now, attempts: 1 };
+        self.phase = Phase::Measuring {
+            before: now,
+            attempts: 1,
+        };
         self.send(Op::ServerTime)
     }
 
@@ -143,7 +149,9 @@ impl Pinger {
 
     fn ping(&mut self, now: LocalTime) -> Effects<PingerOutput> {
         let mut fx = Effects::none();
-        let (Some(clock), Some(seq)) = (self.clock, self.seq) else { return fx };
+        let (Some(clock), Some(seq)) = (self.clock, self.seq) else {
+            return fx;
+        };
         let slot = clock.slot(now, self.config.period_secs());
         // Never the same slot twice: harmless with `$bit or`, fatal with `$inc`.
         if self.last_slot == Some(slot) {
@@ -151,7 +159,12 @@ impl Pinger {
         }
         self.last_slot = Some(slot);
         let (field, bit) = encode_seq(seq);
-        fx.notify(PingerOutput::Ping { model: self.config.model.clone(), slot, field, bit });
+        fx.notify(PingerOutput::Ping {
+            model: self.config.model.clone(),
+            slot,
+            field,
+            bit,
+        });
         fx
     }
 
@@ -178,18 +191,28 @@ impl Pinger {
             bit_or: fields([(&format!("dead.{field}"), bit.into())]),
             ..Update::default()
         };
-        self.send(Op::BulkUpsert { coll: Collection::PresencePings, updates: vec![(self.config.ping_id(slot), update)] })
+        self.send(Op::BulkUpsert {
+            coll: Collection::PresencePings,
+            updates: vec![(self.config.ping_id(slot), update)],
+        })
     }
 
     /// Takes the result of the outstanding request.
-    pub fn handle_reply(&mut self, id: OpId, result: OpResult, now: LocalTime) -> Effects<PingerOutput> {
+    pub fn handle_reply(
+        &mut self,
+        id: OpId,
+        result: OpResult,
+        now: LocalTime,
+    ) -> Effects<PingerOutput> {
         if self.in_flight != Some(id) {
             return Effects::none();
         }
         self.in_flight = None;
         let mut fx = Effects::none();
         match (self.phase.clone(), result) {
-            (Phase::Measuring { before, attempts }, OpResult::Ok(Reply::Time(server))) if now.since(before) <= CLOCK_SYNC_CALL_MAX => {
+            (Phase::Measuring { before, attempts }, OpResult::Ok(Reply::Time(server)))
+                if now.since(before) <= CLOCK_SYNC_CALL_MAX =>
+            {
                 let _ = attempts;
                 self.clock = Some(SlotClock::measured(server, before));
                 self.phase = Phase::Sequencing;
@@ -197,36 +220,49 @@ impl Pinger {
                     coll: Collection::PresenceSeqs,
                     id: self.config.seqs_id(),
                     expect: Fields::new(),
-                    update: Update { inc: fields([("seq", Value::Int(1))]), ..Update::default() },
+                    update: Update {
+                        inc: fields([("seq", Value::Int(1))]),
+                        ..Update::default()
+                    },
                     upsert: true,
                     return_new: true,
                 };
                 return self.send(op);
             }
             (Phase::Measuring { attempts, .. }, _) if attempts < CLOCK_SYNC_ATTEMPTS_MAX => {
-                self.phase = Phase::Measuring { before: now, attempts: attempts + 1 };
+                self.phase = Phase::Measuring {
+                    before: now,
+                    attempts: attempts + 1,
+                };
                 return self.send(Op::ServerTime);
             }
             (Phase::Measuring { .. }, _) => {
                 self.phase = Phase::Idle;
-                fx.notify(PingerOutput::Failed("cannot synchronize clock with database server".into()));
+                fx.notify(PingerOutput::Failed(
+                    "cannot synchronize clock with database server".into(),
+                ));
             }
-            (Phase::Sequencing, OpResult::Ok(Reply::Doc(Some(doc)))) => match doc.uint(Collection::PresenceSeqs, "seq") {
-                Ok(seq) => {
-                    self.seq = Some(seq);
-                    self.last_slot = None;
-                    self.phase = Phase::Registering;
-                    let being = Document::new(
-                        self.config.being_id(seq),
-                        fields([("seq", seq.into()), ("key", self.key.as_str().into())]),
-                    );
-                    return self.send(Op::Insert { coll: Collection::PresenceBeings, doc: being });
+            (Phase::Sequencing, OpResult::Ok(Reply::Doc(Some(doc)))) => {
+                match doc.uint(Collection::PresenceSeqs, "seq") {
+                    Ok(seq) => {
+                        self.seq = Some(seq);
+                        self.last_slot = None;
+                        self.phase = Phase::Registering;
+                        let being = Document::new(
+                            self.config.being_id(seq),
+                            fields([("seq", seq.into()), ("key", self.key.as_str().into())]),
+                        );
+                        return self.send(Op::Insert {
+                            coll: Collection::PresenceBeings,
+                            doc: being,
+                        });
+                    }
+                    Err(e) => {
+                        self.phase = Phase::Idle;
+                        fx.notify(PingerOutput::Failed(e.to_string()));
+                    }
                 }
-                Err(e) => {
-                    self.phase = Phase::Idle;
-                    fx.notify(PingerOutput::Failed(e.to_string()));
-                }
-            },
+            }
             (Phase::Registering, OpResult::Ok(_)) => {
                 self.phase = Phase::Running;
                 self.next_ping = Some(now.after(self.interval()));
@@ -241,7 +277,10 @@ impl Pinger {
             }
             (phase, other) => {
                 self.phase = Phase::Idle;
-                fx.notify(PingerOutput::Failed(format!("starting pinger for {:?} ({phase:?}): {other}", self.key)));
+                fx.notify(PingerOutput::Failed(format!(
+                    "starting pinger for {:?} ({phase:?}): {other}",
+                    self.key
+                )));
             }
         }
         fx

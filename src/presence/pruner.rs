@@ -62,9 +62,18 @@ pub enum PrunerOutput {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Phase {
     DeletingPings,
-    ReadingPings { pings: u64 },
-    ReadingBeings { pings: u64, active: BTreeSet<Seq> },
-    DeletingBeings { pings: u64, beings: u64, rest: Vec<String> },
+    ReadingPings {
+        pings: u64,
+    },
+    ReadingBeings {
+        pings: u64,
+        active: BTreeSet<Seq>,
+    },
+    DeletingBeings {
+        pings: u64,
+        beings: u64,
+        rest: Vec<String>,
+    },
 }
 
 /// The pruner actor.
@@ -80,7 +89,12 @@ impl Pruner {
     /// An idle pruner.
     pub fn new(config: PresenceConfig, mutant: Option<Mutant>) -> Result<Pruner, InputError> {
         config.validate()?;
-        Ok(Pruner { config, mutant, ids: OpIds::default(), phase: None })
+        Ok(Pruner {
+            config,
+            mutant,
+            ids: OpIds::default(),
+            phase: None,
+        })
     }
 
     /// Whether a pass is running.
@@ -91,7 +105,10 @@ impl Pruner {
     fn send(&mut self, op: Op, phase: Phase) -> Effects<PrunerOutput> {
         let req = self.ids.request(op);
         self.phase = Some((req.id, phase));
-        Effects { requests: vec![req], notifications: Vec::new() }
+        Effects {
+            requests: vec![req],
+            notifications: Vec::new(),
+        }
     }
 
     /// Starts a pass relative to `current_slot` (seconds). Ignored while a pass runs.
@@ -101,16 +118,29 @@ impl Pruner {
         }
         let period = self.config.period_secs();
         // Keep four slots: the two a watcher reads, plus two spare.
-        let below = if self.mutant == Some(Mutant::PresencePruneRecentSlots) { current_slot } else { current_slot - 3 * period };
+        let below = if self.mutant == Some(Mutant::PresencePruneRecentSlots) {
+            current_slot
+        } else {
+            current_slot - 3 * period
+        };
         let op = Op::DeleteMany {
             coll: Collection::PresencePings,
-            selector: Selector::IdPrefixFieldBelow { prefix: self.config.prefix(), field: "slot".into(), below },
+            selector: Selector::IdPrefixFieldBelow {
+                prefix: self.config.prefix(),
+                field: "slot".into(),
+                below,
+            },
         };
         self.send(op, Phase::DeletingPings)
     }
 
     /// Takes the result of the outstanding request.
-    pub fn handle_reply(&mut self, id: OpId, result: OpResult, _now: LocalTime) -> Effects<PrunerOutput> {
+    pub fn handle_reply(
+        &mut self,
+        id: OpId,
+        result: OpResult,
+        _now: LocalTime,
+    ) -> Effects<PrunerOutput> {
         let phase = match self.phase.take() {
             Some((want, p)) if want == id => p,
             other => {
@@ -122,17 +152,27 @@ impl Pruner {
         let mut fx = Effects::none();
         match (phase, result) {
             (Phase::DeletingPings, OpResult::Ok(Reply::Count(pings))) => {
-                let op = Op::Find { coll: Collection::PresencePings, selector: prefix, concern: ReadConcern::Majority };
+                let op = Op::Find {
+                    coll: Collection::PresencePings,
+                    selector: prefix,
+                    concern: ReadConcern::Majority,
+                };
                 return self.send(op, Phase::ReadingPings { pings });
             }
-            (Phase::ReadingPings { pings }, OpResult::Ok(Reply::Docs(docs))) => match SlotBits::gather(&docs) {
-                Ok(bits) => {
-                    let active = bits.alive.union(&bits.dead).copied().collect();
-                    let op = Op::Find { coll: Collection::PresenceBeings, selector: prefix, concern: ReadConcern::Majority };
-                    return self.send(op, Phase::ReadingBeings { pings, active });
+            (Phase::ReadingPings { pings }, OpResult::Ok(Reply::Docs(docs))) => {
+                match SlotBits::gather(&docs) {
+                    Ok(bits) => {
+                        let active = bits.alive.union(&bits.dead).copied().collect();
+                        let op = Op::Find {
+                            coll: Collection::PresenceBeings,
+                            selector: prefix,
+                            concern: ReadConcern::Majority,
+                        };
+                        return self.send(op, Phase::ReadingBeings { pings, active });
+                    }
+                    Err(e) => fx.notify(PrunerOutput::Failed(e.to_string())),
                 }
-                Err(e) => fx.notify(PrunerOutput::Failed(e.to_string())),
-            },
+            }
             (Phase::ReadingBeings { pings, active }, OpResult::Ok(Reply::Docs(docs))) => {
                 let beings: Result<Vec<_>, _> = docs.iter().map(decode_being).collect();
                 match beings {
@@ -143,10 +183,20 @@ impl Pruner {
                     Err(e) => fx.notify(PrunerOutput::Failed(e.to_string())),
                 }
             }
-            (Phase::DeletingBeings { pings, beings, rest }, OpResult::Ok(Reply::Count(n))) => {
+            (
+                Phase::DeletingBeings {
+                    pings,
+                    beings,
+                    rest,
+                },
+                OpResult::Ok(Reply::Count(n)),
+            ) => {
                 return self.delete_beings(pings, beings + n, rest);
             }
-            (_, other) => fx.notify(PrunerOutput::Failed(format!("pruning presence of {:?}: {other}", self.config.model))),
+            (_, other) => fx.notify(PrunerOutput::Failed(format!(
+                "pruning presence of {:?}: {other}",
+                self.config.model
+            ))),
         }
         fx
     }
@@ -166,14 +216,29 @@ impl Pruner {
         out
     }
 
-    fn delete_beings(&mut self, pings: u64, beings: u64, mut ids: Vec<String>) -> Effects<PrunerOutput> {
+    fn delete_beings(
+        &mut self,
+        pings: u64,
+        beings: u64,
+        mut ids: Vec<String>,
+    ) -> Effects<PrunerOutput> {
         if ids.is_empty() {
             let mut fx = Effects::none();
             fx.notify(PrunerOutput::Pruned { pings, beings });
             return fx;
         }
         let rest = ids.split_off(ids.len().min(BATCH_MAX));
-        let op = Op::DeleteMany { coll: Collection::PresenceBeings, selector: Selector::Ids(ids) };
-        self.send(op, Phase::DeletingBeings { pings, beings, rest })
+        let op = Op::DeleteMany {
+            coll: Collection::PresenceBeings,
+            selector: Selector::Ids(ids),
+        };
+        self.send(
+            op,
+            Phase::DeletingBeings {
+                pings,
+                beings,
+                rest,
+            },
+        )
     }
 }

@@ -42,9 +42,18 @@ pub enum WatcherOutput {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Phase {
-    Measuring { before: LocalTime },
-    ReadingSlots { slot: i64 },
-    ReadingBeings { slot: i64, bits: SlotBitsKey, todo: Vec<Seq>, found: Vec<(Seq, String)> },
+    Measuring {
+        before: LocalTime,
+    },
+    ReadingSlots {
+        slot: i64,
+    },
+    ReadingBeings {
+        slot: i64,
+        bits: SlotBitsKey,
+        todo: Vec<Seq>,
+        found: Vec<(Seq, String)>,
+    },
 }
 
 /// [`SlotBits`] kept in a hashable form inside the phase.
@@ -72,7 +81,10 @@ pub struct PresenceWatcher {
 
 impl PresenceWatcher {
     /// A watcher that measures its clock offset and syncs at its first timeout.
-    pub fn new(config: PresenceConfig, mutant: Option<Mutant>) -> Result<PresenceWatcher, InputError> {
+    pub fn new(
+        config: PresenceConfig,
+        mutant: Option<Mutant>,
+    ) -> Result<PresenceWatcher, InputError> {
         config.validate()?;
         Ok(PresenceWatcher {
             config,
@@ -119,13 +131,21 @@ impl PresenceWatcher {
     }
 
     /// Registers a watch on `key`; its first event (the current state) is in the effects.
-    pub fn handle_watch(&mut self, key: &str, _now: LocalTime) -> Result<(WatchId, Effects<WatcherOutput>), InputError> {
+    pub fn handle_watch(
+        &mut self,
+        key: &str,
+        _now: LocalTime,
+    ) -> Result<(WatchId, Effects<WatcherOutput>), InputError> {
         check_name("presence key", key)?;
         let watch = WatchId(self.next_watch);
         self.next_watch += 1;
         self.watches.insert(watch, key.to_owned());
         let mut fx = Effects::none();
-        fx.notify(WatcherOutput::Change { watch, key: key.to_owned(), alive: self.alive(key) });
+        fx.notify(WatcherOutput::Change {
+            watch,
+            key: key.to_owned(),
+            alive: self.alive(key),
+        });
         Ok((watch, fx))
     }
 
@@ -143,12 +163,17 @@ impl PresenceWatcher {
     fn send(&mut self, op: Op, phase: Phase) -> Effects<WatcherOutput> {
         let req = self.ids.request(op);
         self.phase = Some((req.id, phase));
-        Effects { requests: vec![req], notifications: Vec::new() }
+        Effects {
+            requests: vec![req],
+            notifications: Vec::new(),
+        }
     }
 
     /// Syncs if due (or requested); early calls do nothing.
     pub fn handle_timeout(&mut self, now: LocalTime) -> Effects<WatcherOutput> {
-        if self.phase.is_some() || !(self.sync_requested || self.next_sync.is_some_and(|t| t <= now)) {
+        if self.phase.is_some()
+            || !(self.sync_requested || self.next_sync.is_some_and(|t| t <= now))
+        {
             return Effects::none();
         }
         self.sync_requested = false;
@@ -166,12 +191,21 @@ impl PresenceWatcher {
         if self.mutant != Some(Mutant::PresenceOneSlotWindow) {
             ids.insert(0, self.config.ping_id(slot - period));
         }
-        let op = Op::Find { coll: Collection::PresencePings, selector: Selector::Ids(ids), concern: ReadConcern::Majority };
+        let op = Op::Find {
+            coll: Collection::PresencePings,
+            selector: Selector::Ids(ids),
+            concern: ReadConcern::Majority,
+        };
         self.send(op, Phase::ReadingSlots { slot })
     }
 
     /// Takes the result of the outstanding request.
-    pub fn handle_reply(&mut self, id: OpId, result: OpResult, now: LocalTime) -> Effects<WatcherOutput> {
+    pub fn handle_reply(
+        &mut self,
+        id: OpId,
+        result: OpResult,
+        now: LocalTime,
+    ) -> Effects<WatcherOutput> {
         let phase = match self.phase.take() {
             Some((want, p)) if want == id => p,
             other => {
@@ -191,7 +225,12 @@ impl PresenceWatcher {
         }
     }
 
-    fn advance(&mut self, phase: Phase, result: OpResult, now: LocalTime) -> Result<Effects<WatcherOutput>, String> {
+    fn advance(
+        &mut self,
+        phase: Phase,
+        result: OpResult,
+        now: LocalTime,
+    ) -> Result<Effects<WatcherOutput>, String> {
         match (phase, result) {
             (Phase::Measuring { before }, OpResult::Ok(Reply::Time(server))) => {
                 let clock = SlotClock::measured(server, before);
@@ -199,11 +238,24 @@ impl PresenceWatcher {
                 Ok(self.read_slots(clock, now))
             }
             (Phase::ReadingSlots { slot }, OpResult::Ok(Reply::Docs(docs))) => {
-                let SlotBits { alive, dead } = SlotBits::gather(&docs).map_err(|e: CorruptDocument| e.to_string())?;
-                let todo: Vec<Seq> = alive.iter().copied().filter(|s| !self.being_key.contains_key(s)).collect();
+                let SlotBits { alive, dead } =
+                    SlotBits::gather(&docs).map_err(|e: CorruptDocument| e.to_string())?;
+                let todo: Vec<Seq> = alive
+                    .iter()
+                    .copied()
+                    .filter(|s| !self.being_key.contains_key(s))
+                    .collect();
                 Ok(self.lookup(slot, SlotBitsKey { alive, dead }, todo, Vec::new(), now))
             }
-            (Phase::ReadingBeings { slot, bits, todo, mut found }, OpResult::Ok(Reply::Docs(docs))) => {
+            (
+                Phase::ReadingBeings {
+                    slot,
+                    bits,
+                    todo,
+                    mut found,
+                },
+                OpResult::Ok(Reply::Docs(docs)),
+            ) => {
                 for d in &docs {
                     found.push(decode_being(d).map_err(|e| e.to_string())?);
                 }
@@ -213,17 +265,42 @@ impl PresenceWatcher {
         }
     }
 
-    fn lookup(&mut self, slot: i64, bits: SlotBitsKey, mut todo: Vec<Seq>, found: Vec<(Seq, String)>, now: LocalTime) -> Effects<WatcherOutput> {
+    fn lookup(
+        &mut self,
+        slot: i64,
+        bits: SlotBitsKey,
+        mut todo: Vec<Seq>,
+        found: Vec<(Seq, String)>,
+        now: LocalTime,
+    ) -> Effects<WatcherOutput> {
         if todo.is_empty() {
             return self.apply(slot, &bits, found, now);
         }
         let rest = todo.split_off(todo.len().min(BATCH_MAX));
         let ids = todo.iter().map(|s| self.config.being_id(*s)).collect();
-        let op = Op::Find { coll: Collection::PresenceBeings, selector: Selector::Ids(ids), concern: ReadConcern::Majority };
-        self.send(op, Phase::ReadingBeings { slot, bits, todo: rest, found })
+        let op = Op::Find {
+            coll: Collection::PresenceBeings,
+            selector: Selector::Ids(ids),
+            concern: ReadConcern::Majority,
+        };
+        self.send(
+            op,
+            Phase::ReadingBeings {
+                slot,
+                bits,
+                todo: rest,
+                found,
+            },
+        )
     }
 
-    fn apply(&mut self, slot: i64, bits: &SlotBitsKey, found: Vec<(Seq, String)>, now: LocalTime) -> Effects<WatcherOutput> {
+    fn apply(
+        &mut self,
+        slot: i64,
+        bits: &SlotBitsKey,
+        found: Vec<(Seq, String)>,
+        now: LocalTime,
+    ) -> Effects<WatcherOutput> {
         let mut fx = Effects::none();
         // Sequences with no being are unowned (pruned, or another era's) and ignored.
         for (seq, key) in found {
@@ -245,15 +322,23 @@ impl PresenceWatcher {
                 self.queue(&mut fx, &key, true);
             }
         }
-        let gone: Vec<Seq> =
-            self.being_key.keys().copied().filter(|s| bits.dead.contains(s) || !bits.alive.contains(s)).collect();
+        let gone: Vec<Seq> = self
+            .being_key
+            .keys()
+            .copied()
+            .filter(|s| bits.dead.contains(s) || !bits.alive.contains(s))
+            .collect();
         for seq in gone {
             if let Some(key) = self.being_key.remove(&seq) {
                 self.being_seq.remove(&key);
                 self.queue(&mut fx, &key, false);
             }
         }
-        debug_assert_eq!(self.being_key.len(), self.being_seq.len(), "one tracked sequence per key");
+        debug_assert_eq!(
+            self.being_key.len(),
+            self.being_seq.len(),
+            "one tracked sequence per key"
+        );
         self.next_sync = Some(now.after(self.config.period));
         fx.notify(WatcherOutput::Synced { slot });
         fx
@@ -262,7 +347,11 @@ impl PresenceWatcher {
     fn queue(&self, fx: &mut Effects<WatcherOutput>, key: &str, alive: bool) {
         for (watch, k) in &self.watches {
             if k == key {
-                fx.notify(WatcherOutput::Change { watch: *watch, key: key.to_owned(), alive });
+                fx.notify(WatcherOutput::Change {
+                    watch: *watch,
+                    key: key.to_owned(),
+                    alive,
+                });
             }
         }
     }

@@ -1,1 +1,199 @@
-//! todo
+//! Clock properties G1-G5 (PROTOCOLS.md §1.4).
+
+use super::{PropertyId, Verdict, Violation};
+use crate::time::{GlobalTime, Secs};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// One read of global time, with the real interval during which it ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockRead {
+    /// Real time the read was invoked.
+    pub real_start: u64,
+    /// Real time the reply arrived.
+    pub real_end: u64,
+    /// The value read.
+    pub value: GlobalTime,
+}
+
+/// One successful compare-and-swap advance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockWrite {
+    /// The value swapped against.
+    pub from: GlobalTime,
+    /// The value written.
+    pub to: GlobalTime,
+}
+
+/// G1: a read that begins after another ended never returns a smaller value.
+pub fn g1_monotonic(reads: &[ClockRead]) -> Verdict {
+    let mut by_end: Vec<&ClockRead> = reads.iter().collect();
+    by_end.sort_by_key(|r| r.real_end);
+    let mut by_start: Vec<&ClockRead> = reads.iter().collect();
+    by_start.sort_by_key(|r| r.real_start);
+    let (mut i, mut best): (usize, Option<&ClockRead>) = (0, None);
+    for r in by_start {
+        while i < by_end.len() && by_end[i].real_end < r.real_start {
+            if best.is_none_or(|b| by_end[i].value > b.value) {
+                best = Some(by_end[i]);
+            }
+            i += 1;
+        }
+        if let Some(b) = best.filter(|b| b.value > r.value) {
+            return Err(Violation::new(
+                PropertyId::G1,
+                format!(
+                    "a read ending at real {} saw {}, a later read starting at real {} saw {}",
+                    Secs(b.real_end),
+                    b.value,
+                    Secs(r.real_start),
+                    r.value
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// G2: the successful advances form one chain from `initial`: each swaps against the value the
+/// previous one wrote, and no two swap against the same value.
+pub fn g2_chain(initial: GlobalTime, writes: &[ClockWrite]) -> Verdict {
+    let mut sorted = writes.to_vec();
+    sorted.sort_by_key(|w| (w.from, w.to));
+    let mut at = initial;
+    for (i, w) in sorted.iter().enumerate() {
+        if w.to < w.from {
+            return Err(Violation::new(
+                PropertyId::G2,
+                format!(
+                    "an advance moved the clock back from {} to {}",
+                    w.from, w.to
+                ),
+            ));
+        }
+        if i > 0 && sorted[i - 1].from == w.from {
+            return Err(Violation::new(
+                PropertyId::G2,
+                format!(
+                    "two advances both swapped against {}: one increment was lost",
+                    w.from
+                ),
+            ));
+        }
+        if w.from != at {
+            return Err(Violation::new(
+                PropertyId::G2,
+                format!(
+                    "an advance swapped against {} but the clock held {}",
+                    w.from, at
+                ),
+            ));
+        }
+        at = w.to;
+    }
+    Ok(())
+}
+
+/// G3: for real times `t1 < t2`, `g(t2) - g(t1) ≤ (1+ρ)·(t2 - t1) + S`, over exact samples
+/// `(real, global)` of the clock document.
+pub fn g3_rate(samples: &[(u64, GlobalTime)], rate_error_ppm: u32, step_max: Duration) -> Verdict {
+    let scale = 1_000_000 + i128::from(rate_error_ppm);
+    let s = i128::try_from(step_max.as_nanos()).unwrap_or(i128::MAX);
+    let mut sorted = samples.to_vec();
+    sorted.sort_by_key(|(t, g)| (*t, *g));
+    // max over i<j of (g_j·1e6 - scale·t_j) - (g_i·1e6 - scale·t_i) must be ≤ S·1e6.
+    let mut low: Option<(i128, u64, GlobalTime)> = None;
+    for (t, g) in sorted {
+        let v = i128::from(g.0) * 1_000_000 - scale * i128::from(t);
+        if let Some((lv, lt, lg)) = low {
+            if v - lv > s * 1_000_000 {
+                return Err(Violation::new(
+                    PropertyId::G3,
+                    format!(
+                        "global time went from {} at real {} to {} at real {}: faster than real time plus a step of {:?}",
+                        lg,
+                        Secs(lt),
+                        g,
+                        Secs(t),
+                        step_max
+                    ),
+                ));
+            }
+        }
+        if low.is_none_or(|(lv, _, _)| v < lv) {
+            low = Some((v, t, g));
+        }
+    }
+    Ok(())
+}
+
+/// G4: every value observed is the initial value or one a successful advance wrote.
+pub fn g4_only_written_values(
+    initial: GlobalTime,
+    writes: &[ClockWrite],
+    observed: &[GlobalTime],
+) -> Verdict {
+    let written: std::collections::BTreeSet<GlobalTime> =
+        writes.iter().map(|w| w.to).chain([initial]).collect();
+    match observed.iter().find(|v| !written.contains(v)) {
+        Some(v) => Err(Violation::new(
+            PropertyId::G4,
+            format!("{v} was observed but no advance wrote it"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// G5: the values one watcher emits strictly increase.
+pub fn g5_watcher_strictly_later(emitted: &[GlobalTime]) -> Verdict {
+    match emitted.windows(2).find(|w| w[1] <= w[0]) {
+        Some(w) => Err(Violation::new(
+            PropertyId::G5,
+            format!("the watcher emitted {} after {}", w[1], w[0]),
+        )),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(s: u64, e: u64, v: u64) -> ClockRead {
+        ClockRead {
+            real_start: s,
+            real_end: e,
+            value: GlobalTime(v),
+        }
+    }
+
+    #[test]
+    fn g1_allows_overlapping_reads_but_not_going_back() {
+        assert!(g1_monotonic(&[r(0, 10, 5), r(5, 15, 3)]).is_ok());
+        assert!(g1_monotonic(&[r(0, 10, 5), r(11, 15, 3)]).is_err());
+    }
+
+    #[test]
+    fn g2_finds_lost_increment() {
+        let w = |f, t| ClockWrite {
+            from: GlobalTime(f),
+            to: GlobalTime(t),
+        };
+        assert!(g2_chain(GlobalTime(0), &[w(0, 5), w(5, 9)]).is_ok());
+        assert!(g2_chain(GlobalTime(0), &[w(0, 5), w(0, 7)]).is_err());
+        assert!(g2_chain(GlobalTime(0), &[w(0, 5), w(6, 7)]).is_err());
+    }
+
+    #[test]
+    fn g3_rate_bound() {
+        let s = |t, g| (t, GlobalTime(g));
+        assert!(g3_rate(&[s(0, 0), s(10, 10), s(20, 25)], 0, Duration::from_nanos(5)).is_ok());
+        assert!(g3_rate(&[s(0, 0), s(10, 10), s(20, 26)], 0, Duration::from_nanos(5)).is_err());
+    }
+
+    #[test]
+    fn g5_repeats_fail() {
+        assert!(g5_watcher_strictly_later(&[GlobalTime(1), GlobalTime(2)]).is_ok());
+        assert!(g5_watcher_strictly_later(&[GlobalTime(1), GlobalTime(1)]).is_err());
+    }
+}

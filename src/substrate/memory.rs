@@ -411,10 +411,10 @@ mod tests {
     #[test]
     fn selectors() {
         let mut s = MemoryStore::new();
-        for (id, slot) in [("a:30", 30), ("a:60", 60), ("b:30", 30)] {
+        for (id, slot) in [("a:30", 30i64), ("a:60", 60), ("b:30", 30)] {
             s.put(
                 Collection::PresencePings,
-                Document::new(id, fields([("slot", slot.into())])),
+                Document::new(id, fields([("slot", Value::Int(slot))])),
             );
         }
         let del = Op::DeleteMany {
