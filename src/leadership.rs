@@ -115,7 +115,8 @@ enum Role {
         renew_at: LocalTime,
         until: LocalTime,
     },
-    Minion,
+    /// `retry_at` is set only by the `leadership-second-release-waiter` mutant.
+    Minion { retry_at: Option<LocalTime> },
 }
 
 /// The tracker actor.
@@ -267,10 +268,10 @@ impl Tracker {
                 fx
             }
             ClaimResult::Denied => {
-                self.role = Role::Minion;
+                let second = self.config.mutant == Some(Mutant::LeadershipSecondReleaseWaiter);
+                self.role = Role::Minion { retry_at: second.then(|| now.after(self.config.claim_duration)) };
                 let mut fx = Effects::none();
                 fx.notify(TrackerOutput::BecameMinion);
-                let second = self.config.mutant == Some(Mutant::LeadershipSecondReleaseWaiter);
                 if !self.waiting_release || second {
                     self.waiting_release = true;
                     fx.notify(TrackerOutput::WaitReleased {
@@ -291,7 +292,7 @@ impl Tracker {
     /// The release-waiter returned (whatever it returned): claim again.
     pub fn handle_released(&mut self, now: LocalTime) -> Effects<TrackerOutput> {
         self.waiting_release = false;
-        if matches!(self.role, Role::Minion) {
+        if matches!(self.role, Role::Minion { .. }) {
             self.refresh(now)
         } else {
             Effects::none()
@@ -329,10 +330,10 @@ impl Tracker {
                     None
                 }
             }
-            (TicketKind::ClaimLeader, Role::Minion) => Some(false),
+            (TicketKind::ClaimLeader, Role::Minion { .. }) => Some(false),
             (TicketKind::WaitLeader, Role::Leader { .. }) => Some(true),
-            (TicketKind::WaitLeader, Role::Minion) => None,
-            (TicketKind::WaitMinion, Role::Minion) => Some(true),
+            (TicketKind::WaitLeader, Role::Minion { .. }) => None,
+            (TicketKind::WaitMinion, Role::Minion { .. }) => Some(true),
             (TicketKind::WaitMinion, Role::Leader { .. }) => None,
         };
         match answer {

@@ -103,12 +103,14 @@ mutants! {
     /// A token answers "not held" from the cache without refreshing first.
     ManagerNotHeldWithoutRefresh = "manager-not-held-without-refresh", Lease, M4;
     /// The tracker claims for `duration` instead of `2 × duration`.
-    LeadershipSingleDuration = "leadership-single-duration", Leadership, T1;
-    /// The tracker measures its renewal time from the end of the claim.
+    LeadershipSingleDuration = "leadership-single-duration", Leadership, T5;
+    /// The tracker measures its tenure from the end of the claim and trusts that over the
+    /// manager's deadline.
     LeadershipRenewFromClaimEnd = "leadership-renew-from-claim-end", Leadership, T1;
     /// `claim_leader` answers from the flag without running an overdue renewal first.
     LeadershipAnswerWithoutRenewal = "leadership-answer-without-renewal", Leadership, T1;
-    /// The tracker starts a new release-waiter on every denial.
+    /// A minion keeps re-claiming every claim duration and starts a release-waiter on every
+    /// denial.
     LeadershipSecondReleaseWaiter = "leadership-second-release-waiter", Leadership, T3;
     /// Pings are written with `$inc` and a flush whose outcome is unknown is sent again.
     PresenceIncResend = "presence-inc-resend", Presence, P2;

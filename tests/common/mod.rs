@@ -1,0 +1,359 @@
+//! A small deterministic executor for the core's actors, for tests.
+//!
+//! Goal: drive the sans-I/O actors exactly as the simulator and adapter will — requests carried to
+//! the reference store, replies carried back, timers fired — with explicit real time, per-process
+//! clock rates, requests held in flight, and lost or ambiguous replies, so tests can state
+//! reference behaviours and properties over every interleaving a choice sequence picks.
+//! Method: every node's requests wait in `in_flight` until a step delivers them; `step(choice)`
+//! lets a number pick the next thing to happen (deliver, fire a timer, let time pass).
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+use tenure::clock::{self, ClockWatcher, Updater, UpdaterOutput};
+use tenure::effects::{Effects, OpId, Request};
+use tenure::lease::{LeaseDoc, LeaseManager, ManagerOutput};
+use tenure::presence::{batcher::BatcherOutput, pruner::PrunerOutput, Batcher, Pinger, PingerOutput, PresenceWatcher, Pruner};
+use tenure::property::lease::LeaseChange;
+use tenure::substrate::{Collection, MemoryStore, Op, OpResult};
+use tenure::time::{GlobalTime, LocalTime};
+
+/// A process's local clock: `local = offset + real × (1 + rate_ppm / 10⁶)`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Clock {
+    pub rate_ppm: i64,
+    pub offset: u64,
+}
+
+impl Clock {
+    pub fn exact() -> Clock {
+        Clock::default()
+    }
+    pub fn local(&self, real: u64) -> LocalTime {
+        let scaled = i128::from(real) * (1_000_000 + i128::from(self.rate_ppm)) / 1_000_000;
+        LocalTime(self.offset + u64::try_from(scaled).unwrap())
+    }
+}
+
+/// Every actor kind that talks to the store.
+pub enum Actor {
+    Updater(Updater),
+    ClockWatcher(ClockWatcher),
+    Manager(LeaseManager),
+    Pinger(Pinger),
+    Batcher(Batcher),
+    PresenceWatcher(PresenceWatcher),
+    Pruner(Pruner),
+}
+
+/// Every notification kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Note {
+    Updater(UpdaterOutput),
+    ClockWatcher(clock::watcher::WatcherOutput),
+    Manager(ManagerOutput),
+    Pinger(PingerOutput),
+    Batcher(BatcherOutput),
+    PresenceWatcher(tenure::presence::WatcherOutput),
+    Pruner(PrunerOutput),
+}
+
+pub type Out = (Vec<Request>, Vec<Note>);
+
+pub fn split<N>(fx: Effects<N>, f: fn(N) -> Note) -> Out {
+    (fx.requests, fx.notifications.into_iter().map(f).collect())
+}
+
+impl Actor {
+    fn reply(&mut self, id: OpId, r: OpResult, now: LocalTime) -> Out {
+        match self {
+            Actor::Updater(a) => split(a.handle_reply(id, r, now), Note::Updater),
+            Actor::ClockWatcher(a) => split(a.handle_reply(id, r, now), Note::ClockWatcher),
+            Actor::Manager(a) => split(a.handle_reply(id, r, now), Note::Manager),
+            Actor::Pinger(a) => split(a.handle_reply(id, r, now), Note::Pinger),
+            Actor::Batcher(a) => split(a.handle_reply(id, r, now), Note::Batcher),
+            Actor::PresenceWatcher(a) => split(a.handle_reply(id, r, now), Note::PresenceWatcher),
+            Actor::Pruner(a) => split(a.handle_reply(id, r, now), Note::Pruner),
+        }
+    }
+    fn timeout(&mut self, now: LocalTime) -> Out {
+        match self {
+            Actor::Updater(a) => split(a.handle_timeout(now), Note::Updater),
+            Actor::ClockWatcher(a) => split(a.handle_timeout(now), Note::ClockWatcher),
+            Actor::Manager(a) => split(a.handle_timeout(now), Note::Manager),
+            Actor::Pinger(a) => split(a.handle_timeout(now), Note::Pinger),
+            Actor::Batcher(a) => split(a.handle_timeout(now), Note::Batcher),
+            Actor::PresenceWatcher(a) => split(a.handle_timeout(now), Note::PresenceWatcher),
+            Actor::Pruner(_) => (Vec::new(), Vec::new()),
+        }
+    }
+    fn deadline(&self) -> Option<LocalTime> {
+        match self {
+            Actor::Updater(a) => a.next_deadline(),
+            Actor::ClockWatcher(a) => a.next_deadline(),
+            Actor::Manager(a) => a.next_deadline(),
+            Actor::Pinger(a) => a.next_deadline(),
+            Actor::Batcher(a) => a.next_deadline(),
+            Actor::PresenceWatcher(a) => a.next_deadline(),
+            Actor::Pruner(_) => None,
+        }
+    }
+}
+
+/// How a delivered request fares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Applied and answered.
+    None,
+    /// Applied, reply lost: the caller sees `Unknown`.
+    Ambiguous,
+    /// Not applied, caller sees `Unknown`.
+    Lost,
+}
+
+pub struct Node {
+    pub actor: Actor,
+    pub clock: Clock,
+    /// A paused node takes no steps (its requests still complete).
+    pub paused: bool,
+}
+
+/// The executor.
+pub struct Sim {
+    pub store: MemoryStore,
+    pub real: u64,
+    pub nodes: Vec<Node>,
+    pub in_flight: Vec<(usize, Request)>,
+    /// Every notification with its real time and node.
+    pub notes: Vec<(u64, usize, Note)>,
+    /// Every change to a lease document, with the true global time.
+    pub lease_changes: Vec<LeaseChange>,
+    /// Every value the clock document took, with its real time.
+    pub clock_samples: Vec<(u64, GlobalTime)>,
+    /// Every request delivered, with its node.
+    pub delivered: Vec<(usize, Op)>,
+    /// Whether `step` may inject faults.
+    pub faults: bool,
+    /// The namespace whose lease changes are recorded.
+    pub namespace: String,
+}
+
+impl Sim {
+    pub fn new() -> Sim {
+        Sim {
+            store: MemoryStore::new(),
+            real: 0,
+            nodes: Vec::new(),
+            in_flight: Vec::new(),
+            notes: Vec::new(),
+            lease_changes: Vec::new(),
+            clock_samples: Vec::new(),
+            delivered: Vec::new(),
+            faults: false,
+            namespace: "app".into(),
+        }
+    }
+
+    pub fn add(&mut self, actor: Actor, clock: Clock) -> usize {
+        self.nodes.push(Node { actor, clock, paused: false });
+        self.nodes.len() - 1
+    }
+
+    pub fn now(&self, node: usize) -> LocalTime {
+        self.nodes[node].clock.local(self.real)
+    }
+
+    pub fn global(&self) -> GlobalTime {
+        self.store.get(Collection::Clock, clock::CLOCK_ID).and_then(|d| clock::decode(d).ok()).unwrap_or_default()
+    }
+
+    /// Feeds `fx` from `node` into the executor.
+    pub fn absorb<N>(&mut self, node: usize, fx: Effects<N>, f: fn(N) -> Note) {
+        let (reqs, notes) = split(fx, f);
+        self.absorb_out(node, (reqs, notes));
+    }
+
+    fn absorb_out(&mut self, node: usize, (reqs, notes): Out) {
+        self.in_flight.extend(reqs.into_iter().map(|r| (node, r)));
+        let real = self.real;
+        self.notes.extend(notes.into_iter().map(|n| (real, node, n)));
+    }
+
+    /// Calls an API method of a node's actor and absorbs its effects.
+    pub fn call(&mut self, node: usize, f: impl FnOnce(&mut Actor, LocalTime) -> Out) {
+        let now = self.now(node);
+        let out = f(&mut self.nodes[node].actor, now);
+        self.absorb_out(node, out);
+    }
+
+    fn lease_doc(&self, id: &str) -> Option<LeaseDoc> {
+        self.store.get(Collection::Leases, id).and_then(|d| LeaseDoc::decode(d, &self.namespace).ok())
+    }
+
+    /// Applies `op` to the store, recording lease changes and clock samples.
+    pub fn apply(&mut self, node: usize, op: &Op, fault: Fault) -> OpResult {
+        self.delivered.push((node, op.clone()));
+        if fault == Fault::Lost {
+            return OpResult::Unknown;
+        }
+        let lease_id = match op {
+            Op::Update { coll: Collection::Leases, id, .. } | Op::Delete { coll: Collection::Leases, id, .. } => Some(id.clone()),
+            Op::Insert { coll: Collection::Leases, doc } => Some(doc.id.clone()),
+            _ => None,
+        };
+        let before = lease_id.as_deref().and_then(|id| self.lease_doc(id));
+        let clock_before = self.global();
+        let result = self.store.apply(op);
+        if let Some(id) = lease_id {
+            let after = self.lease_doc(&id);
+            if after != before {
+                self.lease_changes.push(LeaseChange { before, after, global: self.global() });
+            }
+        }
+        let clock_after = self.global();
+        if clock_after != clock_before || self.clock_samples.is_empty() {
+            self.clock_samples.push((self.real, clock_after));
+        }
+        if fault == Fault::Ambiguous && op.is_write() {
+            return OpResult::Unknown;
+        }
+        result
+    }
+
+    /// Delivers the `i`-th in-flight request.
+    pub fn deliver(&mut self, i: usize, fault: Fault) {
+        let (node, req) = self.in_flight.remove(i);
+        let result = self.apply(node, &req.op, fault);
+        let now = self.now(node);
+        let out = self.nodes[node].actor.reply(req.id, result, now);
+        self.absorb_out(node, out);
+    }
+
+    /// Fires `node`'s timer if due.
+    pub fn fire(&mut self, node: usize) {
+        let now = self.now(node);
+        if self.nodes[node].paused || !self.nodes[node].actor.deadline().is_some_and(|d| d <= now) {
+            return;
+        }
+        let out = self.nodes[node].actor.timeout(now);
+        self.absorb_out(node, out);
+    }
+
+    /// Delivers everything and fires every due timer until nothing is left to do now.
+    pub fn settle(&mut self) {
+        for _ in 0..100_000 {
+            if !self.in_flight.is_empty() {
+                self.deliver(0, Fault::None);
+                continue;
+            }
+            let due = (0..self.nodes.len()).find(|n| {
+                !self.nodes[*n].paused && self.nodes[*n].actor.deadline().is_some_and(|d| d <= self.now(*n))
+            });
+            match due {
+                Some(n) => self.fire(n),
+                None => return,
+            }
+        }
+        panic!("the actors never went idle");
+    }
+
+    /// Lets real time pass to `real`, settling at every timer on the way.
+    pub fn run_until(&mut self, real: u64) {
+        self.settle();
+        for _ in 0..1_000_000 {
+            let next = (0..self.nodes.len())
+                .filter(|n| !self.nodes[*n].paused)
+                .filter_map(|n| self.nodes[n].actor.deadline().map(|d| self.real_of(n, d)))
+                .min()
+                .filter(|t| *t <= real);
+            match next {
+                Some(t) => {
+                    self.real = self.real.max(t);
+                    self.settle();
+                }
+                None => {
+                    self.real = real;
+                    self.settle();
+                    return;
+                }
+            }
+        }
+        panic!("too many timer firings before real {real}");
+    }
+
+    /// The first real time at which `node`'s clock reads at least `local`.
+    pub fn real_of(&self, node: usize, local: LocalTime) -> u64 {
+        let c = self.nodes[node].clock;
+        if local.0 <= c.offset {
+            return self.real;
+        }
+        let num = i128::from(local.0 - c.offset) * 1_000_000;
+        let den = 1_000_000 + i128::from(c.rate_ppm);
+        let mut t = u64::try_from((num + den - 1) / den).unwrap();
+        while c.local(t) < local {
+            t += 1;
+        }
+        t.max(self.real)
+    }
+
+    /// One step picked by `choice`: deliver an in-flight request (maybe with a fault), fire a
+    /// due timer, or let up to `max_advance` of real time pass.
+    pub fn step(&mut self, choice: u32, max_advance: Duration) {
+        let pick = choice as usize;
+        match pick % 4 {
+            0 | 1 if !self.in_flight.is_empty() => {
+                let i = (pick / 4) % self.in_flight.len();
+                let fault = match (self.faults, (pick / 64) % 8) {
+                    (true, 0) => Fault::Ambiguous,
+                    (true, 1) => Fault::Lost,
+                    _ => Fault::None,
+                };
+                self.deliver(i, fault);
+            }
+            2 => {
+                let n = (pick / 4) % self.nodes.len().max(1);
+                if !self.nodes.is_empty() {
+                    self.fire(n);
+                }
+            }
+            _ => {
+                let max = u64::try_from(max_advance.as_nanos()).unwrap().max(1);
+                self.real += (u64::from(choice) * 7_919) % max + 1;
+                for n in 0..self.nodes.len() {
+                    self.fire(n);
+                }
+            }
+        }
+    }
+
+    pub fn manager(&mut self, n: usize) -> &mut LeaseManager {
+        match &mut self.nodes[n].actor {
+            Actor::Manager(m) => m,
+            _ => panic!("node {n} is not a manager"),
+        }
+    }
+
+    /// Notifications of one node.
+    pub fn notes_of(&self, node: usize) -> Vec<Note> {
+        self.notes.iter().filter(|(_, n, _)| *n == node).map(|(_, _, n)| n.clone()).collect()
+    }
+
+    /// Manager outputs of one node.
+    pub fn manager_outputs(&self, node: usize) -> Vec<ManagerOutput> {
+        self.notes_of(node)
+            .into_iter()
+            .filter_map(|n| match n {
+                Note::Manager(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+pub fn secs(s: u64) -> u64 {
+    s * 1_000_000_000
+}
+
+pub fn ms(s: u64) -> u64 {
+    s * 1_000_000
+}
