@@ -116,7 +116,9 @@ enum Role {
         until: LocalTime,
     },
     /// `retry_at` is set only by the `leadership-second-release-waiter` mutant.
-    Minion { retry_at: Option<LocalTime> },
+    Minion {
+        retry_at: Option<LocalTime>,
+    },
 }
 
 /// The tracker actor.
@@ -269,7 +271,9 @@ impl Tracker {
             }
             ClaimResult::Denied => {
                 let second = self.config.mutant == Some(Mutant::LeadershipSecondReleaseWaiter);
-                self.role = Role::Minion { retry_at: second.then(|| now.after(self.config.claim_duration)) };
+                self.role = Role::Minion {
+                    retry_at: second.then(|| now.after(self.config.claim_duration)),
+                };
                 let mut fx = Effects::none();
                 fx.notify(TrackerOutput::BecameMinion);
                 if !self.waiting_release || second {

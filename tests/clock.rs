@@ -6,12 +6,19 @@ mod common;
 use common::{secs, Actor, Clock, Fault, Note, Sim};
 use std::time::Duration;
 use tenure::clock::watcher::WatcherOutput;
-use tenure::clock::{ClockError, ClockWatcher, Reader, Updater, UpdaterConfig, UpdaterOutput, WatcherConfig, CLOCK_ID};
+use tenure::clock::{
+    ClockError, ClockWatcher, Reader, Updater, UpdaterConfig, UpdaterOutput, WatcherConfig,
+    CLOCK_ID,
+};
 use tenure::substrate::{fields, Collection, Document, OpResult, ReadConcern, Reply, Value};
 use tenure::time::GlobalTime;
 
 fn config() -> UpdaterConfig {
-    UpdaterConfig { update_interval: Duration::from_secs(1), backoff_delay: Duration::from_secs(30), mutant: None }
+    UpdaterConfig {
+        update_interval: Duration::from_secs(1),
+        backoff_delay: Duration::from_secs(30),
+        mutant: None,
+    }
 }
 
 fn updater_outputs(sim: &Sim, node: usize) -> Vec<UpdaterOutput> {
@@ -40,14 +47,27 @@ fn ensure_creates_the_document_and_keeps_an_existing_one() {
     let mut sim = Sim::new();
     let n = start_updater(&mut sim, Clock::exact());
     sim.settle();
-    assert_eq!(updater_outputs(&sim, n), [UpdaterOutput::Ready { base: GlobalTime(0) }]);
+    assert_eq!(
+        updater_outputs(&sim, n),
+        [UpdaterOutput::Ready {
+            base: GlobalTime(0)
+        }]
+    );
     assert_eq!(sim.global(), GlobalTime(0));
 
     let mut sim = Sim::new();
-    sim.store.put(Collection::Clock, Document::new(CLOCK_ID, fields([("time", Value::Int(42))])));
+    sim.store.put(
+        Collection::Clock,
+        Document::new(CLOCK_ID, fields([("time", Value::Int(42))])),
+    );
     let n = start_updater(&mut sim, Clock::exact());
     sim.settle();
-    assert_eq!(updater_outputs(&sim, n), [UpdaterOutput::Ready { base: GlobalTime(42) }]);
+    assert_eq!(
+        updater_outputs(&sim, n),
+        [UpdaterOutput::Ready {
+            base: GlobalTime(42)
+        }]
+    );
 }
 
 /// Goal: the updater advances by the local time elapsed since it last observed the clock.
@@ -56,14 +76,34 @@ fn ensure_creates_the_document_and_keeps_an_existing_one() {
 #[test]
 fn advance_adds_local_time_since_last_observation() {
     let mut sim = Sim::new();
-    let n = start_updater(&mut sim, Clock { rate_ppm: 100_000, offset: 7 });
+    let n = start_updater(
+        &mut sim,
+        Clock {
+            rate_ppm: 100_000,
+            offset: 7,
+        },
+    );
     sim.run_until(secs(1));
     let outs = updater_outputs(&sim, n);
-    let Some(UpdaterOutput::Advanced { from: GlobalTime(0), to, elapsed }) = outs.last() else { panic!("{outs:?}") };
+    let Some(UpdaterOutput::Advanced {
+        from: GlobalTime(0),
+        to,
+        elapsed,
+    }) = outs.last()
+    else {
+        panic!("{outs:?}")
+    };
     assert_eq!(*elapsed, Duration::from_nanos(to.0));
-    assert!(elapsed.as_nanos().abs_diff(1_000_000_000) <= 1, "{elapsed:?}");
+    assert!(
+        elapsed.as_nanos().abs_diff(1_000_000_000) <= 1,
+        "{elapsed:?}"
+    );
     sim.run_until(secs(10) + common::ms(1));
-    assert!(sim.global().0.abs_diff(11_000_000_000) <= 11, "{:?}", sim.global());
+    assert!(
+        sim.global().0.abs_diff(11_000_000_000) <= 11,
+        "{:?}",
+        sim.global()
+    );
 }
 
 /// Goal: two updaters racing on one base: exactly one swap wins; the loser refreshes its base
@@ -82,9 +122,19 @@ fn concurrent_advance_one_wins_loser_refreshes_and_backs_off() {
     sim.deliver(0, Fault::None);
     sim.deliver(0, Fault::None); // b's swap fails and b issues its refresh read
     sim.settle();
-    assert!(matches!(updater_outputs(&sim, a).last(), Some(UpdaterOutput::Advanced { .. })));
-    assert_eq!(updater_outputs(&sim, b).last(), Some(&UpdaterOutput::Conflict { observed: GlobalTime(secs(1)) }));
-    let Actor::Updater(u) = &sim.nodes[b].actor else { unreachable!() };
+    assert!(matches!(
+        updater_outputs(&sim, a).last(),
+        Some(UpdaterOutput::Advanced { .. })
+    ));
+    assert_eq!(
+        updater_outputs(&sim, b).last(),
+        Some(&UpdaterOutput::Conflict {
+            observed: GlobalTime(secs(1))
+        })
+    );
+    let Actor::Updater(u) = &sim.nodes[b].actor else {
+        unreachable!()
+    };
     assert_eq!(u.base(), Some(GlobalTime(secs(1))));
     assert_eq!(u.next_deadline(), Some(tenure::time::LocalTime(secs(31))));
 }
@@ -101,42 +151,77 @@ fn unknown_outcome_discards_and_rebuilds_the_updater() {
     sim.fire(n);
     sim.deliver(0, Fault::Ambiguous);
     let outs = updater_outputs(&sim, n);
-    let Some(UpdaterOutput::Failed(ClockError::Store { context, cause })) = outs.last() else { panic!("{outs:?}") };
-    assert!(context.starts_with("updating global clock: adding 1.000s to current time 0.000s"), "{context}");
+    let Some(UpdaterOutput::Failed(ClockError::Store { context, cause })) = outs.last() else {
+        panic!("{outs:?}")
+    };
+    assert!(
+        context.starts_with("updating global clock: adding 1.000s to current time 0.000s"),
+        "{context}"
+    );
     assert_eq!(cause, "outcome unknown");
     // Rebuilt after BackoffDelay, it observes the applied write and goes on from there.
     sim.run_until(secs(31));
-    assert!(updater_outputs(&sim, n).contains(&UpdaterOutput::Ready { base: GlobalTime(secs(1)) }));
+    assert!(updater_outputs(&sim, n).contains(&UpdaterOutput::Ready {
+        base: GlobalTime(secs(1))
+    }));
 }
 
 /// Goal: a corrupt clock document is reported with its `_id`, never overwritten.
 #[test]
 fn corrupt_clock_document_is_reported_not_repaired() {
     let mut sim = Sim::new();
-    sim.store.put(Collection::Clock, Document::new(CLOCK_ID, fields([("time", Value::Str("soon".into()))])));
+    sim.store.put(
+        Collection::Clock,
+        Document::new(CLOCK_ID, fields([("time", Value::Str("soon".into()))])),
+    );
     let n = start_updater(&mut sim, Clock::exact());
     sim.settle();
     let outs = updater_outputs(&sim, n);
-    let Some(UpdaterOutput::Failed(e)) = outs.first() else { panic!("{outs:?}") };
-    assert!(e.to_string().contains("\"g\"") && e.to_string().contains("time"), "{e}");
-    assert_eq!(sim.store.get(Collection::Clock, CLOCK_ID).unwrap().get("time"), Some(&Value::Str("soon".into())));
+    let Some(UpdaterOutput::Failed(e)) = outs.first() else {
+        panic!("{outs:?}")
+    };
+    assert!(
+        e.to_string().contains("\"g\"") && e.to_string().contains("time"),
+        "{e}"
+    );
+    assert_eq!(
+        sim.store
+            .get(Collection::Clock, CLOCK_ID)
+            .unwrap()
+            .get("time"),
+        Some(&Value::Str("soon".into()))
+    );
 }
 
 /// Goal: invalid configuration is refused with a message naming the field.
 #[test]
 fn invalid_config_names_the_field() {
-    let e = Updater::new(UpdaterConfig { update_interval: Duration::ZERO, ..config() }).unwrap_err();
+    let e = Updater::new(UpdaterConfig {
+        update_interval: Duration::ZERO,
+        ..config()
+    })
+    .unwrap_err();
     assert!(e.to_string().contains("update interval"), "{e}");
-    let e = Updater::new(UpdaterConfig { backoff_delay: Duration::from_secs(86_400), ..config() }).unwrap_err();
+    let e = Updater::new(UpdaterConfig {
+        backoff_delay: Duration::from_secs(86_400),
+        ..config()
+    })
+    .unwrap_err();
     assert!(e.to_string().contains("backoff delay"), "{e}");
 }
 
 /// Goal: the reader returns the epoch for a missing document and propagates store errors.
 #[test]
 fn reader_reads_missing_as_epoch() {
-    assert_eq!(Reader::decode(&OpResult::Ok(Reply::Doc(None))), Ok(GlobalTime(0)));
+    assert_eq!(
+        Reader::decode(&OpResult::Ok(Reply::Doc(None))),
+        Ok(GlobalTime(0))
+    );
     assert!(Reader::decode(&OpResult::Unknown).is_err());
-    assert!(matches!(Reader::request(ReadConcern::Linearizable), tenure::substrate::Op::Read { .. }));
+    assert!(matches!(
+        Reader::request(ReadConcern::Linearizable),
+        tenure::substrate::Op::Read { .. }
+    ));
 }
 
 /// Goal: the watcher polls at once, then every interval, and emits only strictly later values.
@@ -146,7 +231,13 @@ fn watcher_emits_only_strictly_later_values() {
     let mut sim = Sim::new();
     start_updater(&mut sim, Clock::exact());
     let w = sim.add(
-        Actor::ClockWatcher(ClockWatcher::new(WatcherConfig { poll_interval: Duration::from_millis(400), mutant: None }).unwrap()),
+        Actor::ClockWatcher(
+            ClockWatcher::new(WatcherConfig {
+                poll_interval: Duration::from_millis(400),
+                mutant: None,
+            })
+            .unwrap(),
+        ),
         Clock::exact(),
     );
     sim.run_until(secs(5));

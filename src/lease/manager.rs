@@ -648,16 +648,22 @@ impl LeaseManager {
         }
     }
 
-    /// `next = min(last tick + max_sleep, the earliest local expiry after the last tick)`.
+    /// `next = min(last tick + max_sleep, the earliest local expiry after the last tick)`, but
+    /// never sooner than `retry.delay_min` after the last tick: while global time stalls at a
+    /// lease's expiry, the recomputed local expiry stays a few nanoseconds ahead and the manager
+    /// would otherwise spin.
     fn schedule_tick(&mut self, now: LocalTime) {
         let cap = self.last_tick.after(self.config.max_sleep);
+        let floor = self
+            .last_tick
+            .after(self.config.retry.delay_min.min(self.config.max_sleep));
         let soonest = self
             .store
             .leases()
             .map(|(_, i)| i.local_expiry)
             .filter(|t| *t > self.last_tick)
             .min();
-        let next = soonest.map_or(cap, |s| s.min(cap)).max(now);
+        let next = soonest.map_or(cap, |s| s.min(cap)).max(floor).max(now);
         self.next_tick = Some(self.next_tick.map_or(next, |t| t.min(next)));
     }
 

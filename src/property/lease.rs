@@ -265,8 +265,14 @@ pub fn l5_claim_lasts(granted: &[GrantedTerm]) -> Verdict {
 /// M4: a token check answers "not held" only after a refresh. Each answer is
 /// `(held, refreshed)`.
 pub fn m4_not_held_after_refresh(answers: &[(bool, bool)]) -> Verdict {
-    match answers.iter().position(|(held, refreshed)| !held && !refreshed) {
-        Some(i) => Err(Violation::new(PropertyId::M4, format!("check #{i} answered \"not held\" from the cache without refreshing"))),
+    match answers
+        .iter()
+        .position(|(held, refreshed)| !held && !refreshed)
+    {
+        Some(i) => Err(Violation::new(
+            PropertyId::M4,
+            format!("check #{i} answered \"not held\" from the cache without refreshing"),
+        )),
         None => Ok(()),
     }
 }

@@ -13,7 +13,10 @@ use std::time::Duration;
 use tenure::clock::{self, ClockWatcher, Updater, UpdaterOutput};
 use tenure::effects::{Effects, OpId, Request};
 use tenure::lease::{LeaseDoc, LeaseManager, ManagerOutput};
-use tenure::presence::{batcher::BatcherOutput, pruner::PrunerOutput, Batcher, Pinger, PingerOutput, PresenceWatcher, Pruner};
+use tenure::presence::{
+    batcher::BatcherOutput, pruner::PrunerOutput, Batcher, Pinger, PingerOutput, PresenceWatcher,
+    Pruner,
+};
 use tenure::property::lease::LeaseChange;
 use tenure::substrate::{Collection, MemoryStore, Op, OpResult};
 use tenure::time::{GlobalTime, LocalTime};
@@ -155,7 +158,11 @@ impl Sim {
     }
 
     pub fn add(&mut self, actor: Actor, clock: Clock) -> usize {
-        self.nodes.push(Node { actor, clock, paused: false });
+        self.nodes.push(Node {
+            actor,
+            clock,
+            paused: false,
+        });
         self.nodes.len() - 1
     }
 
@@ -164,7 +171,10 @@ impl Sim {
     }
 
     pub fn global(&self) -> GlobalTime {
-        self.store.get(Collection::Clock, clock::CLOCK_ID).and_then(|d| clock::decode(d).ok()).unwrap_or_default()
+        self.store
+            .get(Collection::Clock, clock::CLOCK_ID)
+            .and_then(|d| clock::decode(d).ok())
+            .unwrap_or_default()
     }
 
     /// Feeds `fx` from `node` into the executor.
@@ -176,7 +186,8 @@ impl Sim {
     fn absorb_out(&mut self, node: usize, (reqs, notes): Out) {
         self.in_flight.extend(reqs.into_iter().map(|r| (node, r)));
         let real = self.real;
-        self.notes.extend(notes.into_iter().map(|n| (real, node, n)));
+        self.notes
+            .extend(notes.into_iter().map(|n| (real, node, n)));
     }
 
     /// Calls an API method of a node's actor and absorbs its effects.
@@ -187,7 +198,9 @@ impl Sim {
     }
 
     fn lease_doc(&self, id: &str) -> Option<LeaseDoc> {
-        self.store.get(Collection::Leases, id).and_then(|d| LeaseDoc::decode(d, &self.namespace).ok())
+        self.store
+            .get(Collection::Leases, id)
+            .and_then(|d| LeaseDoc::decode(d, &self.namespace).ok())
     }
 
     /// Applies `op` to the store, recording lease changes and clock samples.
@@ -197,8 +210,20 @@ impl Sim {
             return OpResult::Unknown;
         }
         let lease_id = match op {
-            Op::Update { coll: Collection::Leases, id, .. } | Op::Delete { coll: Collection::Leases, id, .. } => Some(id.clone()),
-            Op::Insert { coll: Collection::Leases, doc } => Some(doc.id.clone()),
+            Op::Update {
+                coll: Collection::Leases,
+                id,
+                ..
+            }
+            | Op::Delete {
+                coll: Collection::Leases,
+                id,
+                ..
+            } => Some(id.clone()),
+            Op::Insert {
+                coll: Collection::Leases,
+                doc,
+            } => Some(doc.id.clone()),
             _ => None,
         };
         let before = lease_id.as_deref().and_then(|id| self.lease_doc(id));
@@ -207,7 +232,11 @@ impl Sim {
         if let Some(id) = lease_id {
             let after = self.lease_doc(&id);
             if after != before {
-                self.lease_changes.push(LeaseChange { before, after, global: self.global() });
+                self.lease_changes.push(LeaseChange {
+                    before,
+                    after,
+                    global: self.global(),
+                });
             }
         }
         let clock_after = self.global();
@@ -247,7 +276,11 @@ impl Sim {
                 continue;
             }
             let due = (0..self.nodes.len()).find(|n| {
-                !self.nodes[*n].paused && self.nodes[*n].actor.deadline().is_some_and(|d| d <= self.now(*n))
+                !self.nodes[*n].paused
+                    && self.nodes[*n]
+                        .actor
+                        .deadline()
+                        .is_some_and(|d| d <= self.now(*n))
             });
             match due {
                 Some(n) => self.fire(n),
@@ -335,7 +368,11 @@ impl Sim {
 
     /// Notifications of one node.
     pub fn notes_of(&self, node: usize) -> Vec<Note> {
-        self.notes.iter().filter(|(_, n, _)| *n == node).map(|(_, _, n)| n.clone()).collect()
+        self.notes
+            .iter()
+            .filter(|(_, n, _)| *n == node)
+            .map(|(_, _, n)| n.clone())
+            .collect()
     }
 
     /// Manager outputs of one node.
@@ -356,4 +393,69 @@ pub fn secs(s: u64) -> u64 {
 
 pub fn ms(s: u64) -> u64 {
     s * 1_000_000
+}
+
+/// Lease-manager helpers.
+pub mod lease {
+    use super::{split, Actor, Clock, Note, Sim};
+    use std::time::Duration;
+    use tenure::lease::{LeaseManager, ManagerConfig, RequestId};
+    use tenure::substrate::{fields, Collection, Document, Value};
+    use tenure::time::GlobalTime;
+
+    fn with(
+        sim: &mut Sim,
+        n: usize,
+        f: impl FnOnce(
+            &mut LeaseManager,
+            tenure::time::LocalTime,
+        ) -> tenure::effects::Effects<tenure::lease::ManagerOutput>,
+    ) {
+        sim.call(n, |a, now| match a {
+            Actor::Manager(m) => split(f(m, now), Note::Manager),
+            _ => panic!("not a manager"),
+        });
+    }
+
+    /// Adds and starts a manager.
+    pub fn manager(sim: &mut Sim, config: ManagerConfig, clock: Clock) -> usize {
+        let n = sim.add(Actor::Manager(LeaseManager::new(config).unwrap()), clock);
+        with(sim, n, |m, now| m.handle_start(now));
+        n
+    }
+
+    pub fn claim(sim: &mut Sim, n: usize, req: u64, lease: &str, holder: &str, d: Duration) {
+        with(sim, n, |m, now| {
+            m.handle_claim(RequestId(req), lease, holder, d, now)
+        });
+    }
+
+    pub fn check(sim: &mut Sim, n: usize, req: u64, lease: &str, holder: &str) {
+        with(sim, n, |m, now| {
+            m.handle_check(RequestId(req), lease, holder, now)
+        });
+    }
+
+    pub fn wait(sim: &mut Sim, n: usize, req: u64, lease: &str) {
+        with(sim, n, |m, now| {
+            m.handle_wait_expired(RequestId(req), lease, now)
+        });
+    }
+
+    pub fn cancel(sim: &mut Sim, n: usize, req: u64) {
+        with(sim, n, |m, now| m.handle_cancel_wait(RequestId(req), now));
+    }
+
+    pub fn stop(sim: &mut Sim, n: usize) {
+        with(sim, n, |m, now| m.handle_stop(now));
+    }
+
+    /// Sets the clock document to `t` (as if updaters had advanced it).
+    pub fn set_global(sim: &mut Sim, t: u64) {
+        sim.store.put(
+            Collection::Clock,
+            Document::new("g", fields([("time", Value::from(t))])),
+        );
+        sim.clock_samples.push((sim.real, GlobalTime(t)));
+    }
 }

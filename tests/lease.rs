@@ -1,0 +1,434 @@
+//! Reference behaviours of the lease store and manager (PROTOCOLS.md §2-§3) and Tenure's
+//! fencing epochs, driven through the sans-I/O manager on the reference store.
+
+mod common;
+
+use common::lease::{cancel, check, claim, manager, set_global, stop, wait};
+use common::{secs, Clock, Fault, Sim};
+use std::time::Duration;
+use tenure::lease::{
+    lease_id, Epoch, LeaseDoc, ManagerConfig, ManagerError, ManagerOutput, RequestId,
+};
+use tenure::substrate::{fields, Collection, Document, Op, Value};
+use tenure::time::{GlobalTime, LocalTime, SkewBounds};
+
+const D: Duration = Duration::from_secs(60);
+
+fn cfg(writer: &str) -> ManagerConfig {
+    ManagerConfig::new("app", writer)
+}
+
+fn stored(sim: &Sim, name: &str) -> LeaseDoc {
+    LeaseDoc::decode(
+        sim.store
+            .get(Collection::Leases, &lease_id("app", name))
+            .unwrap(),
+        "app",
+    )
+    .unwrap()
+}
+
+fn last(sim: &Sim, n: usize) -> ManagerOutput {
+    sim.manager_outputs(n).last().cloned().unwrap()
+}
+
+fn writes_by(sim: &Sim, n: usize) -> usize {
+    sim.delivered
+        .iter()
+        .filter(|(node, op)| *node == n && op.is_write())
+        .count()
+}
+
+/// Goal: a claim on an absent lease inserts it with start = a fresh global read, epoch 1, and
+/// grants a local deadline measured from the start of the call.
+#[test]
+fn claim_inserts_with_fresh_global_time_and_epoch_one() {
+    let mut sim = Sim::new();
+    set_global(&mut sim, secs(500));
+    let m = manager(
+        &mut sim,
+        cfg("ctl-0"),
+        Clock {
+            rate_ppm: 0,
+            offset: secs(3),
+        },
+    );
+    sim.settle();
+    sim.real = secs(10);
+    claim(&mut sim, m, 1, "db", "unit-0", D);
+    sim.settle();
+    let ManagerOutput::Claimed {
+        req,
+        epoch,
+        local_deadline,
+        global_read,
+        global_expiry,
+        ..
+    } = last(&sim, m)
+    else {
+        panic!("{:?}", sim.manager_outputs(m))
+    };
+    assert_eq!((req, epoch), (RequestId(1), Epoch(1)));
+    assert_eq!(local_deadline, LocalTime(secs(13) + secs(60)));
+    assert_eq!(
+        (global_read, global_expiry),
+        (GlobalTime(secs(500)), GlobalTime(secs(560)))
+    );
+    let doc = stored(&sim, "db");
+    let term = doc.term.unwrap();
+    assert_eq!(
+        (
+            term.holder.as_str(),
+            term.start,
+            term.duration,
+            term.writer.as_str()
+        ),
+        ("unit-0", GlobalTime(secs(500)), D, "ctl-0")
+    );
+}
+
+/// Goal: the holder's deadline shrinks by the clock step bound and rate error (DESIGN.md).
+#[test]
+fn skew_bounds_shrink_the_deadline() {
+    let mut sim = Sim::new();
+    let skew = SkewBounds {
+        rate_error_ppm: 100_000,
+        clock_step_max: Duration::from_secs(6),
+    };
+    let m = manager(
+        &mut sim,
+        ManagerConfig {
+            skew,
+            ..cfg("ctl-0")
+        },
+        Clock::exact(),
+    );
+    claim(&mut sim, m, 1, "db", "unit-0", D);
+    sim.settle();
+    let ManagerOutput::Claimed { local_deadline, .. } = last(&sim, m) else {
+        panic!()
+    };
+    // (60 - 6) s × 0.9 / 1.1
+    assert_eq!(local_deadline, LocalTime(44_181_818_181));
+}
+
+/// Goal: a lease held by another holder is denied without any store write (M2), and the
+/// requester is guaranteed not to hold it.
+#[test]
+fn foreign_holder_is_denied_without_a_store_call() {
+    let mut sim = Sim::new();
+    let a = manager(&mut sim, cfg("ctl-0"), Clock::exact());
+    claim(&mut sim, a, 1, "db", "unit-0", D);
+    sim.settle();
+    let b = manager(&mut sim, cfg("ctl-1"), Clock::exact());
+    sim.settle();
+    let before = writes_by(&sim, b);
+    claim(&mut sim, b, 2, "db", "unit-1", D);
+    sim.settle();
+    assert_eq!(
+        last(&sim, b),
+        ManagerOutput::Denied {
+            req: RequestId(2),
+            lease: "db".into(),
+            holder: "unit-0".into()
+        }
+    );
+    assert_eq!(writes_by(&sim, b), before);
+}
+
+/// Goal: the same holder's claim extends, and extending never shortens (L3): a shorter
+/// extension writes nothing and reports the existing, longer term.
+#[test]
+fn extension_extends_to_and_never_shortens() {
+    let mut sim = Sim::new();
+    let m = manager(&mut sim, cfg("ctl-0"), Clock::exact());
+    claim(&mut sim, m, 1, "db", "u", D);
+    sim.settle();
+    set_global(&mut sim, secs(10));
+    sim.real = secs(10);
+    let writes = writes_by(&sim, m);
+    claim(&mut sim, m, 2, "db", "u", Duration::from_secs(30));
+    sim.settle();
+    assert_eq!(
+        writes_by(&sim, m),
+        writes,
+        "a shorter extension must not write"
+    );
+    let ManagerOutput::Claimed {
+        global_expiry,
+        epoch,
+        ..
+    } = last(&sim, m)
+    else {
+        panic!()
+    };
+    assert_eq!((global_expiry, epoch), (GlobalTime(secs(60)), Epoch(1)));
+    claim(&mut sim, m, 3, "db", "u", Duration::from_secs(90));
+    sim.settle();
+    let t = stored(&sim, "db").term.unwrap();
+    assert_eq!(
+        (t.start, t.duration),
+        (GlobalTime(secs(10)), Duration::from_secs(90))
+    );
+}
+
+/// Goal: expiry happens only once global time is strictly past start + duration (L4, L7): local
+/// time passing alone never expires a lease; the document keeps its epoch, and the next holder
+/// gets epoch 2 (F1).
+#[test]
+fn expiry_is_strictly_after_and_keeps_the_epoch() {
+    let mut sim = Sim::new();
+    let m = manager(&mut sim, cfg("ctl-0"), Clock::exact());
+    claim(&mut sim, m, 1, "db", "u0", D);
+    sim.settle();
+    // Local time runs far past the expiry while global time stands still: nothing expires.
+    sim.run_until(secs(600));
+    assert!(stored(&sim, "db").term.is_some());
+    set_global(&mut sim, secs(60));
+    sim.run_until(secs(700));
+    assert!(
+        stored(&sim, "db").term.is_some(),
+        "global == start + duration is not past it"
+    );
+    set_global(&mut sim, secs(60) + 1);
+    sim.run_until(secs(800));
+    let doc = stored(&sim, "db");
+    assert_eq!((doc.term, doc.epoch), (None, Epoch(1)));
+    assert!(sim.manager_outputs(m).iter().any(|o| matches!(
+        o,
+        ManagerOutput::Expired {
+            epoch: Epoch(1),
+            ..
+        }
+    )));
+    claim(&mut sim, m, 2, "db", "u1", D);
+    sim.settle();
+    assert!(matches!(
+        last(&sim, m),
+        ManagerOutput::Claimed {
+            epoch: Epoch(2),
+            ..
+        }
+    ));
+}
+
+/// Goal: two managers with stale caches race to claim: one wins, the other's Invalid is retried
+/// after the refresh and becomes a denial (M3: Invalid never reaches the caller).
+#[test]
+fn racing_claims_one_wins_the_other_is_denied() {
+    let mut sim = Sim::new();
+    let a = manager(&mut sim, cfg("ctl-0"), Clock::exact());
+    let b = manager(&mut sim, cfg("ctl-1"), Clock::exact());
+    sim.settle();
+    claim(&mut sim, a, 1, "db", "ua", D);
+    claim(&mut sim, b, 2, "db", "ub", D);
+    // Both read global time, then both write: interleave until both have written.
+    for _ in 0..20 {
+        if sim.in_flight.is_empty() {
+            break;
+        }
+        let i = sim.in_flight.len() - 1;
+        sim.deliver(i, Fault::None);
+    }
+    sim.settle();
+    let outs: Vec<_> = [a, b].iter().map(|n| last(&sim, *n)).collect();
+    assert_eq!(
+        outs.iter()
+            .filter(|o| matches!(o, ManagerOutput::Claimed { .. }))
+            .count(),
+        1,
+        "{outs:?}"
+    );
+    assert_eq!(
+        outs.iter()
+            .filter(|o| matches!(o, ManagerOutput::Denied { .. }))
+            .count(),
+        1,
+        "{outs:?}"
+    );
+}
+
+/// Goal: waits end when the lease is observed absent, at once for an unheld lease, and can be
+/// cancelled.
+#[test]
+fn wait_until_expired_releases_and_cancels() {
+    let mut sim = Sim::new();
+    let m = manager(&mut sim, cfg("ctl-0"), Clock::exact());
+    sim.settle();
+    wait(&mut sim, m, 1, "free");
+    assert_eq!(last(&sim, m), ManagerOutput::Released { req: RequestId(1) });
+    claim(&mut sim, m, 2, "db", "u", D);
+    sim.settle();
+    wait(&mut sim, m, 3, "db");
+    wait(&mut sim, m, 4, "db");
+    sim.settle();
+    cancel(&mut sim, m, 4);
+    assert_eq!(
+        last(&sim, m),
+        ManagerOutput::WaitCancelled { req: RequestId(4) }
+    );
+    set_global(&mut sim, secs(61));
+    sim.run_until(secs(120));
+    assert!(sim
+        .manager_outputs(m)
+        .contains(&ManagerOutput::Released { req: RequestId(3) }));
+    assert!(!sim
+        .manager_outputs(m)
+        .contains(&ManagerOutput::Released { req: RequestId(4) }));
+}
+
+/// Goal: a token check answers from the cache when held, and refreshes once before saying
+/// "not held" (M4).
+#[test]
+fn token_check_refreshes_before_not_held() {
+    let mut sim = Sim::new();
+    let a = manager(&mut sim, cfg("ctl-0"), Clock::exact());
+    let b = manager(&mut sim, cfg("ctl-1"), Clock::exact());
+    sim.settle();
+    claim(&mut sim, a, 1, "db", "ua", D);
+    sim.settle();
+    check(&mut sim, a, 2, "db", "ua");
+    assert_eq!(
+        last(&sim, a),
+        ManagerOutput::Checked {
+            req: RequestId(2),
+            held: Some(Epoch(1)),
+            refreshed: false
+        }
+    );
+    // b's cache predates the claim: it refreshes and then sees ua holding.
+    check(&mut sim, b, 3, "db", "ua");
+    sim.settle();
+    assert_eq!(
+        last(&sim, b),
+        ManagerOutput::Checked {
+            req: RequestId(3),
+            held: Some(Epoch(1)),
+            refreshed: true
+        }
+    );
+    check(&mut sim, b, 4, "db", "ub");
+    sim.settle();
+    assert_eq!(
+        last(&sim, b),
+        ManagerOutput::Checked {
+            req: RequestId(4),
+            held: None,
+            refreshed: true
+        }
+    );
+}
+
+/// Goal: an ambiguous claim is resolved by re-reading, never guessed: applied → granted;
+/// lost → retried and granted.
+#[test]
+fn unknown_outcomes_are_resolved_by_rereading() {
+    for fault in [Fault::Ambiguous, Fault::Lost] {
+        let mut sim = Sim::new();
+        let m = manager(&mut sim, cfg("ctl-0"), Clock::exact());
+        sim.settle();
+        claim(&mut sim, m, 1, "db", "u", D);
+        sim.deliver(0, Fault::None); // the global read
+        assert!(matches!(sim.in_flight[0].1.op, Op::Insert { .. }));
+        sim.deliver(0, fault);
+        sim.settle();
+        assert!(
+            matches!(
+                last(&sim, m),
+                ManagerOutput::Claimed {
+                    epoch: Epoch(1),
+                    ..
+                }
+            ),
+            "{fault:?}: {:?}",
+            sim.manager_outputs(m)
+        );
+        assert_eq!(stored(&sim, "db").holder(), Some("u"));
+    }
+}
+
+/// Goal: bad input gets a typed error naming the input; nothing reaches the store.
+#[test]
+fn bad_input_is_refused_before_the_store() {
+    let mut sim = Sim::new();
+    let m = manager(&mut sim, cfg("ctl-0"), Clock::exact());
+    sim.settle();
+    let writes = writes_by(&sim, m);
+    for (i, (lease, holder, d)) in [
+        ("a.b", "u", D),
+        ("db", "", D),
+        ("db", "u", Duration::ZERO),
+        ("db", "u", Duration::from_secs(365 * 86_400)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        claim(&mut sim, m, i as u64, lease, holder, d);
+        let ManagerOutput::Failed {
+            error: ManagerError::Input(e),
+            ..
+        } = last(&sim, m)
+        else {
+            panic!("{:?}", last(&sim, m))
+        };
+        assert!(!e.to_string().is_empty());
+    }
+    assert_eq!(writes_by(&sim, m), writes);
+    assert!(
+        tenure::lease::LeaseManager::new(ManagerConfig::new("app", "bad id"))
+            .unwrap_err()
+            .to_string()
+            .contains("writer id")
+    );
+}
+
+/// Goal: a corrupt or foreign document in the namespace stops the manager with an error naming
+/// its `_id`, answers every pending request, and is left untouched.
+#[test]
+fn corrupt_document_stops_the_manager_and_is_not_touched() {
+    let mut sim = Sim::new();
+    let bad = Document::new(
+        "app#db#",
+        fields([
+            ("namespace", Value::Str("app".into())),
+            ("name", Value::Str("db".into())),
+        ]),
+    );
+    sim.store.put(Collection::Leases, bad.clone());
+    let m = manager(&mut sim, cfg("ctl-0"), Clock::exact());
+    wait(&mut sim, m, 1, "other");
+    sim.settle();
+    let outs = sim.manager_outputs(m);
+    let Some(ManagerOutput::Stopped(e)) = outs.last() else {
+        panic!("{outs:?}")
+    };
+    assert!(e.to_string().contains("\"app#db#\""), "{e}");
+    assert_eq!(sim.store.get(Collection::Leases, "app#db#"), Some(&bad));
+    claim(&mut sim, m, 2, "db", "u", D);
+    assert!(matches!(
+        last(&sim, m),
+        ManagerOutput::Failed {
+            error: ManagerError::Stopped(_),
+            ..
+        }
+    ));
+}
+
+/// Goal: stopping answers every pending request with "stopped".
+#[test]
+fn stop_answers_pending_requests() {
+    let mut sim = Sim::new();
+    let m = manager(&mut sim, cfg("ctl-0"), Clock::exact());
+    sim.settle();
+    claim(&mut sim, m, 1, "db", "u", D);
+    sim.settle();
+    wait(&mut sim, m, 2, "db");
+    stop(&mut sim, m);
+    let outs = sim.manager_outputs(m);
+    assert!(outs.contains(&ManagerOutput::Failed {
+        req: RequestId(2),
+        error: ManagerError::Stopped("stopped by its owner".into())
+    }));
+    assert!(matches!(outs.last(), Some(ManagerOutput::Stopped(_))));
+    assert!(sim.manager(m).is_stopped());
+}
