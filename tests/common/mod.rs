@@ -459,3 +459,336 @@ pub mod lease {
         sim.clock_samples.push((sim.real, GlobalTime(t)));
     }
 }
+
+/// Leadership trackers wired to lease managers, as a unit agent talks to its controller.
+pub mod leadership {
+    use super::{lease, Note, Sim};
+    use std::collections::BTreeMap;
+    use tenure::effects::Effects;
+    use tenure::leadership::{
+        ClaimResult, TicketId, TicketKind, Tracker, TrackerConfig, TrackerOutput,
+    };
+    use tenure::lease::ManagerOutput;
+
+    pub struct Unit {
+        pub tracker: Tracker,
+        pub manager: usize,
+        /// Whether the manager's local deadline is passed back (same process) or not (remote).
+        pub share_deadline: bool,
+        pub outputs: Vec<(u64, TrackerOutput)>,
+    }
+
+    #[derive(Clone, Copy)]
+    enum Waiting {
+        Claim(usize),
+        Release(usize),
+    }
+
+    pub struct World {
+        pub sim: Sim,
+        pub units: Vec<Unit>,
+        requests: BTreeMap<u64, Waiting>,
+        next_req: u64,
+        seen: usize,
+    }
+
+    impl World {
+        pub fn new(sim: Sim) -> World {
+            World {
+                sim,
+                units: Vec::new(),
+                requests: BTreeMap::new(),
+                next_req: 1_000_000,
+                seen: 0,
+            }
+        }
+
+        /// Adds a unit whose tracker uses manager node `manager` and its clock, and starts it.
+        pub fn unit(
+            &mut self,
+            config: TrackerConfig,
+            manager: usize,
+            share_deadline: bool,
+        ) -> usize {
+            self.units.push(Unit {
+                tracker: Tracker::new(config).unwrap(),
+                manager,
+                share_deadline,
+                outputs: Vec::new(),
+            });
+            let u = self.units.len() - 1;
+            let now = self.sim.now(manager);
+            let fx = self.units[u].tracker.handle_start(now);
+            self.feed(u, fx);
+            u
+        }
+
+        fn feed(&mut self, u: usize, fx: Effects<TrackerOutput>) {
+            for out in fx.notifications {
+                self.units[u].outputs.push((self.sim.real, out.clone()));
+                let m = self.units[u].manager;
+                match out {
+                    TrackerOutput::Claim {
+                        application,
+                        unit,
+                        duration,
+                    } => {
+                        self.next_req += 1;
+                        self.requests.insert(self.next_req, Waiting::Claim(u));
+                        lease::claim(
+                            &mut self.sim,
+                            m,
+                            self.next_req,
+                            &application,
+                            &unit,
+                            duration,
+                        );
+                    }
+                    TrackerOutput::WaitReleased { application } => {
+                        self.next_req += 1;
+                        self.requests.insert(self.next_req, Waiting::Release(u));
+                        lease::wait(&mut self.sim, m, self.next_req, &application);
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        /// Settles the store and routes manager answers to trackers until nothing moves.
+        pub fn pump(&mut self) {
+            for _ in 0..10_000 {
+                self.sim.settle();
+                if self.seen == self.sim.notes.len() {
+                    return;
+                }
+                let (i, node, note) = (
+                    self.seen,
+                    self.sim.notes[self.seen].1,
+                    self.sim.notes[self.seen].2.clone(),
+                );
+                self.seen = i + 1;
+                let Note::Manager(out) = note else { continue };
+                let req = match &out {
+                    ManagerOutput::Claimed { req, .. }
+                    | ManagerOutput::Denied { req, .. }
+                    | ManagerOutput::Failed { req, .. }
+                    | ManagerOutput::Released { req }
+                    | ManagerOutput::WaitCancelled { req } => *req,
+                    _ => continue,
+                };
+                let Some(waiting) = self.requests.remove(&req.0) else {
+                    continue;
+                };
+                let now = self.sim.now(node);
+                let fx = match (waiting, out) {
+                    (Waiting::Claim(u), ManagerOutput::Claimed { local_deadline, .. }) => {
+                        let d = self.units[u].share_deadline.then_some(local_deadline);
+                        (
+                            u,
+                            self.units[u].tracker.handle_claim_result(
+                                ClaimResult::Granted { local_deadline: d },
+                                now,
+                            ),
+                        )
+                    }
+                    (Waiting::Claim(u), ManagerOutput::Denied { .. }) => (
+                        u,
+                        self.units[u]
+                            .tracker
+                            .handle_claim_result(ClaimResult::Denied, now),
+                    ),
+                    (Waiting::Claim(u), other) => (
+                        u,
+                        self.units[u]
+                            .tracker
+                            .handle_claim_result(ClaimResult::Failed(format!("{other:?}")), now),
+                    ),
+                    (Waiting::Release(u), _) => (u, self.units[u].tracker.handle_released(now)),
+                };
+                self.feed(fx.0, fx.1);
+            }
+            panic!("leadership world never settled");
+        }
+
+        /// Lets real time pass to `real`, firing store-actor and tracker timers on the way.
+        pub fn run_until(&mut self, real: u64) {
+            self.pump();
+            for _ in 0..1_000_000 {
+                let store_next = (0..self.sim.nodes.len())
+                    .filter(|n| !self.sim.nodes[*n].paused)
+                    .filter_map(|n| {
+                        self.sim.nodes[n]
+                            .actor
+                            .deadline()
+                            .map(|d| self.sim.real_of(n, d))
+                    });
+                let tracker_next = self.units.iter().filter_map(|u| {
+                    u.tracker
+                        .next_deadline()
+                        .map(|d| self.sim.real_of(u.manager, d))
+                });
+                match store_next.chain(tracker_next).min().filter(|t| *t <= real) {
+                    Some(t) => {
+                        self.sim.real = self.sim.real.max(t);
+                        for u in 0..self.units.len() {
+                            let now = self.sim.now(self.units[u].manager);
+                            let fx = self.units[u].tracker.handle_timeout(now);
+                            self.feed(u, fx);
+                        }
+                        self.pump();
+                    }
+                    None => {
+                        self.sim.real = real;
+                        self.pump();
+                        return;
+                    }
+                }
+            }
+            panic!("too many firings");
+        }
+
+        /// Issues a ticket; returns its id.
+        pub fn ticket(&mut self, u: usize, kind: TicketKind) -> TicketId {
+            let now = self.sim.now(self.units[u].manager);
+            let (id, fx) = self.units[u].tracker.handle_ticket(kind, now);
+            self.feed(u, fx);
+            self.pump();
+            id
+        }
+
+        /// The resolution of a ticket, if it has resolved.
+        pub fn answer(&self, u: usize, id: TicketId) -> Option<bool> {
+            self.units[u].outputs.iter().find_map(|(_, o)| match o {
+                TrackerOutput::Ticket { id: i, value, .. } if *i == id => Some(*value),
+                _ => None,
+            })
+        }
+
+        pub fn stop(&mut self, u: usize) {
+            let now = self.sim.now(self.units[u].manager);
+            let fx = self.units[u].tracker.handle_stop(now);
+            self.feed(u, fx);
+        }
+    }
+}
+
+/// Presence helpers: pingers' pings routed to a batcher.
+pub mod presence {
+    use super::{split, Actor, Clock, Note, Sim};
+    use std::time::Duration;
+    use tenure::presence::{
+        Batcher, BatcherConfig, Pinger, PingerOutput, PresenceConfig, PresenceWatcher, Pruner,
+    };
+
+    pub fn config(model: &str) -> PresenceConfig {
+        PresenceConfig::new(model)
+    }
+
+    pub fn batcher(sim: &mut Sim) -> usize {
+        let cfg = BatcherConfig {
+            flush_interval: Duration::from_secs(1),
+            jitter_seed: None,
+            mutant: None,
+        };
+        sim.add(Actor::Batcher(Batcher::new(cfg).unwrap()), Clock::exact())
+    }
+
+    pub fn pinger(sim: &mut Sim, model: &str, key: &str, clock: Clock) -> usize {
+        let n = sim.add(
+            Actor::Pinger(Pinger::new(config(model), key).unwrap()),
+            clock,
+        );
+        start(sim, n);
+        n
+    }
+
+    pub fn start(sim: &mut Sim, n: usize) {
+        sim.call(n, |a, now| match a {
+            Actor::Pinger(p) => split(p.handle_start(now), Note::Pinger),
+            _ => panic!(),
+        });
+    }
+
+    pub fn stop(sim: &mut Sim, n: usize) {
+        sim.call(n, |a, now| match a {
+            Actor::Pinger(p) => split(p.handle_stop(now), Note::Pinger),
+            _ => panic!(),
+        });
+    }
+
+    pub fn kill(sim: &mut Sim, n: usize) {
+        sim.call(n, |a, now| match a {
+            Actor::Pinger(p) => split(p.handle_kill(now), Note::Pinger),
+            _ => panic!(),
+        });
+    }
+
+    pub fn watcher(sim: &mut Sim, model: &str, mutant: Option<tenure::mutant::Mutant>) -> usize {
+        sim.add(
+            Actor::PresenceWatcher(PresenceWatcher::new(config(model), mutant).unwrap()),
+            Clock::exact(),
+        )
+    }
+
+    pub fn pruner(sim: &mut Sim, model: &str, mutant: Option<tenure::mutant::Mutant>) -> usize {
+        sim.add(
+            Actor::Pruner(Pruner::new(config(model), mutant).unwrap()),
+            Clock::exact(),
+        )
+    }
+
+    pub fn watch(sim: &mut Sim, w: usize, key: &str) {
+        sim.call(w, |a, now| match a {
+            Actor::PresenceWatcher(x) => {
+                split(x.handle_watch(key, now).unwrap().1, Note::PresenceWatcher)
+            }
+            _ => panic!(),
+        });
+    }
+
+    pub fn prune(sim: &mut Sim, p: usize, slot: i64) {
+        sim.call(p, |a, now| match a {
+            Actor::Pruner(x) => split(x.handle_prune(slot, now), Note::Pruner),
+            _ => panic!(),
+        });
+    }
+
+    pub fn watcher_ref(sim: &Sim, w: usize) -> &PresenceWatcher {
+        match &sim.nodes[w].actor {
+            Actor::PresenceWatcher(x) => x,
+            _ => panic!(),
+        }
+    }
+
+    /// Routes every ping noted since `*seen` to the batcher node `b`.
+    pub fn route(sim: &mut Sim, b: usize, seen: &mut usize) {
+        while *seen < sim.notes.len() {
+            let note = sim.notes[*seen].2.clone();
+            *seen += 1;
+            if let Note::Pinger(PingerOutput::Ping {
+                model,
+                slot,
+                field,
+                bit,
+            }) = note
+            {
+                sim.call(b, |a, now| match a {
+                    Actor::Batcher(x) => {
+                        split(x.handle_ping(&model, slot, &field, bit, now), Note::Batcher)
+                    }
+                    _ => panic!(),
+                });
+            }
+        }
+    }
+
+    /// Runs to `real` in steps of at most one second, routing pings as they appear.
+    pub fn run_until(sim: &mut Sim, b: usize, seen: &mut usize, real: u64) {
+        while sim.real < real {
+            let next = (sim.real + 1_000_000_000).min(real);
+            sim.run_until(next);
+            route(sim, b, seen);
+            sim.settle();
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Reference behaviours of the leadership tracker (PROTOCOLS.md §4), on real lease managers
+//! over the reference store.
+
+mod common;
+
+use common::leadership::World;
+use common::lease::{manager, set_global};
+use common::{secs, Clock, Sim};
+use std::time::Duration;
+use tenure::leadership::{TicketKind, TrackerConfig, TrackerOutput};
+use tenure::lease::ManagerConfig;
+use tenure::time::LocalTime;
+
+const D: Duration = Duration::from_secs(30);
+
+fn tracker(unit: &str) -> TrackerConfig {
+    TrackerConfig {
+        application: "mysql".into(),
+        unit: unit.into(),
+        claim_duration: D,
+        mutant: None,
+    }
+}
+
+fn world() -> (World, usize) {
+    let mut sim = Sim::new();
+    let m = manager(&mut sim, ManagerConfig::new("app", "ctl-0"), Clock::exact());
+    (World::new(sim), m)
+}
+
+/// Goal: the first claim asks for 2 × duration (T5); a granted claim makes the unit leader with
+/// renewal due `duration` after the claim started, and `claim_leader` answers true.
+#[test]
+fn claims_twice_the_duration_and_renews_after_one() {
+    let (mut w, m) = world();
+    let u = w.unit(tracker("mysql-0"), m, true);
+    w.pump();
+    assert!(
+        matches!(&w.units[u].outputs[0].1, TrackerOutput::Claim { duration, .. } if *duration == D * 2)
+    );
+    assert!(w.units[u].tracker.is_leader());
+    assert_eq!(
+        w.units[u].tracker.next_deadline(),
+        Some(LocalTime(secs(30)))
+    );
+    let t = w.ticket(u, TicketKind::ClaimLeader);
+    assert_eq!(w.answer(u, t), Some(true));
+    // The renewal happens on time and keeps leadership (global time advances with real time).
+    for s in [20, 40, 60, 80] {
+        set_global(&mut w.sim, secs(s));
+        w.run_until(secs(s));
+    }
+    let claims = w.units[u]
+        .outputs
+        .iter()
+        .filter(|(_, o)| matches!(o, TrackerOutput::Claim { .. }))
+        .count();
+    assert!(claims >= 3, "{:?}", w.units[u].outputs);
+    assert!(w.units[u].tracker.is_leader());
+}
+
+/// Goal: a `claim_leader` ticket issued after the renewal fell due waits for the renewal, so a
+/// true answer is always backed by `duration` of tenure (T1).
+#[test]
+fn overdue_renewal_runs_before_answering() {
+    let (mut w, m) = world();
+    let u = w.unit(tracker("mysql-0"), m, true);
+    w.pump();
+    // Pretend the renewal timer did not fire: jump past it without running timers.
+    w.sim.real = secs(31);
+    let claims_before = w.units[u]
+        .outputs
+        .iter()
+        .filter(|(_, o)| matches!(o, TrackerOutput::Claim { .. }))
+        .count();
+    let t = w.ticket(u, TicketKind::ClaimLeader);
+    let claims_after = w.units[u]
+        .outputs
+        .iter()
+        .filter(|(_, o)| matches!(o, TrackerOutput::Claim { .. }))
+        .count();
+    assert_eq!(
+        claims_after,
+        claims_before + 1,
+        "an overdue ticket triggers a renewal"
+    );
+    assert_eq!(w.answer(u, t), Some(true));
+    assert!(w.units[u].tracker.leader_until().unwrap() >= LocalTime(secs(31) + secs(30)));
+}
+
+/// Goal: a denied unit becomes a minion with exactly one release-waiter (T3), `wait_minion`
+/// resolves, `wait_leader` waits, and when the leader's lease expires the minion claims and
+/// its `wait_leader` resolves true.
+#[test]
+fn minion_waits_for_release_then_leads() {
+    let (mut w, m) = world();
+    let a = w.unit(tracker("mysql-0"), m, true);
+    w.pump();
+    let b = w.unit(tracker("mysql-1"), m, true);
+    w.pump();
+    assert!(!w.units[b].tracker.is_leader());
+    assert!(w.units[b].tracker.is_waiting_release());
+    let waiters = w.units[b]
+        .outputs
+        .iter()
+        .filter(|(_, o)| matches!(o, TrackerOutput::WaitReleased { .. }))
+        .count();
+    assert_eq!(waiters, 1);
+    let minion = w.ticket(b, TicketKind::WaitMinion);
+    assert_eq!(w.answer(b, minion), Some(true));
+    let claim = w.ticket(b, TicketKind::ClaimLeader);
+    assert_eq!(w.answer(b, claim), Some(false));
+    let lead = w.ticket(b, TicketKind::WaitLeader);
+    assert_eq!(w.answer(b, lead), None);
+    // The leader stops renewing; once global time passes its expiry the lease is expired.
+    w.stop(a);
+    set_global(&mut w.sim, secs(61));
+    w.run_until(secs(120));
+    assert_eq!(w.answer(b, lead), Some(true));
+    assert!(w.units[b].tracker.is_leader());
+}
+
+/// Goal: stopping resolves every pending ticket false (T4), and later tickets answer false.
+#[test]
+fn stop_resolves_all_tickets_false() {
+    let (mut w, m) = world();
+    let a = w.unit(tracker("mysql-0"), m, true);
+    w.pump();
+    let b = w.unit(tracker("mysql-1"), m, true);
+    w.pump();
+    let lead = w.ticket(b, TicketKind::WaitLeader);
+    w.stop(b);
+    assert_eq!(w.answer(b, lead), Some(false));
+    let later = w.ticket(b, TicketKind::WaitMinion);
+    assert_eq!(w.answer(b, later), Some(false));
+    assert!(w.units[a].tracker.is_leader());
+}
+
+/// Goal: invalid tracker configuration is refused with a message naming the field.
+#[test]
+fn invalid_tracker_config() {
+    let e = tenure::leadership::Tracker::new(TrackerConfig {
+        unit: "my unit".into(),
+        ..tracker("x")
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("invalid unit"), "{e}");
+    let e = tenure::leadership::Tracker::new(TrackerConfig {
+        claim_duration: Duration::ZERO,
+        ..tracker("x")
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("claim duration"), "{e}");
+}
