@@ -449,6 +449,7 @@ impl History {
                                     issued_real: inv
                                         .get(&(e.process, e.call))
                                         .map_or(e.real_ns, |i| i.real_ns),
+                                    answered_real: e.real_ns,
                                     claim_duration: *claim_duration,
                                 });
                             }

@@ -192,6 +192,7 @@ impl Tracker {
             Role::Leader { renew_at, .. } if self.claim_started.is_none() && !self.stopped => {
                 Some(renew_at)
             }
+            Role::Minion { retry_at } if self.claim_started.is_none() && !self.stopped => retry_at,
             _ => None,
         }
     }

@@ -89,7 +89,7 @@ mutants! {
     /// The watcher emits every value it polls, repeats included.
     ClockWatcherRepeats = "clock-watcher-repeats", Clock, G5;
     /// Expiry is judged by the manager's local deadline, without reading global time.
-    LeaseExpireOnLocalClock = "lease-expire-on-local-clock", Lease, L6;
+    LeaseExpireOnLocalClock = "lease-expire-on-local-clock", Lease, L4;
     /// The holder's local deadline is measured from the end of the call, not its start.
     LeaseDeadlineFromCallEnd = "lease-deadline-from-call-end", Lease, L6;
     /// An extension always writes, even when it makes the lease end earlier.

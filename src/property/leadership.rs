@@ -17,13 +17,15 @@ pub struct LeaderAnswer {
     pub unit: String,
     /// Real time the ticket was issued.
     pub issued_real: u64,
+    /// Real time the answer was given.
+    pub answered_real: u64,
     /// The tracker's claim duration.
     pub claim_duration: Duration,
 }
 
-/// T1: a true `claim_leader` answer is covered by a tenure of that unit lasting at least
-/// `claim_duration` from the moment the ticket was issued. `tenures` are the real intervals
-/// during which the store guaranteed the unit the lease.
+/// T1: a true `claim_leader` answer is covered by a tenure of that unit, begun by the time of the
+/// answer, lasting at least `claim_duration` from the moment the ticket was issued. `tenures` are
+/// the real intervals during which the unit was guaranteed the lease.
 pub fn t1_backed(answers: &[LeaderAnswer], tenures: &[Tenure]) -> Verdict {
     for a in answers {
         let need = a
@@ -32,7 +34,7 @@ pub fn t1_backed(answers: &[LeaderAnswer], tenures: &[Tenure]) -> Verdict {
         let covered = tenures
             .iter()
             .filter(|t| {
-                t.lease == a.application && t.holder == a.unit && t.from_real <= a.issued_real
+                t.lease == a.application && t.holder == a.unit && t.from_real <= a.answered_real
             })
             .map(|t| t.until_real)
             .max()

@@ -6,15 +6,19 @@ use crate::substrate::{Op, Selector};
 use crate::time::Secs;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// P1: the sequences handed out in one model, in order, strictly increase.
-pub fn p1_sequences(seqs: &[Seq]) -> Verdict {
-    match seqs.windows(2).find(|w| w[1] <= w[0]) {
-        Some(w) => Err(Violation::new(
-            PropertyId::P1,
-            format!("sequence {} was handed out after {}", w[1], w[0]),
-        )),
-        None => Ok(()),
+/// P1: sequences are unique within a model, and each pinger's successive starts get strictly
+/// increasing ones. `per_pinger` lists each pinger's sequences in the order it started.
+pub fn p1_sequences(per_pinger: &[Vec<Seq>]) -> Verdict {
+    let mut all = BTreeSet::new();
+    for seqs in per_pinger {
+        if let Some(w) = seqs.windows(2).find(|w| w[1] <= w[0]) {
+            return Err(Violation::new(PropertyId::P1, format!("a pinger got sequence {} after {}", w[1], w[0])));
+        }
+        if let Some(s) = seqs.iter().find(|s| !all.insert(**s)) {
+            return Err(Violation::new(PropertyId::P1, format!("sequence {s} was handed out twice")));
+        }
     }
+    Ok(())
 }
 
 /// P2: for each (slot document, field), the stored bits equal the OR of the bits sent.
@@ -78,7 +82,8 @@ pub fn p5_pinging_never_dead(
     window: u64,
 ) -> Verdict {
     for r in reports.iter().filter(|r| !r.alive) {
-        let from = r.real.saturating_sub(window);
+        // Only reports late enough for a whole window of pinging to precede them count.
+        let Some(from) = r.real.checked_sub(window) else { continue };
         let covered = pinging
             .get(&r.key)
             .is_some_and(|iv| iv.iter().any(|(a, b)| *a <= from && *b >= r.real));

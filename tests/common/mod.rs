@@ -318,7 +318,7 @@ impl Sim {
     pub fn real_of(&self, node: usize, local: LocalTime) -> u64 {
         let c = self.nodes[node].clock;
         if local.0 <= c.offset {
-            return self.real;
+            return 0;
         }
         let num = i128::from(local.0 - c.offset) * 1_000_000;
         let den = 1_000_000 + i128::from(c.rate_ppm);
@@ -326,7 +326,7 @@ impl Sim {
         while c.local(t) < local {
             t += 1;
         }
-        t.max(self.real)
+        t
     }
 
     /// One step picked by `choice`: deliver an in-flight request (maybe with a fault), fire a
@@ -490,6 +490,8 @@ pub mod leadership {
         requests: BTreeMap<u64, Waiting>,
         next_req: u64,
         seen: usize,
+        /// `(real, unit)` for every release-waiter that returned.
+        pub released: Vec<(u64, usize)>,
     }
 
     impl World {
@@ -500,6 +502,7 @@ pub mod leadership {
                 requests: BTreeMap::new(),
                 next_req: 1_000_000,
                 seen: 0,
+                released: Vec::new(),
             }
         }
 
@@ -558,9 +561,18 @@ pub mod leadership {
         pub fn pump(&mut self) {
             for _ in 0..10_000 {
                 self.sim.settle();
-                if self.seen == self.sim.notes.len() {
+                if !self.route() {
                     return;
                 }
+            }
+            panic!("leadership world never settled");
+        }
+
+        /// Routes manager answers noted so far to their trackers; `false` if there were none.
+        pub fn route(&mut self) -> bool {
+            let mut any = false;
+            while self.seen < self.sim.notes.len() {
+                any = true;
                 let (i, node, note) = (
                     self.seen,
                     self.sim.notes[self.seen].1,
@@ -603,11 +615,28 @@ pub mod leadership {
                             .tracker
                             .handle_claim_result(ClaimResult::Failed(format!("{other:?}")), now),
                     ),
-                    (Waiting::Release(u), _) => (u, self.units[u].tracker.handle_released(now)),
+                    (Waiting::Release(u), _) => {
+                        self.released.push((self.sim.real, u));
+                        (u, self.units[u].tracker.handle_released(now))
+                    }
                 };
                 self.feed(fx.0, fx.1);
             }
-            panic!("leadership world never settled");
+            any
+        }
+
+        /// Sends a claim for unit `u` to manager `m`, as the tracker asked.
+        pub fn claim_for(&mut self, u: usize, m: usize, application: &str, unit: &str, duration: std::time::Duration) {
+            self.next_req += 1;
+            self.requests.insert(self.next_req, Waiting::Claim(u));
+            lease::claim(&mut self.sim, m, self.next_req, application, unit, duration);
+        }
+
+        /// Fires unit `u`'s tracker timer if due.
+        pub fn fire_tracker(&mut self, u: usize) {
+            let now = self.sim.now(self.units[u].manager);
+            let fx = self.units[u].tracker.handle_timeout(now);
+            self.feed(u, fx);
         }
 
         /// Lets real time pass to `real`, firing store-actor and tracker timers on the way.
