@@ -395,7 +395,7 @@ impl History {
             out.push((PropertyId::F1, lease::f1_epochs(&self.grants())));
         }
         self.check_fenced(&mut out);
-        self.check_leadership(&tenures, &mut out);
+        self.check_leadership(&tenures, params.rate_error_ppm, &mut out);
         self.check_presence(&mut out);
         out
     }
@@ -423,7 +423,12 @@ impl History {
         }
     }
 
-    fn check_leadership(&self, tenures: &[Tenure], out: &mut Vec<(PropertyId, Verdict)>) {
+    fn check_leadership(
+        &self,
+        tenures: &[Tenure],
+        rate_error_ppm: u32,
+        out: &mut Vec<(PropertyId, Verdict)>,
+    ) {
         let inv = self.invocations();
         let mut answers = Vec::new();
         let mut tickets: BTreeMap<u32, Vec<TicketEvent>> = BTreeMap::new();
@@ -443,14 +448,19 @@ impl History {
                         (_, Some(v)) => {
                             events.push(TicketEvent::Resolved(*ticket, *v));
                             if *v && *kind == TicketKind::ClaimLeader {
+                                let invoked = inv.get(&(e.process, e.call)).copied().unwrap_or(e);
+                                let until_local =
+                                    LocalTime(invoked.local_ns).after(*claim_duration);
                                 answers.push(LeaderAnswer {
                                     application: application.clone(),
                                     unit: unit.clone(),
-                                    issued_real: inv
-                                        .get(&(e.process, e.call))
-                                        .map_or(e.real_ns, |i| i.real_ns),
+                                    issued_real: invoked.real_ns,
                                     answered_real: e.real_ns,
-                                    claim_duration: *claim_duration,
+                                    claim_until_real: self.local_to_real(
+                                        e.process,
+                                        until_local,
+                                        rate_error_ppm,
+                                    ),
                                 });
                             }
                         }

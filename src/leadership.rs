@@ -243,13 +243,13 @@ impl Tracker {
         }
         match result {
             ClaimResult::Granted { local_deadline } => {
-                let from = if self.config.mutant == Some(Mutant::LeadershipRenewFromClaimEnd) {
-                    now
+                let until = if self.config.mutant == Some(Mutant::LeadershipRenewFromClaimEnd) {
+                    // Broken: trusts its own arithmetic, from the end of the call.
+                    now.after(self.config.claim_duration * 2)
                 } else {
-                    started
+                    let own = started.after(self.config.claim_duration * 2);
+                    local_deadline.map_or(own, |d| d.min(own))
                 };
-                let own = from.after(self.config.claim_duration * 2);
-                let until = local_deadline.map_or(own, |d| d.min(own));
                 let renew_at = LocalTime(
                     until
                         .0

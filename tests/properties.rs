@@ -23,18 +23,30 @@ use tenure::jitter::Jitter;
 use tenure::leadership::{TicketKind, TrackerConfig, TrackerOutput};
 use tenure::lease::{ManagerConfig, ManagerOutput};
 use tenure::mutant::{Mutant, Protocol};
-use tenure::presence::pruner::PrunerOutput;
-use tenure::presence::{decode_bits, PingerOutput, SlotBits, WatcherOutput};
-use tenure::property::lease::{GrantedTerm, Grant, Tenure};
+use tenure::presence::{PingerOutput, SlotBits, WatcherOutput};
+use tenure::property::lease::{Grant, GrantedTerm, Tenure};
 use tenure::property::presence::{PresenceSnapshot, Report};
-use tenure::property::{clock, leadership, lease, presence, PropertyId, Violation};
+use tenure::property::{clock, leadership, lease, presence, Violation};
 use tenure::substrate::{Collection, Value};
 use tenure::time::{GlobalTime, SkewBounds};
 
 /// ρ used by every scenario: local clocks run at 0.95×, 1× or 1.05× real time.
 const RHO_PPM: u32 = 50_000;
 /// Clocks of the three processes of a scenario.
-const CLOCKS: [Clock; 3] = [Clock { rate_ppm: -50_000, offset: 0 }, Clock { rate_ppm: 0, offset: 0 }, Clock { rate_ppm: 50_000, offset: 0 }];
+const CLOCKS: [Clock; 3] = [
+    Clock {
+        rate_ppm: -50_000,
+        offset: 0,
+    },
+    Clock {
+        rate_ppm: 0,
+        offset: 0,
+    },
+    Clock {
+        rate_ppm: 50_000,
+        offset: 0,
+    },
+];
 /// Longest time one step lets pass.
 const STEP_MAX: Duration = Duration::from_secs(1);
 /// S: an updater ticks every second but may fire up to one step late, and its clock is exact.
@@ -45,7 +57,11 @@ fn violations(results: impl IntoIterator<Item = Result<(), Violation>>) -> Vec<V
 }
 
 fn start_updater(sim: &mut Sim, mutant: Option<Mutant>, clock: Clock) -> usize {
-    let cfg = UpdaterConfig { update_interval: Duration::from_secs(1), backoff_delay: Duration::from_secs(1), mutant };
+    let cfg = UpdaterConfig {
+        update_interval: Duration::from_secs(1),
+        backoff_delay: Duration::from_secs(1),
+        mutant,
+    };
     let n = sim.add(Actor::Updater(Updater::new(cfg).unwrap()), clock);
     sim.call(n, |a, now| match a {
         Actor::Updater(u) => common::split(u.handle_start(now), Note::Updater),
@@ -69,9 +85,18 @@ fn settle_nodes(sim: &mut Sim, nodes: &[usize]) {
 
 fn run_clock(choices: &[u32], mutant: Option<Mutant>) -> Vec<Violation> {
     let mut sim = Sim::new();
-    let ups: Vec<usize> = CLOCKS.iter().map(|c| start_updater(&mut sim, mutant, *c)).collect();
-    let wcfg = WatcherConfig { poll_interval: Duration::from_millis(700), mutant };
-    let w = sim.add(Actor::ClockWatcher(ClockWatcher::new(wcfg).unwrap()), Clock::exact());
+    let ups: Vec<usize> = CLOCKS
+        .iter()
+        .map(|c| start_updater(&mut sim, mutant, *c))
+        .collect();
+    let wcfg = WatcherConfig {
+        poll_interval: Duration::from_millis(700),
+        mutant,
+    };
+    let w = sim.add(
+        Actor::ClockWatcher(ClockWatcher::new(wcfg).unwrap()),
+        Clock::exact(),
+    );
     for c in choices {
         sim.step(*c, STEP_MAX);
     }
@@ -79,21 +104,39 @@ fn run_clock(choices: &[u32], mutant: Option<Mutant>) -> Vec<Violation> {
     let mut emitted = Vec::new();
     for (_, node, note) in &sim.notes {
         match note {
-            Note::Updater(UpdaterOutput::Advanced { from, to, .. }) if ups.contains(node) => writes.push(clock::ClockWrite { from: *from, to: *to }),
+            Note::Updater(UpdaterOutput::Advanced { from, to, .. }) if ups.contains(node) => writes
+                .push(clock::ClockWrite {
+                    from: *from,
+                    to: *to,
+                }),
             Note::ClockWatcher(ClockWatcherOutput::Time(t)) if *node == w => emitted.push(*t),
             _ => {}
         }
     }
     // S: the largest single step the store saw (each step is bounded by one observation-to-write
     // interval, and those intervals follow one another).
-    let step = sim.clock_samples.windows(2).map(|p| p[1].1 .0.saturating_sub(p[0].1 .0)).max().unwrap_or(0);
+    let step = sim
+        .clock_samples
+        .windows(2)
+        .map(|p| p[1].1 .0.saturating_sub(p[0].1 .0))
+        .max()
+        .unwrap_or(0);
     let observed: Vec<GlobalTime> = sim.clock_samples.iter().map(|s| s.1).collect();
     violations([
         clock::g2_chain(GlobalTime(0), &writes),
         clock::g3_rate(&sim.clock_samples, RHO_PPM, Duration::from_nanos(step)),
         clock::g4_only_written_values(GlobalTime(0), &writes, &observed),
         clock::g5_watcher_strictly_later(&emitted),
-        clock::g1_monotonic(&sim.clock_samples.iter().map(|(t, g)| clock::ClockRead { real_start: *t, real_end: *t, value: *g }).collect::<Vec<_>>()),
+        clock::g1_monotonic(
+            &sim.clock_samples
+                .iter()
+                .map(|(t, g)| clock::ClockRead {
+                    real_start: *t,
+                    real_end: *t,
+                    value: *g,
+                })
+                .collect::<Vec<_>>(),
+        ),
     ])
 }
 
@@ -105,7 +148,10 @@ const LEASE_DURATIONS: [u64; 3] = [5, 10, 20];
 fn run_lease(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Vec<Violation> {
     let mut sim = Sim::new();
     let up = start_updater(&mut sim, None, Clock::exact());
-    let skew = SkewBounds { rate_error_ppm: RHO_PPM, clock_step_max: CLOCK_STEP_MAX };
+    let skew = SkewBounds {
+        rate_error_ppm: RHO_PPM,
+        clock_step_max: CLOCK_STEP_MAX,
+    };
     let managers: Vec<usize> = (0..3)
         .map(|i| {
             let mut cfg = ManagerConfig::new("app", format!("ctl-{i}"));
@@ -131,8 +177,16 @@ fn run_lease(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Vec<Viola
             }
             7 => {
                 let i = (*c as usize / 8) % 3;
-                common::lease::check(&mut sim, managers[i], req, "a", &format!("h{}", (c / 24) % 3));
+                common::lease::check(
+                    &mut sim,
+                    managers[i],
+                    req,
+                    "a",
+                    &format!("h{}", (c / 24) % 3),
+                );
             }
+            // Now and then every updater stops (G4: global time stands still) or comes back.
+            5 if (c / 8) % 16 == 0 => sim.nodes[up].paused = !sim.nodes[up].paused,
             _ => sim.step(*c, STEP_MAX),
         }
         settle_nodes(&mut sim, &[up]);
@@ -143,27 +197,43 @@ fn run_lease(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Vec<Viola
     let mut checks = Vec::new();
     for (real, node, note) in &sim.notes {
         match note {
-            Note::Manager(ManagerOutput::Claimed { req, lease, holder, epoch, local_deadline, global_expiry, .. }) => {
+            Note::Manager(ManagerOutput::Claimed {
+                req,
+                lease,
+                holder,
+                epoch,
+                local_deadline,
+                global_expiry,
+                ..
+            }) => {
                 let until_real = sim.real_of(*node, *local_deadline).max(*real);
-                tenures.push(Tenure { lease: lease.clone(), holder: holder.clone(), epoch: *epoch, from_real: *real, until_real });
+                tenures.push(Tenure {
+                    lease: lease.clone(),
+                    holder: holder.clone(),
+                    epoch: *epoch,
+                    from_real: *real,
+                    until_real,
+                });
                 if let Some((at, g, d)) = asked.get(&req.0) {
-                    grants.push(Grant { lease: lease.clone(), holder: holder.clone(), epoch: *epoch, invoked_real: *at, granted_real: *real });
-                    granted.push(GrantedTerm { lease: lease.clone(), global_at_call_start: *g, duration: *d, expiry: *global_expiry });
+                    grants.push(Grant {
+                        lease: lease.clone(),
+                        holder: holder.clone(),
+                        epoch: *epoch,
+                        invoked_real: *at,
+                        granted_real: *real,
+                    });
+                    granted.push(GrantedTerm {
+                        lease: lease.clone(),
+                        global_at_call_start: *g,
+                        duration: *d,
+                        expiry: *global_expiry,
+                    });
                 }
             }
-            Note::Manager(ManagerOutput::Checked { held, refreshed, .. }) => checks.push((held.is_some(), *refreshed)),
+            Note::Manager(ManagerOutput::Checked {
+                held, refreshed, ..
+            }) => checks.push((held.is_some(), *refreshed)),
             _ => {}
-        }
-    }
-    if std::env::var("TENURE_DEBUG").is_ok() {
-        for (real, node, note) in &sim.notes {
-            eprintln!("{:>8.3} n{node} {note:?}", *real as f64 / 1e9);
-        }
-        for c in &sim.lease_changes {
-            eprintln!("change {:?}", c);
-        }
-        for t in &tenures {
-            eprintln!("tenure {t:?}");
         }
     }
     violations([
@@ -182,7 +252,10 @@ fn run_leadership(choices: &[u32], mutant: Option<Mutant>) -> Vec<Violation> {
     let d = Duration::from_secs(10);
     let mut sim = Sim::new();
     let up = start_updater(&mut sim, None, Clock::exact());
-    let skew = SkewBounds { rate_error_ppm: RHO_PPM, clock_step_max: CLOCK_STEP_MAX };
+    let skew = SkewBounds {
+        rate_error_ppm: RHO_PPM,
+        clock_step_max: CLOCK_STEP_MAX,
+    };
     let managers: Vec<usize> = (0..3)
         .map(|i| {
             let mut cfg = ManagerConfig::new("app", format!("ctl-{i}"));
@@ -194,19 +267,32 @@ fn run_leadership(choices: &[u32], mutant: Option<Mutant>) -> Vec<Violation> {
     settle_nodes(&mut sim, &[up]);
     let mut w = World::new(sim);
     let units: Vec<usize> = (0..3)
-        .map(|i| w.unit(TrackerConfig { application: "db".into(), unit: format!("db-{i}"), claim_duration: d, mutant }, managers[i], true))
+        .map(|i| {
+            w.unit(
+                TrackerConfig {
+                    application: "db".into(),
+                    unit: format!("db-{i}"),
+                    claim_duration: d,
+                    mutant,
+                },
+                managers[i],
+                true,
+            )
+        })
         .collect();
     let mut issued: BTreeMap<(usize, u64), u64> = BTreeMap::new();
     for c in choices {
         match c % 8 {
             6 => {
                 let u = (*c as usize / 8) % 3;
-                let kind = [TicketKind::ClaimLeader, TicketKind::WaitLeader, TicketKind::WaitMinion][(*c as usize / 24) % 3];
+                let kind = [
+                    TicketKind::ClaimLeader,
+                    TicketKind::WaitLeader,
+                    TicketKind::WaitMinion,
+                ][(*c as usize / 24) % 3];
                 let now = w.sim.now(w.units[u].manager);
                 let (id, fx) = w.units[u].tracker.handle_ticket(kind, now);
                 issued.insert((u, id.0), w.sim.real);
-                w.units[u].outputs.push((w.sim.real, TrackerOutput::Ticket { id, kind, value: false }));
-                w.units[u].outputs.pop();
                 feed(&mut w, u, fx);
             }
             7 => w.fire_tracker((*c as usize / 8) % 3),
@@ -217,9 +303,22 @@ fn run_leadership(choices: &[u32], mutant: Option<Mutant>) -> Vec<Violation> {
     }
     let mut tenures = Vec::new();
     for (real, node, note) in &w.sim.notes {
-        if let Note::Manager(ManagerOutput::Claimed { lease, holder, epoch, local_deadline, .. }) = note {
+        if let Note::Manager(ManagerOutput::Claimed {
+            lease,
+            holder,
+            epoch,
+            local_deadline,
+            ..
+        }) = note
+        {
             let until_real = w.sim.real_of(*node, *local_deadline).max(*real);
-            tenures.push(Tenure { lease: lease.clone(), holder: holder.clone(), epoch: *epoch, from_real: *real, until_real });
+            tenures.push(Tenure {
+                lease: lease.clone(),
+                holder: holder.clone(),
+                epoch: *epoch,
+                from_real: *real,
+                until_real,
+            });
         }
     }
     let mut results = vec![lease::l6_exclusion(&tenures)];
@@ -232,15 +331,21 @@ fn run_leadership(choices: &[u32], mutant: Option<Mutant>) -> Vec<Violation> {
         for (real, o) in &unit.outputs {
             match o {
                 TrackerOutput::Ticket { id, kind, value } => {
-                    events.push(tenure::property::leadership::TicketEvent::Resolved(*id, *value));
+                    events.push(tenure::property::leadership::TicketEvent::Resolved(
+                        *id, *value,
+                    ));
                     if *value && *kind == TicketKind::ClaimLeader {
                         let issued_real = issued.get(&(u, id.0)).copied().unwrap_or(*real);
+                        let node = w.units[u].manager;
+                        let claim_until_real = w
+                            .sim
+                            .real_of(node, w.sim.nodes[node].clock.local(issued_real).after(d));
                         answers.push(tenure::property::leadership::LeaderAnswer {
                             application: "db".into(),
                             unit: format!("db-{u}"),
                             issued_real,
                             answered_real: *real,
-                            claim_duration: d,
+                            claim_until_real,
                         });
                     }
                 }
@@ -249,29 +354,31 @@ fn run_leadership(choices: &[u32], mutant: Option<Mutant>) -> Vec<Violation> {
                 _ => {}
             }
         }
-        waiters.extend(w.released.iter().filter(|(_, x)| *x == u).map(|(r, _)| (*r, -1i8)));
+        waiters.extend(
+            w.released
+                .iter()
+                .filter(|(_, x)| *x == u)
+                .map(|(r, _)| (*r, -1i8)),
+        );
         waiters.sort_by_key(|(r, delta)| (*r, *delta));
-        let mut issued_events: Vec<_> = issued.keys().filter(|(x, _)| *x == u).map(|(_, id)| tenure::property::leadership::TicketEvent::Issued(tenure::leadership::TicketId(*id), TicketKind::ClaimLeader)).collect();
+        let mut issued_events: Vec<_> = issued
+            .keys()
+            .filter(|(x, _)| *x == u)
+            .map(|(_, id)| {
+                tenure::property::leadership::TicketEvent::Issued(
+                    tenure::leadership::TicketId(*id),
+                    TicketKind::ClaimLeader,
+                )
+            })
+            .collect();
         issued_events.extend(events);
         results.push(leadership::t4_tickets_once(&issued_events, false));
-        results.push(leadership::t3_one_release_waiter(&waiters.iter().map(|w| w.1).collect::<Vec<_>>()));
+        results.push(leadership::t3_one_release_waiter(
+            &waiters.iter().map(|w| w.1).collect::<Vec<_>>(),
+        ));
         results.push(leadership::t5_twice(&claims, d));
     }
     results.push(leadership::t1_backed(&answers, &tenures));
-    if std::env::var("TENURE_DEBUG_L").is_ok() {
-        for t in &tenures {
-            eprintln!("{t:?}");
-        }
-        for a in &answers {
-            eprintln!("{a:?}");
-        }
-        for u in &w.units {
-            for o in &u.outputs {
-                eprintln!("{:>8.3} {:?}", o.0 as f64 / 1e9, o.1);
-            }
-            eprintln!("--");
-        }
-    }
     violations(results)
 }
 
@@ -279,9 +386,20 @@ fn feed(w: &mut World, u: usize, fx: tenure::effects::Effects<TrackerOutput>) {
     // World::feed is private to the harness; route through a no-op ticket-free path.
     for n in fx.notifications {
         match n {
-            TrackerOutput::Claim { application, unit, duration } => {
+            TrackerOutput::Claim {
+                application,
+                unit,
+                duration,
+            } => {
                 let m = w.units[u].manager;
-                w.units[u].outputs.push((w.sim.real, TrackerOutput::Claim { application: application.clone(), unit: unit.clone(), duration }));
+                w.units[u].outputs.push((
+                    w.sim.real,
+                    TrackerOutput::Claim {
+                        application: application.clone(),
+                        unit: unit.clone(),
+                        duration,
+                    },
+                ));
                 w.claim_for(u, m, &application, &unit, duration);
             }
             other => w.units[u].outputs.push((w.sim.real, other)),
@@ -294,24 +412,63 @@ fn feed(w: &mut World, u: usize, fx: tenure::effects::Effects<TrackerOutput>) {
 
 fn snapshot(sim: &Sim, model: &str) -> PresenceSnapshot {
     let mine = |id: &str| id.starts_with(&format!("{model}:"));
-    let pings: Vec<_> = sim.store.documents(Collection::PresencePings).filter(|d| mine(&d.id)).cloned().collect();
+    let pings: Vec<_> = sim
+        .store
+        .documents(Collection::PresencePings)
+        .filter(|d| mine(&d.id))
+        .cloned()
+        .collect();
     let bits = SlotBits::gather(&pings).unwrap();
     PresenceSnapshot {
-        slots: pings.iter().filter_map(|d| match d.get("slot") { Some(Value::Int(s)) => Some(*s), _ => None }).collect(),
-        beings: sim.store.documents(Collection::PresenceBeings).filter(|d| mine(&d.id)).map(|d| tenure::presence::decode_being(d).unwrap()).collect(),
+        slots: pings
+            .iter()
+            .filter_map(|d| match d.get("slot") {
+                Some(Value::Int(s)) => Some(*s),
+                _ => None,
+            })
+            .collect(),
+        beings: sim
+            .store
+            .documents(Collection::PresenceBeings)
+            .filter(|d| mine(&d.id))
+            .map(|d| tenure::presence::decode_being(d).unwrap())
+            .collect(),
         referenced: bits.alive.union(&bits.dead).copied().collect(),
     }
 }
 
 fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Vec<Violation> {
     let mut sim = Sim::new();
-    sim.store.set_server_time(secs(1000));
-    let bcfg = tenure::presence::BatcherConfig { flush_interval: Duration::from_secs(1), jitter_seed: Some(1), mutant };
-    let b = sim.add(Actor::Batcher(tenure::presence::Batcher::new(bcfg).unwrap()), Clock::exact());
+    sim.server_epoch = Some(secs(1000));
+    let bcfg = tenure::presence::BatcherConfig {
+        flush_interval: Duration::from_secs(1),
+        jitter_seed: Some(1),
+        mutant,
+    };
+    let b = sim.add(
+        Actor::Batcher(tenure::presence::Batcher::new(bcfg).unwrap()),
+        Clock::exact(),
+    );
     let w = pres::watcher(&mut sim, "m", mutant);
     let pr = pres::pruner(&mut sim, "m", mutant);
     let keys = ["k0", "k1"];
-    let pingers: Vec<usize> = keys.iter().enumerate().map(|(i, k)| pres::pinger(&mut sim, "m", k, CLOCKS[i])).collect();
+    // Slots come from local time plus an offset measured at start, so drift accumulates between
+    // restarts (as in Juju): presence needs clocks far better than ρ = 5%.
+    let drift = [
+        Clock {
+            rate_ppm: -200,
+            offset: 0,
+        },
+        Clock {
+            rate_ppm: 200,
+            offset: 5,
+        },
+    ];
+    let pingers: Vec<usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| pres::pinger(&mut sim, "m", k, drift[i]))
+        .collect();
     for k in keys {
         pres::watch(&mut sim, w, k);
     }
@@ -321,41 +478,62 @@ fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Vec<Vi
     let mut prunes = Vec::new();
     let period = 30;
     for c in choices {
-        sim.faults = faults && c % 3 == 0;
         match c % 16 {
             13 => {
                 let i = (*c as usize / 16) % 2;
                 if let Some(from) = running.remove(&pingers[i]) {
-                    pinging.entry(keys[i].to_owned()).or_default().push((from, sim.real));
+                    pinging
+                        .entry(keys[i].to_owned())
+                        .or_default()
+                        .push((from, sim.real));
                 }
-                if (c / 32) % 2 == 0 { pres::stop(&mut sim, pingers[i]) } else { pres::kill(&mut sim, pingers[i]) }
+                if (c / 32) % 2 == 0 {
+                    pres::stop(&mut sim, pingers[i])
+                } else {
+                    pres::kill(&mut sim, pingers[i])
+                }
             }
             14 => {
                 let i = (*c as usize / 16) % 2;
                 pres::start(&mut sim, pingers[i]);
             }
             15 => {
-                let slot = (1000 + i64::try_from(sim.real / 1_000_000_000).unwrap()).div_euclid(period) * period;
+                sim.settle();
+                let slot = (1000 + i64::try_from(sim.real / 1_000_000_000).unwrap())
+                    .div_euclid(period)
+                    * period;
                 let before = snapshot(&sim, "m");
                 pres::prune(&mut sim, pr, slot);
-                settle_nodes(&mut sim, &[pr]);
+                sim.settle();
                 prunes.push((before, snapshot(&sim, "m"), slot));
             }
             _ => {
-                sim.faults = false;
-                sim.step(*c, Duration::from_secs(8));
+                // Time passes in steps of at most a second, and every due timer fires.
+                sim.real += (u64::from(*c) * 7_919) % 1_000_000_000 + 1;
             }
         }
-        sim.store.set_server_time(secs(1000) + sim.real);
+        // Every operation completes promptly (P5 presumes a working database), some with lost
+        // or ambiguous replies.
+        sim.faults = faults;
+        sim.settle_faulty(*c);
+        sim.faults = false;
         // Note which pingers are running (registered and pinging).
         while seen < sim.notes.len() {
             let (real, node, note) = sim.notes[seen].clone();
             if let Note::Pinger(PingerOutput::Started { .. }) = note {
                 running.insert(node, real);
             }
-            if let Note::Pinger(PingerOutput::Ping { model, slot, field, bit }) = note {
+            if let Note::Pinger(PingerOutput::Ping {
+                model,
+                slot,
+                field,
+                bit,
+            }) = note
+            {
                 sim.call(b, |a, now| match a {
-                    Actor::Batcher(x) => common::split(x.handle_ping(&model, slot, &field, bit, now), Note::Batcher),
+                    Actor::Batcher(x) => {
+                        common::split(x.handle_ping(&model, slot, &field, bit, now), Note::Batcher)
+                    }
                     _ => unreachable!(),
                 });
             }
@@ -364,7 +542,10 @@ fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Vec<Vi
     }
     for (node, from) in running {
         let i = pingers.iter().position(|p| *p == node).unwrap();
-        pinging.entry(keys[i].to_owned()).or_default().push((from, sim.real));
+        pinging
+            .entry(keys[i].to_owned())
+            .or_default()
+            .push((from, sim.real));
     }
     // P2: every surviving slot document holds exactly the OR of the pings sent to it and
     // acknowledged or still to be resent (the batcher resends until acknowledged).
@@ -376,12 +557,24 @@ fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Vec<Vi
     settle_nodes(&mut sim, &[b]);
     let mut sent: BTreeMap<(String, String), i64> = BTreeMap::new();
     for (_, _, note) in &sim.notes {
-        if let Note::Pinger(PingerOutput::Ping { model, slot, field, bit }) = note {
-            *sent.entry((format!("{model}:{slot}"), field.clone())).or_insert(0) |= bit;
+        if let Note::Pinger(PingerOutput::Ping {
+            model,
+            slot,
+            field,
+            bit,
+        }) = note
+        {
+            *sent
+                .entry((format!("{model}:{slot}"), field.clone()))
+                .or_insert(0) |= bit;
         }
     }
     let mut stored = BTreeMap::new();
-    let present: BTreeSet<String> = sim.store.documents(Collection::PresencePings).map(|d| d.id.clone()).collect();
+    let present: BTreeSet<String> = sim
+        .store
+        .documents(Collection::PresencePings)
+        .map(|d| d.id.clone())
+        .collect();
     for d in sim.store.documents(Collection::PresencePings) {
         if let Ok(m) = d.map(Collection::PresencePings, "alive") {
             for (f, v) in m {
@@ -390,11 +583,19 @@ fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Vec<Vi
                 }
             }
         }
-        let _ = decode_bits(d, "alive");
     }
     // Slot documents a prune may have deleted (and a later kill marker re-created) are left out.
-    let pruned_below = prunes.iter().map(|(_, _, slot)| slot - 3 * period).max().unwrap_or(i64::MIN);
-    let survived = |id: &str| id.rsplit(':').next().and_then(|s| s.parse::<i64>().ok()).is_some_and(|s| s >= pruned_below);
+    let pruned_below = prunes
+        .iter()
+        .map(|(_, _, slot)| slot - 3 * period)
+        .max()
+        .unwrap_or(i64::MIN);
+    let survived = |id: &str| {
+        id.rsplit(':')
+            .next()
+            .and_then(|s| s.parse::<i64>().ok())
+            .is_some_and(|s| s >= pruned_below)
+    };
     sent.retain(|(id, _), _| present.contains(id) && survived(id));
     stored.retain(|(id, _), _| survived(id));
     let mut events = Vec::new();
@@ -404,13 +605,18 @@ fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Vec<Vi
         match note {
             Note::PresenceWatcher(WatcherOutput::Change { watch, key, alive }) => {
                 events.push((watch.0, key.clone(), *alive));
-                reports.push(Report { key: key.clone(), real: *real, alive: *alive });
+                reports.push(Report {
+                    key: key.clone(),
+                    real: *real,
+                    alive: *alive,
+                });
             }
-            Note::Pinger(PingerOutput::Started { seq }) => seqs.entry(*node).or_default().push(*seq),
+            Note::Pinger(PingerOutput::Started { seq }) => {
+                seqs.entry(*node).or_default().push(*seq)
+            }
             _ => {}
         }
     }
-    let _ = PrunerOutput::Pruned { pings: 0, beings: 0 };
     let mut results = vec![
         presence::p1_sequences(&seqs.into_values().collect::<Vec<_>>()),
         presence::p2_or_of_sent(&sent, &stored),
@@ -427,7 +633,13 @@ fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Vec<Vi
 // The correct protocols hold.
 
 fn cfg() -> ProptestConfig {
-    ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() }
+    // A fixed seed keeps CI deterministic; the mutant search below covers breadth.
+    ProptestConfig {
+        cases: 48,
+        failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x7e4e_u64),
+        ..ProptestConfig::default()
+    }
 }
 
 proptest! {
@@ -459,12 +671,14 @@ proptest! {
 
 fn choices(seed: u64, len: usize) -> Vec<u32> {
     let mut j = Jitter::seeded(seed);
-    (0..len).map(|_| u32::try_from(j.ppm()).unwrap() ^ (u32::try_from(j.ppm()).unwrap() << 12)).collect()
+    (0..len)
+        .map(|_| u32::try_from(j.ppm()).unwrap() ^ (u32::try_from(j.ppm()).unwrap() << 12))
+        .collect()
 }
 
 /// Searches seeds for a run of `mutant` that violates its declared property.
 fn find_counterexample(mutant: Mutant) -> Option<(u64, Vec<Violation>)> {
-    for seed in 0..400 {
+    for seed in 0..1000 {
         let cs = choices(seed, 400);
         let found = match mutant.protocol() {
             Protocol::Clock => run_clock(&cs, Some(mutant)),
@@ -484,27 +698,15 @@ fn every_mutant_breaks_its_property() {
     let mut missed = Vec::new();
     for m in Mutant::ALL {
         match find_counterexample(*m) {
-            Some((seed, vs)) => eprintln!("{m}: seed {seed}: {}", vs.iter().find(|v| v.property == m.breaks()).unwrap()),
+            Some((seed, vs)) => eprintln!(
+                "{m}: seed {seed}: {}",
+                vs.iter().find(|v| v.property == m.breaks()).unwrap()
+            ),
             None => missed.push(m.name()),
         }
     }
-    assert!(missed.is_empty(), "mutants with no counterexample: {missed:?}");
-    let _ = PropertyId::L6;
-}
-
-#[test]
-fn debug_replay() {
-    if let Ok(path) = std::env::var("TENURE_DEBUG") {
-        let text = std::fs::read_to_string(path).unwrap();
-        let text = text.trim().trim_start_matches('[').trim_end_matches(']');
-        let cs: Vec<u32> = text.split(',').filter(|x| !x.is_empty()).map(|x| x.trim().parse().unwrap()).collect();
-        eprintln!("{:?}", run_leadership(&cs, None));
-    }
-}
-#[test]
-fn debug_second_waiter() {
-    let cs = choices(3, 400);
-    let d = Duration::from_secs(10);
-    let _ = d;
-    eprintln!("{:?}", run_leadership(&cs, Some(Mutant::LeadershipSecondReleaseWaiter)));
+    assert!(
+        missed.is_empty(),
+        "mutants with no counterexample: {missed:?}"
+    );
 }

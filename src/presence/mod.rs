@@ -26,7 +26,7 @@ pub use pinger::{Pinger, PingerOutput};
 pub use pruner::{PruneTrigger, Pruner};
 pub use watcher::{PresenceWatcher, WatchId, WatcherOutput};
 
-use crate::substrate::{Collection, CorruptDocument, Document, Op, Selector};
+use crate::substrate::{Collection, CorruptDocument, Document, Op, OpResult, Reply, Selector};
 use crate::time::LocalTime;
 use crate::validate::{check_duration, check_name, InputError};
 use std::collections::{BTreeMap, BTreeSet};
@@ -165,6 +165,55 @@ impl SlotClock {
         let secs = (i128::from(now.0) + self.offset).div_euclid(1_000_000_000);
         let secs = i64::try_from(secs).unwrap_or(i64::MAX);
         secs.div_euclid(period_secs) * period_secs
+    }
+}
+
+/// Server-time measurements slower than this are discarded: their offset error could shift slots.
+pub const CLOCK_SYNC_CALL_MAX: Duration = Duration::from_secs(5);
+/// Measurement attempts before giving up (Juju: 10).
+pub const CLOCK_SYNC_ATTEMPTS_MAX: u32 = 10;
+
+/// One measurement of the offset to the server clock (PROTOCOLS.md §5.2), shared by pingers and
+/// watchers: a call slower than [`CLOCK_SYNC_CALL_MAX`] is discarded and retried, up to
+/// [`CLOCK_SYNC_ATTEMPTS_MAX`] attempts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OffsetProbe {
+    before: LocalTime,
+    attempts: u32,
+}
+
+/// What an [`OffsetProbe`] concluded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeStep {
+    /// The offset is known.
+    Measured(SlotClock),
+    /// Try again: send [`Op::ServerTime`] and give its result to this probe.
+    Retry(OffsetProbe),
+    /// Every attempt failed.
+    Failed(String),
+}
+
+impl OffsetProbe {
+    /// A first attempt starting at `now`; send [`Op::ServerTime`].
+    pub fn start(now: LocalTime) -> OffsetProbe {
+        OffsetProbe {
+            before: now,
+            attempts: 1,
+        }
+    }
+
+    /// Takes the result of the `ServerTime` call.
+    pub fn handle(self, result: &OpResult, now: LocalTime) -> ProbeStep {
+        match result {
+            OpResult::Ok(Reply::Time(server)) if now.since(self.before) <= CLOCK_SYNC_CALL_MAX => {
+                ProbeStep::Measured(SlotClock::measured(*server, self.before))
+            }
+            _ if self.attempts < CLOCK_SYNC_ATTEMPTS_MAX => ProbeStep::Retry(OffsetProbe {
+                before: now,
+                attempts: self.attempts + 1,
+            }),
+            _ => ProbeStep::Failed("cannot synchronize clock with database server".to_owned()),
+        }
     }
 }
 

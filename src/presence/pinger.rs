@@ -5,17 +5,12 @@
 //! `0.75 × (period + 1 s)`, and never twice in one slot. Pings are handed to a
 //! [`super::Batcher`] as [`PingerOutput::Ping`]. `kill` marks the sequence dead in its last slot.
 
-use super::{encode_seq, PresenceConfig, Seq, SlotClock};
+use super::{encode_seq, OffsetProbe, PresenceConfig, ProbeStep, Seq, SlotClock};
 use crate::effects::{Effects, OpId, OpIds};
 use crate::substrate::{fields, Collection, Document, Fields, Op, OpResult, Reply, Update, Value};
 use crate::time::LocalTime;
 use crate::validate::{check_name, InputError};
 use std::time::Duration;
-
-/// Server-time measurements slower than this are discarded: their offset error could shift slots.
-pub const CLOCK_SYNC_CALL_MAX: Duration = Duration::from_secs(5);
-/// Measurement attempts before giving up (Juju: 10).
-pub const CLOCK_SYNC_ATTEMPTS_MAX: u32 = 10;
 
 /// What the pinger asks for or reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,7 +40,7 @@ pub enum PingerOutput {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Phase {
     Idle,
-    Measuring { before: LocalTime, attempts: u32 },
+    Measuring(OffsetProbe),
     Sequencing,
     Registering,
     Running,
@@ -129,10 +124,7 @@ impl Pinger {
             fx.notify(PingerOutput::Failed("pinger already started".into()));
             return fx;
         }
-        self.phase = Phase::Measuring {
-            before: now,
-            attempts: 1,
-        };
+        self.phase = Phase::Measuring(OffsetProbe::start(now));
         self.send(Op::ServerTime)
     }
 
@@ -210,38 +202,32 @@ impl Pinger {
         self.in_flight = None;
         let mut fx = Effects::none();
         match (self.phase.clone(), result) {
-            (Phase::Measuring { before, attempts }, OpResult::Ok(Reply::Time(server)))
-                if now.since(before) <= CLOCK_SYNC_CALL_MAX =>
-            {
-                let _ = attempts;
-                self.clock = Some(SlotClock::measured(server, before));
-                self.phase = Phase::Sequencing;
-                let op = Op::Update {
-                    coll: Collection::PresenceSeqs,
-                    id: self.config.seqs_id(),
-                    expect: Fields::new(),
-                    update: Update {
-                        inc: fields([("seq", Value::Int(1))]),
-                        ..Update::default()
-                    },
-                    upsert: true,
-                    return_new: true,
-                };
-                return self.send(op);
-            }
-            (Phase::Measuring { attempts, .. }, _) if attempts < CLOCK_SYNC_ATTEMPTS_MAX => {
-                self.phase = Phase::Measuring {
-                    before: now,
-                    attempts: attempts + 1,
-                };
-                return self.send(Op::ServerTime);
-            }
-            (Phase::Measuring { .. }, _) => {
-                self.phase = Phase::Idle;
-                fx.notify(PingerOutput::Failed(
-                    "cannot synchronize clock with database server".into(),
-                ));
-            }
+            (Phase::Measuring(probe), result) => match probe.handle(&result, now) {
+                ProbeStep::Measured(clock) => {
+                    self.clock = Some(clock);
+                    self.phase = Phase::Sequencing;
+                    let op = Op::Update {
+                        coll: Collection::PresenceSeqs,
+                        id: self.config.seqs_id(),
+                        expect: Fields::new(),
+                        update: Update {
+                            inc: fields([("seq", Value::Int(1))]),
+                            ..Update::default()
+                        },
+                        upsert: true,
+                        return_new: true,
+                    };
+                    return self.send(op);
+                }
+                ProbeStep::Retry(probe) => {
+                    self.phase = Phase::Measuring(probe);
+                    return self.send(Op::ServerTime);
+                }
+                ProbeStep::Failed(why) => {
+                    self.phase = Phase::Idle;
+                    fx.notify(PingerOutput::Failed(why));
+                }
+            },
             (Phase::Sequencing, OpResult::Ok(Reply::Doc(Some(doc)))) => {
                 match doc.uint(Collection::PresenceSeqs, "seq") {
                     Ok(seq) => {

@@ -6,7 +6,9 @@
 //! key becomes tracked, `dead` when its tracked sequence is dead or no longer pinged. Each watch
 //! starts with the key's current state, then alternates (P4).
 
-use super::{decode_being, PresenceConfig, Seq, SlotBits, SlotClock, BATCH_MAX};
+use super::{
+    decode_being, OffsetProbe, PresenceConfig, ProbeStep, Seq, SlotBits, SlotClock, BATCH_MAX,
+};
 use crate::effects::{Effects, OpId, OpIds};
 use crate::mutant::Mutant;
 use crate::substrate::{Collection, CorruptDocument, Op, OpResult, ReadConcern, Reply, Selector};
@@ -42,9 +44,7 @@ pub enum WatcherOutput {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Phase {
-    Measuring {
-        before: LocalTime,
-    },
+    Measuring(OffsetProbe),
     ReadingSlots {
         slot: i64,
     },
@@ -179,7 +179,7 @@ impl PresenceWatcher {
         self.sync_requested = false;
         self.next_sync = None;
         let Some(clock) = self.clock else {
-            return self.send(Op::ServerTime, Phase::Measuring { before: now });
+            return self.send(Op::ServerTime, Phase::Measuring(OffsetProbe::start(now)));
         };
         self.read_slots(clock, now)
     }
@@ -232,11 +232,14 @@ impl PresenceWatcher {
         now: LocalTime,
     ) -> Result<Effects<WatcherOutput>, String> {
         match (phase, result) {
-            (Phase::Measuring { before }, OpResult::Ok(Reply::Time(server))) => {
-                let clock = SlotClock::measured(server, before);
-                self.clock = Some(clock);
-                Ok(self.read_slots(clock, now))
-            }
+            (Phase::Measuring(probe), result) => match probe.handle(&result, now) {
+                ProbeStep::Measured(clock) => {
+                    self.clock = Some(clock);
+                    Ok(self.read_slots(clock, now))
+                }
+                ProbeStep::Retry(probe) => Ok(self.send(Op::ServerTime, Phase::Measuring(probe))),
+                ProbeStep::Failed(why) => Err(why),
+            },
             (Phase::ReadingSlots { slot }, OpResult::Ok(Reply::Docs(docs))) => {
                 let SlotBits { alive, dead } =
                     SlotBits::gather(&docs).map_err(|e: CorruptDocument| e.to_string())?;
@@ -359,7 +362,7 @@ impl PresenceWatcher {
 
 fn phase_name(p: &Phase) -> &'static str {
     match p {
-        Phase::Measuring { .. } => "measuring clock offset",
+        Phase::Measuring(_) => "measuring clock offset",
         Phase::ReadingSlots { .. } => "reading slots",
         Phase::ReadingBeings { .. } => "reading beings",
     }

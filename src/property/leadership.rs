@@ -19,18 +19,16 @@ pub struct LeaderAnswer {
     pub issued_real: u64,
     /// Real time the answer was given.
     pub answered_real: u64,
-    /// The tracker's claim duration.
-    pub claim_duration: Duration,
+    /// Real time at which the unit's own clock has run `ClaimDuration` past the issue: the
+    /// unit measures its tenure with that clock.
+    pub claim_until_real: u64,
 }
 
 /// T1: a true `claim_leader` answer is covered by a tenure of that unit, begun by the time of the
-/// answer, lasting at least `claim_duration` from the moment the ticket was issued. `tenures` are
-/// the real intervals during which the unit was guaranteed the lease.
+/// answer, lasting until the unit's clock has run `ClaimDuration` past the ticket's issue.
+/// `tenures` are the real intervals during which the unit was guaranteed the lease.
 pub fn t1_backed(answers: &[LeaderAnswer], tenures: &[Tenure]) -> Verdict {
     for a in answers {
-        let need = a
-            .issued_real
-            .saturating_add(u64::try_from(a.claim_duration.as_nanos()).unwrap_or(u64::MAX));
         let covered = tenures
             .iter()
             .filter(|t| {
@@ -38,7 +36,7 @@ pub fn t1_backed(answers: &[LeaderAnswer], tenures: &[Tenure]) -> Verdict {
             })
             .map(|t| t.until_real)
             .max()
-            .is_some_and(|until| until >= need);
+            .is_some_and(|until| until >= a.claim_until_real);
         if !covered {
             return Err(Violation::new(
                 PropertyId::T1,
@@ -47,7 +45,7 @@ pub fn t1_backed(answers: &[LeaderAnswer], tenures: &[Tenure]) -> Verdict {
                     a.unit,
                     a.application,
                     Secs(a.issued_real),
-                    Secs(need)
+                    Secs(a.claim_until_real)
                 ),
             ));
         }

@@ -12,10 +12,16 @@ pub fn p1_sequences(per_pinger: &[Vec<Seq>]) -> Verdict {
     let mut all = BTreeSet::new();
     for seqs in per_pinger {
         if let Some(w) = seqs.windows(2).find(|w| w[1] <= w[0]) {
-            return Err(Violation::new(PropertyId::P1, format!("a pinger got sequence {} after {}", w[1], w[0])));
+            return Err(Violation::new(
+                PropertyId::P1,
+                format!("a pinger got sequence {} after {}", w[1], w[0]),
+            ));
         }
         if let Some(s) = seqs.iter().find(|s| !all.insert(**s)) {
-            return Err(Violation::new(PropertyId::P1, format!("sequence {s} was handed out twice")));
+            return Err(Violation::new(
+                PropertyId::P1,
+                format!("sequence {s} was handed out twice"),
+            ));
         }
     }
     Ok(())
@@ -83,10 +89,12 @@ pub fn p5_pinging_never_dead(
 ) -> Verdict {
     for r in reports.iter().filter(|r| !r.alive) {
         // Only reports late enough for a whole window of pinging to precede them count.
-        let Some(from) = r.real.checked_sub(window) else { continue };
+        let Some(from) = r.real.checked_sub(window) else {
+            continue;
+        };
         let covered = pinging
             .get(&r.key)
-            .is_some_and(|iv| iv.iter().any(|(a, b)| *a <= from && *b >= r.real));
+            .is_some_and(|iv| iv.iter().any(|(a, b)| *a <= from && *b > r.real));
         if covered {
             return Err(Violation::new(
                 PropertyId::P5,

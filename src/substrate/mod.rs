@@ -228,7 +228,7 @@ impl Selector {
     /// Whether `doc` is selected.
     pub fn matches(&self, doc: &Document) -> bool {
         match self {
-            Selector::Ids(ids) => ids.iter().any(|i| *i == doc.id),
+            Selector::Ids(ids) => ids.contains(&doc.id),
             Selector::IdPrefix(p) => doc.id.starts_with(p.as_str()),
             Selector::FieldEq(f, v) => doc.get(f) == Some(v),
             Selector::IdPrefixFieldBelow {

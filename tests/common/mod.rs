@@ -39,6 +39,8 @@ impl Clock {
 }
 
 /// Every actor kind that talks to the store.
+// A handful of nodes per run: boxing the large variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Actor {
     Updater(Updater),
     ClockWatcher(ClockWatcher),
@@ -121,6 +123,12 @@ pub struct Node {
     pub paused: bool,
 }
 
+impl Node {
+    pub fn actor_deadline(&self) -> Option<LocalTime> {
+        self.actor.deadline()
+    }
+}
+
 /// The executor.
 pub struct Sim {
     pub store: MemoryStore,
@@ -139,6 +147,8 @@ pub struct Sim {
     pub faults: bool,
     /// The namespace whose lease changes are recorded.
     pub namespace: String,
+    /// If set, the server's wall clock reads this offset plus real time at every operation.
+    pub server_epoch: Option<u64>,
 }
 
 impl Sim {
@@ -154,6 +164,7 @@ impl Sim {
             delivered: Vec::new(),
             faults: false,
             namespace: "app".into(),
+            server_epoch: None,
         }
     }
 
@@ -206,6 +217,9 @@ impl Sim {
     /// Applies `op` to the store, recording lease changes and clock samples.
     pub fn apply(&mut self, node: usize, op: &Op, fault: Fault) -> OpResult {
         self.delivered.push((node, op.clone()));
+        if let Some(epoch) = self.server_epoch {
+            self.store.set_server_time(epoch + self.real);
+        }
         if fault == Fault::Lost {
             return OpResult::Unknown;
         }
@@ -261,7 +275,7 @@ impl Sim {
     /// Fires `node`'s timer if due.
     pub fn fire(&mut self, node: usize) {
         let now = self.now(node);
-        if self.nodes[node].paused || !self.nodes[node].actor.deadline().is_some_and(|d| d <= now) {
+        if self.nodes[node].paused || self.nodes[node].actor.deadline().is_none_or(|d| d > now) {
             return;
         }
         let out = self.nodes[node].actor.timeout(now);
@@ -286,6 +300,38 @@ impl Sim {
                 Some(n) => self.fire(n),
                 None => return,
             }
+        }
+        panic!("the actors never went idle");
+    }
+
+    /// Like [`Sim::settle`], but when `faults` is on each delivery may be lost or ambiguous, as
+    /// picked by a small generator seeded with `seed`.
+    pub fn settle_faulty(&mut self, seed: u32) {
+        let mut x = u64::from(seed) | 1;
+        for _ in 0..100_000 {
+            if self.in_flight.is_empty() {
+                let due = (0..self.nodes.len()).find(|n| {
+                    !self.nodes[*n].paused
+                        && self.nodes[*n]
+                            .actor
+                            .deadline()
+                            .is_some_and(|d| d <= self.now(*n))
+                });
+                match due {
+                    Some(n) => self.fire(n),
+                    None => return,
+                }
+                continue;
+            }
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let fault = match (self.faults, x % 8) {
+                (true, 0) => Fault::Ambiguous,
+                (true, 1) => Fault::Lost,
+                _ => Fault::None,
+            };
+            self.deliver(0, fault);
         }
         panic!("the actors never went idle");
     }
@@ -626,7 +672,14 @@ pub mod leadership {
         }
 
         /// Sends a claim for unit `u` to manager `m`, as the tracker asked.
-        pub fn claim_for(&mut self, u: usize, m: usize, application: &str, unit: &str, duration: std::time::Duration) {
+        pub fn claim_for(
+            &mut self,
+            u: usize,
+            m: usize,
+            application: &str,
+            unit: &str,
+            duration: std::time::Duration,
+        ) {
             self.next_req += 1;
             self.requests.insert(self.next_req, Waiting::Claim(u));
             lease::claim(&mut self.sim, m, self.next_req, application, unit, duration);
