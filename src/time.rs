@@ -92,8 +92,8 @@ impl fmt::Display for Secs {
 pub struct SkewBounds {
     /// ρ in parts per million: every local clock runs between `1-ρ` and `1+ρ` times real time.
     pub rate_error_ppm: u32,
-    /// `S`: the largest single step of the global clock (its updaters' interval or backoff,
-    /// whichever is larger, plus write latency).
+    /// `S`: the largest single step of the global clock, at least the
+    /// [`step_max`](crate::clock::UpdaterConfig::step_max) its updaters cap every write to.
     pub clock_step_max: Duration,
 }
 

@@ -106,6 +106,27 @@ fn advance_adds_local_time_since_last_observation() {
     );
 }
 
+/// Goal: one advance adds at most `step_max` (max of interval and backoff), so a paused updater
+/// cannot make global time jump by the whole pause: lease holders budget for S = `step_max`.
+/// Method: pause the updater for 100 s, resume it; its next write adds 30 s (the backoff), not
+/// 100 s, and later writes go back to one interval each.
+#[test]
+fn a_paused_updater_advances_by_at_most_step_max() {
+    let mut sim = Sim::new();
+    let n = start_updater(&mut sim, Clock::exact());
+    sim.run_until(secs(2));
+    assert_eq!(sim.global(), GlobalTime(secs(2)));
+    sim.set_paused(n, true);
+    sim.run_until(secs(102));
+    assert_eq!(sim.global(), GlobalTime(secs(2)), "paused: no writes");
+    sim.set_paused(n, false);
+    sim.settle();
+    assert_eq!(config().step_max(), Duration::from_secs(30));
+    assert_eq!(sim.global(), GlobalTime(secs(32)));
+    sim.run_until(secs(104));
+    assert_eq!(sim.global(), GlobalTime(secs(34)));
+}
+
 /// Goal: two updaters racing on one base: exactly one swap wins; the loser refreshes its base
 /// and backs off for BackoffDelay (PROTOCOLS.md §1.3 step 3).
 /// Method: hold both advances in flight, then deliver them in turn.

@@ -52,6 +52,13 @@ const STEP_MAX: Duration = Duration::from_secs(1);
 /// S: an updater ticks every second but may fire up to one step late, and its clock is exact.
 const CLOCK_STEP_MAX: Duration = Duration::from_millis(2_100);
 
+/// What one scenario run found: the violated properties, and the milestones it reached (so that
+/// a run that never claims or never expires a lease cannot pass vacuously).
+struct Run {
+    violations: Vec<Violation>,
+    reached: BTreeSet<&'static str>,
+}
+
 fn violations(results: impl IntoIterator<Item = Result<(), Violation>>) -> Vec<Violation> {
     results.into_iter().filter_map(Result::err).collect()
 }
@@ -83,7 +90,7 @@ fn settle_nodes(sim: &mut Sim, nodes: &[usize]) {
 // ---------------------------------------------------------------------------------------------
 // Clock
 
-fn run_clock(choices: &[u32], mutant: Option<Mutant>) -> Vec<Violation> {
+fn run_clock(choices: &[u32], mutant: Option<Mutant>) -> Run {
     let mut sim = Sim::new();
     let ups: Vec<usize> = CLOCKS
         .iter()
@@ -122,7 +129,21 @@ fn run_clock(choices: &[u32], mutant: Option<Mutant>) -> Vec<Violation> {
         .max()
         .unwrap_or(0);
     let observed: Vec<GlobalTime> = sim.clock_samples.iter().map(|s| s.1).collect();
-    violations([
+    let mut reached = BTreeSet::new();
+    if !writes.is_empty() {
+        reached.insert("clock advanced");
+    }
+    if sim
+        .notes
+        .iter()
+        .any(|n| matches!(n.2, Note::Updater(UpdaterOutput::Conflict { .. })))
+    {
+        reached.insert("clock update conflicted");
+    }
+    if emitted.len() > 1 {
+        reached.insert("clock watcher emitted");
+    }
+    let violations = violations([
         clock::g2_chain(GlobalTime(0), &writes),
         clock::g3_rate(&sim.clock_samples, RHO_PPM, Duration::from_nanos(step)),
         clock::g4_only_written_values(GlobalTime(0), &writes, &observed),
@@ -137,7 +158,11 @@ fn run_clock(choices: &[u32], mutant: Option<Mutant>) -> Vec<Violation> {
                 })
                 .collect::<Vec<_>>(),
         ),
-    ])
+    ]);
+    Run {
+        violations,
+        reached,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -145,7 +170,7 @@ fn run_clock(choices: &[u32], mutant: Option<Mutant>) -> Vec<Violation> {
 
 const LEASE_DURATIONS: [u64; 3] = [5, 10, 20];
 
-fn run_lease(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Vec<Violation> {
+fn run_lease(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
     let mut sim = Sim::new();
     let up = start_updater(&mut sim, None, Clock::exact());
     let skew = SkewBounds {
@@ -186,7 +211,12 @@ fn run_lease(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Vec<Viola
                 );
             }
             // Now and then every updater stops (G4: global time stands still) or comes back.
-            5 if (c / 8) % 16 == 0 => sim.nodes[up].paused = !sim.nodes[up].paused,
+            5 if (c / 8) % 16 == 0 => sim.set_paused(up, !sim.nodes[up].paused),
+            // A manager pauses (GC, SIGSTOP), perhaps in the middle of a call, or resumes.
+            5 if (c / 8) % 16 == 1 => {
+                let m = managers[(*c as usize / 128) % 3];
+                sim.set_paused(m, !sim.nodes[m].paused);
+            }
             _ => sim.step(*c, STEP_MAX),
         }
         settle_nodes(&mut sim, &[up]);
@@ -236,20 +266,42 @@ fn run_lease(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Vec<Viola
             _ => {}
         }
     }
-    violations([
+    let mut reached = BTreeSet::new();
+    for (_, _, note) in &sim.notes {
+        match note {
+            Note::Manager(ManagerOutput::Claimed { .. }) => reached.insert("lease claimed"),
+            Note::Manager(ManagerOutput::Denied { .. }) => reached.insert("lease denied"),
+            Note::Manager(ManagerOutput::Expired { .. }) => reached.insert("lease expired"),
+            _ => false,
+        };
+    }
+    if tenures
+        .windows(2)
+        .any(|t| t[0].lease == t[1].lease && t[0].epoch == t[1].epoch)
+    {
+        reached.insert("lease extended");
+    }
+    if grants.iter().any(|g| g.epoch.0 > 1) {
+        reached.insert("lease changed holder");
+    }
+    let violations = violations([
         lease::l6_exclusion(&tenures),
         lease::store_changes(&sim.lease_changes),
         lease::f1_epochs(&grants),
         lease::l5_claim_lasts(&granted),
         lease::m4_not_held_after_refresh(&checks),
-    ])
+    ]);
+    Run {
+        violations,
+        reached,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Leadership
 
-fn run_leadership(choices: &[u32], mutant: Option<Mutant>) -> Vec<Violation> {
-    let d = Duration::from_secs(10);
+fn run_leadership(choices: &[u32], mutant: Option<Mutant>) -> Run {
+    let d = Duration::from_secs(5);
     let mut sim = Sim::new();
     let up = start_updater(&mut sim, None, Clock::exact());
     let skew = SkewBounds {
@@ -296,6 +348,8 @@ fn run_leadership(choices: &[u32], mutant: Option<Mutant>) -> Vec<Violation> {
                 feed(&mut w, u, fx);
             }
             7 => w.fire_tracker((*c as usize / 8) % 3),
+            // Now and then a unit stops for good, so leadership has to move.
+            5 if (c / 8) % 16 == 0 => w.stop((*c as usize / 256) % 3),
             _ => w.sim.step(*c, STEP_MAX),
         }
         settle_nodes(&mut w.sim, &[up]);
@@ -379,7 +433,24 @@ fn run_leadership(choices: &[u32], mutant: Option<Mutant>) -> Vec<Violation> {
         results.push(leadership::t5_twice(&claims, d));
     }
     results.push(leadership::t1_backed(&answers, &tenures));
-    violations(results)
+    let mut reached = BTreeSet::new();
+    if !answers.is_empty() {
+        reached.insert("leader answered");
+    }
+    if tenures.iter().any(|t| t.holder != tenures[0].holder) {
+        reached.insert("leadership moved");
+    }
+    if w.units.iter().any(|u| {
+        u.outputs
+            .iter()
+            .any(|o| matches!(o.1, TrackerOutput::BecameMinion))
+    }) {
+        reached.insert("minion");
+    }
+    Run {
+        violations: violations(results),
+        reached,
+    }
 }
 
 fn feed(w: &mut World, u: usize, fx: tenure::effects::Effects<TrackerOutput>) {
@@ -437,7 +508,7 @@ fn snapshot(sim: &Sim, model: &str) -> PresenceSnapshot {
     }
 }
 
-fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Vec<Violation> {
+fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
     let mut sim = Sim::new();
     sim.server_epoch = Some(secs(1000));
     let bcfg = tenure::presence::BatcherConfig {
@@ -626,7 +697,23 @@ fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Vec<Vi
     for (before, after, slot) in &prunes {
         results.push(presence::p6_prune_keeps(before, after, *slot, period));
     }
-    violations(results)
+    let mut reached = BTreeSet::new();
+    if events.iter().any(|e| e.2) {
+        reached.insert("key alive");
+    }
+    if events.iter().any(|e| !e.2) {
+        reached.insert("key dead");
+    }
+    if prunes
+        .iter()
+        .any(|(before, after, _)| after.slots.len() < before.slots.len())
+    {
+        reached.insert("slots pruned");
+    }
+    Run {
+        violations: violations(results),
+        reached,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -635,7 +722,7 @@ fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Vec<Vi
 fn cfg() -> ProptestConfig {
     // A fixed seed keeps CI deterministic; the mutant search below covers breadth.
     ProptestConfig {
-        cases: 48,
+        cases: 256,
         failure_persistence: None,
         rng_seed: proptest::test_runner::RngSeed::Fixed(0x7e4e_u64),
         ..ProptestConfig::default()
@@ -647,22 +734,22 @@ proptest! {
 
     #[test]
     fn clock_never_decreases_nor_loses_increments(choices in prop::collection::vec(any::<u32>(), 0..300)) {
-        prop_assert_eq!(run_clock(&choices, None), vec![]);
+        prop_assert_eq!(run_clock(&choices, None).violations, vec![]);
     }
 
     #[test]
     fn lease_exclusion_extension_expiry_and_epochs_hold(choices in prop::collection::vec(any::<u32>(), 0..300), faults in any::<bool>()) {
-        prop_assert_eq!(run_lease(&choices, None, faults), vec![]);
+        prop_assert_eq!(run_lease(&choices, None, faults).violations, vec![]);
     }
 
     #[test]
     fn leadership_answers_are_backed(choices in prop::collection::vec(any::<u32>(), 0..300)) {
-        prop_assert_eq!(run_leadership(&choices, None), vec![]);
+        prop_assert_eq!(run_leadership(&choices, None).violations, vec![]);
     }
 
     #[test]
     fn presence_bits_events_and_pruning_hold(choices in prop::collection::vec(any::<u32>(), 0..400), faults in any::<bool>()) {
-        prop_assert_eq!(run_presence(&choices, None, faults), vec![]);
+        prop_assert_eq!(run_presence(&choices, None, faults).violations, vec![]);
     }
 }
 
@@ -685,7 +772,8 @@ fn find_counterexample(mutant: Mutant) -> Option<(u64, Vec<Violation>)> {
             Protocol::Lease => run_lease(&cs, Some(mutant), seed % 2 == 1),
             Protocol::Leadership => run_leadership(&cs, Some(mutant)),
             Protocol::Presence => run_presence(&cs, Some(mutant), seed % 2 == 1),
-        };
+        }
+        .violations;
         if found.iter().any(|v| v.property == mutant.breaks()) {
             return Some((seed, found));
         }
@@ -709,4 +797,42 @@ fn every_mutant_breaks_its_property() {
         missed.is_empty(),
         "mutants with no counterexample: {missed:?}"
     );
+}
+
+/// The correct protocols pass because nothing bad happens, not because nothing happens: random
+/// runs reach every milestone the properties talk about.
+#[test]
+fn random_runs_reach_every_milestone() {
+    let mut reached = BTreeSet::new();
+    for seed in 0..16 {
+        let cs = choices(seed, 300);
+        let faults = seed % 2 == 1;
+        for run in [
+            run_clock(&cs, None),
+            run_lease(&cs, None, faults),
+            run_leadership(&cs, None),
+            run_presence(&cs, None, faults),
+        ] {
+            assert_eq!(run.violations, vec![], "seed {seed}");
+            reached.extend(run.reached);
+        }
+    }
+    let want = [
+        "clock advanced",
+        "clock update conflicted",
+        "clock watcher emitted",
+        "lease claimed",
+        "lease denied",
+        "lease expired",
+        "lease extended",
+        "lease changed holder",
+        "leader answered",
+        "leadership moved",
+        "minion",
+        "key alive",
+        "key dead",
+        "slots pruned",
+    ];
+    let missing: Vec<_> = want.iter().filter(|m| !reached.contains(*m)).collect();
+    assert!(missing.is_empty(), "never reached: {missing:?}");
 }

@@ -2,7 +2,8 @@
 //!
 //! The worker owns one updater at a time. It ensures the document exists, then every
 //! `update_interval` advances global time by the local time elapsed since it last *observed* the
-//! clock, with a compare-and-swap on the exact base it holds. A lost race refreshes the base and
+//! clock (capped at [`UpdaterConfig::step_max`]), with a compare-and-swap on the exact base it
+//! holds. A lost race refreshes the base and
 //! waits `backoff_delay` (another updater is ticking). Any other outcome discards the updater:
 //! the worker reports the failure and builds a fresh one after `backoff_delay`, as Juju's
 //! dependency engine restarts a dead worker.
@@ -49,8 +50,8 @@ impl UpdaterConfig {
         check_duration("backoff delay", self.backoff_delay, INTERVAL_MAX)
     }
 
-    /// The largest step one successful advance can make, excluding write latency: the clock
-    /// step bound `S` a lease holder must budget for.
+    /// The largest step one successful advance makes (longer elapsed times are capped to it):
+    /// the clock step bound `S` a lease holder must budget for.
     pub fn step_max(&self) -> Duration {
         self.update_interval.max(self.backoff_delay)
     }
@@ -193,12 +194,15 @@ impl Updater {
         let Some(base) = self.base else {
             return self.handle_start(now);
         };
-        let since = if self.config.mutant == Some(Mutant::ClockElapsedSinceStart) {
-            self.built_at
+        // One write adds at most `step_max`: an updater paused between observing and writing
+        // (GC, SIGSTOP) would otherwise add the whole pause at once, and every lease holder's
+        // margin S must cover the largest single step. Falling behind is safe; jumping is not.
+        let amount = if self.config.mutant == Some(Mutant::ClockElapsedSinceStart) {
+            now.0.saturating_sub(self.built_at.0)
         } else {
-            self.observed_at
+            let cap = u64::try_from(self.config.step_max().as_nanos()).unwrap_or(u64::MAX);
+            now.0.saturating_sub(self.observed_at.0).min(cap)
         };
-        let amount = now.0.saturating_sub(since.0);
         let to = base.0.saturating_add(amount);
         let expect = if self.config.mutant == Some(Mutant::ClockBlindWrite) {
             Fields::new()

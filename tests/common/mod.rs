@@ -119,14 +119,10 @@ pub enum Fault {
 pub struct Node {
     pub actor: Actor,
     pub clock: Clock,
-    /// A paused node takes no steps (its requests still complete).
+    /// A paused node takes no steps: its requests still reach the store, but the replies wait
+    /// in `held` until it resumes (a GC pause or SIGSTOP in the middle of a call).
     pub paused: bool,
-}
-
-impl Node {
-    pub fn actor_deadline(&self) -> Option<LocalTime> {
-        self.actor.deadline()
-    }
+    pub held: Vec<(OpId, OpResult)>,
 }
 
 /// The executor.
@@ -173,6 +169,7 @@ impl Sim {
             actor,
             clock,
             paused: false,
+            held: Vec::new(),
         });
         self.nodes.len() - 1
     }
@@ -267,9 +264,25 @@ impl Sim {
     pub fn deliver(&mut self, i: usize, fault: Fault) {
         let (node, req) = self.in_flight.remove(i);
         let result = self.apply(node, &req.op, fault);
+        if self.nodes[node].paused {
+            self.nodes[node].held.push((req.id, result));
+            return;
+        }
         let now = self.now(node);
         let out = self.nodes[node].actor.reply(req.id, result, now);
         self.absorb_out(node, out);
+    }
+
+    /// Pauses or resumes a node; on resuming it takes the replies that arrived meanwhile.
+    pub fn set_paused(&mut self, node: usize, paused: bool) {
+        self.nodes[node].paused = paused;
+        if !paused {
+            for (id, result) in std::mem::take(&mut self.nodes[node].held) {
+                let now = self.now(node);
+                let out = self.nodes[node].actor.reply(id, result, now);
+                self.absorb_out(node, out);
+            }
+        }
     }
 
     /// Fires `node`'s timer if due.
