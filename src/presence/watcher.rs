@@ -73,6 +73,8 @@ pub struct PresenceWatcher {
     being_key: BTreeMap<Seq, String>,
     being_seq: BTreeMap<String, Seq>,
     watches: BTreeMap<WatchId, String>,
+    /// The same watches by key, so a change costs its watchers, not every watch.
+    watchers: BTreeMap<String, BTreeSet<WatchId>>,
     next_watch: u64,
     phase: Option<(OpId, Phase)>,
     next_sync: Option<LocalTime>,
@@ -94,6 +96,7 @@ impl PresenceWatcher {
             being_key: BTreeMap::new(),
             being_seq: BTreeMap::new(),
             watches: BTreeMap::new(),
+            watchers: BTreeMap::new(),
             next_watch: 0,
             phase: None,
             next_sync: Some(LocalTime(0)),
@@ -140,6 +143,10 @@ impl PresenceWatcher {
         let watch = WatchId(self.next_watch);
         self.next_watch += 1;
         self.watches.insert(watch, key.to_owned());
+        self.watchers
+            .entry(key.to_owned())
+            .or_default()
+            .insert(watch);
         let mut fx = Effects::none();
         fx.notify(WatcherOutput::Change {
             watch,
@@ -151,7 +158,14 @@ impl PresenceWatcher {
 
     /// Removes a watch; no further events for it.
     pub fn handle_unwatch(&mut self, watch: WatchId, _now: LocalTime) {
-        self.watches.remove(&watch);
+        if let Some(key) = self.watches.remove(&watch) {
+            if let Some(ws) = self.watchers.get_mut(&key) {
+                ws.remove(&watch);
+                if ws.is_empty() {
+                    self.watchers.remove(&key);
+                }
+            }
+        }
     }
 
     /// Asks for a sync as soon as possible (Juju's StartSync).
@@ -348,14 +362,12 @@ impl PresenceWatcher {
     }
 
     fn queue(&self, fx: &mut Effects<WatcherOutput>, key: &str, alive: bool) {
-        for (watch, k) in &self.watches {
-            if k == key {
-                fx.notify(WatcherOutput::Change {
-                    watch: *watch,
-                    key: key.to_owned(),
-                    alive,
-                });
-            }
+        for watch in self.watchers.get(key).into_iter().flatten() {
+            fx.notify(WatcherOutput::Change {
+                watch: *watch,
+                key: key.to_owned(),
+                alive,
+            });
         }
     }
 }

@@ -5,7 +5,7 @@
 //! linearizable reads. Faults (lost replies, stale reads, non-atomic compare-and-swap, rollback)
 //! are the executors' business, layered on top.
 
-use super::{Collection, Document, Fields, Op, OpResult, Reply, Update, Value};
+use super::{Collection, Document, Fields, Op, OpResult, Reply, Selector, Update, Value};
 use std::collections::BTreeMap;
 
 /// Documents by (collection, `_id`), plus the server's wall clock for [`Op::ServerTime`].
@@ -96,6 +96,22 @@ impl MemoryStore {
     pub fn apply(&mut self, op: &Op) -> OpResult {
         match op {
             Op::Read { coll, id, .. } => OpResult::Ok(Reply::Doc(self.get(*coll, id).cloned())),
+            // By `_id` when the selector names them (a watcher asks for 1,000 beings at a time),
+            // otherwise a scan; either way in `_id` order.
+            Op::Find {
+                coll,
+                selector: Selector::Ids(ids),
+                ..
+            } => {
+                let mut docs: Vec<Document> = ids
+                    .iter()
+                    .filter_map(|id| self.get(*coll, id))
+                    .cloned()
+                    .collect();
+                docs.sort_by(|a, b| a.id.cmp(&b.id));
+                docs.dedup_by(|a, b| a.id == b.id);
+                OpResult::Ok(Reply::Docs(docs))
+            }
             Op::Find { coll, selector, .. } => OpResult::Ok(Reply::Docs(
                 self.documents(*coll)
                     .filter(|d| selector.matches(d))
@@ -279,7 +295,7 @@ fn apply_update(doc: &mut Document, update: &Update) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::substrate::{fields, ReadConcern, Selector};
+    use crate::substrate::{fields, ReadConcern};
 
     fn read(s: &mut MemoryStore, id: &str) -> Option<Document> {
         match s.apply(&Op::Read {
@@ -430,6 +446,22 @@ mod tests {
             .documents(Collection::PresencePings)
             .map(|d| d.id.clone())
             .collect();
+        assert_eq!(ids, ["a:60", "b:30"]);
+        // Find by ids: the present ones, in `_id` order, once each.
+        let find = Op::Find {
+            coll: Collection::PresencePings,
+            selector: Selector::Ids(vec![
+                "b:30".into(),
+                "zz".into(),
+                "a:60".into(),
+                "b:30".into(),
+            ]),
+            concern: ReadConcern::Majority,
+        };
+        let OpResult::Ok(Reply::Docs(docs)) = s.apply(&find) else {
+            panic!("find failed")
+        };
+        let ids: Vec<_> = docs.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids, ["a:60", "b:30"]);
     }
 }
