@@ -9,7 +9,7 @@
 //! is driven by the model checker (`tenure-models`), the deterministic simulator (`tenure-sim`)
 //! and the MongoDB adapter (`tenure-mongo`).
 //!
-//! The reference semantics are those of Juju's MongoDB-era design (shared/PROTOCOLS.md); where
+//! The reference semantics are those of Juju's MongoDB-era design (docs/PROTOCOLS.md); where
 //! Tenure goes further (fencing epochs, idempotent presence bits, resolved unknown outcomes) the
 //! module docs say so.
 //!

@@ -50,12 +50,12 @@ impl fmt::Display for Protocol {
 }
 
 macro_rules! mutants {
-    ($( $(#[$doc:meta])* $variant:ident = $name:literal, $proto:ident, $prop:ident; )*) => {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $name:literal, $proto:ident, $prop:ident; )*) => {
         /// A named, deliberately broken protocol variant.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[non_exhaustive]
         pub enum Mutant {
-            $( $(#[$doc])* $variant, )*
+            $( $(#[doc = $doc])* $variant, )*
         }
 
         impl Mutant {
@@ -75,6 +75,12 @@ macro_rules! mutants {
             /// The property a checker must report violated.
             pub fn breaks(self) -> PropertyId {
                 match self { $(Mutant::$variant => PropertyId::$prop,)* }
+            }
+
+            /// What the mutant gets wrong, in one sentence (its doc comment).
+            pub fn description(self) -> String {
+                let lines: &[&str] = match self { $(Mutant::$variant => &[$($doc),*],)* };
+                lines.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ")
             }
         }
     };
@@ -183,6 +189,7 @@ mod tests {
         for m in Mutant::ALL {
             assert_eq!(m.name().parse::<Mutant>(), Ok(*m));
             assert!(m.name().starts_with(m.protocol().name()) || m.name().starts_with("manager"));
+            assert!(m.description().ends_with('.'), "{m}: {}", m.description());
         }
     }
 
