@@ -170,6 +170,31 @@ fn run_clock(choices: &[u32], mutant: Option<Mutant>) -> Run {
 
 const LEASE_DURATIONS: [u64; 3] = [5, 10, 20];
 
+/// Every tenure a manager granted: from the claim's answer until its local deadline, in real
+/// time.
+fn tenures(sim: &Sim) -> Vec<Tenure> {
+    let mut tenures = Vec::new();
+    for (real, node, note) in &sim.notes {
+        if let Note::Manager(ManagerOutput::Claimed {
+            lease,
+            holder,
+            epoch,
+            local_deadline,
+            ..
+        }) = note
+        {
+            tenures.push(Tenure {
+                lease: lease.clone(),
+                holder: holder.clone(),
+                epoch: *epoch,
+                from_real: *real,
+                until_real: sim.real_of(*node, *local_deadline).max(*real),
+            });
+        }
+    }
+    tenures
+}
+
 fn run_lease(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
     let mut sim = Sim::new();
     let up = start_updater(&mut sim, None, Clock::exact());
@@ -221,29 +246,20 @@ fn run_lease(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
         }
         settle_nodes(&mut sim, &[up]);
     }
-    let mut tenures = Vec::new();
+    let tenures = tenures(&sim);
     let mut grants = Vec::new();
     let mut granted = Vec::new();
     let mut checks = Vec::new();
-    for (real, node, note) in &sim.notes {
+    for (real, _, note) in &sim.notes {
         match note {
             Note::Manager(ManagerOutput::Claimed {
                 req,
                 lease,
                 holder,
                 epoch,
-                local_deadline,
                 global_expiry,
                 ..
             }) => {
-                let until_real = sim.real_of(*node, *local_deadline).max(*real);
-                tenures.push(Tenure {
-                    lease: lease.clone(),
-                    holder: holder.clone(),
-                    epoch: *epoch,
-                    from_real: *real,
-                    until_real,
-                });
                 if let Some((at, g, d)) = asked.get(&req.0) {
                     grants.push(Grant {
                         lease: lease.clone(),
@@ -355,26 +371,7 @@ fn run_leadership(choices: &[u32], mutant: Option<Mutant>) -> Run {
         settle_nodes(&mut w.sim, &[up]);
         w.route();
     }
-    let mut tenures = Vec::new();
-    for (real, node, note) in &w.sim.notes {
-        if let Note::Manager(ManagerOutput::Claimed {
-            lease,
-            holder,
-            epoch,
-            local_deadline,
-            ..
-        }) = note
-        {
-            let until_real = w.sim.real_of(*node, *local_deadline).max(*real);
-            tenures.push(Tenure {
-                lease: lease.clone(),
-                holder: holder.clone(),
-                epoch: *epoch,
-                from_real: *real,
-                until_real,
-            });
-        }
-    }
+    let tenures = tenures(&w.sim);
     let mut results = vec![lease::l6_exclusion(&tenures)];
     let mut answers = Vec::new();
     for &u in &units {
@@ -588,28 +585,14 @@ fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
         sim.faults = faults;
         sim.settle_faulty(*c);
         sim.faults = false;
-        // Note which pingers are running (registered and pinging).
-        while seen < sim.notes.len() {
-            let (real, node, note) = sim.notes[seen].clone();
+        // Note which pingers are running (registered and pinging), then hand their pings to
+        // the batcher.
+        for (real, node, note) in &sim.notes[seen..] {
             if let Note::Pinger(PingerOutput::Started { .. }) = note {
-                running.insert(node, real);
+                running.insert(*node, *real);
             }
-            if let Note::Pinger(PingerOutput::Ping {
-                model,
-                slot,
-                field,
-                bit,
-            }) = note
-            {
-                sim.call(b, |a, now| match a {
-                    Actor::Batcher(x) => {
-                        common::split(x.handle_ping(&model, slot, &field, bit, now), Note::Batcher)
-                    }
-                    _ => unreachable!(),
-                });
-            }
-            seen += 1;
         }
+        pres::route(&mut sim, b, &mut seen);
     }
     for (node, from) in running {
         let i = pingers.iter().position(|p| *p == node).unwrap();

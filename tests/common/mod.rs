@@ -295,6 +295,17 @@ impl Sim {
         self.absorb_out(node, out);
     }
 
+    /// The first running node whose timer is due now.
+    fn due_node(&self) -> Option<usize> {
+        (0..self.nodes.len()).find(|n| {
+            !self.nodes[*n].paused
+                && self.nodes[*n]
+                    .actor
+                    .deadline()
+                    .is_some_and(|d| d <= self.now(*n))
+        })
+    }
+
     /// Delivers everything and fires every due timer until nothing is left to do now.
     pub fn settle(&mut self) {
         for _ in 0..100_000 {
@@ -302,14 +313,7 @@ impl Sim {
                 self.deliver(0, Fault::None);
                 continue;
             }
-            let due = (0..self.nodes.len()).find(|n| {
-                !self.nodes[*n].paused
-                    && self.nodes[*n]
-                        .actor
-                        .deadline()
-                        .is_some_and(|d| d <= self.now(*n))
-            });
-            match due {
+            match self.due_node() {
                 Some(n) => self.fire(n),
                 None => return,
             }
@@ -323,14 +327,7 @@ impl Sim {
         let mut x = u64::from(seed) | 1;
         for _ in 0..100_000 {
             if self.in_flight.is_empty() {
-                let due = (0..self.nodes.len()).find(|n| {
-                    !self.nodes[*n].paused
-                        && self.nodes[*n]
-                            .actor
-                            .deadline()
-                            .is_some_and(|d| d <= self.now(*n))
-                });
-                match due {
+                match self.due_node() {
                     Some(n) => self.fire(n),
                     None => return,
                 }
