@@ -128,6 +128,48 @@ impl SkewBounds {
     }
 }
 
+/// A simulated local clock: `local = offset + real × (1 + rate_ppm / 10⁶)`, for executors that
+/// own real time (the model checker, the simulator, tests). Protocol code never sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DriftingClock {
+    /// Rate error in parts per million (negative: slow).
+    pub rate_ppm: i64,
+    /// Local reading at real time zero.
+    pub offset: u64,
+}
+
+impl DriftingClock {
+    /// A clock that reads real time.
+    pub const EXACT: DriftingClock = DriftingClock {
+        rate_ppm: 0,
+        offset: 0,
+    };
+
+    /// The local reading at real time `real` (ns), rounded down.
+    pub fn local(&self, real: u64) -> LocalTime {
+        let scaled = i128::from(real) * (1_000_000 + i128::from(self.rate_ppm)) / 1_000_000;
+        LocalTime(
+            self.offset
+                .saturating_add(u64::try_from(scaled.max(0)).unwrap_or(u64::MAX)),
+        )
+    }
+
+    /// The first real time at which the clock reads `local` or later.
+    pub fn real_of(&self, local: LocalTime) -> u64 {
+        if local.0 <= self.offset {
+            return 0;
+        }
+        let num = i128::from(local.0 - self.offset) * 1_000_000;
+        let den = (1_000_000 + i128::from(self.rate_ppm)).max(1);
+        let mut t = u64::try_from((num + den - 1) / den).unwrap_or(u64::MAX);
+        // Rounding in `local` can leave the estimate a nanosecond short.
+        while self.local(t) < local && t < u64::MAX {
+            t += 1;
+        }
+        t
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +191,20 @@ mod tests {
             .local_deadline(LocalTime(0), Duration::from_secs(10))
             .unwrap();
         assert_eq!(d.0, 7_363_636_363);
+    }
+
+    #[test]
+    fn drifting_clock_inverts() {
+        for rate_ppm in [-100_000, -1, 0, 7, 100_000] {
+            let c = DriftingClock { rate_ppm, offset: 5 };
+            for real in [0, 1, 999_999, 1_000_000_007, 86_400_000_000_000] {
+                let l = c.local(real);
+                let back = c.real_of(l);
+                assert!(back <= real && c.local(back) >= l, "{rate_ppm} {real}");
+            }
+        }
+        let fast = DriftingClock { rate_ppm: 100_000, offset: 0 };
+        assert_eq!(fast.local(10_000_000_000), LocalTime(11_000_000_000));
     }
 
     #[test]

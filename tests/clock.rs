@@ -45,7 +45,7 @@ fn start_updater(sim: &mut Sim, clock: Clock) -> usize {
 #[test]
 fn ensure_creates_the_document_and_keeps_an_existing_one() {
     let mut sim = Sim::new();
-    let n = start_updater(&mut sim, Clock::exact());
+    let n = start_updater(&mut sim, Clock::EXACT);
     sim.settle();
     assert_eq!(
         updater_outputs(&sim, n),
@@ -60,7 +60,7 @@ fn ensure_creates_the_document_and_keeps_an_existing_one() {
         Collection::Clock,
         Document::new(CLOCK_ID, fields([("time", Value::Int(42))])),
     );
-    let n = start_updater(&mut sim, Clock::exact());
+    let n = start_updater(&mut sim, Clock::EXACT);
     sim.settle();
     assert_eq!(
         updater_outputs(&sim, n),
@@ -113,7 +113,7 @@ fn advance_adds_local_time_since_last_observation() {
 #[test]
 fn a_paused_updater_advances_by_at_most_step_max() {
     let mut sim = Sim::new();
-    let n = start_updater(&mut sim, Clock::exact());
+    let n = start_updater(&mut sim, Clock::EXACT);
     sim.run_until(secs(2));
     assert_eq!(sim.global(), GlobalTime(secs(2)));
     sim.set_paused(n, true);
@@ -133,8 +133,8 @@ fn a_paused_updater_advances_by_at_most_step_max() {
 #[test]
 fn concurrent_advance_one_wins_loser_refreshes_and_backs_off() {
     let mut sim = Sim::new();
-    let a = start_updater(&mut sim, Clock::exact());
-    let b = start_updater(&mut sim, Clock::exact());
+    let a = start_updater(&mut sim, Clock::EXACT);
+    let b = start_updater(&mut sim, Clock::EXACT);
     sim.settle();
     sim.real = secs(1);
     sim.fire(a);
@@ -166,7 +166,7 @@ fn concurrent_advance_one_wins_loser_refreshes_and_backs_off() {
 #[test]
 fn unknown_outcome_discards_and_rebuilds_the_updater() {
     let mut sim = Sim::new();
-    let n = start_updater(&mut sim, Clock::exact());
+    let n = start_updater(&mut sim, Clock::EXACT);
     sim.settle();
     sim.real = secs(1);
     sim.fire(n);
@@ -195,7 +195,7 @@ fn corrupt_clock_document_is_reported_not_repaired() {
         Collection::Clock,
         Document::new(CLOCK_ID, fields([("time", Value::Str("soon".into()))])),
     );
-    let n = start_updater(&mut sim, Clock::exact());
+    let n = start_updater(&mut sim, Clock::EXACT);
     sim.settle();
     let outs = updater_outputs(&sim, n);
     let Some(UpdaterOutput::Failed(e)) = outs.first() else {
@@ -250,7 +250,7 @@ fn reader_reads_missing_as_epoch() {
 #[test]
 fn watcher_emits_only_strictly_later_values() {
     let mut sim = Sim::new();
-    start_updater(&mut sim, Clock::exact());
+    start_updater(&mut sim, Clock::EXACT);
     let w = sim.add(
         Actor::ClockWatcher(
             ClockWatcher::new(WatcherConfig {
@@ -259,7 +259,7 @@ fn watcher_emits_only_strictly_later_values() {
             })
             .unwrap(),
         ),
-        Clock::exact(),
+        Clock::EXACT,
     );
     sim.run_until(secs(5));
     let values: Vec<GlobalTime> = sim

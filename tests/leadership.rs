@@ -24,7 +24,7 @@ fn tracker(unit: &str) -> TrackerConfig {
 
 fn world() -> (World, usize) {
     let mut sim = Sim::new();
-    let m = manager(&mut sim, ManagerConfig::new("app", "ctl-0"), Clock::exact());
+    let m = manager(&mut sim, ManagerConfig::new("app", "ctl-0"), Clock::EXACT);
     (World::new(sim), m)
 }
 

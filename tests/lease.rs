@@ -101,7 +101,7 @@ fn skew_bounds_shrink_the_deadline() {
             skew,
             ..cfg("ctl-0")
         },
-        Clock::exact(),
+        Clock::EXACT,
     );
     claim(&mut sim, m, 1, "db", "unit-0", D);
     sim.settle();
@@ -117,10 +117,10 @@ fn skew_bounds_shrink_the_deadline() {
 #[test]
 fn foreign_holder_is_denied_without_a_store_call() {
     let mut sim = Sim::new();
-    let a = manager(&mut sim, cfg("ctl-0"), Clock::exact());
+    let a = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
     claim(&mut sim, a, 1, "db", "unit-0", D);
     sim.settle();
-    let b = manager(&mut sim, cfg("ctl-1"), Clock::exact());
+    let b = manager(&mut sim, cfg("ctl-1"), Clock::EXACT);
     sim.settle();
     let before = writes_by(&sim, b);
     claim(&mut sim, b, 2, "db", "unit-1", D);
@@ -141,7 +141,7 @@ fn foreign_holder_is_denied_without_a_store_call() {
 #[test]
 fn extension_extends_to_and_never_shortens() {
     let mut sim = Sim::new();
-    let m = manager(&mut sim, cfg("ctl-0"), Clock::exact());
+    let m = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
     claim(&mut sim, m, 1, "db", "u", D);
     sim.settle();
     set_global(&mut sim, secs(10));
@@ -178,7 +178,7 @@ fn extension_extends_to_and_never_shortens() {
 #[test]
 fn expiry_is_strictly_after_and_keeps_the_epoch() {
     let mut sim = Sim::new();
-    let m = manager(&mut sim, cfg("ctl-0"), Clock::exact());
+    let m = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
     claim(&mut sim, m, 1, "db", "u0", D);
     sim.settle();
     // Local time runs far past the expiry while global time stands still: nothing expires.
@@ -217,8 +217,8 @@ fn expiry_is_strictly_after_and_keeps_the_epoch() {
 #[test]
 fn racing_claims_one_wins_the_other_is_denied() {
     let mut sim = Sim::new();
-    let a = manager(&mut sim, cfg("ctl-0"), Clock::exact());
-    let b = manager(&mut sim, cfg("ctl-1"), Clock::exact());
+    let a = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
+    let b = manager(&mut sim, cfg("ctl-1"), Clock::EXACT);
     sim.settle();
     claim(&mut sim, a, 1, "db", "ua", D);
     claim(&mut sim, b, 2, "db", "ub", D);
@@ -253,7 +253,7 @@ fn racing_claims_one_wins_the_other_is_denied() {
 #[test]
 fn wait_until_expired_releases_and_cancels() {
     let mut sim = Sim::new();
-    let m = manager(&mut sim, cfg("ctl-0"), Clock::exact());
+    let m = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
     sim.settle();
     wait(&mut sim, m, 1, "free");
     assert_eq!(last(&sim, m), ManagerOutput::Released { req: RequestId(1) });
@@ -282,8 +282,8 @@ fn wait_until_expired_releases_and_cancels() {
 #[test]
 fn token_check_refreshes_before_not_held() {
     let mut sim = Sim::new();
-    let a = manager(&mut sim, cfg("ctl-0"), Clock::exact());
-    let b = manager(&mut sim, cfg("ctl-1"), Clock::exact());
+    let a = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
+    let b = manager(&mut sim, cfg("ctl-1"), Clock::EXACT);
     sim.settle();
     claim(&mut sim, a, 1, "db", "ua", D);
     sim.settle();
@@ -325,7 +325,7 @@ fn token_check_refreshes_before_not_held() {
 fn unknown_outcomes_are_resolved_by_rereading() {
     for fault in [Fault::Ambiguous, Fault::Lost] {
         let mut sim = Sim::new();
-        let m = manager(&mut sim, cfg("ctl-0"), Clock::exact());
+        let m = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
         sim.settle();
         claim(&mut sim, m, 1, "db", "u", D);
         sim.deliver(0, Fault::None); // the global read
@@ -351,7 +351,7 @@ fn unknown_outcomes_are_resolved_by_rereading() {
 #[test]
 fn bad_input_is_refused_before_the_store() {
     let mut sim = Sim::new();
-    let m = manager(&mut sim, cfg("ctl-0"), Clock::exact());
+    let m = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
     sim.settle();
     let writes = writes_by(&sim, m);
     for (i, (lease, holder, d)) in [
@@ -395,7 +395,7 @@ fn corrupt_document_stops_the_manager_and_is_not_touched() {
         ]),
     );
     sim.store.put(Collection::Leases, bad.clone());
-    let m = manager(&mut sim, cfg("ctl-0"), Clock::exact());
+    let m = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
     wait(&mut sim, m, 1, "other");
     sim.settle();
     let outs = sim.manager_outputs(m);
@@ -418,7 +418,7 @@ fn corrupt_document_stops_the_manager_and_is_not_touched() {
 #[test]
 fn stop_answers_pending_requests() {
     let mut sim = Sim::new();
-    let m = manager(&mut sim, cfg("ctl-0"), Clock::exact());
+    let m = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
     sim.settle();
     claim(&mut sim, m, 1, "db", "u", D);
     sim.settle();

@@ -50,7 +50,7 @@ fn pinger_outputs(sim: &Sim, n: usize) -> Vec<PingerOutput> {
 #[test]
 fn pinger_takes_new_sequences_and_pings_once_per_slot() {
     let mut sim = sim();
-    let p = pinger(&mut sim, "m", "unit-0", Clock::exact());
+    let p = pinger(&mut sim, "m", "unit-0", Clock::EXACT);
     sim.settle();
     assert!(pinger_outputs(&sim, p).contains(&PingerOutput::Started { seq: 1 }));
     assert_eq!(
@@ -80,7 +80,7 @@ fn pinger_takes_new_sequences_and_pings_once_per_slot() {
     start(&mut sim, p);
     sim.settle();
     assert!(pinger_outputs(&sim, p).contains(&PingerOutput::Started { seq: 2 }));
-    let again = pinger(&mut sim, "m", "unit-0", Clock::exact());
+    let again = pinger(&mut sim, "m", "unit-0", Clock::EXACT);
     sim.settle();
     assert!(pinger_outputs(&sim, again).contains(&PingerOutput::Started { seq: 3 }));
     sim.call(p, |a, now| match a {
@@ -139,7 +139,7 @@ fn unknown_flush_is_resent_harmlessly() {
     let mut sim = sim();
     let b = batcher(&mut sim);
     let mut seen = 0;
-    let p = pinger(&mut sim, "m", "unit-0", Clock::exact());
+    let p = pinger(&mut sim, "m", "unit-0", Clock::EXACT);
     sim.settle();
     route(&mut sim, b, &mut seen);
     sim.real = secs(2);
@@ -166,8 +166,8 @@ fn watcher_reports_alive_then_dead() {
     let mut seen = 0;
     let w = watcher(&mut sim, "m", None);
     watch(&mut sim, w, "unit-0");
-    let p = pinger(&mut sim, "m", "unit-0", Clock::exact());
-    let q = pinger(&mut sim, "m", "unit-1", Clock::exact());
+    let p = pinger(&mut sim, "m", "unit-0", Clock::EXACT);
+    let q = pinger(&mut sim, "m", "unit-1", Clock::EXACT);
     watch(&mut sim, w, "unit-1");
     // The server clock moves with real time from here on.
     for t in 0..=95 {
@@ -213,8 +213,8 @@ fn pruner_keeps_what_is_live() {
     let mut sim = sim();
     let b = batcher(&mut sim);
     let mut seen = 0;
-    let p = pinger(&mut sim, "m", "unit-0", Clock::exact());
-    let other = pinger(&mut sim, "n", "unit-0", Clock::exact());
+    let p = pinger(&mut sim, "m", "unit-0", Clock::EXACT);
+    let other = pinger(&mut sim, "n", "unit-0", Clock::EXACT);
     for t in 0..=300 {
         sim.store.set_server_time(secs(1000 + t));
         run_until(&mut sim, b, &mut seen, secs(t));
@@ -260,8 +260,8 @@ fn model_removal_is_isolated() {
     let mut sim = sim();
     let b = batcher(&mut sim);
     let mut seen = 0;
-    pinger(&mut sim, "m", "k", Clock::exact());
-    pinger(&mut sim, "mm", "k", Clock::exact());
+    pinger(&mut sim, "m", "k", Clock::EXACT);
+    pinger(&mut sim, "mm", "k", Clock::EXACT);
     run_until(&mut sim, b, &mut seen, secs(3));
     for op in PresenceConfig::new("m").remove_model_ops() {
         sim.store.apply(&op);

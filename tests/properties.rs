@@ -102,7 +102,7 @@ fn run_clock(choices: &[u32], mutant: Option<Mutant>) -> Run {
     };
     let w = sim.add(
         Actor::ClockWatcher(ClockWatcher::new(wcfg).unwrap()),
-        Clock::exact(),
+        Clock::EXACT,
     );
     for c in choices {
         sim.step(*c, STEP_MAX);
@@ -197,7 +197,7 @@ fn tenures(sim: &Sim) -> Vec<Tenure> {
 
 fn run_lease(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
     let mut sim = Sim::new();
-    let up = start_updater(&mut sim, None, Clock::exact());
+    let up = start_updater(&mut sim, None, Clock::EXACT);
     let skew = SkewBounds {
         rate_error_ppm: RHO_PPM,
         clock_step_max: CLOCK_STEP_MAX,
@@ -319,7 +319,7 @@ fn run_lease(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
 fn run_leadership(choices: &[u32], mutant: Option<Mutant>) -> Run {
     let d = Duration::from_secs(5);
     let mut sim = Sim::new();
-    let up = start_updater(&mut sim, None, Clock::exact());
+    let up = start_updater(&mut sim, None, Clock::EXACT);
     let skew = SkewBounds {
         rate_error_ppm: RHO_PPM,
         clock_step_max: CLOCK_STEP_MAX,
@@ -515,7 +515,7 @@ fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
     };
     let b = sim.add(
         Actor::Batcher(tenure::presence::Batcher::new(bcfg).unwrap()),
-        Clock::exact(),
+        Clock::EXACT,
     );
     let w = pres::watcher(&mut sim, "m", mutant);
     let pr = pres::pruner(&mut sim, "m", mutant);

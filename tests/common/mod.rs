@@ -22,21 +22,8 @@ use tenure::substrate::{Collection, MemoryStore, Op, OpResult};
 use tenure::time::{GlobalTime, LocalTime};
 
 /// A process's local clock: `local = offset + real × (1 + rate_ppm / 10⁶)`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Clock {
-    pub rate_ppm: i64,
-    pub offset: u64,
-}
-
-impl Clock {
-    pub fn exact() -> Clock {
-        Clock::default()
-    }
-    pub fn local(&self, real: u64) -> LocalTime {
-        let scaled = i128::from(real) * (1_000_000 + i128::from(self.rate_ppm)) / 1_000_000;
-        LocalTime(self.offset + u64::try_from(scaled).unwrap())
-    }
-}
+/// Local clocks drift by a rate in ppm (the core's executor helper).
+pub type Clock = tenure::time::DriftingClock;
 
 /// Every actor kind that talks to the store.
 // A handful of nodes per run: boxing the large variants would buy nothing.
@@ -372,17 +359,7 @@ impl Sim {
 
     /// The first real time at which `node`'s clock reads at least `local`.
     pub fn real_of(&self, node: usize, local: LocalTime) -> u64 {
-        let c = self.nodes[node].clock;
-        if local.0 <= c.offset {
-            return 0;
-        }
-        let num = i128::from(local.0 - c.offset) * 1_000_000;
-        let den = 1_000_000 + i128::from(c.rate_ppm);
-        let mut t = u64::try_from((num + den - 1) / den).unwrap();
-        while c.local(t) < local {
-            t += 1;
-        }
-        t
+        self.nodes[node].clock.real_of(local)
     }
 
     /// One step picked by `choice`: deliver an in-flight request (maybe with a fault), fire a
@@ -782,7 +759,7 @@ pub mod presence {
             jitter_seed: None,
             mutant: None,
         };
-        sim.add(Actor::Batcher(Batcher::new(cfg).unwrap()), Clock::exact())
+        sim.add(Actor::Batcher(Batcher::new(cfg).unwrap()), Clock::EXACT)
     }
 
     pub fn pinger(sim: &mut Sim, model: &str, key: &str, clock: Clock) -> usize {
@@ -818,14 +795,14 @@ pub mod presence {
     pub fn watcher(sim: &mut Sim, model: &str, mutant: Option<tenure::mutant::Mutant>) -> usize {
         sim.add(
             Actor::PresenceWatcher(PresenceWatcher::new(config(model), mutant).unwrap()),
-            Clock::exact(),
+            Clock::EXACT,
         )
     }
 
     pub fn pruner(sim: &mut Sim, model: &str, mutant: Option<tenure::mutant::Mutant>) -> usize {
         sim.add(
             Actor::Pruner(Pruner::new(config(model), mutant).unwrap()),
-            Clock::exact(),
+            Clock::EXACT,
         )
     }
 
