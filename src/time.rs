@@ -196,14 +196,20 @@ mod tests {
     #[test]
     fn drifting_clock_inverts() {
         for rate_ppm in [-100_000, -1, 0, 7, 100_000] {
-            let c = DriftingClock { rate_ppm, offset: 5 };
+            let c = DriftingClock {
+                rate_ppm,
+                offset: 5,
+            };
             for real in [0, 1, 999_999, 1_000_000_007, 86_400_000_000_000] {
                 let l = c.local(real);
                 let back = c.real_of(l);
                 assert!(back <= real && c.local(back) >= l, "{rate_ppm} {real}");
             }
         }
-        let fast = DriftingClock { rate_ppm: 100_000, offset: 0 };
+        let fast = DriftingClock {
+            rate_ppm: 100_000,
+            offset: 0,
+        };
         assert_eq!(fast.local(10_000_000_000), LocalTime(11_000_000_000));
     }
 

@@ -92,9 +92,10 @@ impl MemoryStore {
         }
     }
 
-    /// Applies `op` atomically and answers it.
-    pub fn apply(&mut self, op: &Op) -> OpResult {
-        match op {
+    /// Answers a read-only operation (read, find, server time) through `&self`, so executors
+    /// that share one store between many states need not copy it to read. `None` for writes.
+    pub fn query(&self, op: &Op) -> Option<OpResult> {
+        Some(match op {
             Op::Read { coll, id, .. } => OpResult::Ok(Reply::Doc(self.get(*coll, id).cloned())),
             // By `_id` when the selector names them (a watcher asks for 1,000 beings at a time),
             // otherwise a scan; either way in `_id` order.
@@ -118,6 +119,21 @@ impl MemoryStore {
                     .cloned()
                     .collect(),
             )),
+            Op::ServerTime => OpResult::Ok(Reply::Time(self.server_time)),
+            Op::Insert { .. }
+            | Op::Update { .. }
+            | Op::Delete { .. }
+            | Op::DeleteMany { .. }
+            | Op::BulkUpsert { .. } => return None,
+        })
+    }
+
+    /// Applies `op` atomically and answers it.
+    pub fn apply(&mut self, op: &Op) -> OpResult {
+        if let Some(answer) = self.query(op) {
+            return answer;
+        }
+        match op {
             Op::Insert { coll, doc } => {
                 let key = (*coll, doc.id.clone());
                 if self.docs.contains_key(&key) {
@@ -163,7 +179,8 @@ impl MemoryStore {
                 *self = next;
                 OpResult::Ok(Reply::Count(updates.len() as u64))
             }
-            Op::ServerTime => OpResult::Ok(Reply::Time(self.server_time)),
+            // Answered by `query` above.
+            Op::Read { .. } | Op::Find { .. } | Op::ServerTime => OpResult::Unknown,
         }
     }
 

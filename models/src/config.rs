@@ -1,0 +1,209 @@
+//! What one model run checks: the protocol, its size, its faults and its time bounds.
+
+use crate::faults::{Fault, FaultSet};
+use std::fmt;
+use std::time::Duration;
+use tenure::mutant::{Mutant, Protocol};
+
+/// Hard limits that keep every configuration's state space finite and its indices small.
+pub const PROCESSES_MAX: u8 = 6;
+/// Most leases one model tracks.
+pub const LEASES_MAX: u8 = 4;
+/// Longest horizon, in ticks.
+pub const HORIZON_MAX: u32 = 200;
+
+/// A model configuration. Defaults per protocol come from [`ModelConfig::default_for`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ModelConfig {
+    /// The protocol under check (lease and leadership run on the real clock).
+    pub protocol: Protocol,
+    /// Clock updaters.
+    pub updaters: u8,
+    /// Lease managers (each serves one holder, `h<i>`).
+    pub managers: u8,
+    /// Lease names (`l<k>`).
+    pub leases: u8,
+    /// Real time passes in ticks of this length; due timers fire at the first tick at or after
+    /// their deadline, which is a legal (late) schedule.
+    pub tick: Duration,
+    /// Real time ends after this many ticks (stateright's `within_boundary`).
+    pub horizon: u32,
+    /// Clock rate error ρ in ppm: process `i` runs slow, fast, exact, slow, ... by ρ.
+    pub rate_error_ppm: u32,
+    /// The clock updaters' interval (and backoff).
+    pub update_interval: Duration,
+    /// Claims ask for this duration.
+    pub lease_duration: Duration,
+    /// `h0`'s later claims (extensions) ask for this, shorter, duration: the store must extend
+    /// *to* the later expiry and never shorten (L3).
+    pub extend_duration: Duration,
+    /// Claims (or extensions) holder `h0` may make per lease in one run: two let it extend.
+    pub claims_first_holder: u8,
+    /// Claims each other holder may make per lease in one run.
+    pub claims_per_holder: u8,
+    /// Token checks holder `h0` may make of lease `l0` in one run (M4; checks by the other
+    /// holders would multiply the state space and reveal nothing new).
+    pub checks: u8,
+    /// Faults that may be injected.
+    pub faults: FaultSet,
+    /// How many fault events one run may contain (each lost or ambiguous reply, rollback, stale
+    /// read, non-atomic write, pause and crash uses one).
+    pub fault_budget: u8,
+    /// A deliberately broken variant of the protocol, or `None` for the real one.
+    pub mutant: Option<Mutant>,
+}
+
+/// A configuration that cannot be checked, with the field to change.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid model configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl ModelConfig {
+    /// The default configuration of `protocol`: small enough to finish in seconds on 2 cores,
+    /// with the faults that matter to it.
+    pub fn default_for(protocol: Protocol) -> ModelConfig {
+        let base = ModelConfig {
+            protocol,
+            updaters: 2,
+            managers: 0,
+            leases: 0,
+            tick: Duration::from_secs(1),
+            horizon: 8,
+            rate_error_ppm: 100_000,
+            update_interval: Duration::from_secs(1),
+            lease_duration: Duration::from_secs(3),
+            extend_duration: Duration::from_millis(1500),
+            claims_first_holder: 0,
+            claims_per_holder: 0,
+            checks: 0,
+            faults: [Fault::Ambiguous, Fault::Lost, Fault::Pause, Fault::Crash]
+                .into_iter()
+                .collect(),
+            fault_budget: 1,
+            mutant: None,
+        };
+        match protocol {
+            Protocol::Clock => ModelConfig { horizon: 6, ..base },
+            Protocol::Lease | Protocol::Leadership | Protocol::Presence => ModelConfig {
+                updaters: 1,
+                managers: 2,
+                leases: 1,
+                horizon: 6,
+                claims_first_holder: 2,
+                claims_per_holder: 1,
+                checks: 1,
+                ..base
+            },
+        }
+    }
+
+    /// The default configuration in which `mutant` must produce a counterexample: its
+    /// protocol's default, with the mutant switched on.
+    pub fn for_mutant(mutant: Mutant) -> ModelConfig {
+        ModelConfig {
+            mutant: Some(mutant),
+            ..ModelConfig::default_for(mutant.protocol())
+        }
+    }
+
+    /// Processes in the model: updaters first, then managers.
+    pub fn processes(&self) -> u8 {
+        self.updaters + self.managers
+    }
+
+    /// The local clock rate of process `i`, in ppm off real time.
+    pub fn rate_ppm(&self, i: u8) -> i64 {
+        let rho = i64::from(self.rate_error_ppm);
+        [-rho, rho, 0][usize::from(i) % 3]
+    }
+
+    /// The clock step bound S lease holders budget for: the updaters' cap on one step.
+    pub fn clock_step_max(&self) -> Duration {
+        self.update_interval
+    }
+
+    /// Checks sizes and durations against the limits, naming the field to change.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |m: String| Err(ConfigError(m));
+        if self.updaters == 0 {
+            return err("--updaters must be at least 1: every protocol runs on the clock".into());
+        }
+        if self.processes() > PROCESSES_MAX {
+            return err(format!(
+                "{} processes (updaters + managers) exceed the limit of {PROCESSES_MAX}",
+                self.processes()
+            ));
+        }
+        if matches!(self.protocol, Protocol::Lease) && (self.managers == 0 || self.leases == 0) {
+            return err("the lease model needs --managers and --leases of at least 1".into());
+        }
+        if self.leases > LEASES_MAX {
+            return err(format!("--leases {} exceeds {LEASES_MAX}", self.leases));
+        }
+        if self.horizon == 0 || self.horizon > HORIZON_MAX {
+            return err(format!(
+                "--horizon {} must be between 1 and {HORIZON_MAX} ticks",
+                self.horizon
+            ));
+        }
+        if self.tick.is_zero() || self.update_interval.is_zero() || self.lease_duration.is_zero() {
+            return err("tick, update interval and lease duration must be positive".into());
+        }
+        for (what, d) in [
+            ("lease duration", self.lease_duration),
+            ("extension duration", self.extend_duration),
+        ] {
+            if d <= self.clock_step_max() {
+                return err(format!(
+                    "the {what} ({d:?}) must exceed the clock step bound ({:?})",
+                    self.clock_step_max()
+                ));
+            }
+        }
+        if self.rate_error_ppm > tenure::time::RATE_ERROR_PPM_MAX {
+            return err(format!(
+                "rate error {} ppm exceeds {} ppm",
+                self.rate_error_ppm,
+                tenure::time::RATE_ERROR_PPM_MAX
+            ));
+        }
+        if !matches!(self.protocol, Protocol::Clock | Protocol::Lease) {
+            return err(format!(
+                "the {} model is not built yet; clock and lease are",
+                self.protocol
+            ));
+        }
+        if let Some(m) = self.mutant {
+            if m.protocol() != self.protocol {
+                return err(format!(
+                    "mutant {m} belongs to the {} protocol, not {}",
+                    m.protocol(),
+                    self.protocol
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ModelConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} updater(s), {} manager(s), {} lease(s), horizon {} × {:?}, ρ {} ppm, faults {} (budget {})",
+            self.protocol,
+            self.updaters,
+            self.managers,
+            self.leases,
+            self.horizon,
+            self.tick,
+            self.rate_error_ppm,
+            self.faults,
+            self.fault_budget
+        )?;
+        if let Some(m) = self.mutant {
+            write!(f, ", mutant {m}")?;
+        }
+        Ok(())
+    }
+}

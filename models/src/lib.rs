@@ -1,0 +1,34 @@
+//! # tenure-models: exhaustive model checking of Tenure's protocols
+//!
+//! The core's actors (`tenure`) executed by [`stateright`] over every interleaving of a small
+//! configuration, under the fault model of DESIGN.md. The model owns what the actors do not:
+//! real time (a tick action), each process's drifting local clock, the store, requests in
+//! flight, and the faults. It executes effects and never re-implements protocol logic; the
+//! properties are the core's `tenure::property` functions, evaluated on every transition.
+//!
+//! # Layout
+//! - [`config`]: what a run checks (protocol, sizes, faults, horizon) and its limits;
+//! - [`faults`]: the fault switches;
+//! - [`state`]: processes, flights and the ghost observations properties need;
+//! - [`model`]: the stateright [`Model`](stateright::Model): actions and transitions;
+//! - [`observe`]: transitions handed to the core's property functions;
+//! - [`run`]: running a check and reading its verdicts.
+//!
+//! # Time
+//! Real time advances in ticks. A due timer of a running process must fire before the next tick
+//! (a process that does not is *paused*, which is a fault of its own), and without the `delay`
+//! fault every request completes before the next tick. A timer due between ticks fires at the
+//! next one: a legal, slightly late schedule. The horizon bounds real time and so the state space.
+
+pub mod config;
+pub mod faults;
+pub mod model;
+pub mod observe;
+pub mod run;
+pub mod state;
+
+pub use config::ModelConfig;
+pub use faults::{Fault, FaultSet};
+pub use model::{Action, TenureModel};
+pub use observe::Milestone;
+pub use stateright;

@@ -1,0 +1,686 @@
+//! The stateright model: the core's actors executed under the fault model.
+//!
+//! The model owns real time (a tick action), every process's drifting local clock, the store,
+//! and the requests in flight. It executes the actors' effects and never decides anything a
+//! protocol decides. Properties are the core's `tenure::property` functions, evaluated on each
+//! transition; a violation sets a bit in the ghost state, which the `always` property of that
+//! id reads.
+
+use crate::config::ModelConfig;
+use crate::faults::Fault;
+use crate::observe::{self, Milestone, Watched};
+use crate::state::{Actor, Belief, Call, CallKind, Flight, Ghost, Note, Out, Proc, State};
+use stateright::{Model, Property};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use tenure::clock::{ClockWatcher, Updater, UpdaterConfig, WatcherConfig};
+use tenure::effects::OpId;
+use tenure::lease::{LeaseManager, ManagerConfig, RequestId};
+use tenure::mutant::Protocol;
+use tenure::property::{PropertyId, Violation};
+use tenure::substrate::{MemoryStore, OpResult};
+use tenure::time::{nanos, DriftingClock, LocalTime, SkewBounds};
+
+/// How a request reaches the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum How {
+    /// Applied and answered.
+    Ok,
+    /// Dropped: not applied, answered "outcome unknown" (fault `lost`).
+    Lost,
+    /// Applied, answered "outcome unknown" (fault `ambiguous`).
+    Ambiguous,
+    /// Applied and acknowledged, but not replicated: a later rollback undoes it (fault
+    /// `rollback`).
+    Unreplicated,
+    /// A read served from the store as it was before the last write (fault `stale-read`).
+    Stale,
+    /// Filter checked now, write by `_id` later without re-checking (fault `non-atomic-cas`).
+    FilterOnly,
+}
+
+/// One step of the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Real time advances one tick.
+    Tick,
+    /// The `i`-th request in flight reaches the store.
+    Deliver(u8, How),
+    /// The `i`-th filter-checked non-atomic write lands.
+    WriteChecked(u8),
+    /// A process's due timer fires.
+    Fire(u8),
+    /// Holder `h<m>` asks manager `m` to claim (or extend) lease `l<k>`.
+    Claim(u8, u8),
+    /// Holder `h<m>` checks its token for lease `l<k>`.
+    Check(u8, u8),
+    /// A process pauses.
+    Pause(u8),
+    /// A paused process resumes and takes the replies that arrived meanwhile.
+    Resume(u8),
+    /// A process crashes and restarts with empty memory; replies to its earlier requests are
+    /// dropped (a process that stays down a while is, to the others, a paused one).
+    Crash(u8),
+    /// The unreplicated write is rolled back by a failover.
+    Rollback,
+}
+
+/// The model of one configuration.
+#[derive(Clone, Debug)]
+pub struct TenureModel {
+    /// What is checked.
+    pub config: ModelConfig,
+}
+
+const NAMESPACE: &str = "app";
+
+impl TenureModel {
+    /// A model of `config` (validate it first).
+    pub fn new(config: ModelConfig) -> TenureModel {
+        TenureModel { config }
+    }
+
+    fn tick_ns(&self) -> u64 {
+        nanos(self.config.tick)
+    }
+
+    /// Real time at the current tick, in ns.
+    pub fn real(&self, s: &State) -> u64 {
+        u64::from(s.tick) * self.tick_ns()
+    }
+
+    /// Index of the clock watcher, if the model has one.
+    fn watcher(&self) -> Option<usize> {
+        (self.config.protocol == Protocol::Clock).then_some(usize::from(self.config.updaters))
+    }
+
+    /// Index of manager `m`.
+    pub fn manager_proc(&self, m: u8) -> usize {
+        usize::from(self.config.updaters) + usize::from(self.watcher().is_some()) + usize::from(m)
+    }
+
+    fn manager_of(&self, p: usize) -> Option<u8> {
+        let first = self.manager_proc(0);
+        (p >= first).then(|| u8::try_from(p - first).ok()).flatten()
+    }
+
+    /// Updaters run fast, slow, exact, ...; managers slow, fast, exact, ... (a fast clock
+    /// against a slow holder is the case the skew margin exists for).
+    fn clock_of(&self, p: usize) -> DriftingClock {
+        let rho = i64::from(self.config.rate_error_ppm);
+        let (i, order) = match self.manager_of(p) {
+            Some(m) => (usize::from(m), [-rho, rho, 0]),
+            None => (p, [rho, -rho, 0]),
+        };
+        DriftingClock {
+            rate_ppm: order[i % 3],
+            offset: 0,
+        }
+    }
+
+    fn updater_config(&self) -> UpdaterConfig {
+        UpdaterConfig {
+            update_interval: self.config.update_interval,
+            backoff_delay: self.config.update_interval,
+            mutant: self.config.mutant,
+        }
+    }
+
+    fn manager_config(&self, m: u8) -> ManagerConfig {
+        let mut c = ManagerConfig::new(NAMESPACE, format!("ctl-{m}"));
+        c.max_sleep = Duration::from_secs(30);
+        c.skew = SkewBounds {
+            rate_error_ppm: self.config.rate_error_ppm,
+            clock_step_max: self.config.clock_step_max(),
+        };
+        c.mutant = self.config.mutant;
+        c
+    }
+
+    /// A fresh actor for process `p` (at start and on restart).
+    fn fresh_actor(&self, p: usize) -> Actor {
+        let built = if p < usize::from(self.config.updaters) {
+            Updater::new(self.updater_config()).map(Actor::Updater)
+        } else if Some(p) == self.watcher() {
+            ClockWatcher::new(WatcherConfig {
+                poll_interval: self.config.tick,
+                mutant: self.config.mutant,
+            })
+            .map(Actor::ClockWatcher)
+        } else {
+            let m = self.manager_of(p).unwrap_or(0);
+            LeaseManager::new(self.manager_config(m)).map(|x| Actor::Manager(Box::new(x)))
+        };
+        // The configuration was validated by ModelConfig::validate; the actors' own limits are
+        // wider than the model's.
+        built.unwrap_or_else(|e| panic!("model built an invalid actor configuration: {e}"))
+    }
+
+    fn now(&self, s: &State, p: usize) -> LocalTime {
+        s.procs[p].clock.local(self.real(s))
+    }
+
+    /// Starts (or restarts) process `p`.
+    fn start(&self, s: &mut State, p: usize, why: &mut Vec<Violation>) {
+        s.proc_mut(p).actor = self.fresh_actor(p);
+        let out = {
+            let now = self.now(s, p);
+            match &mut s.proc_mut(p).actor {
+                Actor::Updater(a) => {
+                    let fx = a.handle_start(now);
+                    (fx.requests, Vec::new())
+                }
+                Actor::Manager(a) => {
+                    let fx = a.handle_start(now);
+                    (
+                        fx.requests,
+                        fx.notifications.into_iter().map(Note::Manager).collect(),
+                    )
+                }
+                Actor::ClockWatcher(_) => (Vec::new(), Vec::new()),
+            }
+        };
+        self.absorb(s, p, out, why);
+    }
+
+    /// Queues an actor's requests and observes its notes.
+    fn absorb(&self, s: &mut State, p: usize, (reqs, notes): Out, why: &mut Vec<Violation>) {
+        let base = s.procs[p].actor.clock_base();
+        let incarnation = s.procs[p].incarnation;
+        let proc = u8::try_from(p).unwrap_or(u8::MAX);
+        s.flights.extend(reqs.into_iter().map(|req| Flight {
+            proc,
+            incarnation,
+            req,
+            clock_base: base,
+        }));
+        for note in notes {
+            observe::note(self, s, p, note, why);
+        }
+    }
+
+    /// Hands a reply to the process that asked, unless it restarted or is down; a paused
+    /// process keeps it for later.
+    fn reply(&self, s: &mut State, f: &Flight, result: OpResult, why: &mut Vec<Violation>) {
+        let p = usize::from(f.proc);
+        if s.procs[p].incarnation != f.incarnation {
+            return;
+        }
+        if s.procs[p].paused {
+            s.proc_mut(p).held.push((f.req.id, result));
+            return;
+        }
+        self.deliver_reply(s, p, f.req.id, result, why);
+    }
+
+    fn deliver_reply(
+        &self,
+        s: &mut State,
+        p: usize,
+        id: OpId,
+        result: OpResult,
+        why: &mut Vec<Violation>,
+    ) {
+        let now = self.now(s, p);
+        let out = s.proc_mut(p).actor.reply(id, result, now);
+        self.absorb(s, p, out, why);
+    }
+
+    /// Applies `f` to the store and observes what changed.
+    fn apply(
+        &self,
+        s: &mut State,
+        f: &Flight,
+        unchecked: bool,
+        why: &mut Vec<Violation>,
+    ) -> OpResult {
+        if let Some(answer) = s.store.query(&f.req.op) {
+            return answer;
+        }
+        let stale = self
+            .config
+            .faults
+            .has(Fault::StaleRead)
+            .then(|| s.store.clone());
+        let before = Watched::capture(self, &s.store);
+        let result = if unchecked {
+            s.store_mut().apply_unchecked(&f.req.op)
+        } else {
+            s.store_mut().apply(&f.req.op)
+        };
+        let after = Watched::capture(self, &s.store);
+        if after != before {
+            observe::store_change(self, s, &before, &after, f.clock_base, why);
+        }
+        if stale.is_some() && matches!(result, OpResult::Ok(_)) {
+            s.before_write = stale;
+        }
+        result
+    }
+
+    /// Runs `action` on `s`, collecting the violations it reveals (with their details).
+    pub fn step(&self, s: &mut State, action: Action, why: &mut Vec<Violation>) {
+        s.tick_start = matches!(
+            action,
+            Action::Tick
+                | Action::Claim(..)
+                | Action::Check(..)
+                | Action::Pause(_)
+                | Action::Resume(_)
+                | Action::Crash(_)
+        );
+        match action {
+            Action::Tick => {
+                s.tick += 1;
+                s.ghost.called_this_tick = 0;
+                let now = self.real(s);
+                // A belief that has ended cannot overlap any later one.
+                s.ghost.beliefs.retain(|b| b.until > now);
+            }
+            Action::Deliver(i, how) => {
+                let f = s.flights.remove(usize::from(i));
+                if how != How::Ok {
+                    s.budget = s.budget.saturating_sub(1);
+                }
+                match how {
+                    How::Ok => {
+                        let r = self.apply(s, &f, false, why);
+                        self.reply(s, &f, r, why);
+                    }
+                    How::Lost => self.reply(s, &f, OpResult::Unknown, why),
+                    How::Ambiguous => {
+                        self.apply(s, &f, false, why);
+                        self.reply(s, &f, OpResult::Unknown, why);
+                    }
+                    How::Unreplicated => {
+                        let before = s.store.clone();
+                        let r = self.apply(s, &f, false, why);
+                        s.unreplicated = Some(before);
+                        self.reply(s, &f, r, why);
+                    }
+                    How::Stale => {
+                        let old = s.before_write.clone().unwrap_or_default();
+                        let r = old.query(&f.req.op).unwrap_or(OpResult::Unknown);
+                        self.reply(s, &f, r, why);
+                    }
+                    How::FilterOnly => {
+                        if s.store.expect_holds(&f.req.op) {
+                            s.checked.push(f);
+                        } else {
+                            self.reply(s, &f, OpResult::PreconditionFailed, why);
+                        }
+                    }
+                }
+            }
+            Action::WriteChecked(i) => {
+                let f = s.checked.remove(usize::from(i));
+                let r = self.apply(s, &f, true, why);
+                self.reply(s, &f, r, why);
+            }
+            Action::Fire(p) => {
+                let p = usize::from(p);
+                let now = self.now(s, p);
+                let out = s.proc_mut(p).actor.timeout(now);
+                self.absorb(s, p, out, why);
+            }
+            Action::Claim(m, k) | Action::Check(m, k) => {
+                let kind = if matches!(action, Action::Claim(..)) {
+                    CallKind::Claim
+                } else {
+                    CallKind::Check
+                };
+                let p = self.manager_proc(m);
+                let slot = self.call_slot(m, k, kind);
+                let extending =
+                    m == 0 && s.ghost.calls_left[slot] < self.config.claims_first_holder;
+                let duration = if extending {
+                    self.config.extend_duration
+                } else {
+                    self.config.lease_duration
+                };
+                s.ghost.calls_left[slot] = s.ghost.calls_left[slot].saturating_sub(1);
+                s.ghost.called_this_tick |= 1 << slot;
+                let req = u64::try_from(slot).unwrap_or(u64::MAX);
+                let global_at_start = observe::global(&s.store);
+                s.ghost.calls.push(Call {
+                    manager: m,
+                    lease: k,
+                    kind,
+                    req,
+                    global_at_start,
+                    duration,
+                });
+                let now = self.now(s, p);
+                let (lease, holder) = (format!("l{k}"), format!("h{m}"));
+                let out = match &mut s.proc_mut(p).actor {
+                    Actor::Manager(a) => {
+                        let fx = match kind {
+                            CallKind::Claim => {
+                                a.handle_claim(RequestId(req), &lease, &holder, duration, now)
+                            }
+                            CallKind::Check => a.handle_check(RequestId(req), &lease, &holder, now),
+                        };
+                        (
+                            fx.requests,
+                            fx.notifications.into_iter().map(Note::Manager).collect(),
+                        )
+                    }
+                    _ => (Vec::new(), Vec::new()),
+                };
+                self.absorb(s, p, out, why);
+            }
+            Action::Pause(p) => {
+                s.budget = s.budget.saturating_sub(1);
+                s.proc_mut(usize::from(p)).paused = true;
+            }
+            Action::Resume(p) => {
+                let p = usize::from(p);
+                let held = {
+                    let proc = s.proc_mut(p);
+                    proc.paused = false;
+                    std::mem::take(&mut proc.held)
+                };
+                for (id, result) in held {
+                    self.deliver_reply(s, p, id, result, why);
+                }
+            }
+            Action::Crash(p) => {
+                s.budget = s.budget.saturating_sub(1);
+                let proc = s.proc_mut(usize::from(p));
+                proc.paused = false;
+                proc.held.clear();
+                proc.incarnation = proc.incarnation.wrapping_add(1);
+                // The holder lived in the crashed process: its beliefs and calls die with it.
+                if let Some(m) = self.manager_of(usize::from(p)) {
+                    s.ghost.beliefs.retain(|b| b.holder != m);
+                    s.ghost.calls.retain(|c| c.manager != m);
+                }
+                // G5 is per watcher: a restarted watcher starts a new sequence.
+                if Some(usize::from(p)) == self.watcher() {
+                    s.ghost.watcher_emitted = None;
+                }
+                self.start(s, usize::from(p), why);
+            }
+            Action::Rollback => {
+                if let Some(old) = s.unreplicated.take() {
+                    let before = Watched::capture(self, &s.store);
+                    s.store = old;
+                    let after = Watched::capture(self, &s.store);
+                    observe::store_change(self, s, &before, &after, None, why);
+                }
+            }
+        }
+        for v in why.iter() {
+            s.ghost.violated |= observe::bit(v.property);
+        }
+        // Canonical order: the same multiset of requests, calls and beliefs is one state.
+        s.flights.sort_by_key(|f| (f.proc, f.req.id));
+        s.checked.sort_by_key(|f| (f.proc, f.req.id));
+        s.ghost.calls.sort_by_key(|c| c.req);
+        s.ghost
+            .beliefs
+            .sort_by_key(|b| (b.lease, b.holder, b.epoch, b.from));
+    }
+
+    fn call_slot(&self, m: u8, k: u8, kind: CallKind) -> usize {
+        (usize::from(m) * usize::from(self.config.leases) + usize::from(k)) * 2
+            + usize::from(kind == CallKind::Check)
+    }
+
+    fn timer_due(&self, s: &State, p: usize) -> bool {
+        s.procs[p].runs()
+            && s.procs[p]
+                .actor
+                .next_deadline()
+                .is_some_and(|d| d <= self.now(s, p))
+    }
+
+    /// The initial state, with every process started (and its first requests applied, so
+    /// the checker does not explore the start-up order).
+    pub fn initial(&self) -> State {
+        let n = usize::from(self.config.processes()) + usize::from(self.watcher().is_some());
+        let mut s = State {
+            tick: 0,
+            store: Arc::new(MemoryStore::new()),
+            procs: Vec::with_capacity(n),
+            flights: Vec::new(),
+            checked: Vec::new(),
+            before_write: None,
+            unreplicated: None,
+            budget: self.config.fault_budget,
+            tick_start: true,
+            ghost: Ghost {
+                calls_left: (0..self.config.managers)
+                    .flat_map(|m| (0..self.config.leases).map(move |_| m))
+                    .flat_map(|m| {
+                        let claims = if m == 0 {
+                            self.config.claims_first_holder
+                        } else {
+                            self.config.claims_per_holder
+                        };
+                        [claims, 0]
+                    })
+                    .collect(),
+                ..Ghost::default()
+            },
+        };
+        if let Some(first) = s.ghost.calls_left.get_mut(1) {
+            *first = self.config.checks;
+        }
+        let mut why = Vec::new();
+        for p in 0..n {
+            s.procs.push(Arc::new(Proc {
+                actor: self.fresh_actor(p),
+                clock: self.clock_of(p),
+                paused: false,
+                held: Vec::new(),
+                incarnation: 0,
+            }));
+            self.start(&mut s, p, &mut why);
+        }
+        while !s.flights.is_empty() {
+            self.step(&mut s, Action::Deliver(0, How::Ok), &mut why);
+        }
+        s.tick_start = true;
+        s
+    }
+
+    /// Replays `actions` from the initial state, returning each step's state and violations:
+    /// the details a counterexample timeline shows.
+    pub fn replay(&self, actions: &[Action]) -> Vec<(Action, State, Vec<Violation>)> {
+        let mut s = self.initial();
+        actions
+            .iter()
+            .map(|a| {
+                let mut why = Vec::new();
+                self.step(&mut s, *a, &mut why);
+                (*a, s.clone(), why)
+            })
+            .collect()
+    }
+
+    /// The properties this model's protocol checks, `always` first.
+    pub fn checked_properties(&self) -> Vec<PropertyId> {
+        use PropertyId::*;
+        match self.config.protocol {
+            Protocol::Clock => vec![G1, G2, G3, G5],
+            _ => vec![G1, G2, G3, L2, L3, L4, L5, L6, F1, M4],
+        }
+    }
+
+    /// The milestones whose `sometimes` properties show the model is not vacuous.
+    pub fn milestones(&self) -> Vec<Milestone> {
+        match self.config.protocol {
+            Protocol::Clock => vec![Milestone::ClockAdvanced, Milestone::WatcherEmitted],
+            _ => vec![
+                Milestone::LeaseClaimed,
+                Milestone::HolderChanged,
+                Milestone::LeaseExpired,
+                Milestone::ClaimDenied,
+            ],
+        }
+    }
+}
+
+impl Model for TenureModel {
+    type State = State;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<State> {
+        vec![self.initial()]
+    }
+
+    fn actions(&self, s: &State, actions: &mut Vec<Action>) {
+        let faults = self.config.faults;
+        let spare = s.budget > 0;
+        for (i, f) in s.flights.iter().enumerate() {
+            let i = u8::try_from(i).unwrap_or(u8::MAX);
+            actions.push(Action::Deliver(i, How::Ok));
+            if !spare {
+                continue;
+            }
+            let op = &f.req.op;
+            if faults.has(Fault::Lost) {
+                actions.push(Action::Deliver(i, How::Lost));
+            }
+            if faults.has(Fault::Ambiguous) && op.is_write() {
+                actions.push(Action::Deliver(i, How::Ambiguous));
+            }
+            if faults.has(Fault::Rollback) && op.is_write() && s.unreplicated.is_none() {
+                actions.push(Action::Deliver(i, How::Unreplicated));
+            }
+            if faults.has(Fault::StaleRead)
+                && observe::tolerates_stale(op)
+                && s.before_write.is_some()
+            {
+                actions.push(Action::Deliver(i, How::Stale));
+            }
+            if faults.has(Fault::NonAtomicCas) && observe::is_conditional_write(op) {
+                actions.push(Action::Deliver(i, How::FilterOnly));
+            }
+        }
+        for i in 0..s.checked.len() {
+            actions.push(Action::WriteChecked(u8::try_from(i).unwrap_or(u8::MAX)));
+        }
+        let mut due = false;
+        for p in 0..s.procs.len() {
+            if self.timer_due(s, p) {
+                due = true;
+                actions.push(Action::Fire(u8::try_from(p).unwrap_or(u8::MAX)));
+            }
+        }
+        for m in 0..self.config.managers {
+            if !s.tick_start || !s.procs[self.manager_proc(m)].runs() {
+                continue;
+            }
+            for k in 0..self.config.leases {
+                for kind in [CallKind::Claim, CallKind::Check] {
+                    let busy = s
+                        .ghost
+                        .calls
+                        .iter()
+                        .any(|c| c.manager == m && c.lease == k && c.kind == kind);
+                    let slot = self.call_slot(m, k, kind);
+                    let allowed =
+                        s.ghost.calls_left[slot] > 0 && s.ghost.called_this_tick & (1 << slot) == 0;
+                    if !busy && allowed {
+                        actions.push(match kind {
+                            CallKind::Claim => Action::Claim(m, k),
+                            CallKind::Check => Action::Check(m, k),
+                        });
+                    }
+                }
+            }
+        }
+        for (p, proc) in s.procs.iter().enumerate() {
+            if !s.tick_start {
+                break;
+            }
+            let p8 = u8::try_from(p).unwrap_or(u8::MAX);
+            if proc.paused {
+                actions.push(Action::Resume(p8));
+            } else if spare {
+                if faults.has(Fault::Pause) {
+                    actions.push(Action::Pause(p8));
+                }
+                if faults.has(Fault::Crash) {
+                    actions.push(Action::Crash(p8));
+                }
+            }
+        }
+        if s.unreplicated.is_some() {
+            actions.push(Action::Rollback);
+        }
+        let settled = faults.has(Fault::Delay) || (s.flights.is_empty() && s.checked.is_empty());
+        if s.tick < self.config.horizon && !due && settled {
+            actions.push(Action::Tick);
+        }
+    }
+
+    fn next_state(&self, last: &State, action: Action) -> Option<State> {
+        let mut s = last.clone();
+        let mut why = Vec::new();
+        self.step(&mut s, action, &mut why);
+        Some(s)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        let mut props: Vec<Property<Self>> = self
+            .checked_properties()
+            .into_iter()
+            .map(|id| Property::always(observe::property_name(id), observe::holds_fn(id)))
+            .collect();
+        props.extend(
+            self.milestones()
+                .into_iter()
+                .map(|m| Property::sometimes(m.name(), observe::reached_fn(m))),
+        );
+        props
+    }
+
+    fn within_boundary(&self, s: &State) -> bool {
+        s.tick <= self.config.horizon
+    }
+
+    fn format_action(&self, action: &Action) -> String {
+        action.to_string()
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Tick => write!(f, "tick"),
+            Action::Deliver(i, How::Ok) => write!(f, "deliver request {i}"),
+            Action::Deliver(i, how) => write!(f, "deliver request {i} ({how:?})"),
+            Action::WriteChecked(i) => write!(f, "land non-atomic write {i}"),
+            Action::Fire(p) => write!(f, "timer of process {p}"),
+            Action::Claim(m, k) => write!(f, "h{m} claims l{k}"),
+            Action::Check(m, k) => write!(f, "h{m} checks l{k}"),
+            Action::Pause(p) => write!(f, "process {p} pauses"),
+            Action::Resume(p) => write!(f, "process {p} resumes"),
+            Action::Crash(p) => write!(f, "process {p} crashes and restarts"),
+            Action::Rollback => write!(f, "failover rolls back the unreplicated write"),
+        }
+    }
+}
+
+/// A belief of holder `m` about lease `k`, ready for the core's L6 check.
+pub(crate) fn belief_tenure(b: &Belief) -> tenure::property::lease::Tenure {
+    tenure::property::lease::Tenure {
+        lease: format!("l{}", b.lease),
+        holder: format!("h{}", b.holder),
+        epoch: tenure::lease::Epoch(b.epoch),
+        from_real: b.from,
+        until_real: b.until,
+    }
+}
+
+pub(crate) fn lease_ids(leases: u8) -> impl Iterator<Item = (u8, String)> {
+    (0..leases).map(|k| (k, tenure::lease::lease_id(NAMESPACE, &format!("l{k}"))))
+}
+
+pub(crate) fn namespace() -> &'static str {
+    NAMESPACE
+}

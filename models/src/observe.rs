@@ -1,0 +1,393 @@
+//! From transitions to verdicts: each store change and each actor note is handed to the core's
+//! property functions (`tenure::property`), and a violation sets its bit in the ghost state.
+//! Nothing here restates a property; it only gathers the observations the core's functions take.
+
+use crate::model::{belief_tenure, lease_ids, namespace, TenureModel};
+use crate::state::{Belief, CallKind, Note, State};
+use std::sync::OnceLock;
+use tenure::clock::watcher::WatcherOutput;
+use tenure::clock::{UpdaterOutput, CLOCK_ID, TIME_FIELD};
+use tenure::lease::{LeaseDoc, ManagerOutput};
+use tenure::property::clock::{g2_chain, g3_rate, g5_watcher_strictly_later, ClockWrite};
+use tenure::property::lease::{
+    l5_claim_lasts, l6_exclusion, m4_not_held_after_refresh, store_changes, GrantedTerm,
+    LeaseChange,
+};
+use tenure::property::{PropertyId, Verdict, Violation};
+use tenure::substrate::{Collection, Document, MemoryStore, Op, ReadConcern, Value};
+use tenure::time::GlobalTime;
+
+/// The ghost bit of `id`.
+pub fn bit(id: PropertyId) -> u64 {
+    let i = PropertyId::ALL.iter().position(|p| *p == id).unwrap_or(63);
+    1 << i
+}
+
+/// The clock document's value (0 while absent).
+pub fn global(store: &MemoryStore) -> u64 {
+    match store
+        .get(Collection::Clock, CLOCK_ID)
+        .and_then(|d| d.get(TIME_FIELD))
+    {
+        Some(Value::Int(t)) => u64::try_from(*t).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn record(why: &mut Vec<Violation>, verdict: Verdict) {
+    if let Err(v) = verdict {
+        why.push(v);
+    }
+}
+
+/// The documents the properties watch: the clock and every lease (cheap to copy, unlike the
+/// whole store).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Watched {
+    clock: Option<Document>,
+    leases: Vec<Option<LeaseDoc>>,
+}
+
+impl Watched {
+    pub(crate) fn capture(model: &TenureModel, store: &MemoryStore) -> Watched {
+        Watched {
+            clock: store.get(Collection::Clock, CLOCK_ID).cloned(),
+            leases: lease_ids(model.config.leases)
+                .map(|(_, id)| {
+                    store
+                        .get(Collection::Leases, &id)
+                        .and_then(|d| LeaseDoc::decode(d, namespace()).ok())
+                })
+                .collect(),
+        }
+    }
+
+    fn global(&self) -> u64 {
+        match self.clock.as_ref().and_then(|d| d.get(TIME_FIELD)) {
+            Some(Value::Int(t)) => u64::try_from(*t).unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
+
+/// Observes one change of the watched documents from `before` to `after`. `clock_base` is
+/// what the writer meant to swap against, if the change is a clock advance.
+pub(crate) fn store_change(
+    model: &TenureModel,
+    s: &mut State,
+    before: &Watched,
+    after: &Watched,
+    clock_base: Option<u64>,
+    why: &mut Vec<Violation>,
+) {
+    let real = model.real(s);
+    let (g0, g1) = (before.global(), after.global());
+    let existed = before.clock.is_some();
+    if g1 != g0 || !existed {
+        if g1 < g0 {
+            why.push(Violation::new(
+                PropertyId::G1,
+                format!(
+                    "the clock document went back from {} to {}",
+                    GlobalTime(g0),
+                    GlobalTime(g1)
+                ),
+            ));
+        }
+        if existed && g1 > g0 {
+            s.ghost.clock_writes.push((clock_base.unwrap_or(g0), g1));
+            let writes: Vec<ClockWrite> = s
+                .ghost
+                .clock_writes
+                .iter()
+                .map(|(f, t)| ClockWrite {
+                    from: GlobalTime(*f),
+                    to: GlobalTime(*t),
+                })
+                .collect();
+            record(why, g2_chain(GlobalTime(0), &writes));
+        }
+        s.ghost.clock_samples.push((real, g1));
+        let samples: Vec<(u64, GlobalTime)> = s
+            .ghost
+            .clock_samples
+            .iter()
+            .map(|(r, g)| (*r, GlobalTime(*g)))
+            .collect();
+        record(
+            why,
+            g3_rate(
+                &samples,
+                model.config.rate_error_ppm,
+                model.config.clock_step_max(),
+            ),
+        );
+    }
+    for (b, a) in before.leases.iter().zip(&after.leases) {
+        if a != b {
+            let change = LeaseChange {
+                before: b.clone(),
+                after: a.clone(),
+                global: GlobalTime(g1),
+            };
+            record(why, store_changes(&[change]));
+        }
+    }
+}
+
+/// Observes one note of process `p`.
+pub(crate) fn note(
+    model: &TenureModel,
+    s: &mut State,
+    p: usize,
+    note: Note,
+    why: &mut Vec<Violation>,
+) {
+    let real = model.real(s);
+    match note {
+        Note::Updater(UpdaterOutput::Advanced { .. }) => reach(s, Milestone::ClockAdvanced),
+        Note::Updater(_) => {}
+        Note::ClockWatcher(WatcherOutput::Time(t)) => {
+            if let Some(last) = s.ghost.watcher_emitted {
+                record(why, g5_watcher_strictly_later(&[GlobalTime(last), t]));
+            }
+            s.ghost.watcher_emitted = Some(t.0);
+            reach(s, Milestone::WatcherEmitted);
+        }
+        Note::ClockWatcher(_) => {}
+        Note::Manager(out) => manager_note(s, p, out, real, why),
+    }
+}
+
+fn manager_note(s: &mut State, p: usize, out: ManagerOutput, real: u64, why: &mut Vec<Violation>) {
+    let answered = match &out {
+        ManagerOutput::Claimed { req, .. }
+        | ManagerOutput::Denied { req, .. }
+        | ManagerOutput::Checked { req, .. }
+        | ManagerOutput::Failed { req, .. } => Some(req.0),
+        _ => None,
+    };
+    let call = answered.and_then(|r| {
+        let i = s.ghost.calls.iter().position(|c| c.req == r)?;
+        Some(s.ghost.calls.remove(i))
+    });
+    match out {
+        ManagerOutput::Claimed {
+            lease,
+            epoch,
+            local_deadline,
+            global_expiry,
+            ..
+        } => {
+            let Some(call) = call.filter(|c| c.kind == CallKind::Claim) else {
+                return;
+            };
+            reach(s, Milestone::LeaseClaimed);
+            if epoch.0 > 1 {
+                reach(s, Milestone::HolderChanged);
+            }
+            record(
+                why,
+                l5_claim_lasts(&[GrantedTerm {
+                    lease,
+                    global_at_call_start: GlobalTime(call.global_at_start),
+                    duration: call.duration,
+                    expiry: global_expiry,
+                }]),
+            );
+            let until = s.procs[p].clock.real_of(local_deadline).max(real);
+            s.ghost.beliefs.push(Belief {
+                lease: call.lease,
+                holder: call.manager,
+                epoch: epoch.0,
+                from: real,
+                until,
+            });
+            let tenures: Vec<_> = s.ghost.beliefs.iter().map(belief_tenure).collect();
+            record(why, l6_exclusion(&tenures));
+        }
+        ManagerOutput::Denied { .. } => reach(s, Milestone::ClaimDenied),
+        ManagerOutput::Checked {
+            held, refreshed, ..
+        } => record(
+            why,
+            m4_not_held_after_refresh(&[(held.is_some(), refreshed)]),
+        ),
+        ManagerOutput::Expired { .. } => reach(s, Milestone::LeaseExpired),
+        _ => {}
+    }
+}
+
+/// Whether a read may be served stale: only reads that did not ask for linearizability.
+pub(crate) fn tolerates_stale(op: &Op) -> bool {
+    match op {
+        Op::Read { concern, .. } | Op::Find { concern, .. } => {
+            *concern != ReadConcern::Linearizable
+        }
+        _ => false,
+    }
+}
+
+/// Whether a write carries a filter a non-atomic server could check apart from the write.
+pub(crate) fn is_conditional_write(op: &Op) -> bool {
+    match op {
+        Op::Update { expect, .. } => !expect.is_empty(),
+        Op::Delete { .. } => true,
+        _ => false,
+    }
+}
+
+/// Things that must happen in some run, or the model is vacuous.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Milestone {
+    /// An updater advanced global time.
+    ClockAdvanced,
+    /// The clock watcher emitted a value.
+    WatcherEmitted,
+    /// A lease was claimed.
+    LeaseClaimed,
+    /// A lease changed holder (epoch 2 or later granted).
+    HolderChanged,
+    /// A manager expired a lease.
+    LeaseExpired,
+    /// A claim was denied because another holder held the lease.
+    ClaimDenied,
+}
+
+impl Milestone {
+    /// Every milestone.
+    pub const ALL: [Milestone; 6] = [
+        Milestone::ClockAdvanced,
+        Milestone::WatcherEmitted,
+        Milestone::LeaseClaimed,
+        Milestone::HolderChanged,
+        Milestone::LeaseExpired,
+        Milestone::ClaimDenied,
+    ];
+
+    /// The `sometimes` property's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Milestone::ClockAdvanced => "sometimes: the clock advances",
+            Milestone::WatcherEmitted => "sometimes: the clock watcher emits",
+            Milestone::LeaseClaimed => "sometimes: a lease is claimed",
+            Milestone::HolderChanged => "sometimes: a lease changes holder",
+            Milestone::LeaseExpired => "sometimes: a lease expires",
+            Milestone::ClaimDenied => "sometimes: a claim is denied",
+        }
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+fn reach(s: &mut State, m: Milestone) {
+    s.ghost.reached |= m.bit();
+}
+
+/// The `always` property's name: "L6 lease exclusion".
+pub fn property_name(id: PropertyId) -> &'static str {
+    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        PropertyId::ALL
+            .iter()
+            .map(|p| &*Box::leak(p.to_string().into_boxed_str()))
+            .collect()
+    });
+    let i = PropertyId::ALL.iter().position(|p| *p == id).unwrap_or(0);
+    names[i]
+}
+
+/// The property id named `name`, if any.
+pub fn property_id(name: &str) -> Option<PropertyId> {
+    PropertyId::ALL
+        .iter()
+        .copied()
+        .find(|p| property_name(*p) == name)
+}
+
+type Condition = fn(&TenureModel, &State) -> bool;
+
+fn holds<const I: u32>(_: &TenureModel, s: &State) -> bool {
+    s.ghost.violated & (1u64 << I) == 0
+}
+
+fn reached<const I: u16>(_: &TenureModel, s: &State) -> bool {
+    s.ghost.reached & (1u16 << I) != 0
+}
+
+/// The `always` condition for `id`: its ghost bit is clear.
+pub fn holds_fn(id: PropertyId) -> Condition {
+    const TABLE: [Condition; 40] = [
+        holds::<0>,
+        holds::<1>,
+        holds::<2>,
+        holds::<3>,
+        holds::<4>,
+        holds::<5>,
+        holds::<6>,
+        holds::<7>,
+        holds::<8>,
+        holds::<9>,
+        holds::<10>,
+        holds::<11>,
+        holds::<12>,
+        holds::<13>,
+        holds::<14>,
+        holds::<15>,
+        holds::<16>,
+        holds::<17>,
+        holds::<18>,
+        holds::<19>,
+        holds::<20>,
+        holds::<21>,
+        holds::<22>,
+        holds::<23>,
+        holds::<24>,
+        holds::<25>,
+        holds::<26>,
+        holds::<27>,
+        holds::<28>,
+        holds::<29>,
+        holds::<30>,
+        holds::<31>,
+        holds::<32>,
+        holds::<33>,
+        holds::<34>,
+        holds::<35>,
+        holds::<36>,
+        holds::<37>,
+        holds::<38>,
+        holds::<39>,
+    ];
+    let i = PropertyId::ALL.iter().position(|p| *p == id).unwrap_or(0);
+    TABLE[i]
+}
+
+/// The `sometimes` condition for `m`.
+pub fn reached_fn(m: Milestone) -> Condition {
+    const TABLE: [Condition; 6] = [
+        reached::<0>,
+        reached::<1>,
+        reached::<2>,
+        reached::<3>,
+        reached::<4>,
+        reached::<5>,
+    ];
+    TABLE[m as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_property_has_a_bit_a_name_and_a_condition() {
+        assert!(PropertyId::ALL.len() <= 40);
+        for (i, p) in PropertyId::ALL.iter().enumerate() {
+            assert_eq!(bit(*p), 1 << i);
+            assert_eq!(property_id(property_name(*p)), Some(*p));
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Running a check and reading its verdicts: one [`PropertyResult`] per property, PASS, FAIL or
+//! UNKNOWN, with the shortest counterexample (breadth-first search finds shortest paths first).
+
+use crate::config::ModelConfig;
+use crate::model::{Action, TenureModel};
+use crate::observe::{property_id, Milestone};
+use stateright::report::{ReportData, ReportDiscovery, Reporter};
+use stateright::{Checker, Expectation, HasDiscoveries, Model};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+use tenure::property::PropertyId;
+
+/// How a check runs.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// Worker threads.
+    pub threads: usize,
+    /// Stop (and report UNKNOWN for what is unsettled) after this long.
+    pub timeout: Option<Duration>,
+    /// When to stop before the space is exhausted.
+    pub stop: Stop,
+}
+
+/// When a check may stop before exhausting the state space (the properties it has not settled
+/// are then UNKNOWN).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Explore everything within the horizon.
+    Exhausted,
+    /// At the first counterexample of any property.
+    FirstFailure,
+    /// At the first counterexample of this property (a mutant's).
+    FailureOf(PropertyId),
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            timeout: None,
+            stop: Stop::Exhausted,
+        }
+    }
+}
+
+/// One property's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Outcome {
+    /// Holds (`always`: no counterexample in the whole space; `sometimes`: an example exists).
+    Pass,
+    /// Fails (`always`: a counterexample; `sometimes`: no run reaches it).
+    Fail,
+    /// The search stopped before it could decide.
+    Unknown,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::Pass => "PASS",
+            Outcome::Fail => "FAIL",
+            Outcome::Unknown => "UNKNOWN",
+        })
+    }
+}
+
+/// Which kind of property.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Must hold in every reachable state.
+    Always,
+    /// Must hold in some reachable state (the model is not vacuous).
+    Sometimes,
+}
+
+/// The verdict on one property.
+#[derive(Clone, Debug)]
+pub struct PropertyResult {
+    /// The property's name ("L6 lease exclusion", "sometimes: a lease is claimed").
+    pub name: &'static str,
+    /// The core property, for `always` properties.
+    pub id: Option<PropertyId>,
+    /// Always or sometimes.
+    pub kind: Kind,
+    /// The verdict.
+    pub outcome: Outcome,
+    /// For a failed `always` property: the actions from the initial state to the violation.
+    pub counterexample: Option<Vec<Action>>,
+}
+
+/// Everything a check found.
+#[derive(Clone, Debug)]
+pub struct CheckReport {
+    /// The configuration checked.
+    pub config: ModelConfig,
+    /// One result per property, `always` first.
+    pub properties: Vec<PropertyResult>,
+    /// States generated.
+    pub states: usize,
+    /// Distinct states.
+    pub unique_states: usize,
+    /// Deepest path explored.
+    pub max_depth: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Whether the whole state space within the horizon was explored.
+    pub complete: bool,
+}
+
+impl CheckReport {
+    /// The worst outcome: FAIL over UNKNOWN over PASS.
+    pub fn outcome(&self) -> Outcome {
+        let worst = |o| self.properties.iter().any(|p| p.outcome == o);
+        if worst(Outcome::Fail) {
+            Outcome::Fail
+        } else if worst(Outcome::Unknown) {
+            Outcome::Unknown
+        } else {
+            Outcome::Pass
+        }
+    }
+
+    /// The result for `id`, if this model checks it.
+    pub fn property(&self, id: PropertyId) -> Option<&PropertyResult> {
+        self.properties.iter().find(|p| p.id == Some(id))
+    }
+
+    /// Unique states per second.
+    pub fn unique_per_sec(&self) -> f64 {
+        self.unique_states as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Progress while a check runs.
+pub type Progress<'a> = &'a mut (dyn FnMut(&ReportData) + Send);
+
+struct Relay<'a>(Progress<'a>);
+
+impl Reporter<TenureModel> for Relay<'_> {
+    fn report_checking(&mut self, data: ReportData) {
+        (self.0)(&data);
+    }
+
+    fn report_discoveries(
+        &mut self,
+        _: &TenureModel,
+        _: BTreeMap<&'static str, ReportDiscovery<TenureModel>>,
+    ) {
+    }
+}
+
+/// Checks `config` exhaustively (breadth first), reporting progress about once a second.
+pub fn check(config: &ModelConfig, options: &CheckOptions, progress: Progress<'_>) -> CheckReport {
+    let model = TenureModel::new(config.clone());
+    let properties = model.properties();
+    let mut builder = model.checker().threads(options.threads.max(1));
+    if let Some(t) = options.timeout {
+        builder = builder.timeout(t);
+    }
+    match options.stop {
+        Stop::Exhausted => {}
+        Stop::FirstFailure => builder = builder.finish_when(HasDiscoveries::AnyFailures),
+        Stop::FailureOf(id) => {
+            let name = crate::observe::property_name(id);
+            builder = builder.finish_when(HasDiscoveries::AnyOf([name].into_iter().collect()));
+        }
+    }
+    let started = Instant::now();
+    let checker = builder.spawn_bfs().join_and_report(&mut Relay(progress));
+    let elapsed = started.elapsed();
+    let discoveries = checker.discoveries();
+    let all_found = properties.iter().all(|p| discoveries.contains_key(p.name));
+    let timed_out = options.timeout.is_some_and(|t| elapsed >= t);
+    let failed = properties
+        .iter()
+        .any(|p| p.expectation == Expectation::Always && discoveries.contains_key(p.name));
+    let stopped_early = all_found || (options.stop != Stop::Exhausted && failed);
+    let complete = !timed_out && !stopped_early;
+    let results = properties
+        .iter()
+        .map(|p| {
+            let found = discoveries.get(p.name);
+            let kind = if Milestone::ALL.iter().any(|m| m.name() == p.name) {
+                Kind::Sometimes
+            } else {
+                Kind::Always
+            };
+            let outcome = match (kind, found.is_some(), complete) {
+                (Kind::Always, true, _) => Outcome::Fail,
+                (Kind::Sometimes, true, _) => Outcome::Pass,
+                (Kind::Always, false, true) => Outcome::Pass,
+                (Kind::Sometimes, false, true) => Outcome::Fail,
+                (_, false, false) => Outcome::Unknown,
+            };
+            PropertyResult {
+                name: p.name,
+                id: property_id(p.name),
+                kind,
+                outcome,
+                counterexample: match kind {
+                    Kind::Always => found.map(|path| path.clone().into_actions()),
+                    Kind::Sometimes => None,
+                },
+            }
+        })
+        .collect();
+    CheckReport {
+        config: config.clone(),
+        properties: results,
+        states: checker.state_count(),
+        unique_states: checker.unique_state_count(),
+        max_depth: checker.max_depth(),
+        elapsed,
+        complete,
+    }
+}

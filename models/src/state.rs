@@ -1,0 +1,217 @@
+//! The model's state: real time, the store, the processes running the core's actors, the
+//! requests in flight, and the ghost observations the properties need.
+
+use std::sync::Arc;
+use tenure::clock::watcher::WatcherOutput;
+use tenure::clock::{ClockWatcher, Updater, UpdaterOutput};
+use tenure::effects::{Effects, OpId, Request};
+use tenure::lease::{LeaseManager, ManagerOutput};
+use tenure::substrate::{MemoryStore, OpResult};
+use tenure::time::{DriftingClock, LocalTime};
+
+/// One of the core's actors, as the model runs it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Actor {
+    /// A global clock updater worker.
+    Updater(Updater),
+    /// A global clock watcher.
+    ClockWatcher(ClockWatcher),
+    /// A lease manager (serving holder `h<i>`).
+    Manager(Box<LeaseManager>),
+}
+
+/// What an actor reported, tagged by kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// From an updater.
+    Updater(UpdaterOutput),
+    /// From a clock watcher.
+    ClockWatcher(WatcherOutput),
+    /// From a lease manager.
+    Manager(ManagerOutput),
+}
+
+/// Requests and notes out of one actor call.
+pub type Out = (Vec<Request>, Vec<Note>);
+
+fn split<N>(fx: Effects<N>, f: fn(N) -> Note) -> Out {
+    (fx.requests, fx.notifications.into_iter().map(f).collect())
+}
+
+impl Actor {
+    /// When the actor next wants a timeout.
+    pub fn next_deadline(&self) -> Option<LocalTime> {
+        match self {
+            Actor::Updater(a) => a.next_deadline(),
+            Actor::ClockWatcher(a) => a.next_deadline(),
+            Actor::Manager(a) => a.next_deadline(),
+        }
+    }
+
+    /// Fires the actor's timer.
+    pub fn timeout(&mut self, now: LocalTime) -> Out {
+        match self {
+            Actor::Updater(a) => split(a.handle_timeout(now), Note::Updater),
+            Actor::ClockWatcher(a) => split(a.handle_timeout(now), Note::ClockWatcher),
+            Actor::Manager(a) => split(a.handle_timeout(now), Note::Manager),
+        }
+    }
+
+    /// Hands the actor a store reply.
+    pub fn reply(&mut self, id: OpId, result: OpResult, now: LocalTime) -> Out {
+        match self {
+            Actor::Updater(a) => split(a.handle_reply(id, result, now), Note::Updater),
+            Actor::ClockWatcher(a) => split(a.handle_reply(id, result, now), Note::ClockWatcher),
+            Actor::Manager(a) => split(a.handle_reply(id, result, now), Note::Manager),
+        }
+    }
+
+    /// The base an updater's in-flight advance swaps against (G2 needs the writer's intent,
+    /// which a blind write does not put in its filter).
+    pub fn clock_base(&self) -> Option<u64> {
+        match self {
+            Actor::Updater(a) => a.base().map(|g| g.0),
+            _ => None,
+        }
+    }
+}
+
+/// A process: an actor with its local clock and its fault state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Proc {
+    /// The actor.
+    pub actor: Actor,
+    /// Its local clock.
+    pub clock: DriftingClock,
+    /// Paused: takes no steps; replies wait in `held`.
+    pub paused: bool,
+    /// Replies that arrived while paused.
+    pub held: Vec<(OpId, OpResult)>,
+    /// Bumped on every crash, so replies to a previous life are dropped.
+    pub incarnation: u8,
+}
+
+impl Proc {
+    /// Whether the process can take a step now.
+    pub fn runs(&self) -> bool {
+        !self.paused
+    }
+}
+
+/// A request on its way to the store.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Flight {
+    /// The issuing process.
+    pub proc: u8,
+    /// Its incarnation when it issued the request.
+    pub incarnation: u8,
+    /// The request.
+    pub req: Request,
+    /// For a clock advance: the base the updater meant to swap against.
+    pub clock_base: Option<u64>,
+}
+
+/// A lease holder's belief, in real time (ghost state for L6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Belief {
+    /// The lease index.
+    pub lease: u8,
+    /// The holder (= manager) index.
+    pub holder: u8,
+    /// The epoch granted.
+    pub epoch: u64,
+    /// Real time the belief began (ns).
+    pub from: u64,
+    /// Real time the belief ends (ns, exclusive).
+    pub until: u64,
+}
+
+/// What a caller is waiting for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CallKind {
+    /// A claim or extension.
+    Claim,
+    /// A token check.
+    Check,
+}
+
+/// An API call awaiting its answer (ghost state for L5 and to bound calls).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Call {
+    /// The manager index.
+    pub manager: u8,
+    /// The lease index.
+    pub lease: u8,
+    /// Which call.
+    pub kind: CallKind,
+    /// The request id given to the manager.
+    pub req: u64,
+    /// Global time when the call began (the lower bound of L5).
+    pub global_at_start: u64,
+    /// The duration asked for.
+    pub duration: std::time::Duration,
+}
+
+/// Observations the properties need, kept as small as they can be.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Ghost {
+    /// Bit `i` set: `PropertyId::ALL[i]` was violated on the way to this state.
+    pub violated: u64,
+    /// Milestones reached (for `sometimes` properties), as bits of [`crate::Milestone`].
+    pub reached: u16,
+    /// Beliefs that have not yet ended.
+    pub beliefs: Vec<Belief>,
+    /// Calls awaiting answers.
+    pub calls: Vec<Call>,
+    /// Per (manager, lease, kind): calls the holder may still make.
+    pub calls_left: Vec<u8>,
+    /// Per (manager, lease, kind), as bits: called during this tick (at most one call each).
+    pub called_this_tick: u64,
+    /// Every successful clock write, as (intended base, value written).
+    pub clock_writes: Vec<(u64, u64)>,
+    /// (real ns, global) after every change of the clock document.
+    pub clock_samples: Vec<(u64, u64)>,
+    /// The last value the clock watcher emitted.
+    pub watcher_emitted: Option<u64>,
+}
+
+/// The whole model state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct State {
+    /// Ticks of real time elapsed.
+    pub tick: u32,
+    /// The store (shared with the states it came from until it changes).
+    pub store: Arc<MemoryStore>,
+    /// Updaters, then the clock watcher (clock model), then managers (each shared until it
+    /// changes: most steps touch one process).
+    pub procs: Vec<Arc<Proc>>,
+    /// Requests not yet applied.
+    pub flights: Vec<Flight>,
+    /// Non-atomic compare-and-swaps whose filter matched, waiting to write by `_id`.
+    pub checked: Vec<Flight>,
+    /// The store before the last write (served by stale reads).
+    pub before_write: Option<Arc<MemoryStore>>,
+    /// The store before an acknowledged but unreplicated write (restored by a rollback).
+    pub unreplicated: Option<Arc<MemoryStore>>,
+    /// Fault events left.
+    pub budget: u8,
+    /// Nothing has happened yet in this tick. Holders call, and processes pause, resume, crash
+    /// and restart, only then: their requests still interleave with everything else in the
+    /// tick, but the checker does not explore every point of the tick at which each could have
+    /// happened (the state space would grow with the square of the points).
+    pub tick_start: bool,
+    /// Ghost observations.
+    pub ghost: Ghost,
+}
+
+impl State {
+    /// The store, copied first if another state shares it.
+    pub fn store_mut(&mut self) -> &mut MemoryStore {
+        Arc::make_mut(&mut self.store)
+    }
+
+    /// Process `p`, copied first if another state shares it.
+    pub fn proc_mut(&mut self, p: usize) -> &mut Proc {
+        Arc::make_mut(&mut self.procs[p])
+    }
+}

@@ -1,0 +1,100 @@
+//! The models in fast configurations: the correct protocols pass every property with every
+//! fault of their default set (and reach every milestone), and every mutant fails the property
+//! it is meant to break in its protocol's default configuration.
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use tenure::mutant::{Mutant, Protocol};
+use tenure_models::run::{check, CheckOptions, CheckReport, Outcome, Stop};
+use tenure_models::ModelConfig;
+
+fn run(config: &ModelConfig, stop: Stop) -> CheckReport {
+    let options = CheckOptions {
+        stop,
+        ..CheckOptions::default()
+    };
+    check(config, &options, &mut |_| {})
+}
+
+fn assert_all_pass(config: &ModelConfig) {
+    let r = run(config, Stop::Exhausted);
+    assert!(r.complete, "{config}: the search did not finish");
+    for p in &r.properties {
+        assert_eq!(
+            p.outcome,
+            Outcome::Pass,
+            "{}: {:?}",
+            p.name,
+            p.counterexample
+        );
+    }
+    eprintln!(
+        "{config}: {} unique states in {:?}",
+        r.unique_states, r.elapsed
+    );
+}
+
+#[test]
+fn clock_model_passes_with_its_default_faults() {
+    assert_all_pass(&ModelConfig::default_for(Protocol::Clock));
+}
+
+#[test]
+fn lease_model_passes_with_its_default_faults() {
+    // One tick shorter than the default horizon: every fault and milestone, half the states.
+    let config = ModelConfig {
+        horizon: 5,
+        ..ModelConfig::default_for(Protocol::Lease)
+    };
+    assert_all_pass(&config);
+}
+
+fn assert_mutants_caught(protocol: Protocol) {
+    let mut missed = Vec::new();
+    for m in Mutant::of(protocol) {
+        let r = run(&ModelConfig::for_mutant(m), Stop::FailureOf(m.breaks()));
+        let p = r
+            .property(m.breaks())
+            .expect("the model checks the mutant's property");
+        eprintln!(
+            "{m}: {} {} after {} states",
+            p.name, p.outcome, r.unique_states
+        );
+        if p.outcome != Outcome::Fail {
+            missed.push(m.name());
+        }
+    }
+    assert!(missed.is_empty(), "mutants not caught: {missed:?}");
+}
+
+#[test]
+fn every_clock_mutant_fails_its_property() {
+    assert_mutants_caught(Protocol::Clock);
+}
+
+#[test]
+fn every_lease_mutant_fails_its_property() {
+    assert_mutants_caught(Protocol::Lease);
+}
+
+/// The predictions for real servers: a server whose compare-and-swap is not atomic (FerretDB),
+/// and `w:1` writes under failover, both break lease exclusion.
+#[test]
+fn non_atomic_cas_and_rollback_break_lease_exclusion() {
+    use tenure_models::{Fault, FaultSet};
+    for fault in [Fault::NonAtomicCas, Fault::Rollback] {
+        let config = ModelConfig {
+            faults: FaultSet::NONE.with(fault),
+            ..ModelConfig::default_for(Protocol::Lease)
+        };
+        let r = run(&config, Stop::FailureOf(tenure::property::PropertyId::L6));
+        let p = r.property(tenure::property::PropertyId::L6).unwrap();
+        assert_eq!(p.outcome, Outcome::Fail, "{fault}");
+        let steps = p.counterexample.as_ref().map_or(0, Vec::len);
+        eprintln!(
+            "{fault}: L6 counterexample of {steps} steps after {} states",
+            r.unique_states
+        );
+    }
+}
