@@ -12,7 +12,8 @@
 //! - [`state`]: processes, flights and the ghost observations properties need;
 //! - [`model`]: the stateright [`Model`](stateright::Model): actions and transitions;
 //! - [`observe`]: transitions handed to the core's property functions;
-//! - [`run`]: running a check and reading its verdicts.
+//! - [`run`]: running a check and reading its verdicts;
+//! - [`timeline`]: a counterexample as frames a person can read.
 //!
 //! # Time
 //! Real time advances in ticks. A due timer of a running process must fire before the next tick
@@ -26,6 +27,7 @@ pub mod model;
 pub mod observe;
 pub mod run;
 pub mod state;
+pub mod timeline;
 
 pub use config::ModelConfig;
 pub use faults::{Fault, FaultSet};

@@ -1,0 +1,211 @@
+//! `tenure check` and `tenure explore`: configuration from flags, the run, and its output.
+
+use crate::render::{print_report, reproduce_command};
+use crate::summary::write_reports;
+use crate::{CheckArgs, ExploreArgs, ModelArgs, ProtocolArg};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tenure::mutant::{Mutant, Protocol};
+use tenure_models::run::{check, CheckOptions, CheckReport, Outcome, Stop};
+use tenure_models::stateright::Model;
+use tenure_models::{FaultSet, ModelConfig, TenureModel};
+
+/// Protocols with a model today.
+const MODELLED: [Protocol; 2] = [Protocol::Clock, Protocol::Lease];
+
+fn protocols(arg: ProtocolArg) -> Result<Vec<Protocol>, String> {
+    let one = match arg {
+        ProtocolArg::All => return Ok(MODELLED.to_vec()),
+        ProtocolArg::Clock => Protocol::Clock,
+        ProtocolArg::Lease => Protocol::Lease,
+        ProtocolArg::Leadership => Protocol::Leadership,
+        ProtocolArg::Presence => Protocol::Presence,
+    };
+    if !MODELLED.contains(&one) {
+        return Err(format!(
+            "the {one} protocol has no model yet (clock and lease do); its properties are \
+             checked by the core's tests (`cargo test -p tenure --test properties`)"
+        ));
+    }
+    Ok(vec![one])
+}
+
+fn mutant(name: &Option<String>) -> Result<Option<Mutant>, String> {
+    name.as_deref()
+        .map(|n| n.parse::<Mutant>().map_err(|e| e.to_string()))
+        .transpose()
+}
+
+/// The configuration of `protocol` with the user's overrides, validated.
+pub fn config(protocol: Protocol, args: &ModelArgs) -> Result<ModelConfig, String> {
+    let mut c = ModelConfig::default_for(protocol);
+    if let Some(f) = &args.faults {
+        c.faults = FaultSet::parse(f).map_err(|e| format!("--faults: {e}"))?;
+    }
+    if let Some(b) = args.fault_budget {
+        c.fault_budget = b;
+    }
+    if let Some(n) = args.updaters {
+        c.updaters = n;
+    }
+    if let Some(n) = args.managers {
+        c.managers = n;
+    }
+    if let Some(n) = args.leases {
+        c.leases = n;
+    }
+    if let Some(h) = args.horizon {
+        c.horizon = h;
+    }
+    c.mutant = mutant(&args.mutant)?;
+    c.validate().map_err(|e| e.to_string())?;
+    Ok(c)
+}
+
+fn list_mutants() {
+    let width = Mutant::ALL
+        .iter()
+        .map(|m| m.name().len())
+        .max()
+        .unwrap_or(0);
+    for m in Mutant::ALL {
+        println!(
+            "{:width$}  {:10}  {}",
+            m.name(),
+            m.protocol().name(),
+            m.breaks()
+        );
+    }
+}
+
+/// Progress on a terminal (states, unique states, depth, states/s); nothing in CI or a pipe.
+fn progress_bar() -> Option<ProgressBar> {
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+    if ci || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").ok()?);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    Some(bar)
+}
+
+/// Runs `tenure check`.
+pub fn run(args: &CheckArgs) -> Result<ExitCode, String> {
+    if args.list_mutants {
+        list_mutants();
+        return Ok(ExitCode::SUCCESS);
+    }
+    let wanted = match mutant(&args.model.mutant)? {
+        Some(m)
+            if args.protocol != ProtocolArg::All && protocols(args.protocol)? != [m.protocol()] =>
+        {
+            return Err(format!(
+                "--mutant {m} belongs to the {} protocol; drop --protocol or use --protocol {}",
+                m.protocol(),
+                m.protocol()
+            ))
+        }
+        Some(m) => protocols(match m.protocol() {
+            Protocol::Clock => ProtocolArg::Clock,
+            Protocol::Lease => ProtocolArg::Lease,
+            Protocol::Leadership => ProtocolArg::Leadership,
+            Protocol::Presence => ProtocolArg::Presence,
+        })?,
+        None => protocols(args.protocol)?,
+    };
+    let configs = wanted
+        .iter()
+        .map(|p| config(*p, &args.model))
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.threads == Some(0) {
+        return Err("--threads must be at least 1".into());
+    }
+    if args.protocol == ProtocolArg::All && args.model.mutant.is_none() && !args.json {
+        println!("note: leadership and presence have no model yet; checking clock and lease\n");
+    }
+    let mut reports = Vec::new();
+    for c in &configs {
+        let options = CheckOptions {
+            threads: args.threads.unwrap_or(CheckOptions::default().threads),
+            timeout: args.timeout.map(Duration::from_secs),
+            stop: c
+                .mutant
+                .map_or(Stop::Exhausted, |m| Stop::FailureOf(m.breaks())),
+        };
+        let bar = progress_bar();
+        let shared = Arc::new(Mutex::new(bar.clone()));
+        let protocol = c.protocol;
+        let mut on_progress = move |d: &tenure_models::stateright::report::ReportData| {
+            if let Ok(guard) = shared.lock() {
+                if let Some(bar) = guard.as_ref() {
+                    let secs = d.duration.as_secs_f64().max(1e-3);
+                    bar.set_message(format!(
+                        "{protocol}: {} states, {} unique, depth {}, {:.0} states/s",
+                        d.total_states,
+                        d.unique_states,
+                        d.max_depth,
+                        d.total_states as f64 / secs
+                    ));
+                }
+            }
+        };
+        let report = check(c, &options, &mut on_progress);
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let model = TenureModel::new(c.clone());
+        let written = write_reports(&args.reports, &model, &report)
+            .map_err(|e| format!("writing reports under {}: {e}", args.reports.display()))?;
+        if !args.json {
+            print_report(&model, &report, &written);
+        }
+        reports.push((model, report, written));
+    }
+    if args.json {
+        let all: Vec<_> = reports
+            .iter()
+            .map(|(m, r, _)| crate::summary::summary(m, r))
+            .collect();
+        let text = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;
+        println!("{text}");
+    }
+    let outcomes: Vec<Outcome> = reports.iter().map(|(_, r, _)| r.outcome()).collect();
+    Ok(exit_code(&outcomes))
+}
+
+fn exit_code(outcomes: &[Outcome]) -> ExitCode {
+    if outcomes.contains(&Outcome::Fail) {
+        ExitCode::from(1)
+    } else if outcomes.contains(&Outcome::Unknown) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Runs `tenure explore`: stateright's Explorer, bound to 127.0.0.1 only.
+pub fn explore(args: &ExploreArgs) -> Result<ExitCode, String> {
+    if args.protocol == ProtocolArg::All {
+        return Err("explore one protocol at a time: --protocol clock|lease".into());
+    }
+    let protocol = protocols(args.protocol)?[0];
+    let c = config(protocol, &args.model)?;
+    let address = format!("127.0.0.1:{}", args.port);
+    println!("Explorer for {c}\nserving on http://{address} (Ctrl-C to stop)");
+    println!("the same model checked: {}", reproduce_command(&c));
+    TenureModel::new(c).checker().serve(address.as_str());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// For the summary of a report.
+pub fn report_outcome(r: &CheckReport) -> &'static str {
+    match r.outcome() {
+        Outcome::Pass => "pass",
+        Outcome::Fail => "fail",
+        Outcome::Unknown => "unknown",
+    }
+}

@@ -1,0 +1,138 @@
+//! `reports/check/<protocol>/summary.json` (schema-versioned) and one SVG per counterexample.
+
+use crate::check::report_outcome;
+use crate::render::{reproduce_command, svg};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use tenure_models::run::{CheckReport, Kind};
+use tenure_models::timeline::Frame;
+use tenure_models::TenureModel;
+
+/// Bumped on any incompatible change to the summary's shape.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+pub struct Summary {
+    schema_version: u32,
+    protocol: String,
+    config: ConfigSummary,
+    outcome: &'static str,
+    complete: bool,
+    states: usize,
+    unique_states: usize,
+    max_depth: usize,
+    elapsed_secs: f64,
+    unique_states_per_sec: f64,
+    properties: Vec<PropertySummary>,
+    reproduce: String,
+}
+
+#[derive(Serialize)]
+struct ConfigSummary {
+    updaters: u8,
+    managers: u8,
+    leases: u8,
+    horizon_ticks: u32,
+    tick_secs: f64,
+    rate_error_ppm: u32,
+    faults: String,
+    fault_budget: u8,
+    mutant: Option<String>,
+}
+
+#[derive(Serialize)]
+struct PropertySummary {
+    name: &'static str,
+    id: Option<String>,
+    kind: &'static str,
+    outcome: String,
+    counterexample: Option<Vec<Frame>>,
+}
+
+/// The summary of one protocol's check.
+pub fn summary(model: &TenureModel, r: &CheckReport) -> Summary {
+    let c = &r.config;
+    Summary {
+        schema_version: SCHEMA_VERSION,
+        protocol: c.protocol.to_string(),
+        config: ConfigSummary {
+            updaters: c.updaters,
+            managers: c.managers,
+            leases: c.leases,
+            horizon_ticks: c.horizon,
+            tick_secs: c.tick.as_secs_f64(),
+            rate_error_ppm: c.rate_error_ppm,
+            faults: c.faults.to_string(),
+            fault_budget: c.fault_budget,
+            mutant: c.mutant.map(|m| m.name().to_owned()),
+        },
+        outcome: report_outcome(r),
+        complete: r.complete,
+        states: r.states,
+        unique_states: r.unique_states,
+        max_depth: r.max_depth,
+        elapsed_secs: r.elapsed.as_secs_f64(),
+        unique_states_per_sec: r.unique_per_sec(),
+        properties: r
+            .properties
+            .iter()
+            .map(|p| PropertySummary {
+                name: p.name,
+                id: p.id.map(|i| format!("{i:?}")),
+                kind: match p.kind {
+                    Kind::Always => "always",
+                    Kind::Sometimes => "sometimes",
+                },
+                outcome: p.outcome.to_string(),
+                counterexample: p.counterexample.as_ref().map(|a| model.timeline(a)),
+            })
+            .collect(),
+        reproduce: reproduce_command(c),
+    }
+}
+
+/// Where the reports went.
+pub struct Written {
+    pub summary: PathBuf,
+    svgs: Vec<(&'static str, PathBuf)>,
+}
+
+impl Written {
+    /// The picture of the counterexample of property `name`, if one was written.
+    pub fn svg_for(&self, name: &str) -> Option<&Path> {
+        self.svgs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, p)| p.as_path())
+    }
+}
+
+/// Writes the summary and the SVG of every counterexample under `<dir>/check/<protocol>/`,
+/// replacing the previous run's files there.
+pub fn write_reports(dir: &Path, model: &TenureModel, r: &CheckReport) -> std::io::Result<Written> {
+    let here = dir.join("check").join(r.config.protocol.name());
+    std::fs::create_dir_all(&here)?;
+    for old in std::fs::read_dir(&here)? {
+        let old = old?.path();
+        if old.extension().is_some_and(|e| e == "svg") {
+            std::fs::remove_file(old)?;
+        }
+    }
+    let mut svgs = Vec::new();
+    for p in &r.properties {
+        let (Some(actions), Some(id)) = (&p.counterexample, p.id) else {
+            continue;
+        };
+        let path = here.join(format!("{id:?}.svg"));
+        let title = format!("{}: {} FAILED ({})", r.config.protocol, p.name, r.config);
+        std::fs::write(&path, svg(&title, &model.timeline(actions)))?;
+        svgs.push((p.name, path));
+    }
+    let path = here.join("summary.json");
+    let text = serde_json::to_string_pretty(&summary(model, r)).map_err(std::io::Error::other)?;
+    std::fs::write(&path, text + "\n")?;
+    Ok(Written {
+        summary: path,
+        svgs,
+    })
+}

@@ -1,0 +1,141 @@
+//! `tenure` as a user runs it: exit codes, verdict lines, reports, usage errors.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn tenure(args: &[&str], reports: &PathBuf) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(args)
+        .arg("--reports")
+        .arg(reports)
+        .env("CI", "true")
+        .output()
+        .expect("the tenure binary runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tenure-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn clock_check_passes_and_writes_a_versioned_summary() {
+    let dir = scratch("clock");
+    let o = tenure(&["check", "--protocol", "clock"], &dir);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    for line in [
+        "PASS    G1 clock never goes backwards",
+        "PASS    G2 no lost or doubled increment",
+        "PASS    sometimes: the clock advances",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+    let summary = std::fs::read_to_string(dir.join("check/clock/summary.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["outcome"], "pass");
+    assert_eq!(v["complete"], true);
+    assert!(v["unique_states"].as_u64().unwrap() > 1000);
+}
+
+#[test]
+fn a_mutant_fails_with_a_timeline_a_picture_and_a_reproducing_command() {
+    let dir = scratch("mutant");
+    let o = tenure(&["check", "--mutant", "clock-blind-write"], &dir);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("FAIL    G2 no lost or doubled increment"),
+        "{out}"
+    );
+    assert!(out.contains("counterexample for G2"), "{out}");
+    assert!(
+        out.contains("!! G2 no lost or doubled increment violated"),
+        "{out}"
+    );
+    let reproduce = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("reproduce: "))
+        .expect("a reproduce line");
+    assert!(
+        reproduce.contains("--mutant clock-blind-write"),
+        "{reproduce}"
+    );
+    let svg = std::fs::read_to_string(dir.join("check/clock/G2.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("violated"));
+    // The printed command reproduces the failure.
+    let args: Vec<&str> = reproduce
+        .split_whitespace()
+        .skip_while(|a| *a != "check")
+        .collect();
+    let again = tenure(&args, &scratch("again"));
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+}
+
+#[test]
+fn json_output_is_machine_readable() {
+    let dir = scratch("json");
+    let o = tenure(&["check", "--protocol", "clock", "--json"], &dir);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
+    assert_eq!(v[0]["protocol"], "clock");
+    assert!(v[0]["properties"].as_array().unwrap().len() >= 4);
+}
+
+#[test]
+fn list_mutants_names_every_mutant_first() {
+    let o = tenure(&["check", "--list-mutants"], &scratch("list"));
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for m in tenure::mutant::Mutant::ALL {
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(m.name()))
+            .unwrap_or_else(|| panic!("{m} not listed"));
+        assert!(line.contains(m.protocol().name()) && line.contains(&format!("{:?}", m.breaks())));
+    }
+}
+
+#[test]
+fn usage_and_configuration_errors_exit_64_with_a_message() {
+    let dir = scratch("usage");
+    for (args, says) in [
+        (
+            vec!["check", "--faults", "rolback"],
+            "unknown fault \"rolback\"",
+        ),
+        (vec!["check", "--mutant", "lease-typo"], "lease-epoch-reuse"),
+        (vec!["check", "--protocol", "presence"], "no model yet"),
+        (
+            vec!["check", "--protocol", "lease", "--horizon", "0"],
+            "--horizon",
+        ),
+        (
+            vec![
+                "check",
+                "--protocol",
+                "clock",
+                "--mutant",
+                "lease-epoch-reuse",
+            ],
+            "belongs to the lease protocol",
+        ),
+        (vec!["check", "--no-such-flag"], "unexpected argument"),
+    ] {
+        let o = tenure(&args, &dir);
+        let out = text(&o);
+        assert_eq!(o.status.code(), Some(64), "{args:?}: {out}");
+        assert!(out.contains(says), "{args:?}: {out}");
+    }
+}

@@ -1,0 +1,175 @@
+//! A counterexample as a timeline a person can read: after each step, real time, every
+//! process's local time, global time, and every lease's holder and epoch.
+
+use crate::model::{lease_ids, namespace, Action, How, TenureModel};
+use crate::observe::global;
+use crate::state::{Actor, State};
+use serde::Serialize;
+use tenure::lease::LeaseDoc;
+use tenure::substrate::{Collection, Op};
+
+/// One process after a step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProcFrame {
+    /// "updater-0", "watcher", "manager-1 (h1)".
+    pub name: String,
+    /// Its local time (ns).
+    pub local: u64,
+    /// Whether it is paused.
+    pub paused: bool,
+}
+
+/// One lease document after a step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LeaseFrame {
+    /// The lease name.
+    pub lease: String,
+    /// The stored holder, if held.
+    pub holder: Option<String>,
+    /// The stored epoch (0: no document yet).
+    pub epoch: u64,
+    /// The stored global expiry (ns), if held.
+    pub expiry: Option<u64>,
+}
+
+/// A holder's belief that it holds a lease, live at this step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BeliefFrame {
+    /// The holder.
+    pub holder: String,
+    /// The lease.
+    pub lease: String,
+    /// The epoch it was granted.
+    pub epoch: u64,
+    /// Real time (ns) the belief ends.
+    pub until: u64,
+}
+
+/// The world after one step (step 0: the initial state).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Frame {
+    /// 0 for the initial state, then 1, 2, ...
+    pub step: usize,
+    /// What happened ("h1 claims l0"); empty for the initial state.
+    pub action: String,
+    /// Real time (ns).
+    pub real: u64,
+    /// Global time (ns): the clock document's value.
+    pub global: u64,
+    /// Every process.
+    pub procs: Vec<ProcFrame>,
+    /// Every lease document.
+    pub leases: Vec<LeaseFrame>,
+    /// Live beliefs.
+    pub beliefs: Vec<BeliefFrame>,
+    /// Properties this step violated, with the core's account of why.
+    pub violations: Vec<String>,
+}
+
+impl TenureModel {
+    /// The name of process `p`.
+    pub fn proc_name(&self, s: &State, p: usize) -> String {
+        match &s.procs[p].actor {
+            Actor::Updater(_) => format!("updater-{p}"),
+            Actor::ClockWatcher(_) => "watcher".to_owned(),
+            Actor::Manager(_) => {
+                let m = p - self.manager_proc(0);
+                format!("manager-{m} (h{m})")
+            }
+        }
+    }
+
+    fn frame(&self, step: usize, action: String, s: &State, violations: Vec<String>) -> Frame {
+        let real = self.real(s);
+        Frame {
+            step,
+            action,
+            real,
+            global: global(&s.store),
+            procs: (0..s.procs.len())
+                .map(|p| ProcFrame {
+                    name: self.proc_name(s, p),
+                    local: s.procs[p].clock.local(real).0,
+                    paused: s.procs[p].paused,
+                })
+                .collect(),
+            leases: lease_ids(self.config.leases)
+                .map(|(k, id)| {
+                    let doc = s
+                        .store
+                        .get(Collection::Leases, &id)
+                        .and_then(|d| LeaseDoc::decode(d, namespace()).ok());
+                    LeaseFrame {
+                        lease: format!("l{k}"),
+                        holder: doc.as_ref().and_then(|d| d.holder().map(str::to_owned)),
+                        epoch: doc.as_ref().map_or(0, |d| d.epoch.0),
+                        expiry: doc
+                            .as_ref()
+                            .and_then(|d| d.term.as_ref())
+                            .map(|t| t.expiry().0),
+                    }
+                })
+                .collect(),
+            beliefs: s
+                .ghost
+                .beliefs
+                .iter()
+                .map(|b| BeliefFrame {
+                    holder: format!("h{}", b.holder),
+                    lease: format!("l{}", b.lease),
+                    epoch: b.epoch,
+                    until: b.until,
+                })
+                .collect(),
+            violations,
+        }
+    }
+
+    /// `action` in words, naming the process and the operation it concerns (`before` is the
+    /// state it was taken in).
+    pub fn describe(&self, before: &State, action: Action) -> String {
+        let op_of = |f: &crate::state::Flight| {
+            let target = match &f.req.op {
+                Op::Read { id, .. } | Op::Update { id, .. } | Op::Delete { id, .. } => id.clone(),
+                Op::Insert { doc, .. } => doc.id.clone(),
+                _ => String::new(),
+            };
+            let who = self.proc_name(before, usize::from(f.proc));
+            format!("{who}: {} {target}", f.req.op.verb())
+                .trim_end()
+                .to_owned()
+        };
+        match action {
+            Action::Deliver(i, how) => match before.flights.get(usize::from(i)) {
+                Some(f) if how == How::Ok => op_of(f),
+                Some(f) => format!("{} [{how:?}]", op_of(f)),
+                None => action.to_string(),
+            },
+            Action::WriteChecked(i) => match before.checked.get(usize::from(i)) {
+                Some(f) => format!("{} [lands unchecked]", op_of(f)),
+                None => action.to_string(),
+            },
+            Action::Fire(p) => format!("{}: timer fires", self.proc_name(before, usize::from(p))),
+            Action::Pause(p) => format!("{} pauses", self.proc_name(before, usize::from(p))),
+            Action::Resume(p) => format!("{} resumes", self.proc_name(before, usize::from(p))),
+            Action::Crash(p) => format!(
+                "{} crashes and restarts",
+                self.proc_name(before, usize::from(p))
+            ),
+            other => other.to_string(),
+        }
+    }
+
+    /// Replays `actions` and describes the world after each.
+    pub fn timeline(&self, actions: &[Action]) -> Vec<Frame> {
+        let initial = self.initial();
+        let mut frames = vec![self.frame(0, String::new(), &initial, Vec::new())];
+        let mut before = initial;
+        for (i, (action, state, why)) in self.replay(actions).into_iter().enumerate() {
+            let why = why.iter().map(ToString::to_string).collect();
+            frames.push(self.frame(i + 1, self.describe(&before, action), &state, why));
+            before = state;
+        }
+        frames
+    }
+}
