@@ -20,7 +20,7 @@
 //! - [`substrate`]: documents and operations as data, and [`substrate::MemoryStore`];
 //! - [`clock`]: the global clock updater, reader and watcher (PROTOCOLS.md §1);
 //! - [`lease`]: the lease store client and manager (§2-§3);
-//! - [`leadership`]: the leadership tracker (§4);
+//! - [`leadership`]: the leadership tracker and the unit that wires it to a manager (§4);
 //! - [`presence`]: pinger, batcher, watcher and pruner (§5);
 //! - [`mutant`]: the deliberately broken variants checkers must catch;
 //! - [`property`]: the invariants, stated once;

@@ -152,3 +152,66 @@ fn invalid_tracker_config() {
     .unwrap_err();
     assert!(e.to_string().contains("claim duration"), "{e}");
 }
+
+/// Goal: a `Unit` (tracker wired to its own manager) is driven like any store actor: the first
+/// unit to claim leads, the second becomes a minion with one release-waiter, and their tickets
+/// answer accordingly.
+/// Method: run two units' requests on one reference store at one instant.
+#[test]
+fn units_route_tracker_claims_through_their_managers() {
+    use tenure::effects::Effects;
+    use tenure::leadership::{Unit, UnitOutput};
+    use tenure::substrate::MemoryStore;
+    use tenure::time::LocalTime;
+
+    fn drive(store: &mut MemoryStore, unit: &mut Unit, fx: Effects<UnitOutput>) -> Vec<UnitOutput> {
+        let now = LocalTime(1_000_000_000);
+        let (mut queue, mut notes) = (fx.requests, fx.notifications);
+        while let Some(req) = queue.pop() {
+            let more = unit.handle_reply(req.id, store.apply(&req.op), now);
+            queue.extend(more.requests);
+            notes.extend(more.notifications);
+        }
+        notes
+    }
+    let tracker = |unit: &str| TrackerConfig {
+        application: "db".into(),
+        unit: unit.into(),
+        claim_duration: Duration::from_secs(10),
+        mutant: None,
+    };
+    let now = LocalTime(1_000_000_000);
+    let mut store = MemoryStore::new();
+    let mut a = Unit::new(ManagerConfig::new("app", "ctl-0"), tracker("db-0")).unwrap();
+    let mut b = Unit::new(ManagerConfig::new("app", "ctl-1"), tracker("db-1")).unwrap();
+    let fx = a.handle_start(now);
+    drive(&mut store, &mut a, fx);
+    let fx = b.handle_start(now);
+    let notes = drive(&mut store, &mut b, fx);
+    assert!(a.tracker().is_leader());
+    assert!(!b.tracker().is_leader() && b.tracker().is_waiting_release());
+    assert!(notes.iter().any(|n| matches!(
+        n,
+        UnitOutput::Manager(tenure::lease::ManagerOutput::Denied { .. })
+    )));
+    let (id, fx) = a.handle_ticket(TicketKind::ClaimLeader, now);
+    let notes = drive(&mut store, &mut a, fx);
+    assert!(
+        notes.contains(&UnitOutput::Tracker(TrackerOutput::Ticket {
+            id,
+            kind: TicketKind::ClaimLeader,
+            value: true
+        })),
+        "{notes:?}"
+    );
+    let (id, fx) = b.handle_ticket(TicketKind::ClaimLeader, now);
+    let notes = drive(&mut store, &mut b, fx);
+    assert!(
+        notes.contains(&UnitOutput::Tracker(TrackerOutput::Ticket {
+            id,
+            kind: TicketKind::ClaimLeader,
+            value: false
+        })),
+        "{notes:?}"
+    );
+}

@@ -14,7 +14,7 @@ use tenure_models::stateright::Model;
 use tenure_models::{FaultSet, ModelConfig, TenureModel};
 
 /// Protocols with a model today.
-const MODELLED: [Protocol; 2] = [Protocol::Clock, Protocol::Lease];
+const MODELLED: [Protocol; 3] = [Protocol::Clock, Protocol::Lease, Protocol::Leadership];
 
 fn protocols(arg: ProtocolArg) -> Result<Vec<Protocol>, String> {
     let one = match arg {
@@ -26,8 +26,8 @@ fn protocols(arg: ProtocolArg) -> Result<Vec<Protocol>, String> {
     };
     if !MODELLED.contains(&one) {
         return Err(format!(
-            "the {one} protocol has no model yet (clock and lease do); its properties are \
-             checked by the core's tests (`cargo test -p tenure --test properties`)"
+            "the {one} protocol has no model yet (clock, lease and leadership do); its properties \
+             are checked by the core's tests (`cargo test -p tenure --test properties`)"
         ));
     }
     Ok(vec![one])
@@ -125,7 +125,7 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, String> {
         return Err("--threads must be at least 1".into());
     }
     if args.protocol == ProtocolArg::All && args.model.mutant.is_none() && !args.json {
-        println!("note: leadership and presence have no model yet; checking clock and lease\n");
+        println!("note: presence has no model yet; checking clock, lease and leadership\n");
     }
     let mut reports = Vec::new();
     for c in &configs {
@@ -190,7 +190,7 @@ fn exit_code(outcomes: &[Outcome]) -> ExitCode {
 /// Runs `tenure explore`: stateright's Explorer, bound to 127.0.0.1 only.
 pub fn explore(args: &ExploreArgs) -> Result<ExitCode, String> {
     if args.protocol == ProtocolArg::All {
-        return Err("explore one protocol at a time: --protocol clock|lease".into());
+        return Err("explore one protocol at a time: --protocol clock|lease|leadership".into());
     }
     let protocol = protocols(args.protocol)?[0];
     let c = config(protocol, &args.model)?;

@@ -41,6 +41,8 @@ pub struct ModelConfig {
     pub claims_first_holder: u8,
     /// Claims each other holder may make per lease in one run.
     pub claims_per_holder: u8,
+    /// Leadership tickets each unit may be given in one run.
+    pub tickets_per_unit: u8,
     /// Token checks holder `h0` may make of lease `l0` in one run (M4; checks by the other
     /// holders would multiply the state space and reveal nothing new).
     pub checks: u8,
@@ -76,6 +78,7 @@ impl ModelConfig {
             claims_first_holder: 0,
             claims_per_holder: 0,
             checks: 0,
+            tickets_per_unit: 0,
             faults: [Fault::Ambiguous, Fault::Lost, Fault::Pause, Fault::Crash]
                 .into_iter()
                 .collect(),
@@ -84,7 +87,17 @@ impl ModelConfig {
         };
         match protocol {
             Protocol::Clock => ModelConfig { horizon: 6, ..base },
-            Protocol::Lease | Protocol::Leadership | Protocol::Presence => ModelConfig {
+            // Units claim for 2 × 2 s through their own managers; each may ask one question.
+            Protocol::Leadership => ModelConfig {
+                updaters: 1,
+                managers: 2,
+                leases: 1,
+                horizon: 6,
+                lease_duration: Duration::from_secs(2),
+                tickets_per_unit: 1,
+                ..base
+            },
+            Protocol::Lease | Protocol::Presence => ModelConfig {
                 updaters: 1,
                 managers: 2,
                 leases: 1,
@@ -134,8 +147,16 @@ impl ModelConfig {
                 self.processes()
             ));
         }
-        if matches!(self.protocol, Protocol::Lease) && (self.managers == 0 || self.leases == 0) {
-            return err("the lease model needs --managers and --leases of at least 1".into());
+        if matches!(self.protocol, Protocol::Lease | Protocol::Leadership)
+            && (self.managers == 0 || self.leases == 0)
+        {
+            return err(format!(
+                "the {} model needs --managers and --leases of at least 1",
+                self.protocol
+            ));
+        }
+        if self.protocol == Protocol::Leadership && self.leases != 1 {
+            return err("the leadership model has one application (--leases 1)".into());
         }
         if self.leases > LEASES_MAX {
             return err(format!("--leases {} exceeds {LEASES_MAX}", self.leases));
@@ -167,11 +188,10 @@ impl ModelConfig {
                 tenure::time::RATE_ERROR_PPM_MAX
             ));
         }
-        if !matches!(self.protocol, Protocol::Clock | Protocol::Lease) {
-            return err(format!(
-                "the {} model is not built yet; clock and lease are",
-                self.protocol
-            ));
+        if self.protocol == Protocol::Presence {
+            return err(
+                "the presence model is not built yet; clock, lease and leadership are".into(),
+            );
         }
         if let Some(m) = self.mutant {
             if m.protocol() != self.protocol {

@@ -9,13 +9,16 @@
 use crate::config::ModelConfig;
 use crate::faults::Fault;
 use crate::observe::{self, Milestone, Watched};
-use crate::state::{Actor, Belief, Call, CallKind, Flight, Ghost, Note, Out, Proc, State};
+use crate::state::{
+    split, unit_note, Actor, Belief, Call, CallKind, Flight, Ghost, Note, Out, Proc, State, Ticket,
+};
 use stateright::{Model, Property};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 use tenure::clock::{ClockWatcher, Updater, UpdaterConfig, WatcherConfig};
 use tenure::effects::OpId;
+use tenure::leadership::{TicketKind, TrackerConfig, Unit};
 use tenure::lease::{LeaseManager, ManagerConfig, RequestId};
 use tenure::mutant::Protocol;
 use tenure::property::{PropertyId, Violation};
@@ -55,6 +58,8 @@ pub enum Action {
     Claim(u8, u8),
     /// Holder `h<m>` checks its token for lease `l<k>`.
     Check(u8, u8),
+    /// Unit `h<m>` is given a leadership ticket.
+    Ticket(u8, TicketKind),
     /// A process pauses.
     Pause(u8),
     /// A paused process resumes and takes the replies that arrived meanwhile.
@@ -74,6 +79,9 @@ pub struct TenureModel {
 }
 
 const NAMESPACE: &str = "app";
+
+/// Most store requests delivered while building the initial state.
+const STARTUP_STEPS_MAX: usize = 200;
 
 impl TenureModel {
     /// A model of `config` (validate it first).
@@ -100,7 +108,7 @@ impl TenureModel {
         usize::from(self.config.updaters) + usize::from(self.watcher().is_some()) + usize::from(m)
     }
 
-    fn manager_of(&self, p: usize) -> Option<u8> {
+    pub(crate) fn manager_of(&self, p: usize) -> Option<u8> {
         let first = self.manager_proc(0);
         (p >= first).then(|| u8::try_from(p - first).ok()).flatten()
     }
@@ -150,7 +158,17 @@ impl TenureModel {
             .map(Actor::ClockWatcher)
         } else {
             let m = self.manager_of(p).unwrap_or(0);
-            LeaseManager::new(self.manager_config(m)).map(|x| Actor::Manager(Box::new(x)))
+            if self.config.protocol == Protocol::Leadership {
+                let tracker = TrackerConfig {
+                    application: "l0".to_owned(),
+                    unit: format!("h{m}"),
+                    claim_duration: self.config.lease_duration,
+                    mutant: self.config.mutant,
+                };
+                Unit::new(self.manager_config(m), tracker).map(|u| Actor::Unit(Box::new(u)))
+            } else {
+                LeaseManager::new(self.manager_config(m)).map(|x| Actor::Manager(Box::new(x)))
+            }
         };
         // The configuration was validated by ModelConfig::validate; the actors' own limits are
         // wider than the model's.
@@ -178,6 +196,7 @@ impl TenureModel {
                         fx.notifications.into_iter().map(Note::Manager).collect(),
                     )
                 }
+                Actor::Unit(a) => split(a.handle_start(now), unit_note),
                 Actor::ClockWatcher(_) => (Vec::new(), Vec::new()),
             }
         };
@@ -266,6 +285,7 @@ impl TenureModel {
             Action::Tick
                 | Action::Claim(..)
                 | Action::Check(..)
+                | Action::Ticket(..)
                 | Action::Pause(_)
                 | Action::Resume(_)
                 | Action::Crash(_)
@@ -370,6 +390,23 @@ impl TenureModel {
                 };
                 self.absorb(s, p, out, why);
             }
+            Action::Ticket(m, kind) => {
+                let p = self.manager_proc(m);
+                let mi = usize::from(m);
+                s.ghost.tickets_left[mi] = s.ghost.tickets_left[mi].saturating_sub(1);
+                let now = self.now(s, p);
+                let issued = self.real(s);
+                if let Actor::Unit(u) = &mut s.proc_mut(p).actor {
+                    let (id, fx) = u.handle_ticket(kind, now);
+                    s.ghost.tickets.push(Ticket {
+                        unit: m,
+                        id: id.0,
+                        kind,
+                        issued,
+                    });
+                    self.absorb(s, p, split(fx, unit_note), why);
+                }
+            }
             Action::Pause(p) => {
                 s.budget = s.budget.saturating_sub(1);
                 s.proc_mut(usize::from(p)).paused = true;
@@ -395,6 +432,10 @@ impl TenureModel {
                 if let Some(m) = self.manager_of(usize::from(p)) {
                     s.ghost.beliefs.retain(|b| b.holder != m);
                     s.ghost.calls.retain(|c| c.manager != m);
+                    s.ghost.tickets.retain(|t| t.unit != m);
+                    if let Some(w) = s.ghost.waiters.get_mut(usize::from(m)) {
+                        *w = 0;
+                    }
                 }
                 // G5 is per watcher: a restarted watcher starts a new sequence.
                 if Some(usize::from(p)) == self.watcher() {
@@ -418,6 +459,7 @@ impl TenureModel {
         s.flights.sort_by_key(|f| (f.proc, f.req.id));
         s.checked.sort_by_key(|f| (f.proc, f.req.id));
         s.ghost.calls.sort_by_key(|c| c.req);
+        s.ghost.tickets.sort_by_key(|t| (t.unit, t.id));
         s.ghost
             .beliefs
             .sort_by_key(|b| (b.lease, b.holder, b.epoch, b.from));
@@ -465,8 +507,18 @@ impl TenureModel {
                 ..Ghost::default()
             },
         };
-        if let Some(first) = s.ghost.calls_left.get_mut(1) {
-            *first = self.config.checks;
+        if self.config.protocol == Protocol::Lease {
+            if let Some(first) = s.ghost.calls_left.get_mut(1) {
+                *first = self.config.checks;
+            }
+        } else {
+            // Units claim by themselves; holders make no direct calls.
+            s.ghost.calls_left.iter_mut().for_each(|c| *c = 0);
+        }
+        let units = usize::from(self.config.managers);
+        if self.config.protocol == Protocol::Leadership {
+            s.ghost.tickets_left = vec![self.config.tickets_per_unit; units];
+            s.ghost.waiters = vec![0; units];
         }
         let mut why = Vec::new();
         for p in 0..n {
@@ -479,8 +531,16 @@ impl TenureModel {
             }));
             self.start(&mut s, p, &mut why);
         }
-        while !s.flights.is_empty() {
+        // Bounded: a livelocked protocol (a mutant that claims forever) must not hang start-up.
+        for _ in 0..STARTUP_STEPS_MAX {
+            if s.flights.is_empty() {
+                break;
+            }
             self.step(&mut s, Action::Deliver(0, How::Ok), &mut why);
+        }
+        // Start-up is not a step; what it violated still counts.
+        for v in &why {
+            s.ghost.violated |= observe::bit(v.property);
         }
         s.tick_start = true;
         s
@@ -505,6 +565,7 @@ impl TenureModel {
         use PropertyId::*;
         match self.config.protocol {
             Protocol::Clock => vec![G1, G2, G3, G5],
+            Protocol::Leadership => vec![G1, G2, G3, L2, L3, L4, L6, F1, T1, T3, T4, T5],
             _ => vec![G1, G2, G3, L2, L3, L4, L5, L6, F1, M4],
         }
     }
@@ -513,6 +574,11 @@ impl TenureModel {
     pub fn milestones(&self) -> Vec<Milestone> {
         match self.config.protocol {
             Protocol::Clock => vec![Milestone::ClockAdvanced, Milestone::WatcherEmitted],
+            Protocol::Leadership => vec![
+                Milestone::LeaderConfirmed,
+                Milestone::LeadershipMoved,
+                Milestone::BecameMinion,
+            ],
             _ => vec![
                 Milestone::LeaseClaimed,
                 Milestone::HolderChanged,
@@ -575,6 +641,9 @@ impl Model for TenureModel {
                 continue;
             }
             for k in 0..self.config.leases {
+                if self.config.protocol != Protocol::Lease {
+                    break;
+                }
                 for kind in [CallKind::Claim, CallKind::Check] {
                     let busy = s
                         .ghost
@@ -590,6 +659,24 @@ impl Model for TenureModel {
                             CallKind::Check => Action::Check(m, k),
                         });
                     }
+                }
+            }
+        }
+        for m in 0..self.config.managers {
+            let runs = s.procs[self.manager_proc(m)].runs();
+            let left = s
+                .ghost
+                .tickets_left
+                .get(usize::from(m))
+                .copied()
+                .unwrap_or(0);
+            if s.tick_start && runs && left > 0 {
+                for kind in [
+                    TicketKind::ClaimLeader,
+                    TicketKind::WaitLeader,
+                    TicketKind::WaitMinion,
+                ] {
+                    actions.push(Action::Ticket(m, kind));
                 }
             }
         }
@@ -658,6 +745,7 @@ impl fmt::Display for Action {
             Action::Fire(p) => write!(f, "timer of process {p}"),
             Action::Claim(m, k) => write!(f, "h{m} claims l{k}"),
             Action::Check(m, k) => write!(f, "h{m} checks l{k}"),
+            Action::Ticket(m, kind) => write!(f, "h{m} asks {kind:?}"),
             Action::Pause(p) => write!(f, "process {p} pauses"),
             Action::Resume(p) => write!(f, "process {p} resumes"),
             Action::Crash(p) => write!(f, "process {p} crashes and restarts"),

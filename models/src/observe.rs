@@ -7,8 +7,12 @@ use crate::state::{Belief, CallKind, Note, State};
 use std::sync::OnceLock;
 use tenure::clock::watcher::WatcherOutput;
 use tenure::clock::{UpdaterOutput, CLOCK_ID, TIME_FIELD};
+use tenure::leadership::{TicketKind, TrackerOutput};
 use tenure::lease::{LeaseDoc, ManagerOutput};
 use tenure::property::clock::{g2_chain, g3_rate, g5_watcher_strictly_later, ClockWrite};
+use tenure::property::leadership::{
+    t1_backed, t3_one_release_waiter, t4_tickets_once, t5_twice, LeaderAnswer, TicketEvent,
+};
 use tenure::property::lease::{
     l5_claim_lasts, l6_exclusion, m4_not_held_after_refresh, store_changes, GrantedTerm,
     LeaseChange,
@@ -155,11 +159,87 @@ pub(crate) fn note(
             reach(s, Milestone::WatcherEmitted);
         }
         Note::ClockWatcher(_) => {}
-        Note::Manager(out) => manager_note(s, p, out, real, why),
+        Note::Manager(out) => manager_note(model, s, p, out, real, why),
+        Note::Tracker(out) => tracker_note(model, s, p, out, real, why),
     }
 }
 
-fn manager_note(s: &mut State, p: usize, out: ManagerOutput, real: u64, why: &mut Vec<Violation>) {
+fn tracker_note(
+    model: &TenureModel,
+    s: &mut State,
+    p: usize,
+    out: TrackerOutput,
+    real: u64,
+    why: &mut Vec<Violation>,
+) {
+    let Some(m) = model.manager_of(p) else {
+        return;
+    };
+    let d = model.config.lease_duration;
+    match out {
+        TrackerOutput::Claim { duration, .. } => record(why, t5_twice(&[duration], d)),
+        TrackerOutput::WaitReleased { .. } => {
+            if let Some(w) = s.ghost.waiters.get_mut(usize::from(m)) {
+                *w = w.saturating_add(1);
+                record(why, t3_one_release_waiter(&vec![1; usize::from(*w)]));
+            }
+        }
+        TrackerOutput::Ticket { id, kind, value } => {
+            let open = s
+                .ghost
+                .tickets
+                .iter()
+                .position(|t| t.unit == m && t.id == id.0);
+            let Some(i) = open else {
+                // Resolved twice, or never issued: the core's T4 says which.
+                record(
+                    why,
+                    t4_tickets_once(&[TicketEvent::Resolved(id, value)], false),
+                );
+                return;
+            };
+            let ticket = s.ghost.tickets.remove(i);
+            if kind == TicketKind::ClaimLeader && value {
+                reach(s, Milestone::LeaderConfirmed);
+                let clock = s.procs[p].clock;
+                let answer = LeaderAnswer {
+                    application: "l0".to_owned(),
+                    unit: format!("h{m}"),
+                    issued_real: ticket.issued,
+                    answered_real: real,
+                    claim_until_real: clock.real_of(clock.local(ticket.issued).after(d)),
+                };
+                let tenures: Vec<_> = s.ghost.beliefs.iter().map(belief_tenure).collect();
+                record(why, t1_backed(&[answer], &tenures));
+            }
+        }
+        TrackerOutput::BecameLeader { .. } => {
+            s.ghost.leaders |= 1 << m;
+            if s.ghost.leaders.count_ones() > 1 {
+                reach(s, Milestone::LeadershipMoved);
+            }
+        }
+        TrackerOutput::BecameMinion => reach(s, Milestone::BecameMinion),
+        TrackerOutput::Stopped(_) => {}
+    }
+}
+
+fn manager_note(
+    model: &TenureModel,
+    s: &mut State,
+    p: usize,
+    out: ManagerOutput,
+    real: u64,
+    why: &mut Vec<Violation>,
+) {
+    // A unit's release-waiter returned.
+    if let (ManagerOutput::Released { .. } | ManagerOutput::WaitCancelled { .. }, Some(m)) =
+        (&out, model.manager_of(p))
+    {
+        if let Some(w) = s.ghost.waiters.get_mut(usize::from(m)) {
+            *w = w.saturating_sub(1);
+        }
+    }
     let answered = match &out {
         ManagerOutput::Claimed { req, .. }
         | ManagerOutput::Denied { req, .. }
@@ -179,26 +259,33 @@ fn manager_note(s: &mut State, p: usize, out: ManagerOutput, real: u64, why: &mu
             global_expiry,
             ..
         } => {
-            let Some(call) = call.filter(|c| c.kind == CallKind::Claim) else {
-                return;
-            };
             reach(s, Milestone::LeaseClaimed);
             if epoch.0 > 1 {
                 reach(s, Milestone::HolderChanged);
             }
-            record(
-                why,
-                l5_claim_lasts(&[GrantedTerm {
-                    lease,
-                    global_at_call_start: GlobalTime(call.global_at_start),
-                    duration: call.duration,
-                    expiry: global_expiry,
-                }]),
-            );
+            // A holder's own call carries the global time at its start (L5); a unit's tracker
+            // claims on its own, so its claims are checked for exclusion only.
+            if let Some(call) = call.filter(|c| c.kind == CallKind::Claim) {
+                record(
+                    why,
+                    l5_claim_lasts(&[GrantedTerm {
+                        lease: lease.clone(),
+                        global_at_call_start: GlobalTime(call.global_at_start),
+                        duration: call.duration,
+                        expiry: global_expiry,
+                    }]),
+                );
+            }
+            let (Some(holder), Some(k)) = (
+                model.manager_of(p),
+                lease.strip_prefix('l').and_then(|k| k.parse::<u8>().ok()),
+            ) else {
+                return;
+            };
             let until = s.procs[p].clock.real_of(local_deadline).max(real);
             s.ghost.beliefs.push(Belief {
-                lease: call.lease,
-                holder: call.manager,
+                lease: k,
+                holder,
                 epoch: epoch.0,
                 from: real,
                 until,
@@ -240,6 +327,12 @@ pub(crate) fn is_conditional_write(op: &Op) -> bool {
 /// Things that must happen in some run, or the model is vacuous.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Milestone {
+    /// A `claim_leader` ticket was answered true.
+    LeaderConfirmed,
+    /// A second unit became leader.
+    LeadershipMoved,
+    /// A unit became a minion.
+    BecameMinion,
     /// An updater advanced global time.
     ClockAdvanced,
     /// The clock watcher emitted a value.
@@ -256,7 +349,10 @@ pub enum Milestone {
 
 impl Milestone {
     /// Every milestone.
-    pub const ALL: [Milestone; 6] = [
+    pub const ALL: [Milestone; 9] = [
+        Milestone::LeaderConfirmed,
+        Milestone::LeadershipMoved,
+        Milestone::BecameMinion,
         Milestone::ClockAdvanced,
         Milestone::WatcherEmitted,
         Milestone::LeaseClaimed,
@@ -274,6 +370,9 @@ impl Milestone {
             Milestone::HolderChanged => "sometimes: a lease changes holder",
             Milestone::LeaseExpired => "sometimes: a lease expires",
             Milestone::ClaimDenied => "sometimes: a claim is denied",
+            Milestone::LeaderConfirmed => "sometimes: claim_leader answers true",
+            Milestone::LeadershipMoved => "sometimes: leadership moves",
+            Milestone::BecameMinion => "sometimes: a unit becomes a minion",
         }
     }
 
@@ -367,13 +466,16 @@ pub fn holds_fn(id: PropertyId) -> Condition {
 
 /// The `sometimes` condition for `m`.
 pub fn reached_fn(m: Milestone) -> Condition {
-    const TABLE: [Condition; 6] = [
+    const TABLE: [Condition; 9] = [
         reached::<0>,
         reached::<1>,
         reached::<2>,
         reached::<3>,
         reached::<4>,
         reached::<5>,
+        reached::<6>,
+        reached::<7>,
+        reached::<8>,
     ];
     TABLE[m as usize]
 }

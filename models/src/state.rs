@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tenure::clock::watcher::WatcherOutput;
 use tenure::clock::{ClockWatcher, Updater, UpdaterOutput};
 use tenure::effects::{Effects, OpId, Request};
+use tenure::leadership::{TicketKind, TrackerOutput, Unit, UnitOutput};
 use tenure::lease::{LeaseManager, ManagerOutput};
 use tenure::substrate::{MemoryStore, OpResult};
 use tenure::time::{DriftingClock, LocalTime};
@@ -18,6 +19,8 @@ pub enum Actor {
     ClockWatcher(ClockWatcher),
     /// A lease manager (serving holder `h<i>`).
     Manager(Box<LeaseManager>),
+    /// A leadership unit `h<i>`: a tracker and its manager.
+    Unit(Box<Unit>),
 }
 
 /// What an actor reported, tagged by kind.
@@ -29,13 +32,24 @@ pub enum Note {
     ClockWatcher(WatcherOutput),
     /// From a lease manager.
     Manager(ManagerOutput),
+    /// From a leadership unit's tracker.
+    Tracker(TrackerOutput),
 }
 
 /// Requests and notes out of one actor call.
 pub type Out = (Vec<Request>, Vec<Note>);
 
-fn split<N>(fx: Effects<N>, f: fn(N) -> Note) -> Out {
+/// An actor's effects as the model's requests and notes.
+pub fn split<N>(fx: Effects<N>, f: fn(N) -> Note) -> Out {
     (fx.requests, fx.notifications.into_iter().map(f).collect())
+}
+
+/// A unit's output as a note.
+pub fn unit_note(o: UnitOutput) -> Note {
+    match o {
+        UnitOutput::Manager(m) => Note::Manager(m),
+        UnitOutput::Tracker(t) => Note::Tracker(t),
+    }
 }
 
 impl Actor {
@@ -45,6 +59,7 @@ impl Actor {
             Actor::Updater(a) => a.next_deadline(),
             Actor::ClockWatcher(a) => a.next_deadline(),
             Actor::Manager(a) => a.next_deadline(),
+            Actor::Unit(a) => a.next_deadline(),
         }
     }
 
@@ -54,6 +69,7 @@ impl Actor {
             Actor::Updater(a) => split(a.handle_timeout(now), Note::Updater),
             Actor::ClockWatcher(a) => split(a.handle_timeout(now), Note::ClockWatcher),
             Actor::Manager(a) => split(a.handle_timeout(now), Note::Manager),
+            Actor::Unit(a) => split(a.handle_timeout(now), unit_note),
         }
     }
 
@@ -63,6 +79,7 @@ impl Actor {
             Actor::Updater(a) => split(a.handle_reply(id, result, now), Note::Updater),
             Actor::ClockWatcher(a) => split(a.handle_reply(id, result, now), Note::ClockWatcher),
             Actor::Manager(a) => split(a.handle_reply(id, result, now), Note::Manager),
+            Actor::Unit(a) => split(a.handle_reply(id, result, now), unit_note),
         }
     }
 
@@ -173,6 +190,27 @@ pub struct Ghost {
     pub clock_samples: Vec<(u64, u64)>,
     /// The last value the clock watcher emitted.
     pub watcher_emitted: Option<u64>,
+    /// Leadership tickets not yet resolved.
+    pub tickets: Vec<Ticket>,
+    /// Per unit: tickets it may still be given.
+    pub tickets_left: Vec<u8>,
+    /// Per unit: release-waiters outstanding (T3).
+    pub waiters: Vec<u8>,
+    /// Bit `m` set: unit `h<m>` has become leader at some point.
+    pub leaders: u8,
+}
+
+/// A leadership ticket awaiting its answer (ghost state for T1 and T4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ticket {
+    /// The unit index.
+    pub unit: u8,
+    /// The tracker's ticket id.
+    pub id: u64,
+    /// What it asks.
+    pub kind: TicketKind,
+    /// Real time it was issued (ns).
+    pub issued: u64,
 }
 
 /// The whole model state.

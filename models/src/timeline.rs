@@ -72,7 +72,7 @@ impl TenureModel {
         match &s.procs[p].actor {
             Actor::Updater(_) => format!("updater-{p}"),
             Actor::ClockWatcher(_) => "watcher".to_owned(),
-            Actor::Manager(_) => {
+            Actor::Manager(_) | Actor::Unit(_) => {
                 let m = p - self.manager_proc(0);
                 format!("manager-{m} (h{m})")
             }

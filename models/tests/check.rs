@@ -50,6 +50,15 @@ fn lease_model_passes_with_its_default_faults() {
     assert_all_pass(&config);
 }
 
+#[test]
+fn leadership_model_passes_with_its_default_faults() {
+    let config = ModelConfig {
+        horizon: 5,
+        ..ModelConfig::default_for(Protocol::Leadership)
+    };
+    assert_all_pass(&config);
+}
+
 fn assert_mutants_caught(protocol: Protocol) {
     let mut missed = Vec::new();
     for m in Mutant::of(protocol) {
@@ -76,6 +85,11 @@ fn every_clock_mutant_fails_its_property() {
 #[test]
 fn every_lease_mutant_fails_its_property() {
     assert_mutants_caught(Protocol::Lease);
+}
+
+#[test]
+fn every_leadership_mutant_fails_its_property() {
+    assert_mutants_caught(Protocol::Leadership);
 }
 
 /// The predictions for real servers: a server whose compare-and-swap is not atomic (FerretDB),

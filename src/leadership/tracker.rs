@@ -1,5 +1,4 @@
-//! The leadership tracker (PROTOCOLS.md §4): one unit's view of whether it leads its
-//! application, built on a lease named after the application and held by the unit.
+//! The leadership tracker (PROTOCOLS.md §4.2).
 //!
 //! The tracker claims for `2 × duration`, measuring `until = now + 2 × duration` *before* the
 //! claim, and renews at `until − duration`, so while the renewal timer is pending the lease runs

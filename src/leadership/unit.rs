@@ -1,0 +1,192 @@
+//! A unit: a leadership tracker wired to the lease manager it claims through, on one process
+//! (one local clock), driven like any store actor.
+//!
+//! The tracker asks for claims and release-waits; the unit turns them into manager requests
+//! and turns the manager's answers back into [`ClaimResult`]s and releases, passing the
+//! manager's safe local deadline through (same clock). The unit holds no protocol logic of its
+//! own: it is the routing every executor would otherwise write.
+
+use super::tracker::{ClaimResult, TicketId, TicketKind, Tracker, TrackerConfig, TrackerOutput};
+use crate::effects::{Effects, OpId};
+use crate::lease::{LeaseManager, ManagerConfig, ManagerOutput, RequestId};
+use crate::substrate::OpResult;
+use crate::time::LocalTime;
+use crate::validate::InputError;
+use std::collections::BTreeMap;
+
+/// Everything a unit reports: its manager's outputs and its tracker's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UnitOutput {
+    /// From the lease manager (including the answers the unit routes to the tracker).
+    Manager(ManagerOutput),
+    /// From the tracker.
+    Tracker(TrackerOutput),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Waiting {
+    Claim,
+    Release,
+}
+
+/// A tracker and its manager.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Unit {
+    manager: LeaseManager,
+    tracker: Tracker,
+    waiting: BTreeMap<RequestId, Waiting>,
+    next_req: u64,
+}
+
+impl Unit {
+    /// A unit whose tracker claims through a manager of its own.
+    pub fn new(manager: ManagerConfig, tracker: TrackerConfig) -> Result<Unit, InputError> {
+        tracker.validate()?;
+        Ok(Unit {
+            manager: LeaseManager::new(manager)?,
+            tracker: Tracker::new(tracker)?,
+            waiting: BTreeMap::new(),
+            next_req: 0,
+        })
+    }
+
+    /// The tracker (for getters such as [`Tracker::is_leader`]).
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// The manager.
+    pub fn manager(&self) -> &LeaseManager {
+        &self.manager
+    }
+
+    /// The earlier of the manager's and the tracker's deadlines.
+    pub fn next_deadline(&self) -> Option<LocalTime> {
+        [self.manager.next_deadline(), self.tracker.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Starts the manager, then the tracker (whose first claim follows).
+    pub fn handle_start(&mut self, now: LocalTime) -> Effects<UnitOutput> {
+        let m = self.manager.handle_start(now);
+        let t = self.tracker.handle_start(now);
+        self.route(m, t, now)
+    }
+
+    /// Fires whichever of the two timers is due.
+    pub fn handle_timeout(&mut self, now: LocalTime) -> Effects<UnitOutput> {
+        let m = self.manager.handle_timeout(now);
+        let t = self.tracker.handle_timeout(now);
+        self.route(m, t, now)
+    }
+
+    /// Takes a store reply (all requests are the manager's).
+    pub fn handle_reply(
+        &mut self,
+        id: OpId,
+        result: OpResult,
+        now: LocalTime,
+    ) -> Effects<UnitOutput> {
+        let m = self.manager.handle_reply(id, result, now);
+        self.route(m, Effects::none(), now)
+    }
+
+    /// Issues a ticket to the tracker.
+    pub fn handle_ticket(
+        &mut self,
+        kind: TicketKind,
+        now: LocalTime,
+    ) -> (TicketId, Effects<UnitOutput>) {
+        let (id, t) = self.tracker.handle_ticket(kind, now);
+        (id, self.route(Effects::none(), t, now))
+    }
+
+    /// Stops the tracker (tickets resolve false) and the manager.
+    pub fn handle_stop(&mut self, now: LocalTime) -> Effects<UnitOutput> {
+        let t = self.tracker.handle_stop(now);
+        let m = self.manager.handle_stop(now);
+        self.route(m, t, now)
+    }
+
+    /// Routes tracker requests to the manager and manager answers to the tracker until neither
+    /// has anything more to say. Bounded: each round answers a request or issues one to the
+    /// manager, which answers later through the store.
+    fn route(
+        &mut self,
+        mut from_manager: Effects<ManagerOutput>,
+        mut from_tracker: Effects<TrackerOutput>,
+        now: LocalTime,
+    ) -> Effects<UnitOutput> {
+        let mut out = Effects::none();
+        // Tracker effects never carry store requests.
+        debug_assert!(from_tracker.requests.is_empty());
+        while !from_manager.is_empty() || !from_tracker.notifications.is_empty() {
+            out.requests.append(&mut from_manager.requests);
+            for note in std::mem::take(&mut from_tracker.notifications) {
+                let req = RequestId(self.next_req);
+                match &note {
+                    TrackerOutput::Claim {
+                        application,
+                        unit,
+                        duration,
+                    } => {
+                        self.next_req += 1;
+                        self.waiting.insert(req, Waiting::Claim);
+                        from_manager.extend(self.manager.handle_claim(
+                            req,
+                            application,
+                            unit,
+                            *duration,
+                            now,
+                        ));
+                    }
+                    TrackerOutput::WaitReleased { application } => {
+                        self.next_req += 1;
+                        self.waiting.insert(req, Waiting::Release);
+                        from_manager.extend(self.manager.handle_wait_expired(
+                            req,
+                            application,
+                            now,
+                        ));
+                    }
+                    _ => {}
+                }
+                out.notify(UnitOutput::Tracker(note));
+            }
+            out.requests.append(&mut from_manager.requests);
+            for note in std::mem::take(&mut from_manager.notifications) {
+                let answered = match &note {
+                    ManagerOutput::Claimed { req, .. }
+                    | ManagerOutput::Denied { req, .. }
+                    | ManagerOutput::Failed { req, .. }
+                    | ManagerOutput::Released { req }
+                    | ManagerOutput::WaitCancelled { req } => self.waiting.remove(req),
+                    _ => None,
+                };
+                let fx = match (answered, &note) {
+                    (Some(Waiting::Claim), ManagerOutput::Claimed { local_deadline, .. }) => {
+                        self.tracker.handle_claim_result(
+                            ClaimResult::Granted {
+                                local_deadline: Some(*local_deadline),
+                            },
+                            now,
+                        )
+                    }
+                    (Some(Waiting::Claim), ManagerOutput::Denied { .. }) => {
+                        self.tracker.handle_claim_result(ClaimResult::Denied, now)
+                    }
+                    (Some(Waiting::Claim), other) => self
+                        .tracker
+                        .handle_claim_result(ClaimResult::Failed(format!("{other:?}")), now),
+                    (Some(Waiting::Release), _) => self.tracker.handle_released(now),
+                    (None, _) => Effects::none(),
+                };
+                from_tracker.extend(fx);
+                out.notify(UnitOutput::Manager(note));
+            }
+        }
+        out
+    }
+}
