@@ -73,10 +73,11 @@ fn list_mutants() {
         .unwrap_or(0);
     for m in Mutant::ALL {
         println!(
-            "{:width$}  {:10}  {}",
+            "{:width$}  {:10}  {:3}  {}",
             m.name(),
             m.protocol().name(),
-            m.breaks()
+            format!("{:?}", m.breaks()),
+            m.description()
         );
     }
 }

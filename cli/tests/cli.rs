@@ -104,6 +104,7 @@ fn list_mutants_names_every_mutant_first() {
             .find(|l| l.split_whitespace().next() == Some(m.name()))
             .unwrap_or_else(|| panic!("{m} not listed"));
         assert!(line.contains(m.protocol().name()) && line.contains(&format!("{:?}", m.breaks())));
+        assert!(line.ends_with(&m.description()), "{line}");
     }
 }
 
