@@ -14,7 +14,12 @@ use tenure_models::stateright::Model;
 use tenure_models::{FaultSet, ModelConfig, TenureModel};
 
 /// Protocols with a model today.
-const MODELLED: [Protocol; 3] = [Protocol::Clock, Protocol::Lease, Protocol::Leadership];
+const MODELLED: [Protocol; 4] = [
+    Protocol::Clock,
+    Protocol::Lease,
+    Protocol::Leadership,
+    Protocol::Presence,
+];
 
 fn protocols(arg: ProtocolArg) -> Result<Vec<Protocol>, String> {
     let one = match arg {
@@ -56,6 +61,9 @@ pub fn config(protocol: Protocol, args: &ModelArgs) -> Result<ModelConfig, Strin
     }
     if let Some(n) = args.leases {
         c.leases = n;
+    }
+    if let Some(n) = args.pingers {
+        c.pingers = n;
     }
     if let Some(h) = args.horizon {
         c.horizon = h;
@@ -125,9 +133,6 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, String> {
     if args.threads == Some(0) {
         return Err("--threads must be at least 1".into());
     }
-    if args.protocol == ProtocolArg::All && args.model.mutant.is_none() && !args.json {
-        println!("note: presence has no model yet; checking clock, lease and leadership\n");
-    }
     let mut reports = Vec::new();
     for c in &configs {
         let options = CheckOptions {
@@ -191,7 +196,9 @@ fn exit_code(outcomes: &[Outcome]) -> ExitCode {
 /// Runs `tenure explore`: stateright's Explorer, bound to 127.0.0.1 only.
 pub fn explore(args: &ExploreArgs) -> Result<ExitCode, String> {
     if args.protocol == ProtocolArg::All {
-        return Err("explore one protocol at a time: --protocol clock|lease|leadership".into());
+        return Err(
+            "explore one protocol at a time: --protocol clock|lease|leadership|presence".into(),
+        );
     }
     let protocol = protocols(args.protocol)?[0];
     let c = config(protocol, &args.model)?;

@@ -76,6 +76,9 @@ pub struct ModelArgs {
     /// Leases.
     #[arg(long, value_name = "N")]
     pub leases: Option<u8>,
+    /// Presence pingers (keys).
+    #[arg(long, value_name = "N")]
+    pub pingers: Option<u8>,
     /// Ticks of real time (one second each) to explore.
     #[arg(long, value_name = "TICKS")]
     pub horizon: Option<u32>,

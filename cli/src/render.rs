@@ -17,6 +17,9 @@ pub fn reproduce_command(c: &ModelConfig) -> String {
     if c.managers > 0 {
         let _ = write!(cmd, " --managers {} --leases {}", c.managers, c.leases);
     }
+    if c.pingers > 0 {
+        let _ = write!(cmd, " --pingers {}", c.pingers);
+    }
     if let Some(m) = c.mutant {
         let _ = write!(cmd, " --mutant {m}");
     }

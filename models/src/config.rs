@@ -43,6 +43,15 @@ pub struct ModelConfig {
     pub claims_per_holder: u8,
     /// Leadership tickets each unit may be given in one run.
     pub tickets_per_unit: u8,
+    /// Presence pingers (keys `k<i>`); the presence model also runs one batcher, one watcher
+    /// watching every key, and one pruner.
+    pub pingers: u8,
+    /// Presence slot length (whole seconds).
+    pub presence_period: Duration,
+    /// Graceful stops (with a dead marker) each pinger may make, each followed by a restart.
+    pub kills_per_pinger: u8,
+    /// Prune passes in one run.
+    pub prunes: u8,
     /// Token checks holder `h0` may make of lease `l0` in one run (M4; checks by the other
     /// holders would multiply the state space and reveal nothing new).
     pub checks: u8,
@@ -79,6 +88,10 @@ impl ModelConfig {
             claims_per_holder: 0,
             checks: 0,
             tickets_per_unit: 0,
+            pingers: 0,
+            presence_period: Duration::from_secs(2),
+            kills_per_pinger: 0,
+            prunes: 0,
             faults: [Fault::Ambiguous, Fault::Lost, Fault::Pause, Fault::Crash]
                 .into_iter()
                 .collect(),
@@ -97,7 +110,18 @@ impl ModelConfig {
                 tickets_per_unit: 1,
                 ..base
             },
-            Protocol::Lease | Protocol::Presence => ModelConfig {
+            // One key pinging into 1 s slots (it restarts once, so beings are superseded), no
+            // clock; the pruner may run once. P5's window is 5.5 s, so the horizon is 8.
+            Protocol::Presence => ModelConfig {
+                updaters: 0,
+                pingers: 1,
+                presence_period: Duration::from_secs(1),
+                horizon: 8,
+                kills_per_pinger: 1,
+                prunes: 1,
+                ..base
+            },
+            Protocol::Lease => ModelConfig {
                 updaters: 1,
                 managers: 2,
                 leases: 1,
@@ -119,9 +143,10 @@ impl ModelConfig {
         }
     }
 
-    /// Processes in the model: updaters first, then managers.
+    /// Processes in the model: updaters, managers and pingers (plus the clock watcher, or the
+    /// presence batcher, watcher and pruner).
     pub fn processes(&self) -> u8 {
-        self.updaters + self.managers
+        self.updaters + self.managers + self.pingers
     }
 
     /// The local clock rate of process `i`, in ppm off real time.
@@ -138,8 +163,21 @@ impl ModelConfig {
     /// Checks sizes and durations against the limits, naming the field to change.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |m: String| Err(ConfigError(m));
-        if self.updaters == 0 {
-            return err("--updaters must be at least 1: every protocol runs on the clock".into());
+        if self.updaters == 0 && self.protocol != Protocol::Presence {
+            return err(format!(
+                "--updaters must be at least 1: the {} protocol runs on the clock",
+                self.protocol
+            ));
+        }
+        if self.protocol == Protocol::Presence
+            && (self.pingers == 0 || self.pingers > 7 || self.updaters + self.managers > 0)
+        {
+            return err(
+                "the presence model runs 1 to 7 pingers and no updaters or managers".into(),
+            );
+        }
+        if self.presence_period.is_zero() || self.presence_period.subsec_nanos() != 0 {
+            return err("the presence period must be a positive whole number of seconds".into());
         }
         if self.processes() > PROCESSES_MAX {
             return err(format!(
@@ -187,11 +225,6 @@ impl ModelConfig {
                 self.rate_error_ppm,
                 tenure::time::RATE_ERROR_PPM_MAX
             ));
-        }
-        if self.protocol == Protocol::Presence {
-            return err(
-                "the presence model is not built yet; clock, lease and leadership are".into(),
-            );
         }
         if let Some(m) = self.mutant {
             if m.protocol() != self.protocol {

@@ -12,6 +12,7 @@
 //! - [`state`]: processes, flights and the ghost observations properties need;
 //! - [`model`]: the stateright [`Model`](stateright::Model): actions and transitions;
 //! - [`observe`]: transitions handed to the core's property functions;
+//! - [`presence`]: the presence model's routing and observations;
 //! - [`run`]: running a check and reading its verdicts;
 //! - [`timeline`]: a counterexample as frames a person can read.
 //!
@@ -25,6 +26,7 @@ pub mod config;
 pub mod faults;
 pub mod model;
 pub mod observe;
+pub mod presence;
 pub mod run;
 pub mod state;
 pub mod timeline;

@@ -9,6 +9,7 @@
 use crate::config::ModelConfig;
 use crate::faults::Fault;
 use crate::observe::{self, Milestone, Watched};
+use crate::presence;
 use crate::state::{
     split, unit_note, Actor, Belief, Call, CallKind, Flight, Ghost, Note, Out, Proc, State, Ticket,
 };
@@ -21,9 +22,23 @@ use tenure::effects::OpId;
 use tenure::leadership::{TicketKind, TrackerConfig, Unit};
 use tenure::lease::{LeaseManager, ManagerConfig, RequestId};
 use tenure::mutant::Protocol;
+use tenure::presence::{Batcher, BatcherConfig, Pinger, PingerOutput, PresenceWatcher, Pruner};
 use tenure::property::{PropertyId, Violation};
 use tenure::substrate::{MemoryStore, OpResult};
 use tenure::time::{nanos, DriftingClock, LocalTime, SkewBounds};
+
+/// A process's part in the presence model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PresenceRole {
+    /// Pinger of key `k<i>`.
+    Pinger(usize),
+    /// The batcher.
+    Batcher,
+    /// The watcher.
+    Watcher,
+    /// The pruner.
+    Pruner,
+}
 
 /// How a request reaches the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -60,6 +75,12 @@ pub enum Action {
     Check(u8, u8),
     /// Unit `h<m>` is given a leadership ticket.
     Ticket(u8, TicketKind),
+    /// Pinger `k<i>` stops and marks its key dead.
+    StopPinger(u8),
+    /// Pinger `k<i>` starts again (a new sequence).
+    StartPinger(u8),
+    /// The pruner runs one pass relative to the current slot.
+    Prune,
     /// A process pauses.
     Pause(u8),
     /// A paused process resumes and takes the replies that arrived meanwhile.
@@ -109,6 +130,9 @@ impl TenureModel {
     }
 
     pub(crate) fn manager_of(&self, p: usize) -> Option<u8> {
+        if self.config.protocol == Protocol::Presence {
+            return None;
+        }
         let first = self.manager_proc(0);
         (p >= first).then(|| u8::try_from(p - first).ok()).flatten()
     }
@@ -147,8 +171,43 @@ impl TenureModel {
     }
 
     /// A fresh actor for process `p` (at start and on restart).
+    /// In the presence model: pingers `0..K`, then the batcher, the watcher and the pruner.
+    pub(crate) fn presence_role(&self, p: usize) -> Option<PresenceRole> {
+        if self.config.protocol != Protocol::Presence {
+            return None;
+        }
+        let k = usize::from(self.config.pingers);
+        Some(match p.checked_sub(k) {
+            None => PresenceRole::Pinger(p),
+            Some(0) => PresenceRole::Batcher,
+            Some(1) => PresenceRole::Watcher,
+            Some(_) => PresenceRole::Pruner,
+        })
+    }
+
+    fn presence_actor(&self, role: PresenceRole) -> Result<Actor, tenure::validate::InputError> {
+        let config = presence::config(self);
+        let mutant = self.config.mutant;
+        Ok(match role {
+            PresenceRole::Pinger(i) => {
+                Actor::Pinger(Box::new(Pinger::new(config, &presence::key(i))?))
+            }
+            PresenceRole::Batcher => Actor::Batcher(Box::new(Batcher::new(BatcherConfig {
+                flush_interval: Duration::from_secs(1),
+                jitter_seed: None,
+                mutant,
+            })?)),
+            PresenceRole::Watcher => {
+                Actor::PresenceWatcher(Box::new(PresenceWatcher::new(config, mutant)?))
+            }
+            PresenceRole::Pruner => Actor::Pruner(Box::new(Pruner::new(config, mutant)?)),
+        })
+    }
+
     fn fresh_actor(&self, p: usize) -> Actor {
-        let built = if p < usize::from(self.config.updaters) {
+        let built = if let Some(role) = self.presence_role(p) {
+            self.presence_actor(role)
+        } else if p < usize::from(self.config.updaters) {
             Updater::new(self.updater_config()).map(Actor::Updater)
         } else if Some(p) == self.watcher() {
             ClockWatcher::new(WatcherConfig {
@@ -197,10 +256,29 @@ impl TenureModel {
                     )
                 }
                 Actor::Unit(a) => split(a.handle_start(now), unit_note),
-                Actor::ClockWatcher(_) => (Vec::new(), Vec::new()),
+                Actor::Pinger(a) => split(a.handle_start(now), Note::Pinger),
+                Actor::PresenceWatcher(a) => {
+                    // Watch every key; a (re)started watcher numbers its watches from 0 again.
+                    let mut notes = Vec::new();
+                    for i in 0..usize::from(self.config.pingers) {
+                        if let Ok((_, fx)) = a.handle_watch(&presence::key(i), now) {
+                            notes.extend(fx.notifications.into_iter().map(Note::PresenceWatcher));
+                        }
+                    }
+                    (Vec::new(), notes)
+                }
+                Actor::ClockWatcher(_) | Actor::Batcher(_) | Actor::Pruner(_) => {
+                    (Vec::new(), Vec::new())
+                }
             }
         };
         self.absorb(s, p, out, why);
+    }
+
+    /// Sets what the store answers for server time (presence slots are numbered from it).
+    fn set_server_time(&self, s: &mut State) {
+        let nanos = presence::SERVER_EPOCH_SECS * 1_000_000_000 + self.real(s);
+        s.store_mut().set_server_time(nanos);
     }
 
     /// Queues an actor's requests and observes its notes.
@@ -215,7 +293,25 @@ impl TenureModel {
             clock_base: base,
         }));
         for note in notes {
+            // A pinger hands its pings to the batcher at once (an in-process channel).
+            let ping = match &note {
+                Note::Pinger(PingerOutput::Ping {
+                    model,
+                    slot,
+                    field,
+                    bit,
+                }) => Some((model.clone(), *slot, field.clone(), *bit)),
+                _ => None,
+            };
             observe::note(self, s, p, note, why);
+            if let Some((model, slot, field, bit)) = ping {
+                let b = usize::from(self.config.pingers);
+                let now = self.now(s, b);
+                if let Actor::Batcher(batcher) = &mut s.proc_mut(b).actor {
+                    let fx = batcher.handle_ping(&model, slot, &field, bit, now);
+                    self.absorb(s, b, split(fx, Note::Batcher), why);
+                }
+            }
         }
     }
 
@@ -262,6 +358,8 @@ impl TenureModel {
             .faults
             .has(Fault::StaleRead)
             .then(|| s.store.clone());
+        let pruning = self.presence_role(usize::from(f.proc)) == Some(PresenceRole::Pruner);
+        let presence_before = pruning.then(|| presence::snapshot(&s.store));
         let before = Watched::capture(self, &s.store);
         let result = if unchecked {
             s.store_mut().apply_unchecked(&f.req.op)
@@ -271,6 +369,9 @@ impl TenureModel {
         let after = Watched::capture(self, &s.store);
         if after != before {
             observe::store_change(self, s, &before, &after, f.clock_base, why);
+        }
+        if let Some(snapshot) = presence_before {
+            presence::pruned(self, s, &snapshot, why);
         }
         if stale.is_some() && matches!(result, OpResult::Ok(_)) {
             s.before_write = stale;
@@ -286,6 +387,9 @@ impl TenureModel {
                 | Action::Claim(..)
                 | Action::Check(..)
                 | Action::Ticket(..)
+                | Action::StopPinger(_)
+                | Action::StartPinger(_)
+                | Action::Prune
                 | Action::Pause(_)
                 | Action::Resume(_)
                 | Action::Crash(_)
@@ -297,6 +401,50 @@ impl TenureModel {
                 let now = self.real(s);
                 // A belief that has ended cannot overlap any later one.
                 s.ghost.beliefs.retain(|b| b.until > now);
+                if self.config.protocol == Protocol::Presence {
+                    self.set_server_time(s);
+                    let b = usize::from(self.config.pingers);
+                    let idle = match &s.procs[b].actor {
+                        Actor::Batcher(x) => x.pending_docs() == 0 && x.in_flight() == 0,
+                        _ => false,
+                    };
+                    if idle && !s.flights.iter().any(|f| usize::from(f.proc) == b) {
+                        presence::settled_bits(s, why);
+                    }
+                }
+            }
+            Action::StopPinger(i) | Action::StartPinger(i) => {
+                let p = usize::from(i);
+                let now = self.now(s, p);
+                let stop = matches!(action, Action::StopPinger(_));
+                if stop {
+                    s.ghost.kills_left[p] = s.ghost.kills_left[p].saturating_sub(1);
+                    s.ghost.pinging_since[p] = None;
+                }
+                if let Actor::Pinger(x) = &mut s.proc_mut(p).actor {
+                    let fx = if stop {
+                        x.handle_kill(now)
+                    } else {
+                        x.handle_start(now)
+                    };
+                    self.absorb(s, p, split(fx, Note::Pinger), why);
+                }
+            }
+            Action::Prune => {
+                s.ghost.prunes_left = s.ghost.prunes_left.saturating_sub(1);
+                let p = usize::from(self.config.pingers) + 2;
+                let period = presence::config(self).period_secs();
+                let secs =
+                    i64::try_from(presence::SERVER_EPOCH_SECS + self.real(s) / 1_000_000_000)
+                        .unwrap_or(i64::MAX);
+                let slot = secs.div_euclid(period) * period;
+                s.ghost.prune_slot = Some(slot);
+                s.ghost.prune_referenced = presence::kept_references(self, &s.store, slot);
+                let now = self.now(s, p);
+                if let Actor::Pruner(x) = &mut s.proc_mut(p).actor {
+                    let fx = x.handle_prune(slot, now);
+                    self.absorb(s, p, split(fx, Note::Pruner), why);
+                }
             }
             Action::Deliver(i, how) => {
                 let f = s.flights.remove(usize::from(i));
@@ -441,6 +589,14 @@ impl TenureModel {
                 if Some(usize::from(p)) == self.watcher() {
                     s.ghost.watcher_emitted = None;
                 }
+                match self.presence_role(usize::from(p)) {
+                    Some(PresenceRole::Pinger(i)) => s.ghost.pinging_since[i] = None,
+                    // A new watcher's watches are new: their events start afresh (P4).
+                    Some(PresenceRole::Watcher) => {
+                        s.ghost.last_event.iter_mut().for_each(|e| *e = None)
+                    }
+                    _ => {}
+                }
                 self.start(s, usize::from(p), why);
             }
             Action::Rollback => {
@@ -481,7 +637,14 @@ impl TenureModel {
     /// The initial state, with every process started (and its first requests applied, so
     /// the checker does not explore the start-up order).
     pub fn initial(&self) -> State {
-        let n = usize::from(self.config.processes()) + usize::from(self.watcher().is_some());
+        let presence_helpers = if self.config.protocol == Protocol::Presence {
+            3
+        } else {
+            0
+        };
+        let n = usize::from(self.config.processes())
+            + usize::from(self.watcher().is_some())
+            + presence_helpers;
         let mut s = State {
             tick: 0,
             store: Arc::new(MemoryStore::new()),
@@ -514,6 +677,15 @@ impl TenureModel {
         } else {
             // Units claim by themselves; holders make no direct calls.
             s.ghost.calls_left.iter_mut().for_each(|c| *c = 0);
+        }
+        let keys = usize::from(self.config.pingers);
+        s.ghost.pinging_since = vec![None; keys];
+        s.ghost.seqs = vec![Vec::new(); keys];
+        s.ghost.last_event = vec![None; keys];
+        s.ghost.kills_left = vec![self.config.kills_per_pinger; keys];
+        s.ghost.prunes_left = self.config.prunes;
+        if self.config.protocol == Protocol::Presence {
+            self.set_server_time(&mut s);
         }
         let units = usize::from(self.config.managers);
         if self.config.protocol == Protocol::Leadership {
@@ -566,6 +738,7 @@ impl TenureModel {
         match self.config.protocol {
             Protocol::Clock => vec![G1, G2, G3, G5],
             Protocol::Leadership => vec![G1, G2, G3, L2, L3, L4, L6, F1, T1, T3, T4, T5],
+            Protocol::Presence => vec![P1, P2, P4, P5, P6],
             _ => vec![G1, G2, G3, L2, L3, L4, L5, L6, F1, M4],
         }
     }
@@ -574,6 +747,11 @@ impl TenureModel {
     pub fn milestones(&self) -> Vec<Milestone> {
         match self.config.protocol {
             Protocol::Clock => vec![Milestone::ClockAdvanced, Milestone::WatcherEmitted],
+            Protocol::Presence => vec![
+                Milestone::KeyAlive,
+                Milestone::KeyDied,
+                Milestone::SlotsPruned,
+            ],
             Protocol::Leadership => vec![
                 Milestone::LeaderConfirmed,
                 Milestone::LeadershipMoved,
@@ -680,9 +858,30 @@ impl Model for TenureModel {
                 }
             }
         }
+        if s.tick_start && self.config.protocol == Protocol::Presence {
+            for i in 0..usize::from(self.config.pingers) {
+                let running = matches!(&s.procs[i].actor, Actor::Pinger(x) if x.is_running());
+                let i8 = u8::try_from(i).unwrap_or(u8::MAX);
+                if !s.procs[i].runs() {
+                    continue;
+                }
+                if running && s.ghost.kills_left[i] > 0 {
+                    actions.push(Action::StopPinger(i8));
+                } else if !running && s.ghost.pinging_since[i].is_none() {
+                    actions.push(Action::StartPinger(i8));
+                }
+            }
+            if s.ghost.prunes_left > 0 {
+                actions.push(Action::Prune);
+            }
+        }
         for (p, proc) in s.procs.iter().enumerate() {
             if !s.tick_start {
                 break;
+            }
+            // A batcher's pending pings die with it, which P2 cannot tell from corruption.
+            if self.presence_role(p) == Some(PresenceRole::Batcher) {
+                continue;
             }
             let p8 = u8::try_from(p).unwrap_or(u8::MAX);
             if proc.paused {
@@ -746,6 +945,9 @@ impl fmt::Display for Action {
             Action::Claim(m, k) => write!(f, "h{m} claims l{k}"),
             Action::Check(m, k) => write!(f, "h{m} checks l{k}"),
             Action::Ticket(m, kind) => write!(f, "h{m} asks {kind:?}"),
+            Action::StopPinger(i) => write!(f, "k{i} stops pinging (dead marker)"),
+            Action::StartPinger(i) => write!(f, "k{i} starts pinging"),
+            Action::Prune => write!(f, "the pruner runs"),
             Action::Pause(p) => write!(f, "process {p} pauses"),
             Action::Resume(p) => write!(f, "process {p} resumes"),
             Action::Crash(p) => write!(f, "process {p} crashes and restarts"),

@@ -38,7 +38,7 @@ pub fn global(store: &MemoryStore) -> u64 {
     }
 }
 
-fn record(why: &mut Vec<Violation>, verdict: Verdict) {
+pub(crate) fn record(why: &mut Vec<Violation>, verdict: Verdict) {
     if let Err(v) = verdict {
         why.push(v);
     }
@@ -161,6 +161,9 @@ pub(crate) fn note(
         Note::ClockWatcher(_) => {}
         Note::Manager(out) => manager_note(model, s, p, out, real, why),
         Note::Tracker(out) => tracker_note(model, s, p, out, real, why),
+        Note::Pinger(out) => crate::presence::pinger_note(model, s, p, &out, why),
+        Note::PresenceWatcher(out) => crate::presence::watcher_note(model, s, &out, why),
+        Note::Batcher(_) | Note::Pruner(_) => {}
     }
 }
 
@@ -333,6 +336,12 @@ pub enum Milestone {
     LeadershipMoved,
     /// A unit became a minion.
     BecameMinion,
+    /// A watcher reported a key alive.
+    KeyAlive,
+    /// A watcher reported a key dead after it had been alive.
+    KeyDied,
+    /// The pruner removed a slot document.
+    SlotsPruned,
     /// An updater advanced global time.
     ClockAdvanced,
     /// The clock watcher emitted a value.
@@ -349,10 +358,13 @@ pub enum Milestone {
 
 impl Milestone {
     /// Every milestone.
-    pub const ALL: [Milestone; 9] = [
+    pub const ALL: [Milestone; 12] = [
         Milestone::LeaderConfirmed,
         Milestone::LeadershipMoved,
         Milestone::BecameMinion,
+        Milestone::KeyAlive,
+        Milestone::KeyDied,
+        Milestone::SlotsPruned,
         Milestone::ClockAdvanced,
         Milestone::WatcherEmitted,
         Milestone::LeaseClaimed,
@@ -373,6 +385,9 @@ impl Milestone {
             Milestone::LeaderConfirmed => "sometimes: claim_leader answers true",
             Milestone::LeadershipMoved => "sometimes: leadership moves",
             Milestone::BecameMinion => "sometimes: a unit becomes a minion",
+            Milestone::KeyAlive => "sometimes: a key is reported alive",
+            Milestone::KeyDied => "sometimes: a key is reported dead after being alive",
+            Milestone::SlotsPruned => "sometimes: the pruner removes a slot",
         }
     }
 
@@ -381,7 +396,7 @@ impl Milestone {
     }
 }
 
-fn reach(s: &mut State, m: Milestone) {
+pub(crate) fn reach(s: &mut State, m: Milestone) {
     s.ghost.reached |= m.bit();
 }
 
@@ -466,7 +481,7 @@ pub fn holds_fn(id: PropertyId) -> Condition {
 
 /// The `sometimes` condition for `m`.
 pub fn reached_fn(m: Milestone) -> Condition {
-    const TABLE: [Condition; 9] = [
+    const TABLE: [Condition; 12] = [
         reached::<0>,
         reached::<1>,
         reached::<2>,
@@ -476,6 +491,9 @@ pub fn reached_fn(m: Milestone) -> Condition {
         reached::<6>,
         reached::<7>,
         reached::<8>,
+        reached::<9>,
+        reached::<10>,
+        reached::<11>,
     ];
     TABLE[m as usize]
 }

@@ -7,6 +7,11 @@ use tenure::clock::{ClockWatcher, Updater, UpdaterOutput};
 use tenure::effects::{Effects, OpId, Request};
 use tenure::leadership::{TicketKind, TrackerOutput, Unit, UnitOutput};
 use tenure::lease::{LeaseManager, ManagerOutput};
+use tenure::presence::batcher::BatcherOutput;
+use tenure::presence::pruner::PrunerOutput;
+use tenure::presence::{
+    Batcher, Pinger, PingerOutput, PresenceWatcher, Pruner, WatcherOutput as PresenceWatcherOutput,
+};
 use tenure::substrate::{MemoryStore, OpResult};
 use tenure::time::{DriftingClock, LocalTime};
 
@@ -21,6 +26,14 @@ pub enum Actor {
     Manager(Box<LeaseManager>),
     /// A leadership unit `h<i>`: a tracker and its manager.
     Unit(Box<Unit>),
+    /// A presence pinger for key `k<i>`.
+    Pinger(Box<Pinger>),
+    /// The presence batcher every pinger hands its pings to.
+    Batcher(Box<Batcher>),
+    /// The presence watcher, watching every key.
+    PresenceWatcher(Box<PresenceWatcher>),
+    /// The presence pruner.
+    Pruner(Box<Pruner>),
 }
 
 /// What an actor reported, tagged by kind.
@@ -34,6 +47,14 @@ pub enum Note {
     Manager(ManagerOutput),
     /// From a leadership unit's tracker.
     Tracker(TrackerOutput),
+    /// From a pinger.
+    Pinger(PingerOutput),
+    /// From the batcher.
+    Batcher(BatcherOutput),
+    /// From the presence watcher.
+    PresenceWatcher(PresenceWatcherOutput),
+    /// From the pruner.
+    Pruner(PrunerOutput),
 }
 
 /// Requests and notes out of one actor call.
@@ -60,6 +81,10 @@ impl Actor {
             Actor::ClockWatcher(a) => a.next_deadline(),
             Actor::Manager(a) => a.next_deadline(),
             Actor::Unit(a) => a.next_deadline(),
+            Actor::Pinger(a) => a.next_deadline(),
+            Actor::Batcher(a) => a.next_deadline(),
+            Actor::PresenceWatcher(a) => a.next_deadline(),
+            Actor::Pruner(_) => None,
         }
     }
 
@@ -70,6 +95,10 @@ impl Actor {
             Actor::ClockWatcher(a) => split(a.handle_timeout(now), Note::ClockWatcher),
             Actor::Manager(a) => split(a.handle_timeout(now), Note::Manager),
             Actor::Unit(a) => split(a.handle_timeout(now), unit_note),
+            Actor::Pinger(a) => split(a.handle_timeout(now), Note::Pinger),
+            Actor::Batcher(a) => split(a.handle_timeout(now), Note::Batcher),
+            Actor::PresenceWatcher(a) => split(a.handle_timeout(now), Note::PresenceWatcher),
+            Actor::Pruner(_) => (Vec::new(), Vec::new()),
         }
     }
 
@@ -80,6 +109,12 @@ impl Actor {
             Actor::ClockWatcher(a) => split(a.handle_reply(id, result, now), Note::ClockWatcher),
             Actor::Manager(a) => split(a.handle_reply(id, result, now), Note::Manager),
             Actor::Unit(a) => split(a.handle_reply(id, result, now), unit_note),
+            Actor::Pinger(a) => split(a.handle_reply(id, result, now), Note::Pinger),
+            Actor::Batcher(a) => split(a.handle_reply(id, result, now), Note::Batcher),
+            Actor::PresenceWatcher(a) => {
+                split(a.handle_reply(id, result, now), Note::PresenceWatcher)
+            }
+            Actor::Pruner(a) => split(a.handle_reply(id, result, now), Note::Pruner),
         }
     }
 
@@ -198,6 +233,26 @@ pub struct Ghost {
     pub waiters: Vec<u8>,
     /// Bit `m` set: unit `h<m>` has become leader at some point.
     pub leaders: u8,
+    /// Per pinger: real time it last started pinging, while it runs (P5).
+    pub pinging_since: Vec<Option<u64>>,
+    /// Per pinger: the sequences it was given, in order (P1).
+    pub seqs: Vec<Vec<u64>>,
+    /// (slot, field, OR of the bits pinged): what the slot documents must hold (P2).
+    pub sent: Vec<(i64, String, i64)>,
+    /// Per watch: the last liveness reported (P4).
+    pub last_event: Vec<Option<bool>>,
+    /// Bit `w` set: watch `w` has reported its key alive.
+    pub ever_alive: u8,
+    /// Per pinger: kills (graceful stops with a dead marker) left.
+    pub kills_left: Vec<u8>,
+    /// Prune passes left.
+    pub prunes_left: u8,
+    /// The current slot the last prune pass was asked to keep from (P6).
+    pub prune_slot: Option<i64>,
+    /// Sequences referenced, when that pass began, by pings it must keep: the beings it must
+    /// not delete. (Pings landing later may reference beings it already judged superseded;
+    /// those are an old incarnation's, which the watcher ignores once the being is gone.)
+    pub prune_referenced: Vec<u64>,
 }
 
 /// A leadership ticket awaiting its answer (ghost state for T1 and T4).

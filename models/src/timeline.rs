@@ -71,7 +71,10 @@ impl TenureModel {
     pub fn proc_name(&self, s: &State, p: usize) -> String {
         match &s.procs[p].actor {
             Actor::Updater(_) => format!("updater-{p}"),
-            Actor::ClockWatcher(_) => "watcher".to_owned(),
+            Actor::ClockWatcher(_) | Actor::PresenceWatcher(_) => "watcher".to_owned(),
+            Actor::Pinger(_) => format!("pinger-k{p}"),
+            Actor::Batcher(_) => "batcher".to_owned(),
+            Actor::Pruner(_) => "pruner".to_owned(),
             Actor::Manager(_) | Actor::Unit(_) => {
                 let m = p - self.manager_proc(0);
                 format!("manager-{m} (h{m})")

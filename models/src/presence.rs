@@ -1,0 +1,208 @@
+//! The presence model's observations: pings routed to the batcher, and the slot documents,
+//! beings and watch events handed to the core's P1, P2, P4, P5 and P6.
+
+use crate::model::TenureModel;
+use crate::observe::{reach, record, Milestone};
+use crate::state::State;
+use std::collections::BTreeMap;
+use tenure::presence::{decode_being, PingerOutput, PresenceConfig, SlotBits, WatcherOutput};
+use tenure::property::presence::{
+    p1_sequences, p2_or_of_sent, p4_alternate, p5_pinging_never_dead, p6_prune_keeps,
+    PresenceSnapshot, Report,
+};
+use tenure::property::Violation;
+use tenure::substrate::{Collection, MemoryStore, Value};
+
+/// The presence model (namespace) every actor uses.
+pub const MODEL: &str = "m";
+/// Server time at real time zero, in seconds (slots are numbered from server time).
+pub const SERVER_EPOCH_SECS: u64 = 1_000;
+
+/// The presence configuration of `model`.
+pub fn config(model: &TenureModel) -> PresenceConfig {
+    PresenceConfig {
+        model: MODEL.to_owned(),
+        period: model.config.presence_period,
+    }
+}
+
+/// Key `i`'s name.
+pub fn key(i: usize) -> String {
+    format!("k{i}")
+}
+
+/// P5's window: the two slots the watcher reads, one ping interval, one flush, one tick.
+pub fn window(model: &TenureModel) -> u64 {
+    let period = model.config.presence_period;
+    let interval = (period + std::time::Duration::from_secs(1)).mul_f64(0.75);
+    let slack = std::time::Duration::from_secs(1) + model.config.tick;
+    tenure::time::nanos(period * 2 + interval + slack)
+}
+
+/// What a pinger reported.
+pub(crate) fn pinger_note(
+    model: &TenureModel,
+    s: &mut State,
+    i: usize,
+    out: &PingerOutput,
+    why: &mut Vec<Violation>,
+) {
+    match out {
+        PingerOutput::Started { seq } => {
+            s.ghost.seqs[i].push(*seq);
+            record(why, p1_sequences(&s.ghost.seqs));
+            s.ghost.pinging_since[i] = Some(model.real(s));
+        }
+        PingerOutput::Ping {
+            slot, field, bit, ..
+        } => {
+            let at = s
+                .ghost
+                .sent
+                .iter()
+                .position(|(sl, f, _)| sl == slot && f == field);
+            match at {
+                Some(j) => s.ghost.sent[j].2 |= bit,
+                None => {
+                    s.ghost.sent.push((*slot, field.clone(), *bit));
+                    s.ghost.sent.sort();
+                }
+            }
+        }
+        PingerOutput::Killed | PingerOutput::Failed(_) => s.ghost.pinging_since[i] = None,
+    }
+}
+
+/// What the watcher reported.
+pub(crate) fn watcher_note(
+    model: &TenureModel,
+    s: &mut State,
+    out: &WatcherOutput,
+    why: &mut Vec<Violation>,
+) {
+    let WatcherOutput::Change { watch, key, alive } = out else {
+        return;
+    };
+    let w = usize::try_from(watch.0).unwrap_or(usize::MAX);
+    let Some(last) = s.ghost.last_event.get(w).copied() else {
+        return;
+    };
+    if let Some(prev) = last {
+        let events = [(watch.0, key.clone(), prev), (watch.0, key.clone(), *alive)];
+        record(why, p4_alternate(&events));
+    }
+    s.ghost.last_event[w] = Some(*alive);
+    if *alive {
+        reach(s, Milestone::KeyAlive);
+        s.ghost.ever_alive |= 1 << w;
+        return;
+    }
+    if s.ghost.ever_alive & (1 << w) != 0 {
+        reach(s, Milestone::KeyDied);
+    }
+    let real = model.real(s);
+    let since = key
+        .strip_prefix('k')
+        .and_then(|i| i.parse::<usize>().ok())
+        .and_then(|i| s.ghost.pinging_since.get(i).copied().flatten());
+    if let Some(since) = since {
+        let pinging = BTreeMap::from([(key.clone(), vec![(since, real + 1)])]);
+        let report = Report {
+            key: key.clone(),
+            real,
+            alive: false,
+        };
+        record(
+            why,
+            p5_pinging_never_dead(&pinging, &[report], window(model)),
+        );
+    }
+}
+
+/// The presence part of a store, as P6 compares it.
+pub(crate) fn snapshot(store: &MemoryStore) -> PresenceSnapshot {
+    let prefix = format!("{MODEL}:");
+    let pings: Vec<_> = store
+        .documents(Collection::PresencePings)
+        .filter(|d| d.id.starts_with(&prefix))
+        .cloned()
+        .collect();
+    let bits = SlotBits::gather(&pings).unwrap_or_default();
+    PresenceSnapshot {
+        slots: pings
+            .iter()
+            .filter_map(|d| match d.get("slot") {
+                Some(Value::Int(s)) => Some(*s),
+                _ => None,
+            })
+            .collect(),
+        beings: store
+            .documents(Collection::PresenceBeings)
+            .filter(|d| d.id.starts_with(&prefix))
+            .filter_map(|d| decode_being(d).ok())
+            .collect(),
+        referenced: bits.alive.union(&bits.dead).copied().collect(),
+    }
+}
+
+/// P6 over one pruner write.
+pub(crate) fn pruned(
+    model: &TenureModel,
+    s: &mut State,
+    before: &PresenceSnapshot,
+    why: &mut Vec<Violation>,
+) {
+    let after = snapshot(&s.store);
+    if after.slots.len() < before.slots.len() {
+        reach(s, Milestone::SlotsPruned);
+    }
+    if let Some(slot) = s.ghost.prune_slot {
+        let period = config(model).period_secs();
+        let before = PresenceSnapshot {
+            referenced: s.ghost.prune_referenced.iter().copied().collect(),
+            ..before.clone()
+        };
+        record(why, p6_prune_keeps(&before, &after, slot, period));
+    }
+}
+
+/// Sequences referenced by the pings a pass relative to `slot` must keep.
+pub(crate) fn kept_references(model: &TenureModel, store: &MemoryStore, slot: i64) -> Vec<u64> {
+    let keep_from = slot - 3 * config(model).period_secs();
+    let kept: Vec<_> = store
+        .documents(Collection::PresencePings)
+        .filter(|d| d.id.starts_with(&format!("{MODEL}:")))
+        .filter(|d| matches!(d.get("slot"), Some(Value::Int(s)) if *s >= keep_from))
+        .cloned()
+        .collect();
+    let bits = SlotBits::gather(&kept).unwrap_or_default();
+    bits.alive.union(&bits.dead).copied().collect()
+}
+
+/// P2 when the batcher has nothing pending or in flight: every surviving slot document holds
+/// exactly the OR of the bits pinged into it.
+pub(crate) fn settled_bits(s: &State, why: &mut Vec<Violation>) {
+    let mut stored = BTreeMap::new();
+    for d in s.store.documents(Collection::PresencePings) {
+        if let Ok(m) = d.map(Collection::PresencePings, "alive") {
+            for (f, v) in m {
+                if let Value::Int(v) = v {
+                    stored.insert((d.id.clone(), f), v);
+                }
+            }
+        }
+    }
+    let present: Vec<&str> = s
+        .store
+        .documents(Collection::PresencePings)
+        .map(|d| d.id.as_str())
+        .collect();
+    let sent: BTreeMap<(String, String), i64> = s
+        .ghost
+        .sent
+        .iter()
+        .map(|(slot, f, b)| ((format!("{MODEL}:{slot}"), f.clone()), *b))
+        .filter(|((id, _), _)| present.contains(&id.as_str()))
+        .collect();
+    record(why, p2_or_of_sent(&sent, &stored));
+}
