@@ -28,6 +28,10 @@ pub struct ModelConfig {
     pub tick: Duration,
     /// Real time ends after this many ticks (stateright's `within_boundary`).
     pub horizon: u32,
+    /// Real time advances to the next timer deadline (at most one tick) instead of a whole
+    /// tick, so timers fire exactly on time. Presence needs it: its timing margins are smaller
+    /// than a tick's lateness.
+    pub exact_timers: bool,
     /// Clock rate error ρ in ppm: process `i` runs slow, fast, exact, slow, ... by ρ.
     pub rate_error_ppm: u32,
     /// The clock updaters' interval (and backoff).
@@ -80,6 +84,7 @@ impl ModelConfig {
             leases: 0,
             tick: Duration::from_secs(1),
             horizon: 8,
+            exact_timers: false,
             rate_error_ppm: 100_000,
             update_interval: Duration::from_secs(1),
             lease_duration: Duration::from_secs(3),
@@ -115,8 +120,9 @@ impl ModelConfig {
             Protocol::Presence => ModelConfig {
                 updaters: 0,
                 pingers: 1,
-                presence_period: Duration::from_secs(1),
-                horizon: 8,
+                presence_period: Duration::from_secs(8),
+                exact_timers: true,
+                horizon: 28,
                 kills_per_pinger: 1,
                 prunes: 1,
                 ..base

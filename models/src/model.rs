@@ -116,7 +116,28 @@ impl TenureModel {
 
     /// Real time at the current tick, in ns.
     pub fn real(&self, s: &State) -> u64 {
-        u64::from(s.tick) * self.tick_ns()
+        s.real
+    }
+
+    fn horizon_ns(&self) -> u64 {
+        u64::from(self.config.horizon) * self.tick_ns()
+    }
+
+    /// Where the next time step lands: one tick on, or (exact timers) the next deadline of a
+    /// running process if sooner.
+    fn next_real(&self, s: &State) -> u64 {
+        let tick = s.real + self.tick_ns();
+        if !self.config.exact_timers {
+            return tick;
+        }
+        s.procs
+            .iter()
+            .filter(|p| p.runs())
+            .filter_map(|p| p.actor.next_deadline().map(|d| p.clock.real_of(d)))
+            .filter(|t| *t > s.real)
+            .min()
+            .map_or(tick, |t| t.min(tick))
+            .min(self.horizon_ns())
     }
 
     /// Index of the clock watcher, if the model has one.
@@ -396,7 +417,7 @@ impl TenureModel {
         );
         match action {
             Action::Tick => {
-                s.tick += 1;
+                s.real = self.next_real(s);
                 s.ghost.called_this_tick = 0;
                 let now = self.real(s);
                 // A belief that has ended cannot overlap any later one.
@@ -409,7 +430,7 @@ impl TenureModel {
                         _ => false,
                     };
                     if idle && !s.flights.iter().any(|f| usize::from(f.proc) == b) {
-                        presence::settled_bits(s, why);
+                        presence::settled_bits(self, s, why);
                     }
                 }
             }
@@ -646,7 +667,7 @@ impl TenureModel {
             + usize::from(self.watcher().is_some())
             + presence_helpers;
         let mut s = State {
-            tick: 0,
+            real: 0,
             store: Arc::new(MemoryStore::new()),
             procs: Vec::with_capacity(n),
             flights: Vec::new(),
@@ -899,7 +920,7 @@ impl Model for TenureModel {
             actions.push(Action::Rollback);
         }
         let settled = faults.has(Fault::Delay) || (s.flights.is_empty() && s.checked.is_empty());
-        if s.tick < self.config.horizon && !due && settled {
+        if s.real < self.horizon_ns() && !due && settled {
             actions.push(Action::Tick);
         }
     }
@@ -926,7 +947,7 @@ impl Model for TenureModel {
     }
 
     fn within_boundary(&self, s: &State) -> bool {
-        s.tick <= self.config.horizon
+        s.real <= self.horizon_ns()
     }
 
     fn format_action(&self, action: &Action) -> String {

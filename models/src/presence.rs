@@ -181,7 +181,7 @@ pub(crate) fn kept_references(model: &TenureModel, store: &MemoryStore, slot: i6
 
 /// P2 when the batcher has nothing pending or in flight: every surviving slot document holds
 /// exactly the OR of the bits pinged into it.
-pub(crate) fn settled_bits(s: &State, why: &mut Vec<Violation>) {
+pub(crate) fn settled_bits(model: &TenureModel, s: &State, why: &mut Vec<Violation>) {
     let mut stored = BTreeMap::new();
     for d in s.store.documents(Collection::PresencePings) {
         if let Ok(m) = d.map(Collection::PresencePings, "alive") {
@@ -192,6 +192,19 @@ pub(crate) fn settled_bits(s: &State, why: &mut Vec<Violation>) {
             }
         }
     }
+    // Slot documents below the last prune's cut may have been deleted and re-created by a
+    // late dead marker: leave them out, on both sides.
+    let cut = s
+        .ghost
+        .prune_slot
+        .map_or(i64::MIN, |slot| slot - 3 * config(model).period_secs());
+    let slot_of = |id: &str| {
+        id.rsplit(':')
+            .next()
+            .and_then(|x| x.parse::<i64>().ok())
+            .unwrap_or(i64::MIN)
+    };
+    stored.retain(|(id, _), _| slot_of(id) >= cut);
     let present: Vec<&str> = s
         .store
         .documents(Collection::PresencePings)
@@ -202,7 +215,7 @@ pub(crate) fn settled_bits(s: &State, why: &mut Vec<Violation>) {
         .sent
         .iter()
         .map(|(slot, f, b)| ((format!("{MODEL}:{slot}"), f.clone()), *b))
-        .filter(|((id, _), _)| present.contains(&id.as_str()))
+        .filter(|((id, _), _)| present.contains(&id.as_str()) && slot_of(id) >= cut)
         .collect();
     record(why, p2_or_of_sent(&sent, &stored));
 }

@@ -271,8 +271,8 @@ pub struct Ticket {
 /// The whole model state.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct State {
-    /// Ticks of real time elapsed.
-    pub tick: u32,
+    /// Real time (ns).
+    pub real: u64,
     /// The store (shared with the states it came from until it changes).
     pub store: Arc<MemoryStore>,
     /// Updaters, then the clock watcher (clock model), then managers (each shared until it
