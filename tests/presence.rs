@@ -206,6 +206,29 @@ fn watcher_reports_alive_then_dead() {
     }
 }
 
+/// Goal: a watcher started after a key began pinging never reports it dead first: a watch
+/// registered before the watcher's first sync gets its first event from that sync (P4, P5).
+/// Method: let a key ping for a few seconds, then start a watcher and watch it.
+#[test]
+fn a_fresh_watcher_waits_for_its_first_sync_before_reporting() {
+    let mut sim = sim();
+    let b = batcher(&mut sim);
+    let mut seen = 0;
+    pinger(&mut sim, "m", "unit-0", Clock::EXACT);
+    for t in 0..=5 {
+        sim.store.set_server_time(secs(1000 + t));
+        run_until(&mut sim, b, &mut seen, secs(t));
+    }
+    let w = watcher(&mut sim, "m", None);
+    watch(&mut sim, w, "unit-0");
+    assert_eq!(changes(&sim, w), [], "no event before the first sync");
+    for t in 6..=8 {
+        sim.store.set_server_time(secs(1000 + t));
+        run_until(&mut sim, b, &mut seen, secs(t));
+    }
+    assert_eq!(changes(&sim, w), [("unit-0".to_owned(), true)]);
+}
+
 /// Goal: the pruner keeps the last four slots, the newest being of each key and every being a
 /// remaining ping references, and deletes the rest (P6); it only touches its own model (P7).
 #[test]

@@ -79,6 +79,11 @@ pub struct PresenceWatcher {
     phase: Option<(OpId, Phase)>,
     next_sync: Option<LocalTime>,
     sync_requested: bool,
+    /// Whether a sync has completed: until then the watcher does not know any key's state.
+    synced: bool,
+    /// Watches registered before the first sync: their first event waits for it, so that a
+    /// (re)started watcher never reports a live key dead merely because it has not looked yet.
+    awaiting_first: BTreeSet<WatchId>,
 }
 
 impl PresenceWatcher {
@@ -101,6 +106,8 @@ impl PresenceWatcher {
             phase: None,
             next_sync: Some(LocalTime(0)),
             sync_requested: false,
+            synced: false,
+            awaiting_first: BTreeSet::new(),
         })
     }
 
@@ -133,7 +140,8 @@ impl PresenceWatcher {
         }
     }
 
-    /// Registers a watch on `key`; its first event (the current state) is in the effects.
+    /// Registers a watch on `key`. Its first event (the current state) is in the effects, or,
+    /// before the watcher's first sync, in that sync's effects.
     pub fn handle_watch(
         &mut self,
         key: &str,
@@ -148,16 +156,21 @@ impl PresenceWatcher {
             .or_default()
             .insert(watch);
         let mut fx = Effects::none();
-        fx.notify(WatcherOutput::Change {
-            watch,
-            key: key.to_owned(),
-            alive: self.alive(key),
-        });
+        if self.synced {
+            fx.notify(WatcherOutput::Change {
+                watch,
+                key: key.to_owned(),
+                alive: self.alive(key),
+            });
+        } else {
+            self.awaiting_first.insert(watch);
+        }
         Ok((watch, fx))
     }
 
     /// Removes a watch; no further events for it.
     pub fn handle_unwatch(&mut self, watch: WatchId, _now: LocalTime) {
+        self.awaiting_first.remove(&watch);
         if let Some(key) = self.watches.remove(&watch) {
             if let Some(ws) = self.watchers.get_mut(&key) {
                 ws.remove(&watch);
@@ -356,13 +369,25 @@ impl PresenceWatcher {
             self.being_seq.len(),
             "one tracked sequence per key"
         );
+        // Watches that waited for this first sync start with the state it found.
+        for watch in std::mem::take(&mut self.awaiting_first) {
+            if let Some(key) = self.watches.get(&watch) {
+                fx.notify(WatcherOutput::Change {
+                    watch,
+                    key: key.clone(),
+                    alive: self.alive(key),
+                });
+            }
+        }
+        self.synced = true;
         self.next_sync = Some(now.after(self.config.period));
         fx.notify(WatcherOutput::Synced { slot });
         fx
     }
 
     fn queue(&self, fx: &mut Effects<WatcherOutput>, key: &str, alive: bool) {
-        for watch in self.watchers.get(key).into_iter().flatten() {
+        let started = |w: &&WatchId| !self.awaiting_first.contains(w);
+        for watch in self.watchers.get(key).into_iter().flatten().filter(started) {
             fx.notify(WatcherOutput::Change {
                 watch: *watch,
                 key: key.to_owned(),
