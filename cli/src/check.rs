@@ -13,29 +13,14 @@ use tenure_models::run::{check, CheckOptions, CheckReport, Outcome, Stop};
 use tenure_models::stateright::Model;
 use tenure_models::{FaultSet, ModelConfig, TenureModel};
 
-/// Protocols with a model today.
-const MODELLED: [Protocol; 4] = [
-    Protocol::Clock,
-    Protocol::Lease,
-    Protocol::Leadership,
-    Protocol::Presence,
-];
-
-fn protocols(arg: ProtocolArg) -> Result<Vec<Protocol>, String> {
-    let one = match arg {
-        ProtocolArg::All => return Ok(MODELLED.to_vec()),
-        ProtocolArg::Clock => Protocol::Clock,
-        ProtocolArg::Lease => Protocol::Lease,
-        ProtocolArg::Leadership => Protocol::Leadership,
-        ProtocolArg::Presence => Protocol::Presence,
-    };
-    if !MODELLED.contains(&one) {
-        return Err(format!(
-            "the {one} protocol has no model yet (clock, lease and leadership do); its properties \
-             are checked by the core's tests (`cargo test -p tenure --test properties`)"
-        ));
+fn protocols(arg: ProtocolArg) -> Vec<Protocol> {
+    match arg {
+        ProtocolArg::All => Protocol::ALL.to_vec(),
+        ProtocolArg::Clock => vec![Protocol::Clock],
+        ProtocolArg::Lease => vec![Protocol::Lease],
+        ProtocolArg::Leadership => vec![Protocol::Leadership],
+        ProtocolArg::Presence => vec![Protocol::Presence],
     }
-    Ok(vec![one])
 }
 
 fn mutant(name: &Option<String>) -> Result<Option<Mutant>, String> {
@@ -110,7 +95,7 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, String> {
     }
     let wanted = match mutant(&args.model.mutant)? {
         Some(m)
-            if args.protocol != ProtocolArg::All && protocols(args.protocol)? != [m.protocol()] =>
+            if args.protocol != ProtocolArg::All && protocols(args.protocol) != [m.protocol()] =>
         {
             return Err(format!(
                 "--mutant {m} belongs to the {} protocol; drop --protocol or use --protocol {}",
@@ -118,13 +103,8 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, String> {
                 m.protocol()
             ))
         }
-        Some(m) => protocols(match m.protocol() {
-            Protocol::Clock => ProtocolArg::Clock,
-            Protocol::Lease => ProtocolArg::Lease,
-            Protocol::Leadership => ProtocolArg::Leadership,
-            Protocol::Presence => ProtocolArg::Presence,
-        })?,
-        None => protocols(args.protocol)?,
+        Some(m) => vec![m.protocol()],
+        None => protocols(args.protocol),
     };
     let configs = wanted
         .iter()
@@ -200,7 +180,7 @@ pub fn explore(args: &ExploreArgs) -> Result<ExitCode, String> {
             "explore one protocol at a time: --protocol clock|lease|leadership|presence".into(),
         );
     }
-    let protocol = protocols(args.protocol)?[0];
+    let protocol = protocols(args.protocol)[0];
     let c = config(protocol, &args.model)?;
     let address = format!("127.0.0.1:{}", args.port);
     println!("Explorer for {c}\nserving on http://{address} (Ctrl-C to stop)");

@@ -117,7 +117,10 @@ fn usage_and_configuration_errors_exit_64_with_a_message() {
             "unknown fault \"rolback\"",
         ),
         (vec!["check", "--mutant", "lease-typo"], "lease-epoch-reuse"),
-        (vec!["check", "--protocol", "presence"], "no model yet"),
+        (
+            vec!["check", "--protocol", "presence", "--updaters", "1"],
+            "no updaters or managers",
+        ),
         (
             vec!["check", "--protocol", "lease", "--horizon", "0"],
             "--horizon",

@@ -247,15 +247,32 @@ impl ModelConfig {
 
 impl fmt::Display for ModelConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = match self.protocol {
+            Protocol::Clock => format!("{} updater(s) + watcher", self.updaters),
+            Protocol::Lease => format!(
+                "{} updater(s), {} manager(s), {} lease(s)",
+                self.updaters, self.managers, self.leases
+            ),
+            Protocol::Leadership => format!(
+                "{} updater(s), {} unit(s) (tracker + manager)",
+                self.updaters, self.managers
+            ),
+            Protocol::Presence => format!(
+                "{} pinger(s) + batcher + watcher + pruner, {:?} slots",
+                self.pingers, self.presence_period
+            ),
+        };
         write!(
             f,
-            "{}: {} updater(s), {} manager(s), {} lease(s), horizon {} × {:?}, ρ {} ppm, faults {} (budget {})",
+            "{}: {who}, horizon {} × {:?}{}, ρ {} ppm, faults {} (budget {})",
             self.protocol,
-            self.updaters,
-            self.managers,
-            self.leases,
             self.horizon,
             self.tick,
+            if self.exact_timers {
+                " (timers exact)"
+            } else {
+                ""
+            },
             self.rate_error_ppm,
             self.faults,
             self.fault_budget

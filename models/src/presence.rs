@@ -15,8 +15,9 @@ use tenure::substrate::{Collection, MemoryStore, Value};
 
 /// The presence model (namespace) every actor uses.
 pub const MODEL: &str = "m";
-/// Server time at real time zero, in seconds (slots are numbered from server time).
-pub const SERVER_EPOCH_SECS: u64 = 1_000;
+/// Server time at real time zero, in seconds (slots are numbered from server time): one second
+/// before a slot boundary, so the first slot is old enough to prune within the horizon.
+pub const SERVER_EPOCH_SECS: u64 = 1_007;
 
 /// The presence configuration of `model`.
 pub fn config(model: &TenureModel) -> PresenceConfig {
@@ -158,11 +159,13 @@ pub(crate) fn pruned(
     }
     if let Some(slot) = s.ghost.prune_slot {
         let period = config(model).period_secs();
-        let before = PresenceSnapshot {
+        // The beings the pass must keep are those referenced by kept pings when it began;
+        // a ping landing later may reference a being it already judged superseded.
+        let after = PresenceSnapshot {
             referenced: s.ghost.prune_referenced.iter().copied().collect(),
-            ..before.clone()
+            ..after
         };
-        record(why, p6_prune_keeps(&before, &after, slot, period));
+        record(why, p6_prune_keeps(before, &after, slot, period));
     }
 }
 

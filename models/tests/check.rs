@@ -59,6 +59,11 @@ fn leadership_model_passes_with_its_default_faults() {
     assert_all_pass(&config);
 }
 
+#[test]
+fn presence_model_passes_with_its_default_faults() {
+    assert_all_pass(&ModelConfig::default_for(Protocol::Presence));
+}
+
 fn assert_mutants_caught(protocol: Protocol) {
     let mut missed = Vec::new();
     for m in Mutant::of(protocol) {
@@ -90,6 +95,11 @@ fn every_lease_mutant_fails_its_property() {
 #[test]
 fn every_leadership_mutant_fails_its_property() {
     assert_mutants_caught(Protocol::Leadership);
+}
+
+#[test]
+fn every_presence_mutant_fails_its_property() {
+    assert_mutants_caught(Protocol::Presence);
 }
 
 /// The predictions for real servers: a server whose compare-and-swap is not atomic (FerretDB),
