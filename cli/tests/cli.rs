@@ -143,3 +143,13 @@ fn usage_and_configuration_errors_exit_64_with_a_message() {
         assert!(out.contains(says), "{args:?}: {out}");
     }
 }
+
+#[test]
+fn a_search_cut_short_is_unknown_and_exits_2() {
+    let dir = scratch("unknown");
+    let o = tenure(&["check", "--protocol", "lease", "--timeout", "1"], &dir);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains("UNKNOWN L6 lease exclusion"), "{out}");
+    assert!(out.contains("search stopped early"), "{out}");
+}
