@@ -2,7 +2,7 @@
 //! a lease named after the application and held by the unit.
 //!
 //! - [`tracker`]: the tracker, which decides when to claim and what tickets answer;
-//! - [`unit`]: a tracker wired to the lease manager it claims through, driven as one store actor
+//! - [`unit`](mod@unit): a tracker wired to the lease manager it claims through, driven as one store actor
 //!   (what the model checker and the adapter run for a unit whose manager is in-process).
 
 pub mod tracker;

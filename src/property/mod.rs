@@ -6,10 +6,10 @@
 //! ([`crate::history`]), so a property means the same thing everywhere.
 //!
 //! # Layout
-//! - [`clock`][self::clock] holds G1-G5, the global clock;
-//! - [`lease`][self::lease] holds L1-L7, the M family and fencing (F1);
-//! - [`leadership`][self::leadership] holds T1-T5;
-//! - [`presence`][self::presence] holds P1-P7.
+//! - [`clock`] holds G1-G5, the global clock;
+//! - [`lease`] holds L1-L7, the M family and fencing (F1);
+//! - [`leadership`] holds T1-T5;
+//! - [`presence`] holds P1-P7.
 
 pub mod clock;
 pub mod leadership;
