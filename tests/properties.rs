@@ -23,11 +23,11 @@ use tenure::jitter::Jitter;
 use tenure::leadership::{TicketKind, TrackerConfig, TrackerOutput};
 use tenure::lease::{ManagerConfig, ManagerOutput};
 use tenure::mutant::{Mutant, Protocol};
-use tenure::presence::{PingerOutput, SlotBits, WatcherOutput};
+use tenure::presence::{PingerOutput, WatcherOutput};
 use tenure::property::lease::{Grant, GrantedTerm, Tenure};
 use tenure::property::presence::{PresenceSnapshot, Report};
 use tenure::property::{clock, leadership, lease, presence, Violation};
-use tenure::substrate::{Collection, Value};
+use tenure::substrate::Collection;
 use tenure::time::{GlobalTime, SkewBounds};
 
 /// ρ used by every scenario: local clocks run at 0.95×, 1× or 1.05× real time.
@@ -479,30 +479,7 @@ fn feed(w: &mut World, u: usize, fx: tenure::effects::Effects<TrackerOutput>) {
 // Presence
 
 fn snapshot(sim: &Sim, model: &str) -> PresenceSnapshot {
-    let mine = |id: &str| id.starts_with(&format!("{model}:"));
-    let pings: Vec<_> = sim
-        .store
-        .documents(Collection::PresencePings)
-        .filter(|d| mine(&d.id))
-        .cloned()
-        .collect();
-    let bits = SlotBits::gather(&pings).unwrap();
-    PresenceSnapshot {
-        slots: pings
-            .iter()
-            .filter_map(|d| match d.get("slot") {
-                Some(Value::Int(s)) => Some(*s),
-                _ => None,
-            })
-            .collect(),
-        beings: sim
-            .store
-            .documents(Collection::PresenceBeings)
-            .filter(|d| mine(&d.id))
-            .map(|d| tenure::presence::decode_being(d).unwrap())
-            .collect(),
-        referenced: bits.alive.union(&bits.dead).copied().collect(),
-    }
+    PresenceSnapshot::of(&sim.store, model)
 }
 
 fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
@@ -623,21 +600,12 @@ fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
                 .or_insert(0) |= bit;
         }
     }
-    let mut stored = BTreeMap::new();
+    let mut stored = presence::stored_alive_bits(&sim.store);
     let present: BTreeSet<String> = sim
         .store
         .documents(Collection::PresencePings)
         .map(|d| d.id.clone())
         .collect();
-    for d in sim.store.documents(Collection::PresencePings) {
-        if let Ok(m) = d.map(Collection::PresencePings, "alive") {
-            for (f, v) in m {
-                if let Value::Int(v) = v {
-                    stored.insert((d.id.clone(), f), v);
-                }
-            }
-        }
-    }
     // Slot documents a prune may have deleted (and a later kill marker re-created) are left out.
     let pruned_below = prunes
         .iter()

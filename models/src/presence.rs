@@ -5,10 +5,10 @@ use crate::model::TenureModel;
 use crate::observe::{reach, record, Milestone};
 use crate::state::State;
 use std::collections::BTreeMap;
-use tenure::presence::{decode_being, PingerOutput, PresenceConfig, SlotBits, WatcherOutput};
+use tenure::presence::{PingerOutput, PresenceConfig, SlotBits, WatcherOutput};
 use tenure::property::presence::{
     p1_sequences, p2_or_of_sent, p4_alternate, p5_pinging_never_dead, p6_prune_keeps,
-    PresenceSnapshot, Report,
+    stored_alive_bits, PresenceSnapshot, Report,
 };
 use tenure::property::Violation;
 use tenure::substrate::{Collection, MemoryStore, Value};
@@ -122,28 +122,7 @@ pub(crate) fn watcher_note(
 
 /// The presence part of a store, as P6 compares it.
 pub(crate) fn snapshot(store: &MemoryStore) -> PresenceSnapshot {
-    let prefix = format!("{MODEL}:");
-    let pings: Vec<_> = store
-        .documents(Collection::PresencePings)
-        .filter(|d| d.id.starts_with(&prefix))
-        .cloned()
-        .collect();
-    let bits = SlotBits::gather(&pings).unwrap_or_default();
-    PresenceSnapshot {
-        slots: pings
-            .iter()
-            .filter_map(|d| match d.get("slot") {
-                Some(Value::Int(s)) => Some(*s),
-                _ => None,
-            })
-            .collect(),
-        beings: store
-            .documents(Collection::PresenceBeings)
-            .filter(|d| d.id.starts_with(&prefix))
-            .filter_map(|d| decode_being(d).ok())
-            .collect(),
-        referenced: bits.alive.union(&bits.dead).copied().collect(),
-    }
+    PresenceSnapshot::of(store, MODEL)
 }
 
 /// P6 over one pruner write.
@@ -185,16 +164,7 @@ pub(crate) fn kept_references(model: &TenureModel, store: &MemoryStore, slot: i6
 /// P2 when the batcher has nothing pending or in flight: every surviving slot document holds
 /// exactly the OR of the bits pinged into it.
 pub(crate) fn settled_bits(model: &TenureModel, s: &State, why: &mut Vec<Violation>) {
-    let mut stored = BTreeMap::new();
-    for d in s.store.documents(Collection::PresencePings) {
-        if let Ok(m) = d.map(Collection::PresencePings, "alive") {
-            for (f, v) in m {
-                if let Value::Int(v) = v {
-                    stored.insert((d.id.clone(), f), v);
-                }
-            }
-        }
-    }
+    let mut stored = stored_alive_bits(&s.store);
     // Slot documents below the last prune's cut may have been deleted and re-created by a
     // late dead marker: leave them out, on both sides.
     let cut = s

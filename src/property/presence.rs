@@ -1,8 +1,8 @@
 //! Presence properties (PROTOCOLS.md §5.7).
 
 use super::{PropertyId, Verdict, Violation};
-use crate::presence::{beings_by_key, Seq};
-use crate::substrate::{Op, Selector};
+use crate::presence::{beings_by_key, decode_being, Seq, SlotBits};
+use crate::substrate::{Collection, Document, MemoryStore, Op, Selector, Value};
 use crate::time::Secs;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -119,6 +119,51 @@ pub struct PresenceSnapshot {
     pub beings: Vec<(Seq, String)>,
     /// Every sequence with a bit in a remaining ping document.
     pub referenced: BTreeSet<Seq>,
+}
+
+impl PresenceSnapshot {
+    /// The presence documents of `model` in `store` (documents that do not decode are left out:
+    /// the actors report those).
+    pub fn of(store: &MemoryStore, model: &str) -> PresenceSnapshot {
+        let prefix = format!("{model}:");
+        let pings: Vec<Document> = store
+            .documents(Collection::PresencePings)
+            .filter(|d| d.id.starts_with(&prefix))
+            .cloned()
+            .collect();
+        let bits = SlotBits::gather(&pings).unwrap_or_default();
+        PresenceSnapshot {
+            slots: pings
+                .iter()
+                .filter_map(|d| match d.get("slot") {
+                    Some(Value::Int(s)) => Some(*s),
+                    _ => None,
+                })
+                .collect(),
+            beings: store
+                .documents(Collection::PresenceBeings)
+                .filter(|d| d.id.starts_with(&prefix))
+                .filter_map(|d| decode_being(d).ok())
+                .collect(),
+            referenced: bits.alive.union(&bits.dead).copied().collect(),
+        }
+    }
+}
+
+/// The alive bits stored in every ping document, keyed `(document _id, field key)`: the
+/// `stored` side of [`p2_or_of_sent`].
+pub fn stored_alive_bits(store: &MemoryStore) -> BTreeMap<(String, String), i64> {
+    let mut stored = BTreeMap::new();
+    for d in store.documents(Collection::PresencePings) {
+        if let Ok(m) = d.map(Collection::PresencePings, "alive") {
+            for (f, v) in m {
+                if let Value::Int(v) = v {
+                    stored.insert((d.id.clone(), f), v);
+                }
+            }
+        }
+    }
+    stored
 }
 
 /// P6: comparing the store before and after a prune relative to `current_slot`, the pings of the
