@@ -20,7 +20,15 @@
 //! Real time advances in ticks. A due timer of a running process must fire before the next tick
 //! (a process that does not is *paused*, which is a fault of its own), and without the `delay`
 //! fault every request completes before the next tick. A timer due between ticks fires at the
-//! next one: a legal, slightly late schedule. The horizon bounds real time and so the state space.
+//! next one: a legal, slightly late schedule. With `exact_timers` (the presence model, whose
+//! timing margins are smaller than a tick) time instead advances to the next deadline, at most
+//! a tick, so timers fire on time. The horizon bounds real time and so the state space.
+//!
+//! # Bounds on the interleavings explored
+//! Holders call, units get tickets, pingers stop or start, the pruner runs, and processes pause
+//! or crash only at the start of a time step (their requests still interleave with everything
+//! else); each of those has a budget per run; a crash restarts the process at once with empty
+//! memory. `model.rs` is the place to change any of these.
 
 pub mod config;
 pub mod faults;
