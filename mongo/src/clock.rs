@@ -1,0 +1,242 @@
+//! The global clock (PROTOCOLS.md §1): read it, keep it ticking, watch it.
+//!
+//! Leases are timed in global time, so at least one [`ClockUpdater`] must run against a
+//! deployment for leases to ever expire; run one per process (they race harmlessly: one wins each
+//! interval, the others stand by).
+
+use crate::error::Error;
+use crate::runtime::{Actor, Call, Router, Worker};
+use crate::substrate::Substrate;
+use futures_util::Stream;
+use std::time::Duration;
+use tenure::clock::watcher::WatcherOutput;
+use tenure::clock::{ClockWatcher, Reader, Updater, UpdaterConfig, UpdaterOutput, WatcherConfig};
+use tenure::effects::{Effects, OpId};
+use tenure::substrate::{OpResult, ReadConcern};
+use tenure::time::{GlobalTime, LocalTime};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Reads global time once, linearizably: every write acknowledged before the call is reflected.
+/// A deployment whose clock document does not exist yet reads as 0.
+pub async fn global_time(substrate: &Substrate) -> Result<GlobalTime, Error> {
+    let result = substrate
+        .execute(&Reader::request(ReadConcern::Linearizable))
+        .await;
+    Ok(Reader::decode(&result)?)
+}
+
+impl Actor for Updater {
+    type Output = UpdaterOutput;
+    fn next_deadline(&self) -> Option<LocalTime> {
+        Updater::next_deadline(self)
+    }
+    fn handle_timeout(&mut self, now: LocalTime) -> Effects<UpdaterOutput> {
+        Updater::handle_timeout(self, now)
+    }
+    fn handle_reply(&mut self, id: OpId, r: OpResult, now: LocalTime) -> Effects<UpdaterOutput> {
+        Updater::handle_reply(self, id, r, now)
+    }
+}
+
+impl Actor for ClockWatcher {
+    type Output = WatcherOutput;
+    fn next_deadline(&self) -> Option<LocalTime> {
+        ClockWatcher::next_deadline(self)
+    }
+    fn handle_timeout(&mut self, now: LocalTime) -> Effects<WatcherOutput> {
+        ClockWatcher::handle_timeout(self, now)
+    }
+    fn handle_reply(&mut self, id: OpId, r: OpResult, now: LocalTime) -> Effects<WatcherOutput> {
+        ClockWatcher::handle_reply(self, id, r, now)
+    }
+}
+
+/// Publishes each updater outcome; failures are logged (the worker rebuilds itself).
+struct UpdaterRouter {
+    advanced: watch::Sender<Option<GlobalTime>>,
+}
+
+impl Router<UpdaterOutput> for UpdaterRouter {
+    fn route(&mut self, out: UpdaterOutput) {
+        match out {
+            UpdaterOutput::Ready { base } => {
+                tracing::debug!(global_time = base.0, "clock updater ready");
+            }
+            UpdaterOutput::Advanced { from, to, .. } => {
+                tracing::trace!(from = from.0, to = to.0, "global time advanced");
+                metrics::counter!("tenure_clock_advances_total").increment(1);
+                self.advanced.send_replace(Some(to));
+            }
+            UpdaterOutput::Conflict { observed } => {
+                tracing::trace!(observed = observed.0, "another updater advanced the clock");
+                metrics::counter!("tenure_clock_conflicts_total").increment(1);
+            }
+            UpdaterOutput::Failed(e) => {
+                tracing::warn!(error = %e, "clock updater failed; rebuilding after the backoff delay");
+            }
+        }
+    }
+}
+
+/// The updater's default interval: Juju's 1 s.
+pub const DEFAULT_UPDATE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The updater's default backoff delay, 5 s: shorter than Juju's 30 s because it is the clock
+/// step bound `S` every lease holder budgets for (a 30 s lease would keep only 25 s of it).
+pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Builder for a [`ClockUpdater`]; defaults: [`DEFAULT_UPDATE_INTERVAL`], [`DEFAULT_BACKOFF`].
+#[derive(Clone, Debug)]
+pub struct ClockUpdaterBuilder {
+    config: UpdaterConfig,
+    cancel: CancellationToken,
+}
+
+impl ClockUpdaterBuilder {
+    /// How often the winning updater advances the clock (default 1 s).
+    pub fn update_interval(mut self, d: Duration) -> Self {
+        self.config.update_interval = d;
+        self
+    }
+
+    /// How long a losing updater stands by, and the delay before rebuilding after a failure
+    /// (default 5 s). It is the clock step bound `S`: lease holders lose up to that much of
+    /// their guarantee after a failover (DESIGN.md, "The arithmetic a holder must get right").
+    pub fn backoff_delay(mut self, d: Duration) -> Self {
+        self.config.backoff_delay = d;
+        self
+    }
+
+    /// A token whose cancellation stops the updater (default: a fresh one).
+    pub fn cancellation(mut self, token: CancellationToken) -> Self {
+        self.cancel = token;
+        self
+    }
+
+    /// Validates the configuration and starts the updater.
+    pub fn spawn(self, substrate: &Substrate) -> Result<ClockUpdater, Error> {
+        let updater = Updater::new(self.config)?;
+        let (tx, rx) = watch::channel(None);
+        let start: Call<Updater, UpdaterRouter> = Box::new(|u, _, now| u.handle_start(now));
+        let worker = Worker::spawn(
+            "clock updater",
+            updater,
+            UpdaterRouter { advanced: tx },
+            substrate.clone(),
+            start,
+            self.cancel,
+        );
+        Ok(ClockUpdater {
+            worker,
+            advanced: rx,
+        })
+    }
+}
+
+/// The clock updater worker: advances global time by this process's elapsed monotonic time.
+pub struct ClockUpdater {
+    worker: Worker<Updater, UpdaterRouter>,
+    advanced: watch::Receiver<Option<GlobalTime>>,
+}
+
+impl ClockUpdater {
+    /// A builder with the defaults.
+    pub fn builder() -> ClockUpdaterBuilder {
+        ClockUpdaterBuilder {
+            config: UpdaterConfig {
+                update_interval: DEFAULT_UPDATE_INTERVAL,
+                backoff_delay: DEFAULT_BACKOFF,
+                mutant: None,
+            },
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// The global time this updater last wrote (`None` before its first advance).
+    pub fn advanced(&self) -> watch::Receiver<Option<GlobalTime>> {
+        self.advanced.clone()
+    }
+
+    /// Whether the worker runs.
+    pub fn is_running(&self) -> bool {
+        self.worker.is_running()
+    }
+
+    /// Stops the updater and waits for its task. Leases keep their global times; another
+    /// updater (or this one, restarted) continues from the stored value.
+    pub async fn shutdown(self) {
+        self.worker
+            .shutdown(Box::new(|_, _, _| Effects::none()))
+            .await;
+    }
+}
+
+struct WatchRouter {
+    latest: watch::Sender<Option<GlobalTime>>,
+}
+
+impl Router<WatcherOutput> for WatchRouter {
+    fn route(&mut self, out: WatcherOutput) {
+        match out {
+            // A latest-value slot: a slow consumer sees only the newest time (coalescing).
+            WatcherOutput::Time(t) => {
+                self.latest.send_replace(Some(t));
+            }
+            WatcherOutput::PollFailed(e) => tracing::debug!(error = %e, "clock poll failed"),
+        }
+    }
+}
+
+/// Polls global time and publishes each value strictly later than the last.
+pub struct ClockWatch {
+    worker: Worker<ClockWatcher, WatchRouter>,
+    latest: watch::Receiver<Option<GlobalTime>>,
+}
+
+impl ClockWatch {
+    /// Starts polling every `poll_interval` (majority reads; the values only move forward).
+    pub fn spawn(substrate: &Substrate, poll_interval: Duration) -> Result<ClockWatch, Error> {
+        let watcher = ClockWatcher::new(WatcherConfig {
+            poll_interval,
+            mutant: None,
+        })?;
+        let (tx, rx) = watch::channel(None);
+        let start: Call<ClockWatcher, WatchRouter> = Box::new(|w, _, now| w.handle_timeout(now));
+        let worker = Worker::spawn(
+            "clock watcher",
+            watcher,
+            WatchRouter { latest: tx },
+            substrate.clone(),
+            start,
+            CancellationToken::new(),
+        );
+        Ok(ClockWatch { worker, latest: rx })
+    }
+
+    /// The latest value as a `watch` receiver.
+    pub fn subscribe(&self) -> watch::Receiver<Option<GlobalTime>> {
+        self.latest.clone()
+    }
+
+    /// Each newer global time, as a stream (values a slow reader missed are skipped).
+    pub fn stream(&self) -> impl Stream<Item = GlobalTime> + Send + 'static {
+        let rx = self.latest.clone();
+        futures_util::stream::unfold(rx, |mut rx| async move {
+            loop {
+                rx.changed().await.ok()?;
+                let latest = *rx.borrow_and_update();
+                if let Some(t) = latest {
+                    return Some((t, rx));
+                }
+            }
+        })
+    }
+
+    /// Stops polling.
+    pub async fn shutdown(self) {
+        self.worker
+            .shutdown(Box::new(|_, _, _| Effects::none()))
+            .await;
+    }
+}

@@ -1,0 +1,103 @@
+//! The adapter's error type. Every message says what to do next; none contains credentials.
+
+use std::time::Duration;
+use tenure::clock::ClockError;
+use tenure::lease::ManagerError;
+use tenure::substrate::CorruptDocument;
+use tenure::validate::InputError;
+use thiserror::Error;
+
+/// Everything that can go wrong in the adapter.
+#[derive(Debug, Clone, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection string could not be parsed.
+    #[error("invalid MongoDB URI: {0} (credentials are never shown)")]
+    InvalidUri(String),
+    /// No server answered.
+    #[error("cannot reach MongoDB at {hosts}: {reason}; is the server running? (for the live tests, `scripts/substrate start secantus` starts one)")]
+    Unreachable {
+        /// The hosts tried, without credentials.
+        hosts: String,
+        /// The driver's explanation, redacted.
+        reason: String,
+    },
+    /// The server is not a replica-set member and the unsafe opt-in is not set.
+    #[error("{hosts} is a standalone server: it offers neither majority writes nor linearizable reads, so leases would not be exclusive across a crash or failover; use a replica set (a one-node replica set is enough), or call SubstrateBuilder::allow_standalone_unsafe(true) if you accept that")]
+    Standalone {
+        /// The hosts connected to.
+        hosts: String,
+    },
+    /// A name, duration or configuration was refused before any I/O.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// A store operation failed and the protocol could not continue.
+    #[error("store error: {0}")]
+    Store(String),
+    /// A document in one of Tenure's collections is not Tenure's (or was damaged).
+    #[error(transparent)]
+    Corrupt(#[from] CorruptDocument),
+    /// The lease manager refused or failed a request.
+    #[error(transparent)]
+    Lease(#[from] ManagerError),
+    /// Another holder holds the lease: the caller is guaranteed not to hold it.
+    #[error("lease {lease:?} is held by {holder:?}")]
+    ClaimDenied {
+        /// The lease.
+        lease: String,
+        /// Its current holder.
+        holder: String,
+    },
+    /// The global clock could not be read or advanced.
+    #[error(transparent)]
+    Clock(#[from] ClockError),
+    /// The worker behind this handle has stopped (after shutdown, or a fatal error it logged).
+    #[error("{0} has stopped")]
+    Stopped(&'static str),
+    /// A wait ran past its deadline.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// `text` with the password (and user) of any `scheme://user:pass@host` removed.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '/' || c == '"' || c == '\'')
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("<credentials>");
+                out.push_str(&tail[at..end]);
+            }
+            None => out.push_str(&tail[..end]),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_credentials_and_keeps_hosts() {
+        assert_eq!(
+            redact("failed: mongodb://alice:s3cret@db1:27017,db2/x?tls=true oops"),
+            "failed: mongodb://<credentials>@db1:27017,db2/x?tls=true oops"
+        );
+        assert_eq!(
+            redact("mongodb+srv://u:p@h"),
+            "mongodb+srv://<credentials>@h"
+        );
+        assert_eq!(redact("mongodb://h:1/"), "mongodb://h:1/");
+        assert_eq!(redact("no uri here"), "no uri here");
+        assert!(!redact("x mongodb://a:b@c y mongodb://d:e@f").contains(":b@"));
+    }
+}

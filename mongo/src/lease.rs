@@ -1,0 +1,435 @@
+//! Leases (PROTOCOLS.md §2-§3): claim or extend, check, wait until expired, fenced writes.
+//!
+//! A [`Leases`] handle drives one core [`LeaseManager`] in a tokio task. A successful claim
+//! returns a [`Token`]: the lease, the holder, the fencing [`Epoch`] of the term and the **local
+//! deadline** (a monotonic [`Instant`]) until which the holder may act as the holder. Past that
+//! instant the holder must stop acting, whatever it believes, until a new claim succeeds.
+
+use crate::error::Error;
+use crate::runtime::{instant_of, local_now, Actor, Call, Router, Worker};
+use crate::substrate::Substrate;
+use mongodb::bson::{doc, Document as BsonDocument};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tenure::effects::{Effects, OpId};
+use tenure::lease::{
+    Epoch, LeaseManager, ManagerConfig, ManagerError, ManagerOutput, RequestId, RetryConfig,
+};
+use tenure::substrate::OpResult;
+use tenure::time::{GlobalTime, LocalTime, SkewBounds};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+impl Actor for LeaseManager {
+    type Output = ManagerOutput;
+    fn next_deadline(&self) -> Option<LocalTime> {
+        LeaseManager::next_deadline(self)
+    }
+    fn handle_timeout(&mut self, now: LocalTime) -> Effects<ManagerOutput> {
+        LeaseManager::handle_timeout(self, now)
+    }
+    fn handle_reply(&mut self, id: OpId, r: OpResult, now: LocalTime) -> Effects<ManagerOutput> {
+        LeaseManager::handle_reply(self, id, r, now)
+    }
+}
+
+/// Answers waiting callers by request id; everything else goes to logs and metrics.
+#[derive(Default)]
+struct Waiters {
+    pending: HashMap<RequestId, oneshot::Sender<ManagerOutput>>,
+}
+
+impl Router<ManagerOutput> for Waiters {
+    fn route(&mut self, out: ManagerOutput) {
+        let req = match &out {
+            ManagerOutput::Claimed {
+                req,
+                lease,
+                holder,
+                epoch,
+                ..
+            } => {
+                tracing::debug!(%lease, %holder, epoch = epoch.0, "lease claimed");
+                metrics::counter!("tenure_lease_claims_total", "result" => "claimed").increment(1);
+                *req
+            }
+            ManagerOutput::Denied { req, .. } => {
+                metrics::counter!("tenure_lease_claims_total", "result" => "denied").increment(1);
+                *req
+            }
+            ManagerOutput::Checked { req, .. }
+            | ManagerOutput::Released { req }
+            | ManagerOutput::WaitCancelled { req }
+            | ManagerOutput::Failed { req, .. } => *req,
+            ManagerOutput::Expired {
+                lease,
+                epoch,
+                global,
+            } => {
+                tracing::debug!(%lease, epoch = epoch.0, global_time = global.0, "lease expired");
+                metrics::counter!("tenure_lease_expiries_total").increment(1);
+                return;
+            }
+            ManagerOutput::Stopped(e) => {
+                tracing::info!(reason = %e, "lease manager stopped");
+                return;
+            }
+        };
+        if let Some(tx) = self.pending.remove(&req) {
+            // The caller may have given up (dropped its future); nothing to do then.
+            let _ = tx.send(out);
+        }
+    }
+}
+
+type ManagerCall = Call<LeaseManager, Waiters>;
+
+/// Builder for [`Leases`]. Defaults: a random writer id, one-minute expiry sweep, the core's
+/// retry policy, and skew bounds for NTP-grade hardware clocks (ρ = 500 ppm) with a clock step
+/// bound `S` of 5 s, matching [`crate::clock::ClockUpdater`]'s default backoff.
+#[derive(Clone, Debug)]
+pub struct LeasesBuilder {
+    config: ManagerConfig,
+    cancel: CancellationToken,
+}
+
+/// The skew bounds [`Leases`] assume unless told otherwise.
+pub const DEFAULT_SKEW: SkewBounds = SkewBounds {
+    rate_error_ppm: 500,
+    clock_step_max: crate::clock::DEFAULT_BACKOFF,
+};
+
+impl LeasesBuilder {
+    /// This manager's writer id; must be unique among live managers (default: random).
+    pub fn writer(mut self, writer: impl Into<String>) -> Self {
+        self.config.writer = writer.into();
+        self
+    }
+
+    /// Longest time between expiry sweeps (default 1 min).
+    pub fn max_sleep(mut self, d: Duration) -> Self {
+        self.config.max_sleep = d;
+        self
+    }
+
+    /// Retry policy for claims that meet a concurrent change.
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.config.retry = retry;
+        self
+    }
+
+    /// Clock bounds for computing local deadlines. `clock_step_max` must be at least the
+    /// largest step any clock updater of the deployment makes (its update interval and backoff
+    /// delay, whichever is larger).
+    pub fn skew(mut self, skew: SkewBounds) -> Self {
+        self.config.skew = skew;
+        self
+    }
+
+    /// A token whose cancellation stops the manager (default: a fresh one).
+    pub fn cancellation(mut self, token: CancellationToken) -> Self {
+        self.cancel = token;
+        self
+    }
+
+    /// Validates the configuration and starts the manager.
+    pub fn build(self, substrate: &Substrate) -> Result<Leases, Error> {
+        let mut config = self.config;
+        config.jitter_seed = Some(rand::random());
+        let manager = LeaseManager::new(config)?;
+        let start: ManagerCall = Box::new(|m, _, now| m.handle_start(now));
+        let worker = Worker::spawn(
+            "lease manager",
+            manager,
+            Waiters::default(),
+            substrate.clone(),
+            start,
+            self.cancel,
+        );
+        Ok(Leases {
+            inner: Arc::new(Inner {
+                worker,
+                next_req: AtomicU64::new(1),
+                substrate: substrate.clone(),
+            }),
+        })
+    }
+}
+
+struct Inner {
+    worker: Worker<LeaseManager, Waiters>,
+    next_req: AtomicU64,
+    substrate: Substrate,
+}
+
+/// A lease manager for one namespace; cheap to clone, shared by every task of the process.
+#[derive(Clone)]
+pub struct Leases {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Leases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leases").finish_non_exhaustive()
+    }
+}
+
+/// Proof of a successful claim.
+#[derive(Clone, Debug)]
+pub struct Token {
+    leases: Leases,
+    lease: String,
+    holder: String,
+    epoch: Epoch,
+    local_deadline: LocalTime,
+    global_expiry: GlobalTime,
+}
+
+/// What a fenced write did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fenced {
+    /// The document matched and was written, stamped with this token's epoch.
+    Written,
+    /// A write from a later epoch got there first: this holder has been superseded.
+    Superseded,
+    /// No document matched the filter.
+    NotFound,
+}
+
+impl Token {
+    /// The lease name.
+    pub fn lease(&self) -> &str {
+        &self.lease
+    }
+    /// The holder.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+    /// The fencing epoch of this term: larger than every earlier holder's.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+    /// The instant until which the holder may act as the holder.
+    pub fn local_deadline(&self) -> Instant {
+        instant_of(self.local_deadline)
+    }
+    /// The global time at which the stored term ends.
+    pub fn global_expiry(&self) -> GlobalTime {
+        self.global_expiry
+    }
+    /// Whether the local deadline is still ahead. Cheap; no I/O.
+    pub fn is_valid(&self) -> bool {
+        local_now() < self.local_deadline
+    }
+
+    /// Asks the manager whether the holder still holds the lease with this token's epoch
+    /// (refreshing from the store before saying no).
+    pub async fn check(&self) -> Result<bool, Error> {
+        let held = self.leases.check(&self.lease, &self.holder).await?;
+        Ok(held == Some(self.epoch))
+    }
+
+    /// Updates one document of the user's `collection` only if no holder of a later epoch has
+    /// written it: the filter adds `{<fence_field>: {$not: {$gt: epoch}}}` and the update sets
+    /// `fence_field` to this epoch. Use the same field for every write guarded by this lease.
+    /// The write uses the collection's own write concern.
+    pub async fn fenced_update_one(
+        &self,
+        collection: &mongodb::Collection<BsonDocument>,
+        fence_field: &str,
+        filter: BsonDocument,
+        mut update: BsonDocument,
+    ) -> Result<Fenced, Error> {
+        tenure::validate::check_name("fence field", fence_field)?;
+        if !self.is_valid() {
+            return Ok(Fenced::Superseded);
+        }
+        let epoch = i64::try_from(self.epoch.0).unwrap_or(i64::MAX);
+        let mut fenced = filter.clone();
+        fenced.insert(fence_field, doc! { "$not": { "$gt": epoch } });
+        let set = match update.get_document_mut("$set") {
+            Ok(set) => set,
+            Err(_) => {
+                update.insert("$set", BsonDocument::new());
+                update
+                    .get_document_mut("$set")
+                    .map_err(|e| Error::Store(e.to_string()))?
+            }
+        };
+        set.insert(fence_field, epoch);
+        let written = collection
+            .update_one(fenced, update)
+            .await
+            .map_err(|e| Error::Store(crate::error::redact(&e.to_string())))?;
+        if written.matched_count > 0 {
+            return Ok(Fenced::Written);
+        }
+        // Nothing matched: tell "a later epoch wrote it" from "no such document".
+        let exists = collection
+            .find_one(filter)
+            .await
+            .map_err(|e| Error::Store(crate::error::redact(&e.to_string())))?;
+        Ok(if exists.is_some() {
+            Fenced::Superseded
+        } else {
+            Fenced::NotFound
+        })
+    }
+}
+
+impl Leases {
+    /// A builder for a manager of `namespace` (for example `application-leadership`).
+    pub fn builder(namespace: impl Into<String>) -> LeasesBuilder {
+        let mut config = ManagerConfig::new(namespace, random_id("writer"));
+        config.skew = DEFAULT_SKEW;
+        LeasesBuilder {
+            config,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// The connection this manager uses.
+    pub fn substrate(&self) -> &Substrate {
+        &self.inner.substrate
+    }
+
+    async fn ask(
+        &self,
+        make: impl FnOnce(&mut LeaseManager, RequestId, LocalTime) -> Effects<ManagerOutput>
+            + Send
+            + 'static,
+    ) -> Result<(RequestId, oneshot::Receiver<ManagerOutput>), Error> {
+        let req = RequestId(self.inner.next_req.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        let call: ManagerCall = Box::new(move |m, waiters, now| {
+            waiters.pending.insert(req, tx);
+            make(m, req, now)
+        });
+        self.inner.worker.call(call).await?;
+        Ok((req, rx))
+    }
+
+    /// Claims `lease` for `holder` for `duration`, or extends it if `holder` holds it already
+    /// (an extension never shortens the stored term). Fails with [`Error::ClaimDenied`] when
+    /// another holder holds it.
+    pub async fn claim(
+        &self,
+        lease: &str,
+        holder: &str,
+        duration: Duration,
+    ) -> Result<Token, Error> {
+        let (l, h) = (lease.to_owned(), holder.to_owned());
+        let (_, rx) = self
+            .ask(move |m, req, now| m.handle_claim(req, &l, &h, duration, now))
+            .await?;
+        match rx.await.map_err(|_| Error::Stopped("lease manager"))? {
+            ManagerOutput::Claimed {
+                lease,
+                holder,
+                epoch,
+                local_deadline,
+                global_expiry,
+                ..
+            } => Ok(Token {
+                leases: self.clone(),
+                lease,
+                holder,
+                epoch,
+                local_deadline,
+                global_expiry,
+            }),
+            ManagerOutput::Denied { lease, holder, .. } => {
+                Err(Error::ClaimDenied { lease, holder })
+            }
+            ManagerOutput::Failed { error, .. } => Err(Error::Lease(error)),
+            other => Err(Error::Store(format!(
+                "unexpected answer to a claim: {other:?}"
+            ))),
+        }
+    }
+
+    /// The epoch with which `holder` holds `lease`, or `None` if it does not.
+    pub async fn check(&self, lease: &str, holder: &str) -> Result<Option<Epoch>, Error> {
+        let (l, h) = (lease.to_owned(), holder.to_owned());
+        let (_, rx) = self
+            .ask(move |m, req, now| m.handle_check(req, &l, &h, now))
+            .await?;
+        match rx.await.map_err(|_| Error::Stopped("lease manager"))? {
+            ManagerOutput::Checked { held, .. } => Ok(held),
+            ManagerOutput::Failed { error, .. } => Err(Error::Lease(error)),
+            other => Err(Error::Store(format!(
+                "unexpected answer to a check: {other:?}"
+            ))),
+        }
+    }
+
+    /// Resolves once `lease` is observed not held (expired, or never claimed). Cancel it by
+    /// dropping the future (for example in `tokio::select!` or with a timeout).
+    pub async fn wait_until_expired(&self, lease: &str) -> Result<(), Error> {
+        let l = lease.to_owned();
+        let (req, rx) = self
+            .ask(move |m, req, now| m.handle_wait_expired(req, &l, now))
+            .await?;
+        let mut guard = CancelWait {
+            leases: self,
+            req,
+            armed: true,
+        };
+        let out = rx.await.map_err(|_| Error::Stopped("lease manager"));
+        guard.armed = false;
+        match out? {
+            ManagerOutput::Released { .. } => Ok(()),
+            ManagerOutput::Failed { error, .. } => Err(Error::Lease(error)),
+            ManagerOutput::WaitCancelled { .. } => Err(Error::Lease(ManagerError::Stopped(
+                "the wait was cancelled".into(),
+            ))),
+            other => Err(Error::Store(format!(
+                "unexpected answer to a wait: {other:?}"
+            ))),
+        }
+    }
+
+    /// Stops the manager: pending requests fail with `Stopped`, and the task is joined. Leases
+    /// held through it stay held until they expire (a release would need a write, and the
+    /// protocol moves ownership only through expiry).
+    pub async fn shutdown(&self) {
+        self.inner
+            .worker
+            .shutdown(Box::new(|m, _, now| m.handle_stop(now)))
+            .await;
+    }
+}
+
+/// Cancels a wait in the manager when its future is dropped before it resolved.
+struct CancelWait<'a> {
+    leases: &'a Leases,
+    req: RequestId,
+    armed: bool,
+}
+
+impl Drop for CancelWait<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let req = self.req;
+            // If the queue is full the wait stays registered until the lease is released; its
+            // answer then goes nowhere. Harmless.
+            let _ = self
+                .leases
+                .inner
+                .worker
+                .try_call(Box::new(move |m, w, now| {
+                    w.pending.remove(&req);
+                    m.handle_cancel_wait(req, now)
+                }));
+        }
+    }
+}
+
+/// A random identifier like `writer-3f2a9c...`, unique per process with overwhelming odds.
+pub(crate) fn random_id(prefix: &str) -> String {
+    format!("{prefix}-{:016x}", rand::random::<u64>())
+}

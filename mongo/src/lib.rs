@@ -1,0 +1,49 @@
+//! Tenure on MongoDB: the production adapter.
+//!
+//! The protocols live in the pure core (`tenure`); this crate executes their effects with the
+//! official `mongodb` driver on `tokio` and gives services an async API. It holds no protocol
+//! logic of its own (DESIGN.md, "Layout").
+//!
+//! - [`Substrate`]: the connection; refuses a standalone server unless told otherwise, maps each
+//!   store operation to one MongoDB command with majority writes and linearizable reads, and
+//!   reports a write whose reply was lost as *outcome unknown* for the protocol to resolve;
+//! - [`clock`]: read global time, keep it ticking ([`ClockUpdater`]), watch it;
+//! - [`lease`]: claim, extend, check, wait until expired, fenced writes ([`Leases`], [`Token`]).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tenure_mongo::{ClockUpdater, Leases, Substrate};
+//!
+//! # async fn run() -> Result<(), tenure_mongo::Error> {
+//! let substrate = Substrate::builder("mongodb://127.0.0.1:27017/?replicaSet=rs0")
+//!     .connect()
+//!     .await?;
+//! // Leases are timed in global time: keep at least one updater running per deployment.
+//! let updater = ClockUpdater::builder().spawn(&substrate)?;
+//! let leases = Leases::builder("my-service").build(&substrate)?;
+//! match leases.claim("db-migrations", "host-a", Duration::from_secs(30)).await {
+//!     Ok(token) => {
+//!         // Act as the holder until token.local_deadline(), no longer; guard writes to shared
+//!         // data with token.epoch() (see Token::fenced_update_one).
+//!         println!("holder with {} until {:?}", token.epoch(), token.local_deadline());
+//!     }
+//!     Err(tenure_mongo::Error::ClaimDenied { holder, .. }) => println!("{holder} holds it"),
+//!     Err(e) => return Err(e),
+//! }
+//! leases.shutdown().await;
+//! updater.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod clock;
+mod convert;
+mod error;
+pub mod lease;
+pub mod runtime;
+mod substrate;
+
+pub use clock::{ClockUpdater, ClockWatch};
+pub use error::{redact, Error};
+pub use lease::{Fenced, Leases, Token};
+pub use substrate::{Substrate, SubstrateBuilder, OP_TIMEOUT_MAX};
