@@ -277,6 +277,36 @@ fn wait_until_expired_releases_and_cancels() {
         .contains(&ManagerOutput::Released { req: RequestId(4) }));
 }
 
+/// Goal: an expiry tick expires an expired lease even when its refresh answers later than the
+/// tick began (real I/O takes time; found live on SecantusDB, where no lease ever expired).
+#[test]
+fn expiry_tick_judges_at_the_refresh_reply_not_at_the_tick_start() {
+    let mut sim = Sim::new();
+    let m = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
+    sim.settle();
+    claim(&mut sim, m, 1, "db", "u", D);
+    sim.settle();
+    set_global(&mut sim, secs(61));
+    sim.real = secs(61);
+    for _ in 0..20 {
+        // Fire the tick, then let 5 ms pass before each store reply arrives.
+        sim.real += secs(1);
+        sim.fire(m);
+        while !sim.in_flight.is_empty() {
+            sim.real += 5_000_000;
+            sim.deliver(0, Fault::None);
+        }
+    }
+    assert!(
+        sim.manager_outputs(m)
+            .iter()
+            .any(|o| matches!(o, ManagerOutput::Expired { lease, .. } if lease == "db")),
+        "{:?}",
+        sim.manager_outputs(m)
+    );
+    assert_eq!(stored(&sim, "db").term, None);
+}
+
 /// Goal: a token check answers from the cache when held, and refreshes once before saying
 /// "not held" (M4).
 #[test]

@@ -249,9 +249,7 @@ enum Running {
         lease: String,
         holder: String,
     },
-    TickRefresh {
-        tick: LocalTime,
-    },
+    TickRefresh,
     Expire {
         lease: String,
         rest: Vec<String>,
@@ -519,7 +517,7 @@ impl LeaseManager {
                 } else {
                     self.store.start_refresh()
                 };
-                fx.extend(self.step(Running::TickRefresh { tick: now }, step, now));
+                fx.extend(self.step(Running::TickRefresh, step, now));
                 continue;
             }
             let Some(pos) = self.claims.iter().position(|c| c.not_before <= now) else {
@@ -614,11 +612,14 @@ impl LeaseManager {
                     }),
                 }
             }
-            Running::TickRefresh { tick } => {
+            Running::TickRefresh => {
+                // Judged when the refresh answers, not when the tick began: the refresh dates its
+                // local expiries from its own reply, so an expired lease's is `now`, and against
+                // the tick's start (earlier by the read's latency) it would never be due.
                 let mut due: Vec<String> = self
                     .store
                     .leases()
-                    .filter(|(_, i)| i.local_expiry <= tick)
+                    .filter(|(_, i)| i.local_expiry <= now)
                     .map(|(n, _)| n.to_owned())
                     .collect();
                 due.sort();

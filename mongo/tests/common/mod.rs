@@ -67,6 +67,11 @@ pub fn fresh_db(test: &str) -> String {
 /// A builder for the server under test with a per-test database, or `None` (after saying why)
 /// when no server is available locally. Panics in CI.
 pub fn server(test: &str) -> Option<SubstrateBuilder> {
+    // RUST_LOG=tenure_mongo=debug shows what the workers do.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     match uri() {
         Ok(u) => Some(
             Substrate::builder(u)
