@@ -40,6 +40,7 @@ pub mod clock;
 mod convert;
 mod error;
 pub mod lease;
+pub mod race;
 pub mod runtime;
 mod substrate;
 

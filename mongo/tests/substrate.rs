@@ -295,3 +295,23 @@ async fn a_standalone_server_is_refused_without_the_unsafe_opt_in() {
     let s = accepted.expect("the opt-in connects");
     assert!(!s.is_replica_set());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_and_swap_has_one_winner_per_version() {
+    let s = live!("cas_race");
+    let config = tenure_mongo::race::RaceConfig {
+        tasks: 8,
+        attempts: 100,
+    };
+    let report = tenure_mongo::race::cas_race(&s, &config)
+        .await
+        .expect("race");
+    eprintln!("{}", report.summary(s.hosts()));
+    assert_eq!(report.attempts, 800);
+    assert!(report.wins > 0 && report.wins <= report.attempts);
+    if s.is_replica_set() {
+        assert!(report.is_atomic(), "{report:?}");
+    }
+    // On a standalone (FerretDB under the unsafe opt-in) the outcome is the finding itself:
+    // scripts/test prints it, reports/README.md records it.
+}

@@ -1,0 +1,179 @@
+//! A probe of the server's compare-and-swap under concurrency (SUBSTRATES.md, "Not atomic").
+//!
+//! Tasks race read-then-`update({_id, ver: v}, {$set: {ver: v + 1}})` on one scratch document.
+//! An atomic server lets each version be won once, and the final version equals the number of
+//! wins. A server that checks the filter and then writes by `_id` alone lets two tasks win the
+//! same version (and loses updates): the fault under which lease exclusion breaks.
+
+use crate::error::Error;
+use crate::substrate::Substrate;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tenure::substrate::{fields, Collection, Op, OpResult, ReadConcern, Reply, Update, Value};
+use tokio::time::Instant;
+
+/// How hard to race.
+#[derive(Clone, Debug)]
+pub struct RaceConfig {
+    /// Concurrent tasks (default 8).
+    pub tasks: usize,
+    /// Read-then-swap attempts per task (default 300).
+    pub attempts: usize,
+}
+
+impl Default for RaceConfig {
+    fn default() -> Self {
+        RaceConfig {
+            tasks: 8,
+            attempts: 300,
+        }
+    }
+}
+
+/// What the race showed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaceReport {
+    /// Swaps attempted.
+    pub attempts: u64,
+    /// Swaps the server reported as applied.
+    pub wins: u64,
+    /// Versions that more than one task won: each is a broken compare-and-swap.
+    pub double_wins: u64,
+    /// Wins that left no trace in the final version (`wins - final version`).
+    pub lost_updates: u64,
+    /// Swaps whose outcome was unknown (not counted as wins).
+    pub unknown: u64,
+    /// How long the race took.
+    pub elapsed: Duration,
+}
+
+impl RaceReport {
+    /// Whether every version was won at most once and no win was lost.
+    pub fn is_atomic(&self) -> bool {
+        self.double_wins == 0 && self.lost_updates == 0
+    }
+
+    /// One line for people.
+    pub fn summary(&self, server: &str) -> String {
+        format!(
+            "{server}: {} read+swap attempts, {} wins, {} versions won twice or more, {} lost updates, {} unknown, {:.0} attempts/s: compare-and-swap {}",
+            self.attempts,
+            self.wins,
+            self.double_wins,
+            self.lost_updates,
+            self.unknown,
+            self.attempts as f64 / self.elapsed.as_secs_f64().max(1e-9),
+            if self.is_atomic() { "held" } else { "is NOT atomic" }
+        )
+    }
+}
+
+/// Runs the race on a fresh scratch document in Tenure's clock collection (an `_id` no protocol
+/// uses), and deletes it afterwards.
+pub async fn cas_race(substrate: &Substrate, config: &RaceConfig) -> Result<RaceReport, Error> {
+    if config.tasks == 0
+        || config.tasks > 1024
+        || config.attempts == 0
+        || config.attempts > 1_000_000
+    {
+        return Err(Error::Input(tenure::validate::InputError::InvalidConfig(
+            "the race needs 1 to 1024 tasks and 1 to 1,000,000 attempts each".into(),
+        )));
+    }
+    let id = format!("cas-race-{:016x}", rand::random::<u64>());
+    let created = substrate
+        .execute(&Op::Insert {
+            coll: Collection::Clock,
+            doc: tenure::substrate::Document::new(&id, fields([("ver", Value::Int(0))])),
+        })
+        .await;
+    if !matches!(created, OpResult::Ok(_)) {
+        return Err(Error::Store(format!(
+            "creating the race document: {created}"
+        )));
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..config.tasks)
+        .map(|_| {
+            let (s, id, attempts) = (substrate.clone(), id.clone(), config.attempts);
+            tokio::spawn(async move { race_task(&s, &id, attempts).await })
+        })
+        .collect();
+    let mut won: BTreeMap<i64, u64> = BTreeMap::new();
+    let (mut attempts, mut unknown) = (0, 0);
+    for t in tasks {
+        let r = t
+            .await
+            .map_err(|e| Error::Store(format!("race task failed: {e}")))??;
+        attempts += r.attempts;
+        unknown += r.unknown;
+        for v in r.won {
+            *won.entry(v).or_default() += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    let final_version = read_version(substrate, &id).await?;
+    let _ = substrate
+        .execute(&Op::Delete {
+            coll: Collection::Clock,
+            id: id.clone(),
+            expect: tenure::substrate::Fields::new(),
+        })
+        .await;
+    let wins: u64 = won.values().sum();
+    Ok(RaceReport {
+        attempts,
+        wins,
+        double_wins: won.values().filter(|n| **n > 1).count() as u64,
+        lost_updates: wins.saturating_sub(u64::try_from(final_version).unwrap_or(0)),
+        unknown,
+        elapsed,
+    })
+}
+
+struct TaskResult {
+    attempts: u64,
+    unknown: u64,
+    won: Vec<i64>,
+}
+
+async fn read_version(s: &Substrate, id: &str) -> Result<i64, Error> {
+    let read = Op::Read {
+        coll: Collection::Clock,
+        id: id.to_owned(),
+        concern: ReadConcern::Linearizable,
+    };
+    match s.execute(&read).await {
+        OpResult::Ok(Reply::Doc(Some(d))) => Ok(d.int(Collection::Clock, "ver")?),
+        other => Err(Error::Store(format!("reading the race document: {other}"))),
+    }
+}
+
+async fn race_task(s: &Substrate, id: &str, attempts: usize) -> Result<TaskResult, Error> {
+    let mut r = TaskResult {
+        attempts: 0,
+        unknown: 0,
+        won: Vec::new(),
+    };
+    for _ in 0..attempts {
+        let v = read_version(s, id).await?;
+        let swap = Op::Update {
+            coll: Collection::Clock,
+            id: id.to_owned(),
+            expect: fields([("ver", Value::Int(v))]),
+            update: Update {
+                set: fields([("ver", Value::Int(v + 1))]),
+                ..Update::default()
+            },
+            upsert: false,
+            return_new: false,
+        };
+        r.attempts += 1;
+        match s.execute(&swap).await {
+            OpResult::Ok(_) => r.won.push(v),
+            OpResult::Unknown => r.unknown += 1,
+            _ => {}
+        }
+    }
+    Ok(r)
+}
