@@ -272,17 +272,11 @@ async fn bad_connections_get_actionable_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standalone_server_is_refused_without_the_unsafe_opt_in() {
-    // Needs a server started here with --standalone: only when the suite manages its own.
-    if std::env::var_os("TENURE_TEST_URI").is_some() {
-        eprintln!("SKIPPED standalone: TENURE_TEST_URI names the server; this test starts its own");
-        return;
-    }
-    let Some(_) = common::server("standalone") else {
+    let port = "27127";
+    let Some(uri) = common::own_server("standalone", &["secantus", "--port", port, "--standalone"])
+    else {
         return;
     };
-    let port = "27127";
-    let uri = common::substrate_script(&["start", "secantus", "--port", port, "--standalone"])
-        .expect("start a standalone SecantusDB");
     let refused = Substrate::builder(&uri).connect().await;
     let accepted = Substrate::builder(&uri)
         .allow_standalone_unsafe(true)

@@ -89,6 +89,22 @@ pub fn server(test: &str) -> Option<SubstrateBuilder> {
     }
 }
 
+/// Starts a server of the test's own through `scripts/substrate start <args>` (whatever
+/// `TENURE_TEST_URI` says: the test needs a particular setup) and returns its URI, or `None`
+/// after saying why locally. Panics in CI.
+pub fn own_server(test: &str, args: &[&str]) -> Option<String> {
+    let mut all = vec!["start"];
+    all.extend_from_slice(args);
+    match substrate_script(&all) {
+        Ok(uri) => Some(uri),
+        Err(why) if in_ci() => panic!("{test}: {why}"),
+        Err(why) => {
+            eprintln!("SKIPPED {test}: {why}");
+            None
+        }
+    }
+}
+
 /// Connects to the server under test with a per-test database.
 pub async fn connect(test: &str) -> Option<Substrate> {
     let builder = server(test)?;

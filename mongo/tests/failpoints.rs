@@ -1,0 +1,170 @@
+//! Ambiguous outcomes injected the MongoDB way (`configureFailPoint: "failCommand"` on a
+//! SecantusDB started with test commands): a write whose reply says replication failed has been
+//! applied, so the adapter must call it *unknown* and the protocol must resolve it by re-reading;
+//! a write refused before it ran is a plain failure.
+
+mod common;
+
+use mongodb::bson::{doc, Document as BsonDocument};
+use std::time::Duration;
+use tenure::substrate::{fields, Collection, Document, Op, OpResult, ReadConcern, Reply, Value};
+use tenure::time::SkewBounds;
+use tenure_mongo::{ClockUpdater, Leases, Substrate};
+
+const PORT: &str = "27147";
+const APP: &str = "tenure-failpoints";
+
+/// The failpoint test server (own port, test commands on), shared by this file's tests.
+async fn server(test: &str) -> Option<Substrate> {
+    let uri = common::own_server(test, &["secantus", "--port", PORT, "--test-commands"])?;
+    Some(
+        Substrate::builder(uri)
+            .database(common::fresh_db(test))
+            .app_name(APP)
+            .connect()
+            .await
+            .expect("connect"),
+    )
+}
+
+/// Arms `failCommand` for the next `times` of `commands` from this test's client.
+async fn arm(s: &Substrate, commands: &[&str], times: i32, data: BsonDocument) {
+    let mut data = data;
+    data.insert("failCommands", commands.to_vec());
+    data.insert("appName", APP);
+    s.client()
+        .database("admin")
+        .run_command(doc! {
+            "configureFailPoint": "failCommand",
+            "mode": { "times": times },
+            "data": data,
+        })
+        .await
+        .expect("configureFailPoint (is the server started with --test-commands?)");
+}
+
+async fn disarm(s: &Substrate) {
+    s.client()
+        .database("admin")
+        .run_command(doc! { "configureFailPoint": "failCommand", "mode": "off" })
+        .await
+        .expect("failpoint off");
+}
+
+fn write_concern_error() -> BsonDocument {
+    doc! { "writeConcernError": { "code": 64, "codeName": "WriteConcernFailed", "errmsg": "injected: replication failed" } }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_concern_errors_are_unknown_and_refusals_are_failures() {
+    let Some(s) = server("failpoint_ops").await else {
+        return;
+    };
+    let insert = Op::Insert {
+        coll: Collection::Leases,
+        doc: Document::new("x", fields([("v", Value::Int(1))])),
+    };
+    arm(&s, &["insert"], 1, write_concern_error()).await;
+    assert_eq!(s.execute(&insert).await, OpResult::Unknown);
+    let read = Op::Read {
+        coll: Collection::Leases,
+        id: "x".into(),
+        concern: ReadConcern::Linearizable,
+    };
+    assert!(
+        matches!(s.execute(&read).await, OpResult::Ok(Reply::Doc(Some(_)))),
+        "the ambiguous insert was applied: calling it a failure would have been wrong"
+    );
+
+    // Refused before running (not primary): a failure, and nothing was written.
+    arm(&s, &["update"], 1, doc! { "errorCode": 10107 }).await;
+    let update = Op::Update {
+        coll: Collection::Leases,
+        id: "x".into(),
+        expect: fields([("v", Value::Int(1))]),
+        update: tenure::substrate::Update {
+            set: fields([("v", Value::Int(2))]),
+            ..Default::default()
+        },
+        upsert: false,
+        return_new: false,
+    };
+    let refused = s.execute(&update).await;
+    assert!(matches!(refused, OpResult::Failed(_)), "{refused:?}");
+    let OpResult::Ok(Reply::Doc(Some(d))) = s.execute(&read).await else {
+        panic!("read");
+    };
+    assert_eq!(d.get("v"), Some(&Value::Int(1)));
+
+    // A dropped connection before the command ran: the driver retries the write once (retryable
+    // writes), which applies it exactly once.
+    arm(&s, &["update"], 1, doc! { "closeConnection": true }).await;
+    assert_eq!(s.execute(&update).await, OpResult::Ok(Reply::Done));
+    let OpResult::Ok(Reply::Doc(Some(d))) = s.execute(&read).await else {
+        panic!("read");
+    };
+    assert_eq!(d.get("v"), Some(&Value::Int(2)));
+    disarm(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_whose_write_reply_is_lost_is_resolved_by_rereading() {
+    let Some(s) = server("failpoint_claim").await else {
+        return;
+    };
+    // The updater gets a client of its own: the failpoints are scoped to the manager's appName.
+    let clock_client = Substrate::builder(
+        common::own_server(
+            "failpoint_claim",
+            &["secantus", "--port", PORT, "--test-commands"],
+        )
+        .expect("running"),
+    )
+    .database(s.database().name())
+    .connect()
+    .await
+    .expect("connect");
+    let updater = ClockUpdater::builder()
+        .update_interval(Duration::from_millis(20))
+        .backoff_delay(Duration::from_millis(100))
+        .spawn(&clock_client)
+        .expect("updater");
+    let m = Leases::builder("app")
+        .skew(SkewBounds {
+            rate_error_ppm: 500,
+            clock_step_max: Duration::from_millis(100),
+        })
+        .build(&s)
+        .expect("manager");
+    // The first claim inserts the lease document: its reply reports a write concern error.
+    arm(&s, &["insert"], 1, write_concern_error()).await;
+    let token = m
+        .claim("db", "unit-0", Duration::from_secs(5))
+        .await
+        .expect("the re-read finds the claim applied");
+    assert_eq!(token.epoch().0, 1);
+    // The extension replaces the document: same, through findAndModify or update.
+    arm(&s, &["update", "findAndModify"], 1, write_concern_error()).await;
+    let extended = m
+        .claim("db", "unit-0", Duration::from_secs(10))
+        .await
+        .expect("the re-read finds the extension applied");
+    assert_eq!(extended.epoch(), token.epoch());
+    assert!(extended.global_expiry() > token.global_expiry());
+    // The extension consumed the failpoint (nothing else uses this client): a further update goes
+    // through untouched.
+    for return_new in [false, true] {
+        let probe = Op::Update {
+            coll: Collection::Leases,
+            id: "probe".into(),
+            expect: Default::default(),
+            update: Default::default(),
+            upsert: true,
+            return_new,
+        };
+        assert!(matches!(s.execute(&probe).await, OpResult::Ok(_)));
+    }
+    disarm(&s).await;
+    m.shutdown().await;
+    updater.shutdown().await;
+}
