@@ -42,41 +42,48 @@ struct Waiters {
     pending: HashMap<RequestId, oneshot::Sender<ManagerOutput>>,
 }
 
+/// Logs and counts what a manager reports; shared by every worker that runs one.
+pub(crate) fn observe_manager_output(out: &ManagerOutput) {
+    match out {
+        ManagerOutput::Claimed {
+            lease,
+            holder,
+            epoch,
+            ..
+        } => {
+            tracing::debug!(%lease, %holder, epoch = epoch.0, "lease claimed");
+            metrics::counter!("tenure_lease_claims_total", "result" => "claimed").increment(1);
+        }
+        ManagerOutput::Denied { .. } => {
+            metrics::counter!("tenure_lease_claims_total", "result" => "denied").increment(1);
+        }
+        ManagerOutput::Expired {
+            lease,
+            epoch,
+            global,
+        } => {
+            tracing::debug!(%lease, epoch = epoch.0, global_time = global.0, "lease expired");
+            metrics::counter!("tenure_lease_expiries_total").increment(1);
+        }
+        ManagerOutput::Stopped(e) => tracing::info!(reason = %e, "lease manager stopped"),
+        ManagerOutput::Checked { .. }
+        | ManagerOutput::Released { .. }
+        | ManagerOutput::WaitCancelled { .. }
+        | ManagerOutput::Failed { .. } => {}
+    }
+}
+
 impl Router<ManagerOutput> for Waiters {
     fn route(&mut self, out: ManagerOutput) {
+        observe_manager_output(&out);
         let req = match &out {
-            ManagerOutput::Claimed {
-                req,
-                lease,
-                holder,
-                epoch,
-                ..
-            } => {
-                tracing::debug!(%lease, %holder, epoch = epoch.0, "lease claimed");
-                metrics::counter!("tenure_lease_claims_total", "result" => "claimed").increment(1);
-                *req
-            }
-            ManagerOutput::Denied { req, .. } => {
-                metrics::counter!("tenure_lease_claims_total", "result" => "denied").increment(1);
-                *req
-            }
-            ManagerOutput::Checked { req, .. }
+            ManagerOutput::Claimed { req, .. }
+            | ManagerOutput::Denied { req, .. }
+            | ManagerOutput::Checked { req, .. }
             | ManagerOutput::Released { req }
             | ManagerOutput::WaitCancelled { req }
             | ManagerOutput::Failed { req, .. } => *req,
-            ManagerOutput::Expired {
-                lease,
-                epoch,
-                global,
-            } => {
-                tracing::debug!(%lease, epoch = epoch.0, global_time = global.0, "lease expired");
-                metrics::counter!("tenure_lease_expiries_total").increment(1);
-                return;
-            }
-            ManagerOutput::Stopped(e) => {
-                tracing::info!(reason = %e, "lease manager stopped");
-                return;
-            }
+            ManagerOutput::Expired { .. } | ManagerOutput::Stopped(_) => return,
         };
         if let Some(tx) = self.pending.remove(&req) {
             // The caller may have given up (dropped its future); nothing to do then.

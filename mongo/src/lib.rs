@@ -8,7 +8,9 @@
 //!   store operation to one MongoDB command with majority writes and linearizable reads, and
 //!   reports a write whose reply was lost as *outcome unknown* for the protocol to resolve;
 //! - [`clock`]: read global time, keep it ticking ([`ClockUpdater`]), watch it;
-//! - [`lease`]: claim, extend, check, wait until expired, fenced writes ([`Leases`], [`Token`]).
+//! - [`lease`]: claim, extend, check, wait until expired, fenced writes ([`Leases`], [`Token`]);
+//! - [`leadership`]: claim, wait to lead or to follow, and a token cancelled when tenure ends
+//!   ([`Leadership`]).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -39,6 +41,7 @@
 pub mod clock;
 mod convert;
 mod error;
+pub mod leadership;
 pub mod lease;
 pub mod race;
 pub mod runtime;
@@ -46,5 +49,6 @@ mod substrate;
 
 pub use clock::{ClockUpdater, ClockWatch};
 pub use error::{redact, Error};
+pub use leadership::{Leadership, LeadershipState};
 pub use lease::{Fenced, Leases, Token};
 pub use substrate::{Substrate, SubstrateBuilder, OP_TIMEOUT_MAX};

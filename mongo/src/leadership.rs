@@ -1,0 +1,369 @@
+//! Leadership (PROTOCOLS.md §4): one unit's view of whether it leads its application.
+//!
+//! A [`Leadership`] handle drives the core's [`Unit`] (a tracker wired to its own lease manager)
+//! in a tokio task. While the unit leads, it holds a [`CancellationToken`] that is cancelled the
+//! moment leadership can no longer be guaranteed: when the guaranteed tenure runs out without a
+//! renewal, when the unit becomes a minion, or when the tracker stops. Do leader-only work under
+//! that token and stop when it fires.
+
+use crate::error::Error;
+use crate::lease::{observe_manager_output, random_id, DEFAULT_SKEW};
+use crate::runtime::{instant_of, Actor, Call, Router, Worker};
+use crate::substrate::Substrate;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tenure::effects::{Effects, OpId};
+use tenure::leadership::{TicketId, TicketKind, TrackerConfig, TrackerOutput, Unit, UnitOutput};
+use tenure::lease::{ManagerConfig, RetryConfig};
+use tenure::substrate::OpResult;
+use tenure::time::{LocalTime, SkewBounds};
+use tenure::validate::InputError;
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// The lease namespace leadership uses unless told otherwise (Juju's).
+pub const DEFAULT_NAMESPACE: &str = "application-leadership";
+
+/// The default guaranteed tenure of a `true` answer (Juju's uniter: 30 s); the lease is claimed
+/// for twice that and renewed when half of it is left.
+pub const DEFAULT_CLAIM_DURATION: Duration = Duration::from_secs(30);
+
+/// Where this unit stands.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum LeadershipState {
+    /// No claim has answered yet.
+    Unknown,
+    /// This unit leads, guaranteed until `until`; `tenure` is cancelled when that guarantee ends.
+    Leader {
+        /// End of the current guarantee (moves later with each renewal).
+        until: Instant,
+        /// Cancelled the moment leadership can no longer be guaranteed.
+        tenure: CancellationToken,
+    },
+    /// Another unit leads.
+    Minion,
+    /// The tracker stopped (shutdown, or a store failure it could not get past).
+    Stopped(String),
+}
+
+impl LeadershipState {
+    /// Whether this unit leads (and its tenure has not been cancelled).
+    pub fn is_leader(&self) -> bool {
+        matches!(self, LeadershipState::Leader { tenure, .. } if !tenure.is_cancelled())
+    }
+}
+
+impl Actor for Unit {
+    type Output = UnitOutput;
+    fn next_deadline(&self) -> Option<LocalTime> {
+        Unit::next_deadline(self)
+    }
+    fn handle_timeout(&mut self, now: LocalTime) -> Effects<UnitOutput> {
+        Unit::handle_timeout(self, now)
+    }
+    fn handle_reply(&mut self, id: OpId, r: OpResult, now: LocalTime) -> Effects<UnitOutput> {
+        Unit::handle_reply(self, id, r, now)
+    }
+}
+
+/// The current term's guard: a token and the deadline a timer task cancels it at.
+struct Term {
+    tenure: CancellationToken,
+    deadline: watch::Sender<Instant>,
+}
+
+struct UnitRouter {
+    tickets: HashMap<TicketId, oneshot::Sender<bool>>,
+    state: watch::Sender<LeadershipState>,
+    term: Option<Term>,
+    application: String,
+    unit: String,
+}
+
+impl UnitRouter {
+    fn end_term(&mut self) {
+        if let Some(term) = self.term.take() {
+            term.tenure.cancel();
+        }
+    }
+
+    fn lead_until(&mut self, until: Instant) {
+        if let Some(term) = &self.term {
+            if !term.tenure.is_cancelled() {
+                term.deadline.send_replace(until);
+                self.state.send_replace(LeadershipState::Leader {
+                    until,
+                    tenure: term.tenure.clone(),
+                });
+                return;
+            }
+        }
+        let tenure = CancellationToken::new();
+        let (deadline, mut rx) = watch::channel(until);
+        let guard = tenure.clone();
+        tokio::spawn(async move {
+            loop {
+                let at = *rx.borrow_and_update();
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => break,
+                    changed = rx.changed() => if changed.is_err() { break },
+                    () = guard.cancelled() => break,
+                }
+            }
+            guard.cancel();
+        });
+        tracing::info!(application = %self.application, unit = %self.unit, "became leader");
+        metrics::counter!("tenure_leadership_transitions_total", "to" => "leader").increment(1);
+        self.state.send_replace(LeadershipState::Leader {
+            until,
+            tenure: tenure.clone(),
+        });
+        self.term = Some(Term { tenure, deadline });
+    }
+}
+
+impl Router<UnitOutput> for UnitRouter {
+    fn route(&mut self, out: UnitOutput) {
+        match out {
+            UnitOutput::Manager(m) => observe_manager_output(&m),
+            UnitOutput::Tracker(TrackerOutput::Ticket { id, value, .. }) => {
+                if let Some(tx) = self.tickets.remove(&id) {
+                    let _ = tx.send(value);
+                }
+            }
+            UnitOutput::Tracker(TrackerOutput::BecameLeader { until }) => {
+                self.lead_until(instant_of(until));
+            }
+            UnitOutput::Tracker(TrackerOutput::BecameMinion) => {
+                if self.term.is_some() {
+                    tracing::info!(application = %self.application, unit = %self.unit, "lost leadership");
+                }
+                metrics::counter!("tenure_leadership_transitions_total", "to" => "minion")
+                    .increment(1);
+                self.end_term();
+                self.state.send_replace(LeadershipState::Minion);
+            }
+            UnitOutput::Tracker(TrackerOutput::Stopped(why)) => {
+                tracing::info!(application = %self.application, unit = %self.unit, reason = %why, "leadership tracker stopped");
+                self.end_term();
+                self.state.send_replace(LeadershipState::Stopped(why));
+            }
+            // Claims and release-waits are routed to the manager inside the unit.
+            UnitOutput::Tracker(TrackerOutput::Claim { .. })
+            | UnitOutput::Tracker(TrackerOutput::WaitReleased { .. }) => {}
+        }
+    }
+}
+
+/// Builder for [`Leadership`]. Validated at [`LeadershipBuilder::build`]: the claim duration must
+/// exceed both the clock step bound (or no tenure is left to guarantee) and the longest retry
+/// delay (or a renewal could not be retried before the tenure lapses).
+#[derive(Clone, Debug)]
+pub struct LeadershipBuilder {
+    application: String,
+    unit: String,
+    claim_duration: Duration,
+    namespace: String,
+    writer: String,
+    skew: SkewBounds,
+    retry: RetryConfig,
+    cancel: CancellationToken,
+}
+
+impl LeadershipBuilder {
+    /// The guaranteed tenure of a `true` answer (default 30 s).
+    pub fn claim_duration(mut self, d: Duration) -> Self {
+        self.claim_duration = d;
+        self
+    }
+    /// The lease namespace (default `application-leadership`).
+    pub fn namespace(mut self, ns: impl Into<String>) -> Self {
+        self.namespace = ns.into();
+        self
+    }
+    /// Clock bounds (default as for [`crate::Leases`]).
+    pub fn skew(mut self, skew: SkewBounds) -> Self {
+        self.skew = skew;
+        self
+    }
+    /// Retry policy for claims meeting a concurrent change.
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+    /// A token whose cancellation stops the tracker (default: a fresh one).
+    pub fn cancellation(mut self, token: CancellationToken) -> Self {
+        self.cancel = token;
+        self
+    }
+
+    /// Validates and starts the tracker; its first claim follows at once.
+    pub fn build(self, substrate: &Substrate) -> Result<Leadership, Error> {
+        if self.claim_duration <= self.skew.clock_step_max {
+            return Err(Error::Input(InputError::InvalidConfig(format!(
+                "claim duration {:?} must be longer than the clock step bound {:?}",
+                self.claim_duration, self.skew.clock_step_max
+            ))));
+        }
+        if self.retry.delay_max >= self.claim_duration {
+            return Err(Error::Input(InputError::InvalidConfig(format!(
+                "the longest retry delay {:?} must be shorter than the claim duration {:?}",
+                self.retry.delay_max, self.claim_duration
+            ))));
+        }
+        let mut manager = ManagerConfig::new(self.namespace, self.writer);
+        manager.skew = self.skew;
+        manager.retry = self.retry;
+        manager.jitter_seed = Some(rand::random());
+        // The manager's sweep should notice an abandoned leadership lease within a claim duration.
+        manager.max_sleep = self.claim_duration;
+        let tracker = TrackerConfig {
+            application: self.application.clone(),
+            unit: self.unit.clone(),
+            claim_duration: self.claim_duration,
+            mutant: None,
+        };
+        let unit = Unit::new(manager, tracker)?;
+        let (state_tx, state) = watch::channel(LeadershipState::Unknown);
+        let router = UnitRouter {
+            tickets: HashMap::new(),
+            state: state_tx,
+            term: None,
+            application: self.application,
+            unit: self.unit,
+        };
+        let start: Call<Unit, UnitRouter> = Box::new(|u, _, now| u.handle_start(now));
+        let worker = Worker::spawn(
+            "leadership",
+            unit,
+            router,
+            substrate.clone(),
+            start,
+            self.cancel,
+        );
+        Ok(Leadership {
+            inner: Arc::new(Inner { worker, state }),
+        })
+    }
+}
+
+struct Inner {
+    worker: Worker<Unit, UnitRouter>,
+    state: watch::Receiver<LeadershipState>,
+}
+
+/// One unit's leadership of one application; cheap to clone.
+#[derive(Clone)]
+pub struct Leadership {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Leadership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leadership")
+            .field("state", &*self.inner.state.borrow())
+            .finish()
+    }
+}
+
+impl Leadership {
+    /// A builder for `unit`'s leadership of `application` (a random unit id if you have none:
+    /// see [`Leadership::random_unit`]).
+    pub fn builder(application: impl Into<String>, unit: impl Into<String>) -> LeadershipBuilder {
+        LeadershipBuilder {
+            application: application.into(),
+            unit: unit.into(),
+            claim_duration: DEFAULT_CLAIM_DURATION,
+            namespace: DEFAULT_NAMESPACE.into(),
+            writer: random_id("leadership"),
+            skew: DEFAULT_SKEW,
+            retry: RetryConfig::default(),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// A random unit id, unique per process with overwhelming odds.
+    pub fn random_unit() -> String {
+        random_id("unit")
+    }
+
+    /// The current state, as a `watch` receiver (see [`LeadershipState`]).
+    pub fn state(&self) -> watch::Receiver<LeadershipState> {
+        self.inner.state.clone()
+    }
+
+    async fn ticket(&self, kind: TicketKind) -> Result<bool, Error> {
+        let (tx, rx) = oneshot::channel();
+        let call: Call<Unit, UnitRouter> = Box::new(move |u, r, now| {
+            let (id, fx) = u.handle_ticket(kind, now);
+            r.tickets.insert(id, tx);
+            fx
+        });
+        self.inner.worker.call(call).await?;
+        rx.await.map_err(|_| Error::Stopped("leadership tracker"))
+    }
+
+    fn tenure(&self) -> Option<CancellationToken> {
+        match &*self.inner.state.borrow() {
+            LeadershipState::Leader { tenure, .. } if !tenure.is_cancelled() => {
+                Some(tenure.clone())
+            }
+            _ => None,
+        }
+    }
+
+    fn stopped(&self) -> Error {
+        match &*self.inner.state.borrow() {
+            LeadershipState::Stopped(why) => {
+                Error::Store(format!("leadership tracker stopped: {why}"))
+            }
+            _ => Error::Stopped("leadership tracker"),
+        }
+    }
+
+    /// "Do I lead now, for at least the claim duration?" `Some(tenure)` if so (renewing first if
+    /// a renewal is due), `None` if another unit leads.
+    pub async fn claim_leader(&self) -> Result<Option<CancellationToken>, Error> {
+        if self.ticket(TicketKind::ClaimLeader).await? {
+            Ok(self.tenure())
+        } else if matches!(&*self.inner.state.borrow(), LeadershipState::Stopped(_)) {
+            Err(self.stopped())
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Resolves when this unit leads, with the token of its tenure.
+    pub async fn wait_leader(&self) -> Result<CancellationToken, Error> {
+        loop {
+            if !self.ticket(TicketKind::WaitLeader).await? {
+                return Err(self.stopped());
+            }
+            // A tenure that ended between the answer and now: wait for the next one.
+            if let Some(t) = self.tenure() {
+                return Ok(t);
+            }
+        }
+    }
+
+    /// Resolves when another unit leads.
+    pub async fn wait_minion(&self) -> Result<(), Error> {
+        if self.ticket(TicketKind::WaitMinion).await? {
+            Ok(())
+        } else {
+            Err(self.stopped())
+        }
+    }
+
+    /// Stops the tracker (pending waits fail, the tenure token is cancelled) and joins its task.
+    /// The leadership lease is not released: it expires, and another unit takes over then.
+    pub async fn shutdown(&self) {
+        self.inner
+            .worker
+            .shutdown(Box::new(|u, _, now| u.handle_stop(now)))
+            .await;
+    }
+}

@@ -1,0 +1,121 @@
+//! Leadership end to end on a live server (PROTOCOLS.md §4): one leader per application, ticket
+//! answers, hand-over when the leader goes away, and the tenure token.
+
+mod common;
+
+use std::time::Duration;
+use tenure::time::SkewBounds;
+use tenure_mongo::{ClockUpdater, Error, Leadership, LeadershipState, Substrate};
+use tokio::time::{timeout, Instant};
+
+const CLAIM: Duration = Duration::from_millis(800);
+
+fn unit(s: &Substrate, name: &str) -> Leadership {
+    Leadership::builder("web", name)
+        .claim_duration(CLAIM)
+        .skew(SkewBounds {
+            rate_error_ppm: 500,
+            clock_step_max: Duration::from_millis(100),
+        })
+        .retry(tenure::lease::RetryConfig {
+            attempts_max: 10,
+            delay_min: Duration::from_millis(10),
+            delay_max: Duration::from_millis(100),
+        })
+        .build(s)
+        .expect("valid leadership")
+}
+
+async fn settled(l: &Leadership) -> LeadershipState {
+    let mut rx = l.state();
+    let state = timeout(
+        Duration::from_secs(10),
+        rx.wait_for(|s| !matches!(s, LeadershipState::Unknown)),
+    )
+    .await
+    .expect("a first claim answers")
+    .expect("tracker running")
+    .clone();
+    state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_unit_leads_and_hands_over_when_it_goes_away() {
+    let s = live!("leadership_handover");
+    let clock = ClockUpdater::builder()
+        .update_interval(Duration::from_millis(20))
+        .backoff_delay(Duration::from_millis(100))
+        .spawn(&s)
+        .expect("updater");
+    let a = unit(&s, "web-0");
+    let b = unit(&s, "web-1");
+    let (sa, sb) = (settled(&a).await, settled(&b).await);
+    let (leader, minion) = match (sa.is_leader(), sb.is_leader()) {
+        (true, false) => (a, b),
+        (false, true) => (b, a),
+        other => panic!("exactly one leader expected, got {other:?}: {sa:?} {sb:?}"),
+    };
+    let tenure = leader
+        .claim_leader()
+        .await
+        .expect("ticket")
+        .expect("the leader's claim_leader is true");
+    assert!(!tenure.is_cancelled());
+    assert!(minion.claim_leader().await.expect("ticket").is_none());
+    minion.wait_minion().await.expect("already a minion");
+
+    // Renewals keep the tenure past several claim durations.
+    tokio::time::sleep(CLAIM * 3).await;
+    assert!(
+        !tenure.is_cancelled(),
+        "renewed leadership keeps its tenure"
+    );
+    assert!(matches!(*minion.state().borrow(), LeadershipState::Minion));
+
+    // The leader goes away: its tenure ends at once; the minion leads once the lease expires.
+    let gone = Instant::now();
+    leader.shutdown().await;
+    assert!(tenure.is_cancelled());
+    let next = timeout(Duration::from_secs(15), minion.wait_leader())
+        .await
+        .expect("the minion takes over")
+        .expect("leads");
+    assert!(!next.is_cancelled());
+    let took = gone.elapsed();
+    assert!(
+        took >= CLAIM,
+        "took over after {took:?}, before the old lease could have expired"
+    );
+    assert!(matches!(leader.claim_leader().await, Err(_)));
+    minion.shutdown().await;
+    assert!(next.is_cancelled());
+    clock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inconsistent_timings_are_refused_at_build() {
+    let s = live!("leadership_config");
+    let too_short = Leadership::builder("web", "u")
+        .claim_duration(Duration::from_secs(1))
+        .build(&s);
+    match too_short {
+        Err(Error::Input(e)) => assert!(e.to_string().contains("clock step bound"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let slow_retry = Leadership::builder("web", "u")
+        .claim_duration(Duration::from_secs(10))
+        .retry(tenure::lease::RetryConfig {
+            attempts_max: 3,
+            delay_min: Duration::from_secs(1),
+            delay_max: Duration::from_secs(20),
+        })
+        .build(&s);
+    match slow_retry {
+        Err(Error::Input(e)) => assert!(e.to_string().contains("retry delay"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        Leadership::builder("web app", "u").build(&s),
+        Err(Error::Input(_))
+    ));
+}
