@@ -428,6 +428,7 @@ impl Drop for CancelWait<'_> {
                 .leases
                 .inner
                 .worker
+                .caller()
                 .try_call(Box::new(move |m, w, now| {
                     w.pending.remove(&req);
                     m.handle_cancel_wait(req, now)

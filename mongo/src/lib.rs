@@ -10,7 +10,9 @@
 //! - [`clock`]: read global time, keep it ticking ([`ClockUpdater`]), watch it;
 //! - [`lease`]: claim, extend, check, wait until expired, fenced writes ([`Leases`], [`Token`]);
 //! - [`leadership`]: claim, wait to lead or to follow, and a token cancelled when tenure ends
-//!   ([`Leadership`]).
+//!   ([`Leadership`]);
+//! - [`presence`]: pingers, the shared batcher, watchers with alive/dead streams, the pruner,
+//!   model isolation and removal ([`Presence`]).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -43,6 +45,7 @@ mod convert;
 mod error;
 pub mod leadership;
 pub mod lease;
+pub mod presence;
 pub mod race;
 pub mod runtime;
 mod substrate;
@@ -51,4 +54,5 @@ pub use clock::{ClockUpdater, ClockWatch};
 pub use error::{redact, Error};
 pub use leadership::{Leadership, LeadershipState};
 pub use lease::{Fenced, Leases, Token};
+pub use presence::{Presence, PresencePinger, PresenceWatch};
 pub use substrate::{Substrate, SubstrateBuilder, OP_TIMEOUT_MAX};

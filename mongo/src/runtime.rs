@@ -108,11 +108,6 @@ impl<A: Actor, R: Router<A::Output>> Worker<A, R> {
             .map_err(|_| crate::Error::Stopped(self.name))
     }
 
-    /// Queues a call without waiting; for drop guards. Returns whether it was queued.
-    pub(crate) fn try_call(&self, call: Call<A, R>) -> bool {
-        self.calls.try_send(Msg::Call(call)).is_ok()
-    }
-
     /// Runs `last` (say, the actor's stop), delivers its notifications, and waits for the task.
     pub(crate) async fn shutdown(&self, last: Call<A, R>) {
         if self.calls.send(Msg::Last(last)).await.is_err() {
@@ -128,6 +123,43 @@ impl<A: Actor, R: Router<A::Output>> Worker<A, R> {
     /// Whether the worker still runs.
     pub(crate) fn is_running(&self) -> bool {
         !self.calls.is_closed()
+    }
+
+    /// A cheap handle that queues calls from elsewhere (another worker's router, a drop guard).
+    pub(crate) fn caller(&self) -> Caller<A, R> {
+        Caller {
+            name: self.name,
+            calls: self.calls.clone(),
+        }
+    }
+}
+
+/// Queues calls to a worker without owning it: the worker stops when its owner shuts it down,
+/// whatever callers remain.
+pub(crate) struct Caller<A: Actor, R> {
+    name: &'static str,
+    calls: mpsc::Sender<Msg<A, R>>,
+}
+
+impl<A: Actor, R> Clone for Caller<A, R> {
+    fn clone(&self) -> Self {
+        Caller {
+            name: self.name,
+            calls: self.calls.clone(),
+        }
+    }
+}
+
+impl<A: Actor, R> Caller<A, R> {
+    /// Queues a call without waiting; `false` if the worker is gone or its queue is full.
+    pub(crate) fn try_call(&self, call: Call<A, R>) -> bool {
+        match self.calls.try_send(Msg::Call(call)) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(worker = self.name, error = %e, "call dropped");
+                false
+            }
+        }
     }
 }
 

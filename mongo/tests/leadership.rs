@@ -86,7 +86,10 @@ async fn one_unit_leads_and_hands_over_when_it_goes_away() {
         took >= CLAIM,
         "took over after {took:?}, before the old lease could have expired"
     );
-    assert!(leader.claim_leader().await.is_err(), "a stopped tracker refuses");
+    assert!(
+        leader.claim_leader().await.is_err(),
+        "a stopped tracker refuses"
+    );
     minion.shutdown().await;
     assert!(next.is_cancelled());
     clock.shutdown().await;

@@ -1,0 +1,577 @@
+//! Presence (PROTOCOLS.md §5): which agents are alive, within one model (namespace).
+//!
+//! A [`Presence`] owns the model's ping [batcher](tenure::presence::Batcher): every pinger of the
+//! process hands it its pings, and it writes them as one bulk `$bit or` upsert per flush
+//! interval. [`Presence::pinger`] starts a pinger for a key; [`Presence::watcher`] starts a
+//! watcher (with the pruner it triggers after some syncs) whose [`PresenceWatch::watch`] streams a
+//! key's alive/dead state. Models never see each other's documents.
+
+use crate::error::Error;
+use crate::runtime::{Actor, Caller, Router, Worker};
+use crate::substrate::Substrate;
+use futures_util::Stream;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tenure::effects::{Effects, OpId};
+use tenure::jitter::Jitter;
+use tenure::presence::batcher::BatcherOutput;
+use tenure::presence::pruner::PrunerOutput;
+use tenure::presence::{
+    Batcher, BatcherConfig, Pinger, PingerOutput, PresenceConfig, PresenceWatcher, PruneTrigger,
+    Pruner, WatchId, WatcherOutput,
+};
+use tenure::substrate::OpResult;
+use tenure::time::LocalTime;
+use tokio::sync::{oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+/// The default slot length (Juju's).
+pub const DEFAULT_PERIOD: Duration = Duration::from_secs(30);
+/// The default flush interval of the batcher (Juju's).
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+macro_rules! actor {
+    ($t:ty, $o:ty) => {
+        impl Actor for $t {
+            type Output = $o;
+            fn next_deadline(&self) -> Option<LocalTime> {
+                <$t>::next_deadline(self)
+            }
+            fn handle_timeout(&mut self, now: LocalTime) -> Effects<$o> {
+                <$t>::handle_timeout(self, now)
+            }
+            fn handle_reply(&mut self, id: OpId, r: OpResult, now: LocalTime) -> Effects<$o> {
+                <$t>::handle_reply(self, id, r, now)
+            }
+        }
+    };
+}
+actor!(Batcher, BatcherOutput);
+actor!(Pinger, PingerOutput);
+actor!(PresenceWatcher, WatcherOutput);
+
+/// The pruner runs only when a watcher asks it to: no timer of its own.
+impl Actor for Pruner {
+    type Output = PrunerOutput;
+    fn next_deadline(&self) -> Option<LocalTime> {
+        None
+    }
+    fn handle_timeout(&mut self, _now: LocalTime) -> Effects<PrunerOutput> {
+        Effects::none()
+    }
+    fn handle_reply(&mut self, id: OpId, r: OpResult, now: LocalTime) -> Effects<PrunerOutput> {
+        Pruner::handle_reply(self, id, r, now)
+    }
+}
+
+struct BatcherRouter;
+
+impl Router<BatcherOutput> for BatcherRouter {
+    fn route(&mut self, out: BatcherOutput) {
+        match out {
+            BatcherOutput::Flushed { docs } => {
+                metrics::histogram!("tenure_presence_flush_docs").record(docs as f64);
+            }
+            BatcherOutput::Requeued { docs, cause } => {
+                tracing::debug!(docs, %cause, "presence flush failed; pings requeued");
+            }
+            BatcherOutput::Refused(why) => tracing::warn!(%why, "ping refused"),
+        }
+    }
+}
+
+/// Builder for [`Presence`].
+#[derive(Clone, Debug)]
+pub struct PresenceBuilder {
+    config: PresenceConfig,
+    flush_interval: Duration,
+}
+
+impl PresenceBuilder {
+    /// The slot length, whole seconds from 1 s to 1 h (default 30 s). Every process of a model
+    /// must use the same.
+    pub fn period(mut self, period: Duration) -> Self {
+        self.config.period = period;
+        self
+    }
+
+    /// How often the batcher writes the pings it gathered (default 1 s, at most 60 s).
+    pub fn flush_interval(mut self, d: Duration) -> Self {
+        self.flush_interval = d;
+        self
+    }
+
+    /// Validates and starts the model's batcher.
+    pub fn build(self, substrate: &Substrate) -> Result<Presence, Error> {
+        self.config.validate()?;
+        if self.flush_interval >= self.config.period {
+            return Err(Error::Input(tenure::validate::InputError::InvalidConfig(
+                format!(
+                    "flush interval {:?} must be shorter than the presence period {:?}",
+                    self.flush_interval, self.config.period
+                ),
+            )));
+        }
+        let batcher = Batcher::new(BatcherConfig {
+            flush_interval: self.flush_interval,
+            jitter_seed: Some(rand::random()),
+            mutant: None,
+        })?;
+        let worker = Worker::spawn(
+            "presence batcher",
+            batcher,
+            BatcherRouter,
+            substrate.clone(),
+            Box::new(|_, _, _| Effects::none()),
+            CancellationToken::new(),
+        );
+        Ok(Presence {
+            inner: Arc::new(PresenceInner {
+                config: self.config,
+                substrate: substrate.clone(),
+                batcher: worker,
+            }),
+        })
+    }
+}
+
+struct PresenceInner {
+    config: PresenceConfig,
+    substrate: Substrate,
+    batcher: Worker<Batcher, BatcherRouter>,
+}
+
+/// One model's presence in this process: its batcher, and the factory of pingers and watchers.
+#[derive(Clone)]
+pub struct Presence {
+    inner: Arc<PresenceInner>,
+}
+
+impl std::fmt::Debug for Presence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presence")
+            .field("model", &self.inner.config.model)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Presence {
+    /// A builder for `model` (a valid name: the prefix of every presence document's `_id`).
+    pub fn builder(model: impl Into<String>) -> PresenceBuilder {
+        let mut config = PresenceConfig::new(model);
+        config.period = DEFAULT_PERIOD;
+        PresenceBuilder {
+            config,
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+        }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &str {
+        &self.inner.config.model
+    }
+
+    /// Starts pinging for `key`: measures the offset to the server clock, takes a new sequence,
+    /// registers the being, then pings once per slot. Resolves once started.
+    pub async fn pinger(&self, key: &str) -> Result<PresencePinger, Error> {
+        let pinger = Pinger::new(self.inner.config.clone(), key)?;
+        let (started_tx, started) = oneshot::channel();
+        let router = PingerRouter {
+            batcher: self.inner.batcher.caller(),
+            started: Some(started_tx),
+            killed: None,
+            key: key.to_owned(),
+        };
+        let worker = Worker::spawn(
+            "presence pinger",
+            pinger,
+            router,
+            self.inner.substrate.clone(),
+            Box::new(|p, _, now| p.handle_start(now)),
+            CancellationToken::new(),
+        );
+        match started.await {
+            Ok(Ok(seq)) => Ok(PresencePinger { worker, seq }),
+            Ok(Err(why)) => {
+                worker.shutdown(Box::new(|_, _, _| Effects::none())).await;
+                Err(Error::Store(format!(
+                    "presence pinger for {key:?} failed to start: {why}"
+                )))
+            }
+            Err(_) => Err(Error::Stopped("presence pinger")),
+        }
+    }
+
+    /// Starts a watcher of this model (and the pruner it triggers now and then).
+    pub fn watcher(&self) -> Result<PresenceWatch, Error> {
+        let config = self.inner.config.clone();
+        let pruner = Worker::spawn(
+            "presence pruner",
+            Pruner::new(config.clone(), None)?,
+            PrunerRouter::default(),
+            self.inner.substrate.clone(),
+            Box::new(|_, _, _| Effects::none()),
+            CancellationToken::new(),
+        );
+        let router = WatcherRouter {
+            watches: HashMap::new(),
+            pruner: pruner.caller(),
+            trigger: PruneTrigger::new(),
+            jitter: Jitter::seeded(rand::random()),
+            synced: None,
+        };
+        let (synced_tx, synced) = watch::channel(None);
+        let mut router = router;
+        router.synced = Some(synced_tx);
+        let worker = Worker::spawn(
+            "presence watcher",
+            PresenceWatcher::new(config, None)?,
+            router,
+            self.inner.substrate.clone(),
+            Box::new(|w, _, now| w.handle_timeout(now)),
+            CancellationToken::new(),
+        );
+        Ok(PresenceWatch {
+            inner: Arc::new(WatchInner {
+                worker,
+                pruner,
+                synced,
+            }),
+        })
+    }
+
+    /// Deletes every presence document of this model (and of no other). Stop its pingers and
+    /// watchers first.
+    pub async fn remove_model(&self) -> Result<u64, Error> {
+        let mut removed = 0;
+        for op in self.inner.config.remove_model_ops() {
+            match self.inner.substrate.execute(&op).await {
+                OpResult::Ok(tenure::substrate::Reply::Count(n)) => removed += n,
+                other => return Err(Error::Store(format!("removing model: {other}"))),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Writes the pings gathered so far now, rather than at the next flush interval.
+    pub async fn flush(&self) -> Result<(), Error> {
+        self.inner
+            .batcher
+            .call(Box::new(|b, _, now| b.handle_flush(now)))
+            .await
+    }
+
+    /// Flushes what is pending, then stops the batcher (later pings are refused).
+    pub async fn shutdown(&self) {
+        let _ = self.flush().await;
+        self.inner
+            .batcher
+            .shutdown(Box::new(|b, _, now| b.handle_stop(now)))
+            .await;
+    }
+}
+
+struct PingerRouter {
+    batcher: Caller<Batcher, BatcherRouter>,
+    started: Option<oneshot::Sender<Result<u64, String>>>,
+    killed: Option<oneshot::Sender<()>>,
+    key: String,
+}
+
+impl Router<PingerOutput> for PingerRouter {
+    fn route(&mut self, out: PingerOutput) {
+        match out {
+            PingerOutput::Started { seq } => {
+                tracing::debug!(key = %self.key, seq, "presence pinger started");
+                if let Some(tx) = self.started.take() {
+                    let _ = tx.send(Ok(seq));
+                }
+            }
+            PingerOutput::Ping {
+                model,
+                slot,
+                field,
+                bit,
+            } => {
+                // A full batcher queue drops this ping; the next interval pings again.
+                self.batcher.try_call(Box::new(move |b, _, now| {
+                    b.handle_ping(&model, slot, &field, bit, now)
+                }));
+            }
+            PingerOutput::Killed => {
+                if let Some(tx) = self.killed.take() {
+                    let _ = tx.send(());
+                }
+            }
+            PingerOutput::Failed(why) => {
+                tracing::warn!(key = %self.key, %why, "presence pinger failed");
+                if let Some(tx) = self.started.take() {
+                    let _ = tx.send(Err(why));
+                }
+            }
+        }
+    }
+}
+
+/// A running pinger: the key is alive while it pings.
+pub struct PresencePinger {
+    worker: Worker<Pinger, PingerRouter>,
+    seq: u64,
+}
+
+impl std::fmt::Debug for PresencePinger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PresencePinger")
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PresencePinger {
+    /// The sequence this start took.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Stops pinging: watchers see the key dead once its last ping leaves their two-slot window.
+    pub async fn stop(self) {
+        self.worker
+            .shutdown(Box::new(|p, _, now| p.handle_stop(now)))
+            .await;
+    }
+
+    /// Stops and marks the sequence dead at once: watchers see the key dead at their next sync.
+    /// Waits (at most the substrate's op timeout) for the dead marker to be written.
+    pub async fn kill(self) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.worker
+            .call(Box::new(move |p, r, now| {
+                r.killed = Some(tx);
+                p.handle_kill(now)
+            }))
+            .await?;
+        let killed = tokio::time::timeout(Duration::from_secs(30), rx).await;
+        self.worker
+            .shutdown(Box::new(|_, _, _| Effects::none()))
+            .await;
+        match killed {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Error::Stopped("presence pinger")),
+            Err(_) => Err(Error::Timeout(Duration::from_secs(30))),
+        }
+    }
+}
+
+/// What a prune pass removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pruned {
+    /// Ping slot documents deleted.
+    pub pings: u64,
+    /// Superseded beings deleted.
+    pub beings: u64,
+}
+
+#[derive(Default)]
+struct PrunerRouter {
+    /// Whoever waits for the running pass (an explicit [`PresenceWatch::prune`]).
+    waiting: Vec<oneshot::Sender<Result<Pruned, String>>>,
+}
+
+impl Router<PrunerOutput> for PrunerRouter {
+    fn route(&mut self, out: PrunerOutput) {
+        let result = match out {
+            PrunerOutput::Pruned { pings, beings } => {
+                tracing::debug!(pings, beings, "presence pruned");
+                Ok(Pruned { pings, beings })
+            }
+            PrunerOutput::Failed(why) => {
+                tracing::warn!(%why, "presence prune failed");
+                Err(why)
+            }
+        };
+        for tx in self.waiting.drain(..) {
+            let _ = tx.send(result.clone());
+        }
+    }
+}
+
+struct WatcherRouter {
+    watches: HashMap<WatchId, watch::Sender<bool>>,
+    pruner: Caller<Pruner, PrunerRouter>,
+    trigger: PruneTrigger,
+    jitter: Jitter,
+    synced: Option<watch::Sender<Option<i64>>>,
+}
+
+impl Router<WatcherOutput> for WatcherRouter {
+    fn route(&mut self, out: WatcherOutput) {
+        match out {
+            WatcherOutput::Change { watch, alive, .. } => {
+                if let Some(tx) = self.watches.get(&watch) {
+                    tx.send_replace(alive);
+                }
+            }
+            WatcherOutput::Synced { slot } => {
+                if let Some(tx) = &self.synced {
+                    tx.send_replace(Some(slot));
+                }
+                if self.trigger.after_sync(&mut self.jitter) {
+                    self.pruner
+                        .try_call(Box::new(move |p, _, now| p.handle_prune(slot, now)));
+                }
+            }
+            WatcherOutput::SyncFailed(why) => tracing::debug!(%why, "presence sync failed"),
+        }
+    }
+}
+
+struct WatchInner {
+    worker: Worker<PresenceWatcher, WatcherRouter>,
+    pruner: Worker<Pruner, PrunerRouter>,
+    synced: watch::Receiver<Option<i64>>,
+}
+
+/// A presence watcher of one model; cheap to clone.
+#[derive(Clone)]
+pub struct PresenceWatch {
+    inner: Arc<WatchInner>,
+}
+
+impl std::fmt::Debug for PresenceWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PresenceWatch").finish_non_exhaustive()
+    }
+}
+
+impl PresenceWatch {
+    /// `key`'s liveness as a stream: the current state first (after the watcher's first sync),
+    /// then each change. A slow reader sees the newest state, not every flap. Dropping the stream
+    /// ends the watch.
+    pub async fn watch(
+        &self,
+        key: &str,
+    ) -> Result<impl Stream<Item = bool> + Send + 'static, Error> {
+        tenure::validate::check_name("presence key", key)?;
+        let (tx, rx) = watch::channel(false);
+        let (id_tx, id_rx) = oneshot::channel();
+        let k = key.to_owned();
+        self.inner
+            .worker
+            .call(Box::new(move |w, r, now| match w.handle_watch(&k, now) {
+                Ok((id, fx)) => {
+                    r.watches.insert(id, tx);
+                    let _ = id_tx.send(id);
+                    fx
+                }
+                Err(_) => Effects::none(),
+            }))
+            .await?;
+        let id = id_rx
+            .await
+            .map_err(|_| Error::Stopped("presence watcher"))?;
+        let guard = Unwatch {
+            caller: self.inner.worker.caller(),
+            id,
+        };
+        let mut rx = rx;
+        rx.mark_unchanged();
+        Ok(futures_util::stream::unfold(
+            (rx, guard),
+            |(mut rx, guard)| async move {
+                rx.changed().await.ok()?;
+                let alive = *rx.borrow_and_update();
+                Some((alive, (rx, guard)))
+            },
+        ))
+    }
+
+    /// Whether `key` is alive as of the watcher's last sync (false before the first).
+    pub async fn alive(&self, key: &str) -> Result<bool, Error> {
+        let (tx, rx) = oneshot::channel();
+        let k = key.to_owned();
+        self.inner
+            .worker
+            .call(Box::new(move |w, _, _| {
+                let _ = tx.send(w.alive(&k));
+                Effects::none()
+            }))
+            .await?;
+        rx.await.map_err(|_| Error::Stopped("presence watcher"))
+    }
+
+    /// Syncs as soon as possible and waits until a sync has completed after this call.
+    pub async fn sync(&self) -> Result<(), Error> {
+        let mut synced = self.inner.synced.clone();
+        synced.mark_unchanged();
+        self.inner
+            .worker
+            .call(Box::new(|w, _, now| w.handle_start_sync(now)))
+            .await?;
+        synced
+            .changed()
+            .await
+            .map_err(|_| Error::Stopped("presence watcher"))
+    }
+
+    /// Runs a prune pass now (one also runs, at random, about once per 260 syncs): deletes ping
+    /// documents older than the last four slots and beings no longer referenced, never a key's
+    /// newest. Waits for the pass.
+    pub async fn prune(&self) -> Result<Pruned, Error> {
+        let slot = match *self.inner.synced.borrow() {
+            Some(slot) => slot,
+            None => {
+                return Err(Error::Store(
+                    "the watcher has not synced yet; call sync() first".into(),
+                ))
+            }
+        };
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .pruner
+            .call(Box::new(move |p, r, now| {
+                r.waiting.push(tx);
+                let fx = p.handle_prune(slot, now);
+                if fx.is_empty() && !p.is_running() {
+                    // Nothing started (cannot happen: a pass always starts with a delete).
+                    for tx in r.waiting.drain(..) {
+                        let _ = tx.send(Err("no prune pass started".into()));
+                    }
+                }
+                fx
+            }))
+            .await?;
+        rx.await
+            .map_err(|_| Error::Stopped("presence pruner"))?
+            .map_err(Error::Store)
+    }
+
+    /// Stops the watcher and its pruner.
+    pub async fn shutdown(&self) {
+        self.inner
+            .worker
+            .shutdown(Box::new(|_, _, _| Effects::none()))
+            .await;
+        self.inner
+            .pruner
+            .shutdown(Box::new(|_, _, _| Effects::none()))
+            .await;
+    }
+}
+
+/// Ends a watch when its stream is dropped.
+struct Unwatch {
+    caller: Caller<PresenceWatcher, WatcherRouter>,
+    id: WatchId,
+}
+
+impl Drop for Unwatch {
+    fn drop(&mut self) {
+        let id = self.id;
+        self.caller.try_call(Box::new(move |w, r, now| {
+            w.handle_unwatch(id, now);
+            r.watches.remove(&id);
+            Effects::none()
+        }));
+    }
+}
