@@ -431,7 +431,8 @@ impl History {
     ) {
         let inv = self.invocations();
         let mut answers = Vec::new();
-        let mut tickets: BTreeMap<u32, Vec<TicketEvent>> = BTreeMap::new();
+        // Per tracker: a process may run several (one per unit it hosts).
+        let mut tickets: BTreeMap<(u32, &str, &str), Vec<TicketEvent>> = BTreeMap::new();
         for e in &self.entries {
             match &e.operation {
                 Operation::Ticket {
@@ -442,7 +443,9 @@ impl History {
                     claim_duration,
                     value,
                 } => {
-                    let events = tickets.entry(e.process).or_default();
+                    let events = tickets
+                        .entry((e.process, application.as_str(), unit.as_str()))
+                        .or_default();
                     match (e.phase, value) {
                         (Phase::Invoke, _) => events.push(TicketEvent::Issued(*ticket, *kind)),
                         (_, Some(v)) => {
@@ -467,8 +470,8 @@ impl History {
                         _ => {}
                     }
                 }
-                Operation::TrackerStopped { .. } => tickets
-                    .entry(e.process)
+                Operation::TrackerStopped { application, unit } => tickets
+                    .entry((e.process, application.as_str(), unit.as_str()))
                     .or_default()
                     .push(TicketEvent::Stopped),
                 _ => {}

@@ -5,6 +5,7 @@
 //! interval, the others stand by).
 
 use crate::error::Error;
+use crate::record::{self, Recorder};
 use crate::runtime::{Actor, Call, Router, Worker};
 use crate::substrate::Substrate;
 use futures_util::Stream;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use tenure::clock::watcher::WatcherOutput;
 use tenure::clock::{ClockWatcher, Reader, Updater, UpdaterConfig, UpdaterOutput, WatcherConfig};
 use tenure::effects::{Effects, OpId};
+use tenure::history::Operation;
 use tenure::substrate::{OpResult, ReadConcern};
 use tenure::time::{GlobalTime, LocalTime};
 use tokio::sync::watch;
@@ -20,10 +22,17 @@ use tokio_util::sync::CancellationToken;
 /// Reads global time once, linearizably: every write acknowledged before the call is reflected.
 /// A deployment whose clock document does not exist yet reads as 0.
 pub async fn global_time(substrate: &Substrate) -> Result<GlobalTime, Error> {
+    let rec = substrate.recorder();
+    let call = record::invoke(rec, || Operation::ClockRead { value: None });
     let result = substrate
         .execute(&Reader::request(ReadConcern::Linearizable))
         .await;
-    Ok(Reader::decode(&result)?)
+    let value = Reader::decode(&result);
+    let known = value.as_ref().ok().copied();
+    record::complete(rec, call, known.is_none(), || Operation::ClockRead {
+        value: known,
+    });
+    Ok(value?)
 }
 
 impl Actor for Updater {
@@ -55,6 +64,7 @@ impl Actor for ClockWatcher {
 /// Publishes each updater outcome; failures are logged (the worker rebuilds itself).
 struct UpdaterRouter {
     advanced: watch::Sender<Option<GlobalTime>>,
+    recorder: Option<Recorder>,
 }
 
 impl Router<UpdaterOutput> for UpdaterRouter {
@@ -66,6 +76,10 @@ impl Router<UpdaterOutput> for UpdaterRouter {
             UpdaterOutput::Advanced { from, to, .. } => {
                 tracing::trace!(from = from.0, to = to.0, "global time advanced");
                 metrics::counter!("tenure_clock_advances_total").increment(1);
+                record::event(self.recorder.as_ref(), || Operation::ClockAdvance {
+                    from,
+                    to,
+                });
                 self.advanced.send_replace(Some(to));
             }
             UpdaterOutput::Conflict { observed } => {
@@ -122,7 +136,10 @@ impl ClockUpdaterBuilder {
         let worker = Worker::spawn(
             "clock updater",
             updater,
-            UpdaterRouter { advanced: tx },
+            UpdaterRouter {
+                advanced: tx,
+                recorder: substrate.recorder().cloned(),
+            },
             substrate.clone(),
             start,
             self.cancel,
@@ -174,6 +191,7 @@ impl ClockUpdater {
 
 struct WatchRouter {
     latest: watch::Sender<Option<GlobalTime>>,
+    recorder: Option<Recorder>,
 }
 
 impl Router<WatcherOutput> for WatchRouter {
@@ -181,6 +199,9 @@ impl Router<WatcherOutput> for WatchRouter {
         match out {
             // A latest-value slot: a slow consumer sees only the newest time (coalescing).
             WatcherOutput::Time(t) => {
+                record::event(self.recorder.as_ref(), || Operation::ClockEmitted {
+                    value: t,
+                });
                 self.latest.send_replace(Some(t));
             }
             WatcherOutput::PollFailed(e) => tracing::debug!(error = %e, "clock poll failed"),
@@ -206,7 +227,10 @@ impl ClockWatch {
         let worker = Worker::spawn(
             "clock watcher",
             watcher,
-            WatchRouter { latest: tx },
+            WatchRouter {
+                latest: tx,
+                recorder: substrate.recorder().cloned(),
+            },
             substrate.clone(),
             start,
             CancellationToken::new(),

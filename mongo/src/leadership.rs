@@ -7,14 +7,17 @@
 //! that token and stop when it fires.
 
 use crate::error::Error;
-use crate::lease::{observe_manager_output, random_id, DEFAULT_SKEW};
+use crate::lease::{claim_outcome, observe_manager_output, random_id, DEFAULT_SKEW};
+use crate::record::{self, CallId, Recorder};
 use crate::runtime::{instant_of, Actor, Call, Router, Worker};
 use crate::substrate::Substrate;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tenure::effects::{Effects, OpId};
+use tenure::history::Operation;
 use tenure::leadership::{TicketId, TicketKind, TrackerConfig, TrackerOutput, Unit, UnitOutput};
+use tenure::lease::ManagerOutput;
 use tenure::lease::{ManagerConfig, RetryConfig};
 use tenure::substrate::OpResult;
 use tenure::time::{LocalTime, SkewBounds};
@@ -75,8 +78,13 @@ struct Term {
     deadline: watch::Sender<Instant>,
 }
 
+/// A ticket's caller, and its recorded call and history ticket id if recording.
+type WaitingTicket = (oneshot::Sender<bool>, Option<(CallId, TicketId)>);
+
 struct UnitRouter {
-    tickets: HashMap<TicketId, oneshot::Sender<bool>>,
+        tickets: HashMap<TicketId, WaitingTicket>,
+    claim_duration: Duration,
+    recorder: Option<Recorder>,
     state: watch::Sender<LeadershipState>,
     term: Option<Term>,
     application: String,
@@ -87,6 +95,17 @@ impl UnitRouter {
     fn end_term(&mut self) {
         if let Some(term) = self.term.take() {
             term.tenure.cancel();
+        }
+    }
+
+    fn ticket(&self, ticket: TicketId, kind: TicketKind, value: Option<bool>) -> Operation {
+        Operation::Ticket {
+            application: self.application.clone(),
+            unit: self.unit.clone(),
+            ticket,
+            kind,
+            claim_duration: self.claim_duration,
+            value,
         }
     }
 
@@ -104,6 +123,7 @@ impl UnitRouter {
         let tenure = CancellationToken::new();
         let (deadline, mut rx) = watch::channel(until);
         let guard = tenure.clone();
+
         tokio::spawn(async move {
             loop {
                 let at = *rx.borrow_and_update();
@@ -128,9 +148,30 @@ impl UnitRouter {
 impl Router<UnitOutput> for UnitRouter {
     fn route(&mut self, out: UnitOutput) {
         match out {
-            UnitOutput::Manager(m) => observe_manager_output(&m),
-            UnitOutput::Tracker(TrackerOutput::Ticket { id, value, .. }) => {
-                if let Some(tx) = self.tickets.remove(&id) {
+            UnitOutput::Manager(m) => {
+                observe_manager_output(&m);
+                if let (Some(rec), Some((outcome, unknown))) = (&self.recorder, claim_outcome(&m)) {
+                    if let ManagerOutput::Claimed { lease, holder, .. }
+                    | ManagerOutput::Denied { lease, holder, .. } = &m
+                    {
+                        let claim = |outcome| Operation::Claim {
+                            lease: lease.clone(),
+                            holder: holder.clone(),
+                            duration: self.claim_duration * 2,
+                            outcome,
+                        };
+                        let call = rec.invoke(claim(None));
+                        record::complete(Some(rec), Some(call), unknown, || claim(Some(outcome)));
+                    }
+                }
+            }
+            UnitOutput::Tracker(TrackerOutput::Ticket { id, value, kind }) => {
+                if let Some((tx, recorded)) = self.tickets.remove(&id) {
+                    if let Some((call, as_id)) = recorded {
+                        record::complete(self.recorder.as_ref(), Some(call), false, || {
+                            self.ticket(as_id, kind, Some(value))
+                        });
+                    }
                     let _ = tx.send(value);
                 }
             }
@@ -147,6 +188,10 @@ impl Router<UnitOutput> for UnitRouter {
                 self.state.send_replace(LeadershipState::Minion);
             }
             UnitOutput::Tracker(TrackerOutput::Stopped(why)) => {
+                record::event(self.recorder.as_ref(), || Operation::TrackerStopped {
+                    application: self.application.clone(),
+                    unit: self.unit.clone(),
+                });
                 tracing::info!(application = %self.application, unit = %self.unit, reason = %why, "leadership tracker stopped");
                 self.end_term();
                 self.state.send_replace(LeadershipState::Stopped(why));
@@ -230,6 +275,8 @@ impl LeadershipBuilder {
         let (state_tx, state) = watch::channel(LeadershipState::Unknown);
         let router = UnitRouter {
             tickets: HashMap::new(),
+            claim_duration: self.claim_duration,
+            recorder: substrate.recorder().cloned(),
             state: state_tx,
             term: None,
             application: self.application,
@@ -299,7 +346,12 @@ impl Leadership {
         let (tx, rx) = oneshot::channel();
         let call: Call<Unit, UnitRouter> = Box::new(move |u, r, now| {
             let (id, fx) = u.handle_ticket(kind, now);
-            r.tickets.insert(id, tx);
+            // Ticket ids are per tracker; the history numbers them per recorder.
+            let recorded = r.recorder.as_ref().map(|rec| {
+                let as_id = TicketId(rec.unique());
+                (rec.invoke(r.ticket(as_id, kind, None)), as_id)
+            });
+            r.tickets.insert(id, (tx, recorded));
             fx
         });
         self.inner.worker.call(call).await?;

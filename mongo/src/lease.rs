@@ -6,6 +6,7 @@
 //! instant the holder must stop acting, whatever it believes, until a new claim succeeds.
 
 use crate::error::Error;
+use crate::record;
 use crate::runtime::{instant_of, local_now, Actor, Call, Router, Worker};
 use crate::substrate::Substrate;
 use mongodb::bson::{doc, Document as BsonDocument};
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tenure::effects::{Effects, OpId};
+use tenure::history::{ClaimOutcome, Operation};
 use tenure::lease::{
     Epoch, LeaseManager, ManagerConfig, ManagerError, ManagerOutput, RequestId, RetryConfig,
 };
@@ -40,6 +42,32 @@ impl Actor for LeaseManager {
 #[derive(Default)]
 struct Waiters {
     pending: HashMap<RequestId, oneshot::Sender<ManagerOutput>>,
+}
+
+/// A claim's answer in the history's terms, and whether its outcome is unknown; `None` for
+/// answers that are not about claims.
+pub(crate) fn claim_outcome(out: &ManagerOutput) -> Option<(ClaimOutcome, bool)> {
+    Some(match out {
+        ManagerOutput::Claimed {
+            epoch,
+            local_deadline,
+            ..
+        } => (
+            ClaimOutcome::Granted {
+                epoch: *epoch,
+                local_deadline: *local_deadline,
+            },
+            false,
+        ),
+        ManagerOutput::Denied { .. } => (ClaimOutcome::Denied, false),
+        ManagerOutput::Failed { error, .. } => (
+            ClaimOutcome::Failed {
+                error: error.to_string(),
+            },
+            matches!(error, ManagerError::OutcomeUnknown(_)),
+        ),
+        _ => return None,
+    })
 }
 
 /// Logs and counts what a manager reports; shared by every worker that runs one.
@@ -249,12 +277,38 @@ impl Token {
         collection: &mongodb::Collection<BsonDocument>,
         fence_field: &str,
         filter: BsonDocument,
-        mut update: BsonDocument,
+        update: BsonDocument,
     ) -> Result<Fenced, Error> {
         tenure::validate::check_name("fence field", fence_field)?;
         if !self.is_valid() {
             return Ok(Fenced::Superseded);
         }
+        let rec = self.leases.inner.substrate.recorder();
+        let fenced_write = |accepted| Operation::FencedWrite {
+            lease: self.lease.clone(),
+            epoch: self.epoch,
+            accepted,
+        };
+        let call = record::invoke(rec, || fenced_write(None));
+        let result = self
+            .fenced_write(collection, fence_field, filter, update)
+            .await;
+        let accepted = match &result {
+            Ok(Fenced::Written) => Some(true),
+            Ok(_) => Some(false),
+            Err(_) => None,
+        };
+        record::complete(rec, call, accepted.is_none(), || fenced_write(accepted));
+        result
+    }
+
+    async fn fenced_write(
+        &self,
+        collection: &mongodb::Collection<BsonDocument>,
+        fence_field: &str,
+        filter: BsonDocument,
+        mut update: BsonDocument,
+    ) -> Result<Fenced, Error> {
         let epoch = i64::try_from(self.epoch.0).unwrap_or(i64::MAX);
         let mut fenced = filter.clone();
         fenced.insert(fence_field, doc! { "$not": { "$gt": epoch } });
@@ -329,11 +383,23 @@ impl Leases {
         holder: &str,
         duration: Duration,
     ) -> Result<Token, Error> {
+        let rec = self.inner.substrate.recorder();
+        let claim = |outcome| Operation::Claim {
+            lease: lease.to_owned(),
+            holder: holder.to_owned(),
+            duration,
+            outcome,
+        };
+        let call = record::invoke(rec, || claim(None));
         let (l, h) = (lease.to_owned(), holder.to_owned());
         let (_, rx) = self
             .ask(move |m, req, now| m.handle_claim(req, &l, &h, duration, now))
             .await?;
-        match rx.await.map_err(|_| Error::Stopped("lease manager"))? {
+        let answer = rx.await.map_err(|_| Error::Stopped("lease manager"))?;
+        if let Some((outcome, unknown)) = claim_outcome(&answer) {
+            record::complete(rec, call, unknown, || claim(Some(outcome)));
+        }
+        match answer {
             ManagerOutput::Claimed {
                 lease,
                 holder,

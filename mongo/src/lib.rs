@@ -47,6 +47,7 @@ pub mod leadership;
 pub mod lease;
 pub mod presence;
 pub mod race;
+pub mod record;
 pub mod runtime;
 mod substrate;
 
@@ -55,4 +56,5 @@ pub use error::{redact, Error};
 pub use leadership::{Leadership, LeadershipState};
 pub use lease::{Fenced, Leases, Token};
 pub use presence::{Presence, PresencePinger, PresenceWatch};
+pub use record::Recorder;
 pub use substrate::{Substrate, SubstrateBuilder, OP_TIMEOUT_MAX};

@@ -7,6 +7,7 @@
 //! key's alive/dead state. Models never see each other's documents.
 
 use crate::error::Error;
+use crate::record::{self, Recorder};
 use crate::runtime::{Actor, Caller, Router, Worker};
 use crate::substrate::Substrate;
 use futures_util::Stream;
@@ -14,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tenure::effects::{Effects, OpId};
+use tenure::history::Operation;
 use tenure::jitter::Jitter;
 use tenure::presence::batcher::BatcherOutput;
 use tenure::presence::pruner::PrunerOutput;
@@ -214,16 +216,15 @@ impl Presence {
             Box::new(|_, _, _| Effects::none()),
             CancellationToken::new(),
         );
+        let (synced_tx, synced) = watch::channel(None);
         let router = WatcherRouter {
             watches: HashMap::new(),
             pruner: pruner.caller(),
             trigger: PruneTrigger::new(),
             jitter: Jitter::seeded(rand::random()),
-            synced: None,
+            synced: synced_tx,
+            recorder: self.inner.substrate.recorder().cloned(),
         };
-        let (synced_tx, synced) = watch::channel(None);
-        let mut router = router;
-        router.synced = Some(synced_tx);
         let worker = Worker::spawn(
             "presence watcher",
             PresenceWatcher::new(config, None)?,
@@ -397,25 +398,31 @@ impl Router<PrunerOutput> for PrunerRouter {
 }
 
 struct WatcherRouter {
-    watches: HashMap<WatchId, watch::Sender<bool>>,
+    /// Each watch's channel, and its number in the history (watch ids are per watcher, the
+    /// history's per recorder).
+    watches: HashMap<WatchId, (watch::Sender<bool>, u64)>,
     pruner: Caller<Pruner, PrunerRouter>,
     trigger: PruneTrigger,
     jitter: Jitter,
-    synced: Option<watch::Sender<Option<i64>>>,
+    synced: watch::Sender<Option<i64>>,
+    recorder: Option<Recorder>,
 }
 
 impl Router<WatcherOutput> for WatcherRouter {
     fn route(&mut self, out: WatcherOutput) {
         match out {
-            WatcherOutput::Change { watch, alive, .. } => {
-                if let Some(tx) = self.watches.get(&watch) {
+            WatcherOutput::Change { watch, alive, key } => {
+                if let Some((tx, recorded)) = self.watches.get(&watch) {
+                    record::event(self.recorder.as_ref(), || Operation::Presence {
+                        watch: *recorded,
+                        key,
+                        alive,
+                    });
                     tx.send_replace(alive);
                 }
             }
             WatcherOutput::Synced { slot } => {
-                if let Some(tx) = &self.synced {
-                    tx.send_replace(Some(slot));
-                }
+                self.synced.send_replace(Some(slot));
                 if self.trigger.after_sync(&mut self.jitter) {
                     self.pruner
                         .try_call(Box::new(move |p, _, now| p.handle_prune(slot, now)));
@@ -460,7 +467,8 @@ impl PresenceWatch {
             .worker
             .call(Box::new(move |w, r, now| match w.handle_watch(&k, now) {
                 Ok((id, fx)) => {
-                    r.watches.insert(id, tx);
+                    let recorded = r.recorder.as_ref().map_or(id.0, Recorder::unique);
+                    r.watches.insert(id, (tx, recorded));
                     let _ = id_tx.send(id);
                     fx
                 }

@@ -9,6 +9,7 @@
 
 use crate::convert::{cas_filter, doc_from_bson, doc_to_bson, selector_filter, update_to_bson};
 use crate::error::{redact, Error};
+use crate::record::{self, Recorder};
 use mongodb::bson::{doc, Bson, Document as BsonDocument};
 use mongodb::error::{ErrorKind, WriteFailure, NO_WRITES_PERFORMED};
 use mongodb::options::{
@@ -18,6 +19,7 @@ use mongodb::options::{
 use mongodb::{Client, Collection as MongoCollection, Database, IndexModel};
 use std::sync::Arc;
 use std::time::Duration;
+use tenure::history::Operation;
 use tenure::substrate::{Collection, Op, OpResult, ReadConcern, Reply};
 
 /// Longest accepted per-operation timeout: beyond it a lost server stalls every protocol for
@@ -45,9 +47,17 @@ pub struct SubstrateBuilder {
     op_timeout: Duration,
     allow_standalone_unsafe: bool,
     app_name: Option<String>,
+    recorder: Option<Recorder>,
 }
 
 impl SubstrateBuilder {
+    /// Record every store operation, and every protocol outcome of the workers built on this
+    /// substrate, into `recorder` (see [`crate::record`]).
+    pub fn recorder(mut self, recorder: Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
     /// The database holding Tenure's collections (default `tenure`).
     pub fn database(mut self, name: impl Into<String>) -> Self {
         self.database = name.into();
@@ -146,6 +156,7 @@ impl SubstrateBuilder {
                 op_timeout: self.op_timeout,
                 hosts,
                 replica_set,
+                recorder: self.recorder,
             }),
         };
         substrate.ensure_indexes().await?;
@@ -227,6 +238,7 @@ struct Inner {
     op_timeout: Duration,
     hosts: String,
     replica_set: bool,
+    recorder: Option<Recorder>,
 }
 
 /// A connection to the MongoDB deployment Tenure runs on; cheap to clone.
@@ -245,6 +257,7 @@ impl Substrate {
             op_timeout: Duration::from_secs(5),
             allow_standalone_unsafe: false,
             app_name: None,
+            recorder: None,
         }
     }
 
@@ -272,6 +285,11 @@ impl Substrate {
     /// Whether the server is a replica-set member (false only under the unsafe opt-in).
     pub fn is_replica_set(&self) -> bool {
         self.inner.replica_set
+    }
+
+    /// The recorder attached at connection, if any.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.inner.recorder.as_ref()
     }
 
     /// The hosts connected to, without credentials.
@@ -305,12 +323,22 @@ impl Substrate {
     /// Runs one store operation and reports what became of it. Never panics; bounded by the
     /// op timeout.
     pub async fn execute(&self, op: &Op) -> OpResult {
+        let rec = self.recorder();
+        let store = |result: Option<String>| Operation::Store {
+            verb: op.verb().to_owned(),
+            id: op_id(op),
+            result,
+        };
+        let call = record::invoke(rec, || store(None));
         let bound = self.inner.op_timeout + Duration::from_secs(1);
-        match tokio::time::timeout(bound, self.run(op)).await {
+        let result = match tokio::time::timeout(bound, self.run(op)).await {
             Ok(r) => r,
             Err(_) if op.is_write() => OpResult::Unknown,
             Err(_) => OpResult::Failed(format!("{} timed out after {bound:?}", op.verb())),
-        }
+        };
+        let unknown = result == OpResult::Unknown;
+        record::complete(rec, call, unknown, || store(Some(result.to_string())));
+        result
     }
 
     async fn run(&self, op: &Op) -> OpResult {
@@ -509,6 +537,15 @@ impl Substrate {
                 },
             ),
         }
+    }
+}
+
+/// The `_id` an operation addresses, if one.
+fn op_id(op: &Op) -> Option<String> {
+    match op {
+        Op::Read { id, .. } | Op::Update { id, .. } | Op::Delete { id, .. } => Some(id.clone()),
+        Op::Insert { doc, .. } => Some(doc.id.clone()),
+        Op::Find { .. } | Op::DeleteMany { .. } | Op::BulkUpsert { .. } | Op::ServerTime => None,
     }
 }
 
