@@ -82,7 +82,7 @@ struct Term {
 type WaitingTicket = (oneshot::Sender<bool>, Option<(CallId, TicketId)>);
 
 struct UnitRouter {
-        tickets: HashMap<TicketId, WaitingTicket>,
+    tickets: HashMap<TicketId, WaitingTicket>,
     claim_duration: Duration,
     recorder: Option<Recorder>,
     state: watch::Sender<LeadershipState>,

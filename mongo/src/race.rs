@@ -177,3 +177,105 @@ async fn race_task(s: &Substrate, id: &str, attempts: usize) -> Result<TaskResul
     }
     Ok(r)
 }
+
+/// How a lease race runs.
+#[derive(Clone, Debug)]
+pub struct LeaseRaceConfig {
+    /// Managers (each its own writer) racing for one lease (default 8).
+    pub managers: usize,
+    /// Rounds: every manager claims at once, then all wait for the lease to expire (default 5).
+    pub rounds: usize,
+    /// The lease duration asked for (default 400 ms).
+    pub duration: std::time::Duration,
+    /// Clock bounds the managers assume (the updaters this race starts step at most 100 ms).
+    pub skew: tenure::time::SkewBounds,
+}
+
+impl Default for LeaseRaceConfig {
+    fn default() -> Self {
+        LeaseRaceConfig {
+            managers: 8,
+            rounds: 5,
+            duration: Duration::from_millis(400),
+            skew: tenure::time::SkewBounds {
+                rate_error_ppm: 500,
+                clock_step_max: Duration::from_millis(100),
+            },
+        }
+    }
+}
+
+/// What a lease race saw: each round's number of managers told they hold the lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseRaceReport {
+    /// Grants per round (exclusion means at most 1).
+    pub granted_per_round: Vec<usize>,
+    /// Claims that failed with an error other than a denial.
+    pub errors: usize,
+}
+
+/// Races `config.managers` lease managers for one lease, with a clock updater running, through
+/// `substrate` (attach a [`crate::Recorder`] to it to check the run afterwards).
+pub async fn lease_race(
+    substrate: &Substrate,
+    config: &LeaseRaceConfig,
+) -> Result<LeaseRaceReport, Error> {
+    if config.managers == 0 || config.managers > 256 || config.rounds == 0 || config.rounds > 10_000
+    {
+        return Err(Error::Input(tenure::validate::InputError::InvalidConfig(
+            "a lease race needs 1 to 256 managers and 1 to 10,000 rounds".into(),
+        )));
+    }
+    let updater = crate::ClockUpdater::builder()
+        .update_interval(Duration::from_millis(20))
+        .backoff_delay(Duration::from_millis(100))
+        .spawn(substrate)?;
+    let managers = (0..config.managers)
+        .map(|i| {
+            crate::Leases::builder("race")
+                .writer(format!("racer-{i}"))
+                .skew(config.skew)
+                .max_sleep(config.duration)
+                .build(substrate)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut report = LeaseRaceReport {
+        granted_per_round: Vec::new(),
+        errors: 0,
+    };
+    for _ in 0..config.rounds {
+        let claims: Vec<_> = managers
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let (m, d) = (m.clone(), config.duration);
+                tokio::spawn(async move { m.claim("hot", &format!("holder-{i}"), d).await })
+            })
+            .collect();
+        let mut granted = 0;
+        for c in claims {
+            match c.await {
+                Ok(Ok(_)) => granted += 1,
+                Ok(Err(Error::ClaimDenied { .. })) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "lease race claim failed");
+                    report.errors += 1;
+                }
+                Err(e) => return Err(Error::Store(format!("race task failed: {e}"))),
+            }
+        }
+        report.granted_per_round.push(granted);
+        let wait = config.duration * 20 + Duration::from_secs(2);
+        if tokio::time::timeout(wait, managers[0].wait_until_expired("hot"))
+            .await
+            .is_err()
+        {
+            tracing::warn!("the raced lease did not expire within {wait:?}");
+        }
+    }
+    for m in &managers {
+        m.shutdown().await;
+    }
+    updater.shutdown().await;
+    Ok(report)
+}

@@ -11,7 +11,7 @@ use tenure::history::{CheckParams, History, Operation};
 use tenure::property::PropertyId;
 use tenure::time::SkewBounds;
 use tenure_mongo::clock::global_time;
-use tenure_mongo::{ClockUpdater, ClockWatch, Error, Leadership, Leases, Recorder, Substrate};
+use tenure_mongo::{ClockUpdater, ClockWatch, Leadership, Leases, Recorder, Substrate};
 use tokio::time::{sleep, timeout};
 
 const SKEW: SkewBounds = SkewBounds {
@@ -28,43 +28,6 @@ async fn recorded(test: &str, rec: &Recorder) -> Option<Substrate> {
             .await
             .expect("connect"),
     )
-}
-
-/// Contended claims by `managers` managers on one lease for `rounds` rounds.
-async fn contend(s: &Substrate, managers: usize, rounds: usize) {
-    let ms: Vec<Leases> = (0..managers)
-        .map(|i| {
-            Leases::builder("app")
-                .writer(format!("m{i}"))
-                .skew(SKEW)
-                .max_sleep(Duration::from_millis(300))
-                .build(s)
-                .expect("manager")
-        })
-        .collect();
-    for _ in 0..rounds {
-        let claims: Vec<_> = ms
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let m = m.clone();
-                tokio::spawn(async move {
-                    m.claim("hot", &format!("u{i}"), Duration::from_millis(300))
-                        .await
-                })
-            })
-            .collect();
-        for c in claims {
-            match c.await.expect("task") {
-                Ok(_) | Err(Error::ClaimDenied { .. }) => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
-        let _ = timeout(Duration::from_secs(5), ms[0].wait_until_expired("hot")).await;
-    }
-    for m in &ms {
-        m.shutdown().await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +53,18 @@ async fn a_recorded_live_run_satisfies_every_property_it_has_data_for() {
     for _ in 0..5 {
         global_time(&s).await.expect("read");
     }
-    contend(&s, 4, 3).await;
+    let race = tenure_mongo::race::lease_race(
+        &s,
+        &tenure_mongo::race::LeaseRaceConfig {
+            managers: 4,
+            rounds: 3,
+            duration: Duration::from_millis(300),
+            skew: SKEW,
+        },
+    )
+    .await
+    .expect("lease race");
+    assert_eq!(race.granted_per_round, vec![1, 1, 1], "{race:?}");
 
     // Leadership: two units, tickets answered, a hand-over.
     let unit = |name: &str| {
