@@ -143,7 +143,7 @@ impl ClockUpdaterBuilder {
             substrate.clone(),
             start,
             self.cancel,
-        );
+        )?;
         Ok(ClockUpdater {
             worker,
             advanced: rx,
@@ -234,7 +234,7 @@ impl ClockWatch {
             substrate.clone(),
             start,
             CancellationToken::new(),
-        );
+        )?;
         Ok(ClockWatch { worker, latest: rx })
     }
 

@@ -54,6 +54,9 @@ pub enum Error {
     /// The worker behind this handle has stopped (after shutdown, or a fatal error it logged).
     #[error("{0} has stopped")]
     Stopped(&'static str),
+    /// A worker was started outside a tokio runtime.
+    #[error("Tenure's workers run on tokio: build them from inside a tokio runtime (for example in an async fn under #[tokio::main])")]
+    NoRuntime,
     /// A wait ran past its deadline.
     #[error("timed out after {0:?}")]
     Timeout(Duration),

@@ -290,7 +290,7 @@ impl LeadershipBuilder {
             substrate.clone(),
             start,
             self.cancel,
-        );
+        )?;
         Ok(Leadership {
             inner: Arc::new(Inner { worker, state }),
         })

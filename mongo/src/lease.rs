@@ -183,7 +183,7 @@ impl LeasesBuilder {
             substrate.clone(),
             start,
             self.cancel,
-        );
+        )?;
         Ok(Leases {
             inner: Arc::new(Inner {
                 worker,

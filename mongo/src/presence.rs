@@ -127,7 +127,7 @@ impl PresenceBuilder {
             substrate.clone(),
             Box::new(|_, _, _| Effects::none()),
             CancellationToken::new(),
-        );
+        )?;
         Ok(Presence {
             inner: Arc::new(PresenceInner {
                 config: self.config,
@@ -192,7 +192,7 @@ impl Presence {
             self.inner.substrate.clone(),
             Box::new(|p, _, now| p.handle_start(now)),
             CancellationToken::new(),
-        );
+        )?;
         match started.await {
             Ok(Ok(seq)) => Ok(PresencePinger { worker, seq }),
             Ok(Err(why)) => {
@@ -215,7 +215,7 @@ impl Presence {
             self.inner.substrate.clone(),
             Box::new(|_, _, _| Effects::none()),
             CancellationToken::new(),
-        );
+        )?;
         let (synced_tx, synced) = watch::channel(None);
         let router = WatcherRouter {
             watches: HashMap::new(),
@@ -232,7 +232,7 @@ impl Presence {
             self.inner.substrate.clone(),
             Box::new(|w, _, now| w.handle_timeout(now)),
             CancellationToken::new(),
-        );
+        )?;
         Ok(PresenceWatch {
             inner: Arc::new(WatchInner {
                 worker,

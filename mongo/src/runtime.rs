@@ -73,7 +73,8 @@ pub(crate) struct Worker<A: Actor, R> {
 
 impl<A: Actor, R: Router<A::Output>> Worker<A, R> {
     /// Starts `actor` with `start` as its first call. `cancel` stops it at once (in-flight store
-    /// operations are abandoned; their outcome stays unknown to this process).
+    /// operations are abandoned; their outcome stays unknown to this process). Fails outside a
+    /// tokio runtime.
     pub(crate) fn spawn(
         name: &'static str,
         actor: A,
@@ -81,9 +82,11 @@ impl<A: Actor, R: Router<A::Output>> Worker<A, R> {
         substrate: Substrate,
         start: Call<A, R>,
         cancel: CancellationToken,
-    ) -> Worker<A, R> {
+    ) -> Result<Worker<A, R>, crate::Error> {
+        // Not tokio::spawn, which panics outside a runtime: a misplaced call gets an error.
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| crate::Error::NoRuntime)?;
         let (tx, rx) = mpsc::channel(CALLS_QUEUED_MAX);
-        let task = tokio::spawn(run(
+        let task = runtime.spawn(run(
             name,
             actor,
             router,
@@ -92,12 +95,12 @@ impl<A: Actor, R: Router<A::Output>> Worker<A, R> {
             rx,
             cancel.clone(),
         ));
-        Worker {
+        Ok(Worker {
             name,
             calls: tx,
             cancel,
             task: tokio::sync::Mutex::new(Some(task)),
-        }
+        })
     }
 
     /// Queues a call.

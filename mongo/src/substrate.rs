@@ -171,6 +171,9 @@ struct Coll {
     linearizable: MongoCollection<BsonDocument>,
     majority: MongoCollection<BsonDocument>,
     local: MongoCollection<BsonDocument>,
+    /// For writes: the write concern and no read concern (a read concern on findAndModify
+    /// makes SecantusDB drop more of its upsert replies).
+    write: MongoCollection<BsonDocument>,
 }
 
 impl Coll {
@@ -204,6 +207,7 @@ impl Coll {
             (None, None)
         };
         Coll {
+            write: with(None),
             linearizable: with(lin),
             majority: with(maj),
             local: with(Some(MongoReadConcern::local())),
@@ -313,7 +317,7 @@ impl Substrate {
             )
             .build();
         self.coll(Collection::Leases)
-            .local
+            .write
             .create_index(by_namespace)
             .await
             .map_err(|e| Error::Store(redact(&e.to_string())))?;
@@ -396,7 +400,7 @@ impl Substrate {
             }
             Op::Insert { coll, doc } => self
                 .coll(*coll)
-                .local
+                .write
                 .insert_one(doc_to_bson(doc))
                 .await
                 .map(|_| OpResult::Ok(Reply::Done)),
@@ -408,37 +412,21 @@ impl Substrate {
                 upsert,
                 return_new,
             } => {
-                let c = &self.coll(*coll).local;
-                let filter = cas_filter(id, expect);
-                let update = update_to_bson(id, update);
-                if *return_new {
-                    match c
-                        .find_one_and_update(filter, update)
-                        .upsert(*upsert)
-                        .return_document(ReturnDocument::After)
-                        .max_time(t)
-                        .await
-                    {
-                        Ok(None) => Ok(OpResult::PreconditionFailed),
-                        Ok(Some(d)) => Ok(match doc_from_bson(*coll, d) {
-                            Ok(d) => OpResult::Ok(Reply::Doc(Some(d))),
-                            // Applied, but what is there now is not ours to interpret.
-                            Err(e) => OpResult::Failed(e.to_string()),
-                        }),
-                        Err(e) => Err(e),
-                    }
-                } else {
-                    c.update_one(filter, update).upsert(*upsert).await.map(|r| {
-                        if r.matched_count > 0 || r.upserted_id.is_some() {
-                            OpResult::Ok(Reply::Done)
-                        } else {
-                            OpResult::PreconditionFailed
-                        }
-                    })
+                // An upsert that finds no document inserts one; if a concurrent upsert inserted
+                // it first, the insert fails with a duplicate key and nothing was applied. Try
+                // once more, now that the document exists (as mongod does itself since 4.2):
+                // it matches, or it did not match and fails the same way again.
+                let mut tried = self
+                    .update(*coll, id, expect, update, *upsert, *return_new)
+                    .await;
+                if *upsert && tried.as_ref().is_err_and(is_duplicate_key) {
+                    tried = self
+                        .update(*coll, id, expect, update, *upsert, *return_new)
+                        .await;
                 }
-                .or_else(|e| {
-                    // An upsert whose filter missed a present document tries to insert it again.
+                tried.or_else(|e| {
                     if *upsert && is_duplicate_key(&e) {
+                        // The present document does not match `expect`.
                         Ok(OpResult::PreconditionFailed)
                     } else {
                         Err(e)
@@ -447,7 +435,7 @@ impl Substrate {
             }
             Op::Delete { coll, id, expect } => self
                 .coll(*coll)
-                .local
+                .write
                 .delete_one(cas_filter(id, expect))
                 .await
                 .map(|r| {
@@ -459,7 +447,7 @@ impl Substrate {
                 }),
             Op::DeleteMany { coll, selector } => self
                 .coll(*coll)
-                .local
+                .write
                 .delete_many(selector_filter(selector))
                 .await
                 .map(|r| OpResult::Ok(Reply::Count(r.deleted_count))),
@@ -482,6 +470,54 @@ impl Substrate {
         match result {
             Ok(r) => r,
             Err(e) => classify(&e, op),
+        }
+    }
+
+    /// One conditional update (`update` or, for `return_new`, `findAndModify`).
+    async fn update(
+        &self,
+        coll: Collection,
+        id: &str,
+        expect: &tenure::substrate::Fields,
+        update: &tenure::substrate::Update,
+        upsert: bool,
+        return_new: bool,
+    ) -> Result<OpResult, mongodb::error::Error> {
+        let c = &self.coll(coll).write;
+        let filter = cas_filter(id, expect);
+        let update = update_to_bson(id, update);
+        if return_new {
+            let found = c
+                .find_one_and_update(filter, update)
+                .upsert(upsert)
+                .return_document(ReturnDocument::After)
+                .max_time(self.inner.op_timeout)
+                .await?;
+            Ok(match found {
+                // An upsert always leaves a document to return. SecantusDB 0.7.0b3 sometimes
+                // answers racing upserts with none although it applied them: unknown, not
+                // "not applied".
+                None if upsert => {
+                    tracing::warn!(
+                        id,
+                        "the server answered an upsert with no document; outcome unknown"
+                    );
+                    OpResult::Unknown
+                }
+                None => OpResult::PreconditionFailed,
+                Some(d) => match doc_from_bson(coll, d) {
+                    Ok(d) => OpResult::Ok(Reply::Doc(Some(d))),
+                    // Applied, but what is there now is not ours to interpret.
+                    Err(e) => OpResult::Failed(e.to_string()),
+                },
+            })
+        } else {
+            let r = c.update_one(filter, update).upsert(upsert).await?;
+            Ok(if r.matched_count > 0 || r.upserted_id.is_some() {
+                OpResult::Ok(Reply::Done)
+            } else {
+                OpResult::PreconditionFailed
+            })
         }
     }
 
