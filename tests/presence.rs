@@ -132,6 +132,43 @@ fn batcher_merges_and_chunks() {
     assert_eq!(decode_bits(doc, "alive").unwrap(), (0..200).collect());
 }
 
+/// Goal: the flush lag counts from the oldest ping of the bulk to its acknowledgement, and a
+/// bulk that is re-sent after an unknown outcome keeps its first ping's time.
+#[test]
+fn flush_lag_counts_from_the_oldest_ping() {
+    use tenure::substrate::OpResult;
+    use tenure::time::LocalTime;
+    let cfg = BatcherConfig {
+        flush_interval: Duration::from_secs(1),
+        jitter_seed: None,
+        mutant: None,
+    };
+    let mut b = Batcher::new(cfg).unwrap();
+    let at = |s: f64| LocalTime((s * 1e9) as u64);
+    let _ = b.handle_ping("m", 30, "0", 1, at(0.0));
+    let _ = b.handle_ping("m", 30, "0", 2, at(0.5));
+    let fx = b.handle_timeout(at(1.0));
+    assert_eq!(fx.requests.len(), 1);
+    let lost = b.handle_reply(fx.requests[0].id, OpResult::Unknown, at(1.2));
+    assert!(matches!(
+        lost.notifications.as_slice(),
+        [BatcherOutput::Requeued { docs: 1, .. }]
+    ));
+    let _ = b.handle_ping("m", 60, "0", 1, at(1.5));
+    let fx = b.handle_flush(at(2.0));
+    let mut store = tenure::substrate::MemoryStore::new();
+    let reply = store.apply(&fx.requests[0].op);
+    let done = b.handle_reply(fx.requests[0].id, reply, at(2.25));
+    assert_eq!(
+        done.notifications,
+        vec![BatcherOutput::Flushed {
+            docs: 2,
+            lag: Duration::from_millis(2250)
+        }]
+    );
+    assert_eq!(b.next_deadline(), None, "nothing left to flush");
+}
+
 /// Goal: a flush whose outcome is unknown is re-sent, and with `$bit or` the stored bits still
 /// equal the OR of the pings (P2).
 #[test]

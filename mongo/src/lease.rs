@@ -24,6 +24,7 @@ use tenure::time::{GlobalTime, LocalTime, SkewBounds};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 impl Actor for LeaseManager {
     type Output = ManagerOutput;
@@ -383,6 +384,20 @@ impl Leases {
         holder: &str,
         duration: Duration,
     ) -> Result<Token, Error> {
+        let span = tracing::debug_span!("claim", %lease, %holder, ?duration, epoch = tracing::field::Empty);
+        self.claim_in(lease, holder, duration, span.clone())
+            .instrument(span)
+            .await
+    }
+
+    async fn claim_in(
+        &self,
+        lease: &str,
+        holder: &str,
+        duration: Duration,
+        span: tracing::Span,
+    ) -> Result<Token, Error> {
+        let started = tokio::time::Instant::now();
         let rec = self.inner.substrate.recorder();
         let claim = |outcome| Operation::Claim {
             lease: lease.to_owned(),
@@ -399,6 +414,7 @@ impl Leases {
         if let Some((outcome, unknown)) = claim_outcome(&answer) {
             record::complete(rec, call, unknown, || claim(Some(outcome)));
         }
+        metrics::histogram!("tenure_lease_claim_seconds").record(started.elapsed().as_secs_f64());
         match answer {
             ManagerOutput::Claimed {
                 lease,
@@ -407,14 +423,20 @@ impl Leases {
                 local_deadline,
                 global_expiry,
                 ..
-            } => Ok(Token {
-                leases: self.clone(),
-                lease,
-                holder,
-                epoch,
-                local_deadline,
-                global_expiry,
-            }),
+            } => {
+                span.record("epoch", epoch.0);
+                let validity = instant_of(local_deadline).saturating_duration_since(Instant::now());
+                metrics::gauge!("tenure_lease_validity_seconds", "lease" => lease.clone())
+                    .set(validity.as_secs_f64());
+                Ok(Token {
+                    leases: self.clone(),
+                    lease,
+                    holder,
+                    epoch,
+                    local_deadline,
+                    global_expiry,
+                })
+            }
             ManagerOutput::Denied { lease, holder, .. } => {
                 Err(Error::ClaimDenied { lease, holder })
             }

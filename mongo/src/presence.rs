@@ -72,8 +72,9 @@ struct BatcherRouter;
 impl Router<BatcherOutput> for BatcherRouter {
     fn route(&mut self, out: BatcherOutput) {
         match out {
-            BatcherOutput::Flushed { docs } => {
+            BatcherOutput::Flushed { docs, lag } => {
                 metrics::histogram!("tenure_presence_flush_docs").record(docs as f64);
+                metrics::histogram!("tenure_presence_flush_lag_seconds").record(lag.as_secs_f64());
             }
             BatcherOutput::Requeued { docs, cause } => {
                 tracing::debug!(docs, %cause, "presence flush failed; pings requeued");

@@ -39,6 +39,8 @@ pub enum BatcherOutput {
     Flushed {
         /// Slot documents written.
         docs: usize,
+        /// How long the oldest ping in the bulk waited to be acknowledged (the flush lag).
+        lag: Duration,
     },
     /// A bulk's outcome was unknown or failed; its bits were merged back for the next flush.
     Requeued {
@@ -61,7 +63,9 @@ pub struct Batcher {
     ids: OpIds,
     jitter: Jitter,
     pending: Pending,
-    in_flight: BTreeMap<OpId, Pending>,
+    /// When the oldest pending ping arrived; kept for the flush-lag report.
+    pending_since: Option<LocalTime>,
+    in_flight: BTreeMap<OpId, (Pending, LocalTime)>,
     next_flush: Option<LocalTime>,
     stopped: bool,
 }
@@ -80,6 +84,7 @@ impl Batcher {
             ids: OpIds::default(),
             jitter,
             pending: Pending::new(),
+            pending_since: None,
             in_flight: BTreeMap::new(),
             next_flush: None,
             stopped: false,
@@ -101,7 +106,8 @@ impl Batcher {
         self.next_flush.filter(|_| !self.pending.is_empty())
     }
 
-    fn arm(&mut self, now: LocalTime) {
+    fn arm(&mut self, since: LocalTime, now: LocalTime) {
+        self.pending_since = Some(self.pending_since.map_or(since, |t| t.min(since)));
         if self.next_flush.is_none() {
             self.next_flush = Some(now.after(self.jitter.scale(
                 self.config.flush_interval,
@@ -139,7 +145,7 @@ impl Batcher {
             .or_default()
             .entry(field.to_owned())
             .or_insert(0) |= bit;
-        self.arm(now);
+        self.arm(now, now);
         Effects::none()
     }
 
@@ -154,6 +160,9 @@ impl Batcher {
     /// Flushes everything pending now (Juju's ForceFlush / Sync).
     pub fn handle_flush(&mut self, _now: LocalTime) -> Effects<BatcherOutput> {
         self.next_flush = None;
+        let Some(since) = self.pending_since.take() else {
+            return Effects::none();
+        };
         let mut fx = Effects::none();
         let mut all = std::mem::take(&mut self.pending).into_iter().peekable();
         // Bounded by the pending documents: one request per BATCH_MAX of them.
@@ -167,7 +176,7 @@ impl Batcher {
                 coll: Collection::PresencePings,
                 updates,
             });
-            self.in_flight.insert(req.id, chunk);
+            self.in_flight.insert(req.id, (chunk, since));
             fx.requests.push(req);
         }
         fx
@@ -201,13 +210,16 @@ impl Batcher {
         result: OpResult,
         now: LocalTime,
     ) -> Effects<BatcherOutput> {
-        let Some(chunk) = self.in_flight.remove(&id) else {
+        let Some((chunk, since)) = self.in_flight.remove(&id) else {
             return Effects::none();
         };
         let mut fx = Effects::none();
         let docs = chunk.len();
         match result {
-            OpResult::Ok(_) => fx.notify(BatcherOutput::Flushed { docs }),
+            OpResult::Ok(_) => fx.notify(BatcherOutput::Flushed {
+                docs,
+                lag: now.since(since),
+            }),
             other => {
                 for (key, bits) in chunk {
                     let merged = self.pending.entry(key).or_default();
@@ -215,7 +227,7 @@ impl Batcher {
                         *merged.entry(f).or_insert(0) |= b;
                     }
                 }
-                self.arm(now);
+                self.arm(since, now);
                 fx.notify(BatcherOutput::Requeued {
                     docs,
                     cause: other.to_string(),
@@ -229,6 +241,7 @@ impl Batcher {
     pub fn handle_stop(&mut self, _now: LocalTime) -> Effects<BatcherOutput> {
         self.stopped = true;
         self.pending.clear();
+        self.pending_since = None;
         self.next_flush = None;
         Effects::none()
     }
