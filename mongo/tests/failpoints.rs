@@ -14,6 +14,10 @@ use tenure_mongo::{ClockUpdater, Leases, Substrate};
 const PORT: &str = "27147";
 const APP: &str = "tenure-failpoints";
 
+/// Failpoints are server-wide and match this file's app name, so its tests take turns: one
+/// test's armed failpoint must never hit the other's commands.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The failpoint test server (own port, test commands on), shared by this file's tests.
 async fn server(test: &str) -> Option<Substrate> {
     let uri = common::own_server(test, &["secantus", "--port", PORT, "--test-commands"])?;
@@ -57,6 +61,7 @@ fn write_concern_error() -> BsonDocument {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_concern_errors_are_unknown_and_refusals_are_failures() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let Some(s) = server("failpoint_ops").await else {
         return;
     };
@@ -109,6 +114,7 @@ async fn write_concern_errors_are_unknown_and_refusals_are_failures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_whose_write_reply_is_lost_is_resolved_by_rereading() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let Some(s) = server("failpoint_claim").await else {
         return;
     };
