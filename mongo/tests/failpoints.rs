@@ -21,6 +21,9 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 /// The failpoint test server (own port, test commands on), shared by this file's tests.
 async fn server(test: &str) -> Option<Substrate> {
     let uri = common::own_server(test, &["secantus", "--port", PORT, "--test-commands"])?;
+    // A "not primary" refusal marks the server unknown until the driver's monitor looks again;
+    // look soon, or the next operation's server selection outlasts its timeout.
+    let uri = format!("{uri}&heartbeatFrequencyMS=500");
     Some(
         Substrate::builder(uri)
             .database(common::fresh_db(test))
@@ -59,6 +62,34 @@ fn write_concern_error() -> BsonDocument {
     doc! { "writeConcernError": { "code": 64, "codeName": "WriteConcernFailed", "errmsg": "injected: replication failed" } }
 }
 
+/// Compare-and-swap of document `x`'s `v` from `from` to `to`.
+fn swap(from: i64, to: i64) -> Op {
+    Op::Update {
+        coll: Collection::Leases,
+        id: "x".into(),
+        expect: fields([("v", Value::Int(from))]),
+        update: tenure::substrate::Update {
+            set: fields([("v", Value::Int(to))]),
+            ..Default::default()
+        },
+        upsert: false,
+        return_new: false,
+    }
+}
+
+/// The document `read` names. After a "not primary" refusal the driver holds the server unknown
+/// until its monitor looks again, so a read may end "outcome unknown"; like any caller, read again.
+async fn read_doc(s: &Substrate, read: &Op) -> Document {
+    for _ in 0..5 {
+        match s.execute(read).await {
+            OpResult::Ok(Reply::Doc(Some(d))) => return d,
+            OpResult::Unknown => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => panic!("the read answered {other:?}"),
+        }
+    }
+    panic!("the read's outcome stayed unknown after 5 tries")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_concern_errors_are_unknown_and_refusals_are_failures() {
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -81,34 +112,22 @@ async fn write_concern_errors_are_unknown_and_refusals_are_failures() {
         "the ambiguous insert was applied: calling it a failure would have been wrong"
     );
 
-    // Refused before running (not primary): a failure, and nothing was written.
-    arm(&s, &["update"], 1, doc! { "errorCode": 10107 }).await;
-    let update = Op::Update {
-        coll: Collection::Leases,
-        id: "x".into(),
-        expect: fields([("v", Value::Int(1))]),
-        update: tenure::substrate::Update {
-            set: fields([("v", Value::Int(2))]),
-            ..Default::default()
-        },
-        upsert: false,
-        return_new: false,
-    };
-    let refused = s.execute(&update).await;
+    // Refused before running, and not retryable: a failure, and nothing was written.
+    arm(&s, &["update"], 1, doc! { "errorCode": 13 }).await;
+    let refused = s.execute(&swap(1, 2)).await;
     assert!(matches!(refused, OpResult::Failed(_)), "{refused:?}");
-    let OpResult::Ok(Reply::Doc(Some(d))) = s.execute(&read).await else {
-        panic!("read");
-    };
-    assert_eq!(d.get("v"), Some(&Value::Int(1)));
+    assert_eq!(read_doc(&s, &read).await.get("v"), Some(&Value::Int(1)));
 
-    // A dropped connection before the command ran: the driver retries the write once (retryable
-    // writes), which applies it exactly once.
+    // Refused as "not primary" (a failover): the driver selects the primary again and retries
+    // the write once (retryable writes), which applies it exactly once.
+    arm(&s, &["update"], 1, doc! { "errorCode": 10107 }).await;
+    assert_eq!(s.execute(&swap(1, 2)).await, OpResult::Ok(Reply::Done));
+    assert_eq!(read_doc(&s, &read).await.get("v"), Some(&Value::Int(2)));
+
+    // A dropped connection before the command ran: retried the same way, applied once.
     arm(&s, &["update"], 1, doc! { "closeConnection": true }).await;
-    assert_eq!(s.execute(&update).await, OpResult::Ok(Reply::Done));
-    let OpResult::Ok(Reply::Doc(Some(d))) = s.execute(&read).await else {
-        panic!("read");
-    };
-    assert_eq!(d.get("v"), Some(&Value::Int(2)));
+    assert_eq!(s.execute(&swap(2, 3)).await, OpResult::Ok(Reply::Done));
+    assert_eq!(read_doc(&s, &read).await.get("v"), Some(&Value::Int(3)));
     disarm(&s).await;
 }
 
