@@ -94,6 +94,9 @@ mutants! {
     ClockElapsedSinceStart = "clock-elapsed-since-start", Clock, G3;
     /// The watcher emits every value it polls, repeats included.
     ClockWatcherRepeats = "clock-watcher-repeats", Clock, G5;
+    /// An updater whose store call failed (an outcome unknown included) is discarded and never
+    /// rebuilt, so one lost reply stops a lone updater's clock for good.
+    ClockUpdaterGivesUp = "clock-updater-gives-up", Clock, G6;
     /// Expiry is judged by the manager's local deadline, without reading global time.
     LeaseExpireOnLocalClock = "lease-expire-on-local-clock", Lease, L4;
     /// The holder's local deadline is measured from the end of the call, not its start.

@@ -90,6 +90,38 @@ fn settle_nodes(sim: &mut Sim, nodes: &[usize]) {
 // ---------------------------------------------------------------------------------------------
 // Clock
 
+/// G6's window once faults stop: interval plus backoff on the slowest clock, with a margin.
+const PROGRESS_WINDOW: Duration = Duration::from_secs(3);
+
+/// A fault that strikes every updater once: the next request of each is lost. Returns the real
+/// time of the last strike, when faults stop.
+fn strike_every_updater(sim: &mut Sim, ups: &[usize]) -> u64 {
+    let mut struck = BTreeSet::new();
+    for _ in 0..10_000 {
+        if struck.len() == ups.len() {
+            break;
+        }
+        let next = sim
+            .in_flight
+            .iter()
+            .position(|(n, _)| ups.contains(n) && !struck.contains(n));
+        match next {
+            Some(i) => {
+                struck.insert(sim.in_flight[i].0);
+                sim.deliver(i, common::Fault::Lost);
+            }
+            None => {
+                sim.real += secs(1) / 20;
+                for n in ups {
+                    sim.fire(*n);
+                }
+            }
+        }
+    }
+    assert_eq!(struck.len(), ups.len(), "every updater sends requests");
+    sim.real
+}
+
 fn run_clock(choices: &[u32], mutant: Option<Mutant>) -> Run {
     let mut sim = Sim::new();
     let ups: Vec<usize> = CLOCKS
@@ -107,6 +139,11 @@ fn run_clock(choices: &[u32], mutant: Option<Mutant>) -> Run {
     for c in choices {
         sim.step(*c, STEP_MAX);
     }
+    let quiet_since = strike_every_updater(&mut sim, &ups);
+    // Then faults stop and every request completes on time: the clock must move again (G6).
+    sim.run_until(sim.real + 10 * secs(1));
+    let last_change = sim.clock_samples.last().map_or(0, |(t, _)| *t);
+    let progress = clock::g6_progress(last_change, quiet_since, sim.real, PROGRESS_WINDOW);
     let mut writes = Vec::new();
     let mut emitted = Vec::new();
     for (_, node, note) in &sim.notes {
@@ -144,6 +181,7 @@ fn run_clock(choices: &[u32], mutant: Option<Mutant>) -> Run {
         reached.insert("clock watcher emitted");
     }
     let violations = violations([
+        progress,
         clock::g2_chain(GlobalTime(0), &writes),
         clock::g3_rate(&sim.clock_samples, RHO_PPM, Duration::from_nanos(step)),
         clock::g4_only_written_values(GlobalTime(0), &writes, &observed),

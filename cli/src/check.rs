@@ -31,7 +31,11 @@ fn mutant(name: &Option<String>) -> Result<Option<Mutant>, String> {
 
 /// The configuration of `protocol` with the user's overrides, validated.
 pub fn config(protocol: Protocol, args: &ModelArgs) -> Result<ModelConfig, String> {
-    let mut c = ModelConfig::default_for(protocol);
+    // A mutant's own configuration is the starting point; the user's flags still override it.
+    let mut c = match mutant(&args.mutant)? {
+        Some(m) if m.protocol() == protocol => ModelConfig::for_mutant(m),
+        _ => ModelConfig::default_for(protocol),
+    };
     if let Some(f) = &args.faults {
         c.faults = FaultSet::parse(f).map_err(|e| format!("--faults: {e}"))?;
     }

@@ -141,11 +141,20 @@ impl ModelConfig {
     }
 
     /// The default configuration in which `mutant` must produce a counterexample: its
-    /// protocol's default, with the mutant switched on.
+    /// protocol's default with the mutant switched on (and, where the default would hide the
+    /// bug, the smallest change that shows it).
     pub fn for_mutant(mutant: Mutant) -> ModelConfig {
-        ModelConfig {
+        let base = ModelConfig {
             mutant: Some(mutant),
             ..ModelConfig::default_for(mutant.protocol())
+        };
+        match mutant {
+            // A second updater would keep the clock going: the lone one must not give up.
+            Mutant::ClockUpdaterGivesUp => ModelConfig {
+                updaters: 1,
+                ..base
+            },
+            _ => base,
         }
     }
 

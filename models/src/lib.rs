@@ -14,6 +14,7 @@
 //! - [`observe`]: transitions handed to the core's property functions;
 //! - [`presence`]: the presence model's routing and observations;
 //! - [`run`]: running a check and reading its verdicts;
+//! - [`shared`]: copy-on-write state parts whose hash is computed once per version;
 //! - [`timeline`]: a counterexample as frames a person can read.
 //!
 //! # Time
@@ -36,6 +37,7 @@ pub mod model;
 pub mod observe;
 pub mod presence;
 pub mod run;
+pub mod shared;
 pub mod state;
 pub mod timeline;
 

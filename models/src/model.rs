@@ -10,12 +10,12 @@ use crate::config::ModelConfig;
 use crate::faults::Fault;
 use crate::observe::{self, Milestone, Watched};
 use crate::presence;
+use crate::shared::Shared;
 use crate::state::{
     split, unit_note, Actor, Belief, Call, CallKind, Flight, Ghost, Note, Out, Proc, State, Ticket,
 };
 use stateright::{Model, Property};
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 use tenure::clock::{ClockWatcher, Updater, UpdaterConfig, WatcherConfig};
 use tenure::effects::OpId;
@@ -23,6 +23,7 @@ use tenure::leadership::{TicketKind, TrackerConfig, Unit};
 use tenure::lease::{LeaseManager, ManagerConfig, RequestId};
 use tenure::mutant::Protocol;
 use tenure::presence::{Batcher, BatcherConfig, Pinger, PingerOutput, PresenceWatcher, Pruner};
+use tenure::property::clock::g6_progress;
 use tenure::property::{PropertyId, Violation};
 use tenure::substrate::{MemoryStore, OpResult};
 use tenure::time::{nanos, DriftingClock, LocalTime, SkewBounds};
@@ -95,8 +96,21 @@ pub enum Action {
 /// The model of one configuration.
 #[derive(Clone, Debug)]
 pub struct TenureModel {
-    /// What is checked.
+    /// What is checked (fixed once the model is built).
     pub config: ModelConfig,
+    names: Names,
+}
+
+/// The names the model hands the core, built once: formatting them on every step cost the
+/// checker a tenth of its time.
+#[derive(Clone, Debug)]
+struct Names {
+    /// Lease `l<k>`.
+    leases: Vec<String>,
+    /// Lease `l<k>`'s document `_id`.
+    lease_ids: Vec<String>,
+    /// Holder `h<m>`.
+    holders: Vec<String>,
 }
 
 const NAMESPACE: &str = "app";
@@ -107,7 +121,21 @@ const STARTUP_STEPS_MAX: usize = 200;
 impl TenureModel {
     /// A model of `config` (validate it first).
     pub fn new(config: ModelConfig) -> TenureModel {
-        TenureModel { config }
+        let leases: Vec<String> = (0..config.leases).map(|k| format!("l{k}")).collect();
+        let names = Names {
+            lease_ids: leases
+                .iter()
+                .map(|l| tenure::lease::lease_id(NAMESPACE, l))
+                .collect(),
+            leases,
+            holders: (0..config.managers).map(|m| format!("h{m}")).collect(),
+        };
+        TenureModel { config, names }
+    }
+
+    /// Lease `l<k>`'s index and document `_id`, for every lease.
+    pub(crate) fn lease_ids(&self) -> impl Iterator<Item = (u8, &str)> {
+        (0u8..).zip(self.names.lease_ids.iter().map(String::as_str))
     }
 
     fn tick_ns(&self) -> u64 {
@@ -374,34 +402,30 @@ impl TenureModel {
         if let Some(answer) = s.store.query(&f.req.op) {
             return answer;
         }
-        let stale = self
-            .config
-            .faults
-            .has(Fault::StaleRead)
-            .then(|| s.store.clone());
         let pruning = self.presence_role(usize::from(f.proc)) == Some(PresenceRole::Pruner);
         let presence_before = pruning.then(|| presence::snapshot(&s.store));
-        let before = Watched::capture(self, &s.store);
+        // Sharing the store costs nothing: the write copies it anyway (the parent state keeps it).
+        let before = s.store.clone();
         let result = if unchecked {
             s.store_mut().apply_unchecked(&f.req.op)
         } else {
             s.store_mut().apply(&f.req.op)
         };
-        let after = Watched::capture(self, &s.store);
-        if after != before {
-            observe::store_change(self, s, &before, &after, f.clock_base, why);
+        if let Some((was, is)) = Watched::changed(self, &before, &s.store) {
+            observe::store_change(self, s, &was, &is, f.clock_base, why);
         }
         if let Some(snapshot) = presence_before {
             presence::pruned(self, s, &snapshot, why);
         }
-        if stale.is_some() && matches!(result, OpResult::Ok(_)) {
-            s.before_write = stale;
+        if self.config.faults.has(Fault::StaleRead) && matches!(result, OpResult::Ok(_)) {
+            s.before_write = Some(before);
         }
         result
     }
 
     /// Runs `action` on `s`, collecting the violations it reveals (with their details).
     pub fn step(&self, s: &mut State, action: Action, why: &mut Vec<Violation>) {
+        let budget = s.budget;
         s.tick_start = matches!(
             action,
             Action::Tick
@@ -420,6 +444,15 @@ impl TenureModel {
                 s.real = self.next_real(s);
                 s.ghost.called_this_tick = 0;
                 let now = self.real(s);
+                // While a process is paused, the window has not started.
+                if self.checks_progress() && s.procs.iter().all(|p| p.runs()) {
+                    let last_change = s.ghost.clock_samples.last().map_or(0, |(r, _)| *r);
+                    let window = self.progress_window();
+                    observe::record(
+                        why,
+                        g6_progress(last_change, s.ghost.quiet_since, now, window),
+                    );
+                }
                 // A belief that has ended cannot overlap any later one.
                 s.ghost.beliefs.retain(|b| b.until > now);
                 if self.config.protocol == Protocol::Presence {
@@ -541,14 +574,23 @@ impl TenureModel {
                     duration,
                 });
                 let now = self.now(s, p);
-                let (lease, holder) = (format!("l{k}"), format!("h{m}"));
+                let (lease, holder) = (
+                    self.names
+                        .leases
+                        .get(usize::from(k))
+                        .map_or("", String::as_str),
+                    self.names
+                        .holders
+                        .get(usize::from(m))
+                        .map_or("", String::as_str),
+                );
                 let out = match &mut s.proc_mut(p).actor {
                     Actor::Manager(a) => {
                         let fx = match kind {
                             CallKind::Claim => {
-                                a.handle_claim(RequestId(req), &lease, &holder, duration, now)
+                                a.handle_claim(RequestId(req), lease, holder, duration, now)
                             }
-                            CallKind::Check => a.handle_check(RequestId(req), &lease, &holder, now),
+                            CallKind::Check => a.handle_check(RequestId(req), lease, holder, now),
                         };
                         (
                             fx.requests,
@@ -622,12 +664,22 @@ impl TenureModel {
             }
             Action::Rollback => {
                 if let Some(old) = s.unreplicated.take() {
-                    let before = Watched::capture(self, &s.store);
-                    s.store = old;
-                    let after = Watched::capture(self, &s.store);
-                    observe::store_change(self, s, &before, &after, None, why);
+                    let before = std::mem::replace(&mut s.store, old);
+                    if let Some((was, is)) = Watched::changed(self, &before, &s.store) {
+                        observe::store_change(self, s, &was, &is, None, why);
+                    }
                 }
             }
+        }
+        // A fault, or the end of a pause, restarts G6's window (kept at 0 where G6 is not
+        // checked, so it splits no states there).
+        let fault_ended = s.budget < budget
+            || matches!(
+                action,
+                Action::Resume(_) | Action::WriteChecked(_) | Action::Rollback
+            );
+        if fault_ended && self.checks_progress() {
+            s.ghost.quiet_since = s.real;
         }
         for v in why.iter() {
             s.ghost.violated |= observe::bit(v.property);
@@ -668,7 +720,7 @@ impl TenureModel {
             + presence_helpers;
         let mut s = State {
             real: 0,
-            store: Arc::new(MemoryStore::new()),
+            store: Shared::new(MemoryStore::new()),
             procs: Vec::with_capacity(n),
             flights: Vec::new(),
             checked: Vec::new(),
@@ -715,7 +767,7 @@ impl TenureModel {
         }
         let mut why = Vec::new();
         for p in 0..n {
-            s.procs.push(Arc::new(Proc {
+            s.procs.push(Shared::new(Proc {
                 actor: self.fresh_actor(p),
                 clock: self.clock_of(p),
                 paused: false,
@@ -753,10 +805,28 @@ impl TenureModel {
             .collect()
     }
 
+    /// Whether G6 (the clock's bounded liveness) is checked: in the clock model, unless requests
+    /// may be delayed without end (`delay` has no budget: a request held forever is a partition,
+    /// under which no progress is promised).
+    pub fn checks_progress(&self) -> bool {
+        self.config.protocol == Protocol::Clock && !self.config.faults.has(Fault::Delay)
+    }
+
+    /// G6's window: an updater's interval and backoff on the slowest local clock, plus two
+    /// ticks (a timer fires at the first tick at or after its deadline, and the write it starts
+    /// completes within that tick).
+    pub fn progress_window(&self) -> Duration {
+        let local = self.config.update_interval + self.updater_config().backoff_delay;
+        let ppm = u128::from(self.config.rate_error_ppm.min(999_999));
+        let real = local.as_nanos() * 1_000_000 / (1_000_000 - ppm);
+        Duration::from_nanos(u64::try_from(real).unwrap_or(u64::MAX)) + self.config.tick * 2
+    }
+
     /// The properties this model's protocol checks, `always` first.
     pub fn checked_properties(&self) -> Vec<PropertyId> {
         use PropertyId::*;
         match self.config.protocol {
+            Protocol::Clock if self.checks_progress() => vec![G1, G2, G3, G5, G6],
             Protocol::Clock => vec![G1, G2, G3, G5],
             Protocol::Leadership => vec![G1, G2, G3, L2, L3, L4, L6, F1, T1, T3, T4, T5],
             Protocol::Presence => vec![P1, P2, P4, P5, P6],
@@ -986,10 +1056,6 @@ pub(crate) fn belief_tenure(b: &Belief) -> tenure::property::lease::Tenure {
         from_real: b.from,
         until_real: b.until,
     }
-}
-
-pub(crate) fn lease_ids(leases: u8) -> impl Iterator<Item = (u8, String)> {
-    (0..leases).map(|k| (k, tenure::lease::lease_id(NAMESPACE, &format!("l{k}"))))
 }
 
 pub(crate) fn namespace() -> &'static str {

@@ -2,7 +2,7 @@
 //! property functions (`tenure::property`), and a violation sets its bit in the ghost state.
 //! Nothing here restates a property; it only gathers the observations the core's functions take.
 
-use crate::model::{belief_tenure, lease_ids, namespace, TenureModel};
+use crate::model::{belief_tenure, namespace, TenureModel};
 use crate::state::{Belief, CallKind, Note, State};
 use std::sync::OnceLock;
 use tenure::clock::watcher::WatcherOutput;
@@ -53,17 +53,44 @@ pub(crate) struct Watched {
 }
 
 impl Watched {
-    pub(crate) fn capture(model: &TenureModel, store: &MemoryStore) -> Watched {
-        Watched {
-            clock: store.get(Collection::Clock, CLOCK_ID).cloned(),
-            leases: lease_ids(model.config.leases)
-                .map(|(_, id)| {
-                    store
-                        .get(Collection::Leases, &id)
-                        .and_then(|d| LeaseDoc::decode(d, namespace()).ok())
-                })
-                .collect(),
+    /// The watched documents before and after a store change, or `None` if none of them
+    /// changed (most writes: a failed compare-and-swap, a presence write). Compares the raw
+    /// documents and decodes only the leases that changed; the others are left out (`None` on
+    /// both sides), as [`store_change`] looks at changes only.
+    pub(crate) fn changed(
+        model: &TenureModel,
+        before: &MemoryStore,
+        after: &MemoryStore,
+    ) -> Option<(Watched, Watched)> {
+        fn clock(s: &MemoryStore) -> Option<&Document> {
+            s.get(Collection::Clock, CLOCK_ID)
         }
+        let decode = |d: Option<&Document>| d.and_then(|d| LeaseDoc::decode(d, namespace()).ok());
+        let mut any = clock(before) != clock(after);
+        let (mut was, mut is) = (Vec::new(), Vec::new());
+        for (_, id) in model.lease_ids() {
+            let (b, a) = (
+                before.get(Collection::Leases, id),
+                after.get(Collection::Leases, id),
+            );
+            let (b, a) = if b == a {
+                (None, None)
+            } else {
+                any = true;
+                (decode(b), decode(a))
+            };
+            was.push(b);
+            is.push(a);
+        }
+        let was = Watched {
+            clock: clock(before).cloned(),
+            leases: was,
+        };
+        let is = Watched {
+            clock: clock(after).cloned(),
+            leases: is,
+        };
+        (any && was != is).then_some((was, is))
     }
 
     fn global(&self) -> u64 {

@@ -1,7 +1,7 @@
 //! The model's state: real time, the store, the processes running the core's actors, the
 //! requests in flight, and the ghost observations the properties need.
 
-use std::sync::Arc;
+use crate::shared::Shared;
 use tenure::clock::watcher::WatcherOutput;
 use tenure::clock::{ClockWatcher, Updater, UpdaterOutput};
 use tenure::effects::{Effects, OpId, Request};
@@ -223,6 +223,8 @@ pub struct Ghost {
     pub clock_writes: Vec<(u64, u64)>,
     /// (real ns, global) after every change of the clock document.
     pub clock_samples: Vec<(u64, u64)>,
+    /// Real time (ns) the last fault ended: G6's window starts no earlier.
+    pub quiet_since: u64,
     /// The last value the clock watcher emitted.
     pub watcher_emitted: Option<u64>,
     /// Leadership tickets not yet resolved.
@@ -274,18 +276,18 @@ pub struct State {
     /// Real time (ns).
     pub real: u64,
     /// The store (shared with the states it came from until it changes).
-    pub store: Arc<MemoryStore>,
+    pub store: Shared<MemoryStore>,
     /// Updaters, then the clock watcher (clock model), then managers (each shared until it
     /// changes: most steps touch one process).
-    pub procs: Vec<Arc<Proc>>,
+    pub procs: Vec<Shared<Proc>>,
     /// Requests not yet applied.
     pub flights: Vec<Flight>,
     /// Non-atomic compare-and-swaps whose filter matched, waiting to write by `_id`.
     pub checked: Vec<Flight>,
     /// The store before the last write (served by stale reads).
-    pub before_write: Option<Arc<MemoryStore>>,
+    pub before_write: Option<Shared<MemoryStore>>,
     /// The store before an acknowledged but unreplicated write (restored by a rollback).
-    pub unreplicated: Option<Arc<MemoryStore>>,
+    pub unreplicated: Option<Shared<MemoryStore>>,
     /// Fault events left.
     pub budget: u8,
     /// Nothing has happened yet in this tick. Holders call, and processes pause, resume, crash
@@ -300,11 +302,11 @@ pub struct State {
 impl State {
     /// The store, copied first if another state shares it.
     pub fn store_mut(&mut self) -> &mut MemoryStore {
-        Arc::make_mut(&mut self.store)
+        self.store.make_mut()
     }
 
     /// Process `p`, copied first if another state shares it.
     pub fn proc_mut(&mut self, p: usize) -> &mut Proc {
-        Arc::make_mut(&mut self.procs[p])
+        self.procs[p].make_mut()
     }
 }

@@ -1,7 +1,7 @@
 //! A counterexample as a timeline a person can read: after each step, real time, every
 //! process's local time, global time, and every lease's holder and epoch.
 
-use crate::model::{lease_ids, namespace, Action, How, TenureModel};
+use crate::model::{namespace, Action, How, TenureModel};
 use crate::observe::global;
 use crate::state::{Actor, State};
 use serde::Serialize;
@@ -96,11 +96,12 @@ impl TenureModel {
                     paused: s.procs[p].paused,
                 })
                 .collect(),
-            leases: lease_ids(self.config.leases)
+            leases: self
+                .lease_ids()
                 .map(|(k, id)| {
                     let doc = s
                         .store
-                        .get(Collection::Leases, &id)
+                        .get(Collection::Leases, id)
                         .and_then(|d| LeaseDoc::decode(d, namespace()).ok());
                     LeaseFrame {
                         lease: format!("l{k}"),

@@ -307,7 +307,11 @@ impl Updater {
 
     fn fail(&mut self, err: ClockError, now: LocalTime) -> Effects<UpdaterOutput> {
         self.base = None;
-        self.next_tick = Some(now.after(self.config.backoff_delay));
+        self.next_tick = if self.config.mutant == Some(Mutant::ClockUpdaterGivesUp) {
+            None
+        } else {
+            Some(now.after(self.config.backoff_delay))
+        };
         let mut fx = Effects::none();
         fx.notify(UpdaterOutput::Failed(err));
         fx

@@ -1,4 +1,4 @@
-//! Clock properties G1-G5 (PROTOCOLS.md §1.4).
+//! Clock properties G1-G5 (PROTOCOLS.md §1.4) and G6, the clock's bounded liveness.
 
 use super::{PropertyId, Verdict, Violation};
 use crate::time::{GlobalTime, Secs};
@@ -144,6 +144,31 @@ pub fn g4_only_written_values(
     }
 }
 
+/// G6 (bounded liveness, checked as a safety property): at real time `now`, global time last
+/// changed at real `last_change` and no fault has struck since real `quiet_since`; from the later
+/// of the two, at most `window` may pass without an advance.
+///
+/// "Eventually" without fairness would accept an updater that never runs again; a window that
+/// starts only when faults stop states what the protocol can promise: a running updater that
+/// is not interfered with moves the clock within its interval and backoff.
+pub fn g6_progress(last_change: u64, quiet_since: u64, now: u64, window: Duration) -> Verdict {
+    let since = last_change.max(quiet_since);
+    let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+    if now.saturating_sub(since) > window_ns {
+        return Err(Violation::new(
+            PropertyId::G6,
+            format!(
+                "global time has not advanced since real {} although no fault struck after real {}: {} passed, the window is {:?}",
+                Secs(last_change),
+                Secs(quiet_since),
+                Secs(now - since),
+                window
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// G5: the values one watcher emits strictly increase.
 pub fn g5_watcher_strictly_later(emitted: &[GlobalTime]) -> Verdict {
     match emitted.windows(2).find(|w| w[1] <= w[0]) {
@@ -195,5 +220,17 @@ mod tests {
     fn g5_repeats_fail() {
         assert!(g5_watcher_strictly_later(&[GlobalTime(1), GlobalTime(2)]).is_ok());
         assert!(g5_watcher_strictly_later(&[GlobalTime(1), GlobalTime(1)]).is_err());
+    }
+
+    #[test]
+    fn g6_window_starts_at_the_later_of_the_last_advance_and_the_last_fault() {
+        let w = Duration::from_nanos(10);
+        assert!(g6_progress(5, 0, 15, w).is_ok(), "exactly the window");
+        assert!(g6_progress(5, 0, 16, w).is_err(), "one past it");
+        assert!(
+            g6_progress(5, 8, 16, w).is_ok(),
+            "a fault at 8 restarts the window"
+        );
+        assert!(g6_progress(5, 8, 19, w).is_err());
     }
 }

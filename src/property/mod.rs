@@ -6,7 +6,7 @@
 //! ([`crate::history`]), so a property means the same thing everywhere.
 //!
 //! # Layout
-//! - [`clock`] holds G1-G5, the global clock;
+//! - [`clock`] holds G1-G6, the global clock;
 //! - [`lease`] holds L1-L7, the M family and fencing (F1);
 //! - [`leadership`] holds T1-T5;
 //! - [`presence`] holds P1-P7.
@@ -22,7 +22,7 @@ use std::fmt;
 macro_rules! properties {
     ($( $(#[$doc:meta])* $id:ident = $name:literal; )*) => {
         /// The identifier of a property, as in PROTOCOLS.md (G, L, M, T, P families) plus F1 for
-        /// fencing and G5 for the clock watcher.
+        /// fencing, G5 for the clock watcher and G6 for the clock's bounded liveness.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[non_exhaustive]
         pub enum PropertyId {
@@ -52,6 +52,9 @@ properties! {
     G4 = "no update means no progress";
     /// The clock watcher emits only values strictly later than the last one it emitted.
     G5 = "watcher emits strictly later values";
+    /// Bounded liveness: once faults stop, global time advances at least once in every window
+    /// (the updaters' interval and backoff, stretched by the rate error, plus timer lateness).
+    G6 = "global time keeps advancing";
     /// At most one document holds a lease name at any instant.
     L1 = "one document per lease";
     /// A lease document's holder never changes while it is held; ownership moves only through expiry.
