@@ -57,6 +57,10 @@ pub fn config(protocol: Protocol, args: &ModelArgs) -> Result<ModelConfig, Strin
     if let Some(h) = args.horizon {
         c.horizon = h;
     }
+    if let Some(ppm) = args.rate_error_ppm {
+        c.rate_error_ppm = ppm;
+    }
+    c.symmetry = args.symmetry;
     c.mutant = mutant(&args.mutant)?;
     c.validate().map_err(|e| e.to_string())?;
     Ok(c)

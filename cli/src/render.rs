@@ -20,8 +20,14 @@ pub fn reproduce_command(c: &ModelConfig) -> String {
     if c.pingers > 0 {
         let _ = write!(cmd, " --pingers {}", c.pingers);
     }
+    if c.rate_error_ppm != ModelConfig::default_for(c.protocol).rate_error_ppm {
+        let _ = write!(cmd, " --rate-error-ppm {}", c.rate_error_ppm);
+    }
     if let Some(m) = c.mutant {
         let _ = write!(cmd, " --mutant {m}");
+    }
+    if c.symmetry {
+        cmd.push_str(" --symmetry");
     }
     cmd
 }

@@ -38,6 +38,7 @@ struct ConfigSummary {
     faults: String,
     fault_budget: u8,
     mutant: Option<String>,
+    symmetry: bool,
 }
 
 #[derive(Serialize)]
@@ -65,6 +66,7 @@ pub fn summary(model: &TenureModel, r: &CheckReport) -> Summary {
             faults: c.faults.to_string(),
             fault_budget: c.fault_budget,
             mutant: c.mutant.map(|m| m.name().to_owned()),
+            symmetry: c.symmetry,
         },
         outcome: report_outcome(r),
         complete: r.complete,

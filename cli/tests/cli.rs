@@ -153,3 +153,33 @@ fn a_search_cut_short_is_unknown_and_exits_2() {
     assert!(out.contains("UNKNOWN L6 lease exclusion"), "{out}");
     assert!(out.contains("search stopped early"), "{out}");
 }
+
+#[test]
+fn symmetry_reduction_is_recorded_and_reproduced() {
+    let dir = scratch("symmetry");
+    let args = [
+        "check",
+        "--protocol",
+        "clock",
+        "--updaters",
+        "3",
+        "--rate-error-ppm",
+        "0",
+        "--horizon",
+        "4",
+    ];
+    let unique = |extra: &[&str]| {
+        let all: Vec<&str> = args.iter().chain(extra).copied().collect();
+        let o = tenure(&all, &dir);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let summary = std::fs::read_to_string(dir.join("check/clock/summary.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&summary).unwrap();
+        assert_eq!(v["config"]["symmetry"], !extra.is_empty());
+        let reproduce = v["reproduce"].as_str().unwrap().to_owned();
+        assert!(reproduce.contains("--rate-error-ppm 0"), "{reproduce}");
+        assert_eq!(reproduce.ends_with("--symmetry"), !extra.is_empty());
+        v["unique_states"].as_u64().unwrap()
+    };
+    let (plain, reduced) = (unique(&[]), unique(&["--symmetry"]));
+    assert!(reduced * 3 < plain, "{reduced} vs {plain}");
+}

@@ -66,6 +66,9 @@ pub struct ModelConfig {
     pub fault_budget: u8,
     /// A deliberately broken variant of the protocol, or `None` for the real one.
     pub mutant: Option<Mutant>,
+    /// Symmetry reduction over interchangeable processes (see [`crate::symmetry`]); the search
+    /// is then depth first.
+    pub symmetry: bool,
 }
 
 /// A configuration that cannot be checked, with the field to change.
@@ -102,6 +105,7 @@ impl ModelConfig {
                 .collect(),
             fault_budget: 1,
             mutant: None,
+            symmetry: false,
         };
         match protocol {
             Protocol::Clock => ModelConfig { horizon: 6, ..base },
@@ -288,6 +292,9 @@ impl fmt::Display for ModelConfig {
         )?;
         if let Some(m) = self.mutant {
             write!(f, ", mutant {m}")?;
+        }
+        if self.symmetry {
+            write!(f, ", symmetry reduction")?;
         }
         Ok(())
     }

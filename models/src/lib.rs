@@ -15,6 +15,7 @@
 //! - [`presence`]: the presence model's routing and observations;
 //! - [`run`]: running a check and reading its verdicts;
 //! - [`shared`]: copy-on-write state parts whose hash is computed once per version;
+//! - [`symmetry`]: interchangeable processes put in a canonical order;
 //! - [`timeline`]: a counterexample as frames a person can read.
 //!
 //! # Time
@@ -39,6 +40,7 @@ pub mod presence;
 pub mod run;
 pub mod shared;
 pub mod state;
+pub mod symmetry;
 pub mod timeline;
 
 pub use config::ModelConfig;

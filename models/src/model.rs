@@ -684,14 +684,7 @@ impl TenureModel {
         for v in why.iter() {
             s.ghost.violated |= observe::bit(v.property);
         }
-        // Canonical order: the same multiset of requests, calls and beliefs is one state.
-        s.flights.sort_by_key(|f| (f.proc, f.req.id));
-        s.checked.sort_by_key(|f| (f.proc, f.req.id));
-        s.ghost.calls.sort_by_key(|c| c.req);
-        s.ghost.tickets.sort_by_key(|t| (t.unit, t.id));
-        s.ghost
-            .beliefs
-            .sort_by_key(|b| (b.lease, b.holder, b.epoch, b.from));
+        s.canonical_order();
     }
 
     fn call_slot(&self, m: u8, k: u8, kind: CallKind) -> usize {

@@ -1,12 +1,14 @@
 //! Running a check and reading its verdicts: one [`PropertyResult`] per property, PASS, FAIL or
-//! UNKNOWN, with the shortest counterexample (breadth-first search finds shortest paths first).
+//! UNKNOWN, with the shortest counterexample (breadth-first search finds shortest paths first;
+//! with symmetry reduction the search is depth first and a counterexample need not be shortest).
 
 use crate::config::ModelConfig;
 use crate::model::{Action, TenureModel};
 use crate::observe::{property_id, Milestone};
+use crate::state::State;
 use stateright::report::{ReportData, ReportDiscovery, Reporter};
-use stateright::{Checker, Expectation, HasDiscoveries, Model};
-use std::collections::BTreeMap;
+use stateright::{Checker, Expectation, HasDiscoveries, Model, Path};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
 use tenure::property::PropertyId;
@@ -156,7 +158,27 @@ impl Reporter<TenureModel> for Relay<'_> {
     }
 }
 
-/// Checks `config` exhaustively (breadth first), reporting progress about once a second.
+/// What a finished search found, whichever search it was.
+struct Searched {
+    discoveries: HashMap<&'static str, Path<State, Action>>,
+    states: usize,
+    unique_states: usize,
+    max_depth: usize,
+}
+
+impl Searched {
+    fn from(checker: impl Checker<TenureModel>) -> Searched {
+        Searched {
+            discoveries: checker.discoveries(),
+            states: checker.state_count(),
+            unique_states: checker.unique_state_count(),
+            max_depth: checker.max_depth(),
+        }
+    }
+}
+
+/// Checks `config` exhaustively (breadth first; depth first with symmetry reduction), reporting
+/// progress about once a second.
 pub fn check(config: &ModelConfig, options: &CheckOptions, progress: Progress<'_>) -> CheckReport {
     let model = TenureModel::new(config.clone());
     let properties = model.properties();
@@ -173,9 +195,14 @@ pub fn check(config: &ModelConfig, options: &CheckOptions, progress: Progress<'_
         }
     }
     let started = Instant::now();
-    let checker = builder.spawn_bfs().join_and_report(&mut Relay(progress));
+    let searched = if config.symmetry {
+        let builder = builder.symmetry_fn(crate::symmetry::representative);
+        Searched::from(builder.spawn_dfs().join_and_report(&mut Relay(progress)))
+    } else {
+        Searched::from(builder.spawn_bfs().join_and_report(&mut Relay(progress)))
+    };
     let elapsed = started.elapsed();
-    let discoveries = checker.discoveries();
+    let discoveries = searched.discoveries;
     let all_found = properties.iter().all(|p| discoveries.contains_key(p.name));
     let timed_out = options.timeout.is_some_and(|t| elapsed >= t);
     let failed = properties
@@ -214,9 +241,9 @@ pub fn check(config: &ModelConfig, options: &CheckOptions, progress: Progress<'_
     CheckReport {
         config: config.clone(),
         properties: results,
-        states: checker.state_count(),
-        unique_states: checker.unique_state_count(),
-        max_depth: checker.max_depth(),
+        states: searched.states,
+        unique_states: searched.unique_states,
+        max_depth: searched.max_depth,
         elapsed,
         complete,
     }

@@ -43,7 +43,8 @@ impl<T: Clone + Hash> Shared<T> {
         Arc::make_mut(&mut self.value)
     }
 
-    fn cached_hash(&self) -> u64 {
+    /// The value's hash (computed at most once per version).
+    pub fn fingerprint(&self) -> u64 {
         let known = self.hash.load(Ordering::Relaxed);
         if known != UNKNOWN {
             return known;
@@ -76,7 +77,7 @@ impl<T> Clone for Shared<T> {
 
 impl<T: Clone + Hash> Hash for Shared<T> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.cached_hash());
+        state.write_u64(self.fingerprint());
     }
 }
 

@@ -305,6 +305,18 @@ impl State {
         self.store.make_mut()
     }
 
+    /// Sorts what is a multiset by nature (requests, calls, tickets, beliefs), so that the same
+    /// multiset is one state.
+    pub fn canonical_order(&mut self) {
+        self.flights.sort_by_key(|f| (f.proc, f.req.id));
+        self.checked.sort_by_key(|f| (f.proc, f.req.id));
+        self.ghost.calls.sort_by_key(|c| c.req);
+        self.ghost.tickets.sort_by_key(|t| (t.unit, t.id));
+        self.ghost
+            .beliefs
+            .sort_by_key(|b| (b.lease, b.holder, b.epoch, b.from));
+    }
+
     /// Process `p`, copied first if another state shares it.
     pub fn proc_mut(&mut self, p: usize) -> &mut Proc {
         self.procs[p].make_mut()
