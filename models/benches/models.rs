@@ -43,14 +43,17 @@ fn core_models(c: &mut Criterion) {
             ..CheckOptions::default()
         };
         let unique = check(&config, &options, &mut |_| {}).unique_states;
+        eprintln!("{name}: {unique} unique states");
         group.throughput(Throughput::Elements(unique as u64));
         group.bench_function(name, |b| {
             b.iter(|| check(&config, &options, &mut |_| {}).unique_states)
         });
     }
+    // Sized to explore about as many unique states as the core-driven lease model above, so
+    // both meet the same hash-table and cache effects.
     let baseline = BaselineLease {
-        managers: 3,
-        horizon: 14,
+        managers: 4,
+        horizon: 16,
         duration: 3,
         claims: 3,
     };
@@ -61,6 +64,7 @@ fn core_models(c: &mut Criterion) {
         .spawn_bfs()
         .join()
         .unique_state_count();
+    eprintln!("baseline_hand_written_lease: {unique} unique states");
     group.throughput(Throughput::Elements(unique as u64));
     group.bench_function("baseline_hand_written_lease", |b| {
         b.iter(|| {
