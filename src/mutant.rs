@@ -111,6 +111,9 @@ mutants! {
     LeaseEpochReuse = "lease-epoch-reuse", Lease, F1;
     /// A token answers "not held" from the cache without refreshing first.
     ManagerNotHeldWithoutRefresh = "manager-not-held-without-refresh", Lease, M4;
+    /// The manager's expiry ticks ignore the leases it knows and come only every `max_sleep`,
+    /// so an abandoned lease stays held long after it expired.
+    ManagerSleepsPastExpiry = "manager-sleeps-past-expiry", Lease, M6;
     /// The tracker claims for `duration` instead of `2 × duration`.
     LeadershipSingleDuration = "leadership-single-duration", Leadership, T5;
     /// The tracker measures its tenure from the end of the claim and trusts that over the

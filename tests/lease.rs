@@ -307,6 +307,33 @@ fn expiry_tick_judges_at_the_refresh_reply_not_at_the_tick_start() {
     assert_eq!(stored(&sim, "db").term, None);
 }
 
+/// Goal: a lost reply to a read (a timeout) changes nothing and stops nothing: the expiry tick
+/// whose refresh was lost looks again soon, not after max_sleep, and the abandoned lease is
+/// expired (M6; found by the model checker, where one lost read stopped the manager for good).
+#[test]
+fn a_lost_read_on_an_expiry_tick_is_retried_soon() {
+    let mut sim = Sim::new();
+    let m = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
+    sim.settle();
+    claim(&mut sim, m, 1, "db", "u", D);
+    sim.settle();
+    set_global(&mut sim, secs(61));
+    sim.real = secs(61);
+    sim.fire(m);
+    assert!(!sim.in_flight.is_empty(), "the expiry tick refreshes");
+    sim.deliver(0, Fault::Lost);
+    sim.settle();
+    assert!(
+        !sim.manager_outputs(m)
+            .iter()
+            .any(|o| matches!(o, ManagerOutput::Stopped(_))),
+        "a lost read stopped the manager"
+    );
+    // Within a second (far less than max_sleep), the retried tick expires the lease.
+    sim.run_until(sim.real + secs(1));
+    assert_eq!(stored(&sim, "db").term, None);
+}
+
 /// Goal: a token check answers from the cache when held, and refreshes once before saying
 /// "not held" (M4).
 #[test]

@@ -233,6 +233,43 @@ fn tenures(sim: &Sim) -> Vec<Tenure> {
     tenures
 }
 
+/// M6's window in the lease runs: the longest term on the slowest clock, one clock step, and a
+/// second to spare.
+const EXPIRY_WINDOW: Duration = Duration::from_millis(20_000 * 20 / 19 + 2_100 + 1_000);
+
+/// The end of a lease run: faults stop, every process runs, no holder calls again, and every
+/// request completes on time for 40 s. Every lease still held must then be expired within M6's
+/// window of global time passing its expiry.
+fn abandoned_leases_expire(sim: &mut Sim) -> Vec<Result<(), Violation>> {
+    sim.faults = false;
+    for n in 0..sim.nodes.len() {
+        if sim.nodes[n].paused {
+            sim.set_paused(n, false);
+        }
+    }
+    let quiet_since = sim.real;
+    sim.run_until(sim.real + 40 * secs(1));
+    let held: Vec<_> = sim
+        .store
+        .documents(Collection::Leases)
+        .filter_map(|d| tenure::lease::LeaseDoc::decode(d, "app").ok())
+        .filter_map(|d| d.term.map(|t| (d.name, t.expiry())))
+        .collect();
+    held.into_iter()
+        .filter_map(|(name, expiry)| {
+            let (passed_at, _) = sim.clock_samples.iter().find(|(_, g)| *g > expiry)?;
+            Some(lease::m6_expired_in_time(
+                &name,
+                expiry,
+                *passed_at,
+                quiet_since,
+                sim.real,
+                EXPIRY_WINDOW,
+            ))
+        })
+        .collect()
+}
+
 fn run_lease(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
     let mut sim = Sim::new();
     let up = start_updater(&mut sim, None, Clock::EXACT);
@@ -244,7 +281,8 @@ fn run_lease(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
         .map(|i| {
             let mut cfg = ManagerConfig::new("app", format!("ctl-{i}"));
             cfg.skew = skew;
-            cfg.max_sleep = Duration::from_secs(5);
+            // Longer than M6's window below, so a manager that waits for it is caught.
+            cfg.max_sleep = Duration::from_secs(60);
             cfg.mutant = mutant;
             manager(&mut sim, cfg, CLOCKS[i])
         })
@@ -284,6 +322,7 @@ fn run_lease(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
         }
         settle_nodes(&mut sim, &[up]);
     }
+    let expiries = abandoned_leases_expire(&mut sim);
     let tenures = tenures(&sim);
     let mut grants = Vec::new();
     let mut granted = Vec::new();
@@ -338,13 +377,17 @@ fn run_lease(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
     if grants.iter().any(|g| g.epoch.0 > 1) {
         reached.insert("lease changed holder");
     }
-    let violations = violations([
-        lease::l6_exclusion(&tenures),
-        lease::store_changes(&sim.lease_changes),
-        lease::f1_epochs(&grants),
-        lease::l5_claim_lasts(&granted),
-        lease::m4_not_held_after_refresh(&checks),
-    ]);
+    let violations = violations(
+        [
+            lease::l6_exclusion(&tenures),
+            lease::store_changes(&sim.lease_changes),
+            lease::f1_epochs(&grants),
+            lease::l5_claim_lasts(&granted),
+            lease::m4_not_held_after_refresh(&checks),
+        ]
+        .into_iter()
+        .chain(expiries),
+    );
     Run {
         violations,
         reached,

@@ -158,7 +158,24 @@ impl ModelConfig {
                 updaters: 1,
                 ..base
             },
+            // M6 needs a horizon that fits a claim, its expiry and the window after it.
+            Mutant::ManagerSleepsPastExpiry => ModelConfig {
+                mutant: Some(mutant),
+                ..ModelConfig::expiry_liveness()
+            },
             _ => base,
+        }
+    }
+
+    /// The lease configuration in which M6 (abandoned leases expire in bounded time) is checked:
+    /// one holder that claims and extends, then stops, and a horizon long enough for its lease
+    /// to expire and the window after that to close.
+    pub fn expiry_liveness() -> ModelConfig {
+        ModelConfig {
+            managers: 1,
+            checks: 0,
+            horizon: 13,
+            ..ModelConfig::default_for(Protocol::Lease)
         }
     }
 

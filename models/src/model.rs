@@ -444,14 +444,19 @@ impl TenureModel {
                 s.real = self.next_real(s);
                 s.ghost.called_this_tick = 0;
                 let now = self.real(s);
-                // While a process is paused, the window has not started.
-                if self.checks_progress() && s.procs.iter().all(|p| p.runs()) {
-                    let last_change = s.ghost.clock_samples.last().map_or(0, |(r, _)| *r);
-                    let window = self.progress_window();
-                    observe::record(
-                        why,
-                        g6_progress(last_change, s.ghost.quiet_since, now, window),
-                    );
+                // While a process is paused, the windows have not started.
+                if s.procs.iter().all(|p| p.runs()) {
+                    if self.checks_progress() {
+                        let last_change = s.ghost.clock_samples.last().map_or(0, |(r, _)| *r);
+                        let window = self.progress_window();
+                        observe::record(
+                            why,
+                            g6_progress(last_change, s.ghost.quiet_since, now, window),
+                        );
+                    }
+                    if self.checks_expiry() {
+                        observe::expiries_due(self, s, now, why);
+                    }
                 }
                 // A belief that has ended cannot overlap any later one.
                 s.ghost.beliefs.retain(|b| b.until > now);
@@ -678,7 +683,7 @@ impl TenureModel {
                 action,
                 Action::Resume(_) | Action::WriteChecked(_) | Action::Rollback
             );
-        if fault_ended && self.checks_progress() {
+        if fault_ended && self.tracks_quiet() {
             s.ghost.quiet_since = s.real;
         }
         for v in why.iter() {
@@ -805,6 +810,39 @@ impl TenureModel {
         self.config.protocol == Protocol::Clock && !self.config.faults.has(Fault::Delay)
     }
 
+    /// Whether M6 (abandoned leases expire in bounded time) is checked: in the lease model,
+    /// unless requests may be delayed without end, and only if the horizon leaves room for a
+    /// claim, its expiry and the window after it (the default 6 s horizon does not).
+    pub fn checks_expiry(&self) -> bool {
+        let needed = self.config.lease_duration
+            + self.config.clock_step_max()
+            + self.expiry_window()
+            + self.config.tick * 2;
+        self.config.protocol == Protocol::Lease
+            && !self.config.faults.has(Fault::Delay)
+            && u128::from(self.horizon_ns()) >= needed.as_nanos()
+    }
+
+    /// M6's window after global time passes a lease's expiry (or the last fault ends). The
+    /// manager waits out the rest of the term on its own clock, which may run slow, counting
+    /// from when it handled the reply that dated the term: a reply handled late (after a
+    /// pause) restarts that wait, so up to a whole term on the slowest clock; global time may
+    /// also jump by one clock step. Its timer then fires at the first tick after that (one
+    /// tick), and the check runs at the start of a tick, before the timers due in it (one tick
+    /// more); the refresh and the expiry complete within the tick.
+    pub fn expiry_window(&self) -> Duration {
+        let ppm = u128::from(self.config.rate_error_ppm.min(999_999));
+        let term = self.config.lease_duration.as_nanos() * 1_000_000 / (1_000_000 - ppm);
+        Duration::from_nanos(u64::try_from(term).unwrap_or(u64::MAX))
+            + self.config.clock_step_max()
+            + self.config.tick * 2
+    }
+
+    /// Whether the model remembers when the last fault ended (G6 and M6 windows start there).
+    fn tracks_quiet(&self) -> bool {
+        self.checks_progress() || self.checks_expiry()
+    }
+
     /// G6's window: an updater's interval and backoff on the slowest local clock, plus two
     /// ticks (a timer fires at the first tick at or after its deadline, and the write it starts
     /// completes within that tick).
@@ -823,6 +861,7 @@ impl TenureModel {
             Protocol::Clock => vec![G1, G2, G3, G5],
             Protocol::Leadership => vec![G1, G2, G3, L2, L3, L4, L6, F1, T1, T3, T4, T5],
             Protocol::Presence => vec![P1, P2, P4, P5, P6],
+            _ if self.checks_expiry() => vec![G1, G2, G3, L2, L3, L4, L5, L6, F1, M4, M6],
             _ => vec![G1, G2, G3, L2, L3, L4, L5, L6, F1, M4],
         }
     }
@@ -840,6 +879,12 @@ impl TenureModel {
                 Milestone::LeaderConfirmed,
                 Milestone::LeadershipMoved,
                 Milestone::BecameMinion,
+            ],
+            // A lone holder is never denied.
+            _ if self.config.managers < 2 => vec![
+                Milestone::LeaseClaimed,
+                Milestone::HolderChanged,
+                Milestone::LeaseExpired,
             ],
             _ => vec![
                 Milestone::LeaseClaimed,

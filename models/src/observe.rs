@@ -14,8 +14,8 @@ use tenure::property::leadership::{
     t1_backed, t3_one_release_waiter, t4_tickets_once, t5_twice, LeaderAnswer, TicketEvent,
 };
 use tenure::property::lease::{
-    l5_claim_lasts, l6_exclusion, m4_not_held_after_refresh, store_changes, GrantedTerm,
-    LeaseChange,
+    l5_claim_lasts, l6_exclusion, m4_not_held_after_refresh, m6_expired_in_time, store_changes,
+    GrantedTerm, LeaseChange,
 };
 use tenure::property::{PropertyId, Verdict, Violation};
 use tenure::substrate::{Collection, Document, MemoryStore, Op, ReadConcern, Value};
@@ -97,6 +97,31 @@ impl Watched {
         match self.clock.as_ref().and_then(|d| d.get(TIME_FIELD)) {
             Some(Value::Int(t)) => u64::try_from(*t).unwrap_or(0),
             _ => 0,
+        }
+    }
+}
+
+/// M6 at real `now`: every lease still held whose expiry global time passed must be expired
+/// within the window.
+pub(crate) fn expiries_due(model: &TenureModel, s: &State, now: u64, why: &mut Vec<Violation>) {
+    let window = model.expiry_window();
+    for (k, id) in model.lease_ids() {
+        let Some(term) = s
+            .store
+            .get(Collection::Leases, id)
+            .and_then(|d| LeaseDoc::decode(d, namespace()).ok())
+            .and_then(|d| d.term)
+        else {
+            continue;
+        };
+        let expiry = term.expiry();
+        let passed = s.ghost.clock_samples.iter().find(|(_, g)| *g > expiry.0);
+        if let Some((passed_at, _)) = passed {
+            let lease = format!("l{k}");
+            record(
+                why,
+                m6_expired_in_time(&lease, expiry, *passed_at, s.ghost.quiet_since, now, window),
+            );
         }
     }
 }

@@ -615,13 +615,18 @@ impl LeaseManager {
             Running::TickRefresh => {
                 // Judged when the refresh answers, not when the tick began: the refresh dates its
                 // local expiries from its own reply, so an expired lease's is `now`, and against
-                // the tick's start (earlier by the read's latency) it would never be due.
-                let mut due: Vec<String> = self
-                    .store
-                    .leases()
-                    .filter(|(_, i)| i.local_expiry <= now)
-                    .map(|(n, _)| n.to_owned())
-                    .collect();
+                // the tick's start (earlier by the read's latency) it would never be due. A
+                // refresh whose outcome is unknown expires nothing: the schedule looks again
+                // soon if a lease is due.
+                let mut due: Vec<String> = match outcome {
+                    Ok(_) => self
+                        .store
+                        .leases()
+                        .filter(|(_, i)| i.local_expiry <= now)
+                        .map(|(n, _)| n.to_owned())
+                        .collect(),
+                    Err(_) => Vec::new(),
+                };
                 due.sort();
                 due.reverse();
                 fx.extend(self.expire_next(due, now));
@@ -654,10 +659,12 @@ impl LeaseManager {
         }
     }
 
-    /// `next = min(last tick + max_sleep, the earliest local expiry after the last tick)`, but
-    /// never sooner than `retry.delay_min` after the last tick: while global time stalls at a
-    /// lease's expiry, the recomputed local expiry stays a few nanoseconds ahead and the manager
-    /// would otherwise spin.
+    /// `next = min(last tick + max_sleep, the earliest local expiry)`, but never sooner than
+    /// `retry.delay_min` after the last tick: while global time stalls at a lease's expiry, the
+    /// recomputed local expiry stays a few nanoseconds ahead and the manager would otherwise
+    /// spin. A local expiry already past counts too: the lease is still cached because its
+    /// refresh or expiry failed or raced, and waiting for max_sleep would keep an abandoned
+    /// lease held far past its expiry (M6).
     fn schedule_tick(&mut self, now: LocalTime) {
         let cap = self.last_tick.after(self.config.max_sleep);
         let floor = self
@@ -667,8 +674,8 @@ impl LeaseManager {
             .store
             .leases()
             .map(|(_, i)| i.local_expiry)
-            .filter(|t| *t > self.last_tick)
-            .min();
+            .min()
+            .filter(|_| self.config.mutant != Some(Mutant::ManagerSleepsPastExpiry));
         let next = soonest.map_or(cap, |s| s.min(cap)).max(floor).max(now);
         self.next_tick = Some(self.next_tick.map_or(next, |t| t.min(next)));
     }

@@ -330,6 +330,21 @@ impl LeaseStore {
         result: OpResult,
         now: LocalTime,
     ) -> Result<StoreStep, StoreError> {
+        // A read whose reply was lost (a timeout, a dropped connection) changed nothing and may
+        // simply be tried again: an unknown outcome for the caller, never a store failure, which
+        // stops the manager.
+        if result == OpResult::Unknown {
+            let read = match &call {
+                Call::RefreshDocs | Call::RefreshClock { .. } => Some("refreshing leases".into()),
+                Call::WriteReadClock { name, .. } | Call::ExpireReadClock { name } => {
+                    Some(format!("lease {name:?}: reading global time"))
+                }
+                _ => None,
+            };
+            if let Some(what) = read {
+                return Err(StoreError::Unknown(what));
+            }
+        }
         match call {
             Call::RefreshDocs => {
                 let docs = self.decode_all(result)?;

@@ -144,29 +144,23 @@ pub fn g4_only_written_values(
     }
 }
 
-/// G6 (bounded liveness, checked as a safety property): at real time `now`, global time last
-/// changed at real `last_change` and no fault has struck since real `quiet_since`; from the later
-/// of the two, at most `window` may pass without an advance.
-///
-/// "Eventually" without fairness would accept an updater that never runs again; a window that
-/// starts only when faults stop states what the protocol can promise: a running updater that
-/// is not interfered with moves the clock within its interval and backoff.
+/// G6 (bounded liveness): at real time `now`, global time last changed at real `last_change`
+/// and no fault has struck since real `quiet_since`; from the later of the two, at most `window`
+/// may pass without an advance (see [`super::overdue`]).
 pub fn g6_progress(last_change: u64, quiet_since: u64, now: u64, window: Duration) -> Verdict {
-    let since = last_change.max(quiet_since);
-    let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
-    if now.saturating_sub(since) > window_ns {
-        return Err(Violation::new(
+    match super::overdue(last_change, quiet_since, now, window) {
+        Some(waited) => Err(Violation::new(
             PropertyId::G6,
             format!(
                 "global time has not advanced since real {} although no fault struck after real {}: {} passed, the window is {:?}",
                 Secs(last_change),
                 Secs(quiet_since),
-                Secs(now - since),
+                Secs(waited),
                 window
             ),
-        ));
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// G5: the values one watcher emits strictly increase.

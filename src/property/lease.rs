@@ -262,6 +262,33 @@ pub fn l5_claim_lasts(granted: &[GrantedTerm]) -> Verdict {
     }
 }
 
+/// M6 (bounded liveness): lease `lease`'s term expired at global `expiry`, which global time
+/// first passed at real `passed_at`; at real `now` it is still held, and no fault struck after
+/// real `quiet_since`. From the later of the two, a running manager must expire it within
+/// `window` (see [`super::overdue`]).
+pub fn m6_expired_in_time(
+    lease: &str,
+    expiry: GlobalTime,
+    passed_at: u64,
+    quiet_since: u64,
+    now: u64,
+    window: Duration,
+) -> Verdict {
+    match super::overdue(passed_at, quiet_since, now, window) {
+        Some(waited) => Err(Violation::new(
+            PropertyId::M6,
+            format!(
+                "lease {lease:?} expired at {expiry} (passed at real {}) but is still held at real {}: {} without a fault, the window is {:?}",
+                Secs(passed_at),
+                Secs(now),
+                Secs(waited),
+                window
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// M4: a token check answers "not held" only after a refresh. Each answer is
 /// `(held, refreshed)`.
 pub fn m4_not_held_after_refresh(answers: &[(bool, bool)]) -> Verdict {
