@@ -96,7 +96,9 @@ properties! {
     M4 = "not held only after refresh";
     /// A wait for expiry ends only after the lease was observed absent.
     M5 = "wait ends only after expiry";
-    /// An abandoned lease is expired within expiry + max sleep + S.
+    /// An abandoned lease is expired in bounded time once global time passes its expiry
+    /// (PROTOCOLS.md: within expiry + max sleep + S; Tenure's manager: within a term on its
+    /// own clock plus one clock step, as it wakes at the expiries it knows).
     M6 = "abandoned leases expire in bounded time";
     /// The manager never removes a lease early.
     M7 = "manager never expires early";
