@@ -277,10 +277,9 @@ fn wait_until_expired_releases_and_cancels() {
         .contains(&ManagerOutput::Released { req: RequestId(4) }));
 }
 
-/// Goal: an expiry tick expires an expired lease even when its refresh answers later than the
-/// tick began (real I/O takes time; found live on SecantusDB, where no lease ever expired).
-#[test]
-fn expiry_tick_judges_at_the_refresh_reply_not_at_the_tick_start() {
+/// A manager whose holder claimed "db" for `D` and stopped, with global time now past the
+/// expiry.
+fn abandoned_and_expired() -> (Sim, usize) {
     let mut sim = Sim::new();
     let m = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
     sim.settle();
@@ -288,6 +287,14 @@ fn expiry_tick_judges_at_the_refresh_reply_not_at_the_tick_start() {
     sim.settle();
     set_global(&mut sim, secs(61));
     sim.real = secs(61);
+    (sim, m)
+}
+
+/// Goal: an expiry tick expires an expired lease even when its refresh answers later than the
+/// tick began (real I/O takes time; found live on SecantusDB, where no lease ever expired).
+#[test]
+fn expiry_tick_judges_at_the_refresh_reply_not_at_the_tick_start() {
+    let (mut sim, m) = abandoned_and_expired();
     for _ in 0..20 {
         // Fire the tick, then let 5 ms pass before each store reply arrives.
         sim.real += secs(1);
@@ -312,13 +319,7 @@ fn expiry_tick_judges_at_the_refresh_reply_not_at_the_tick_start() {
 /// expired (M6; found by the model checker, where one lost read stopped the manager for good).
 #[test]
 fn a_lost_read_on_an_expiry_tick_is_retried_soon() {
-    let mut sim = Sim::new();
-    let m = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
-    sim.settle();
-    claim(&mut sim, m, 1, "db", "u", D);
-    sim.settle();
-    set_global(&mut sim, secs(61));
-    sim.real = secs(61);
+    let (mut sim, m) = abandoned_and_expired();
     sim.fire(m);
     assert!(!sim.in_flight.is_empty(), "the expiry tick refreshes");
     sim.deliver(0, Fault::Lost);
