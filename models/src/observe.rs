@@ -117,10 +117,10 @@ pub(crate) fn expiries_due(model: &TenureModel, s: &State, now: u64, why: &mut V
         let expiry = term.expiry();
         let passed = s.ghost.clock_samples.iter().find(|(_, g)| *g > expiry.0);
         if let Some((passed_at, _)) = passed {
-            let lease = format!("l{k}");
+            let lease = model.lease_name(k);
             record(
                 why,
-                m6_expired_in_time(&lease, expiry, *passed_at, s.ghost.quiet_since, now, window),
+                m6_expired_in_time(lease, expiry, *passed_at, s.ghost.quiet_since, now, window),
             );
         }
     }
