@@ -11,7 +11,7 @@ use std::time::Duration;
 use tenure::mutant::{Mutant, Protocol};
 use tenure_models::run::{check, CheckOptions, CheckReport, Outcome, Stop};
 use tenure_models::stateright::Model;
-use tenure_models::{FaultSet, ModelConfig, TenureModel};
+use tenure_models::{memory, FaultSet, ModelConfig, TenureModel};
 
 fn protocols(arg: ProtocolArg) -> Vec<Protocol> {
     match arg {
@@ -121,11 +121,13 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, String> {
     if args.threads == Some(0) {
         return Err("--threads must be at least 1".into());
     }
+    let memory_limit = memory_limit(args.max_memory)?;
     let mut reports = Vec::new();
     for c in &configs {
         let options = CheckOptions {
             threads: args.threads.unwrap_or(CheckOptions::default().threads),
             timeout: args.timeout.map(Duration::from_secs),
+            memory_limit,
             stop: c
                 .mutant
                 .map_or(Stop::Exhausted, |m| Stop::FailureOf(m.breaks())),
@@ -169,6 +171,27 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, String> {
     }
     let outcomes: Vec<Outcome> = reports.iter().map(|(_, r, _)| r.outcome()).collect();
     Ok(exit_code(&outcomes))
+}
+
+/// The memory limit in bytes: `--max-memory` GiB, or the default share of what is available.
+fn memory_limit(gib: Option<f64>) -> Result<Option<u64>, String> {
+    let Some(gib) = gib else {
+        return Ok(memory::default_limit());
+    };
+    let bytes = gib * f64::from(1u32 << 30);
+    if !bytes.is_finite() || bytes < memory::LIMIT_MIN_BYTES as f64 || gib > 1_048_576.0 {
+        return Err(format!(
+            "--max-memory {gib}: give a size in GiB between {} and 1048576",
+            memory::LIMIT_MIN_BYTES as f64 / f64::from(1u32 << 30)
+        ));
+    }
+    if !memory::can_measure() {
+        return Err(
+            "--max-memory: this system does not show a process's memory (/proc/self/status); drop the flag"
+                .into(),
+        );
+    }
+    Ok(Some(bytes as u64))
 }
 
 fn exit_code(outcomes: &[Outcome]) -> ExitCode {

@@ -111,6 +111,11 @@ pub struct CheckArgs {
     /// Give up after this many seconds per protocol (unsettled properties are UNKNOWN).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// Give up once the checker holds this many GiB (unsettled properties are UNKNOWN)
+    /// [default: 80% of the memory available at start]. A breadth-first search keeps its whole
+    /// frontier in memory; without a limit the system would kill it.
+    #[arg(long, value_name = "GIB")]
+    pub max_memory: Option<f64>,
     /// Print the summaries as JSON on stdout instead of the table.
     #[arg(long)]
     pub json: bool,

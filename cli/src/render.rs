@@ -4,7 +4,7 @@
 use crate::summary::Written;
 use std::fmt::Write as _;
 use tenure::time::Secs;
-use tenure_models::run::{CheckReport, Kind, Outcome};
+use tenure_models::run::{CheckReport, Cutoff, Kind, Outcome};
 use tenure_models::timeline::Frame;
 use tenure_models::{ModelConfig, TenureModel};
 
@@ -54,10 +54,10 @@ pub fn print_report(model: &TenureModel, r: &CheckReport, written: &Written) {
         r.max_depth,
         r.elapsed.as_secs_f64(),
         thousands(r.unique_per_sec() as usize),
-        if r.complete {
-            "search complete"
-        } else {
-            "search stopped early"
+        match (r.complete, r.cutoff) {
+            (true, _) => "search complete".to_owned(),
+            (false, Some(c)) => format!("search stopped early: {c}"),
+            (false, None) => "search stopped early".to_owned(),
         }
     );
     for p in &r.properties {
@@ -97,7 +97,12 @@ pub fn print_report(model: &TenureModel, r: &CheckReport, written: &Written) {
             p.name
         ),
         None if unsettled => println!(
-            "  UNKNOWN: the search stopped before covering the state space; raise --timeout or shrink the configuration"
+            "  UNKNOWN: the search stopped before covering the state space; {}",
+            match r.cutoff {
+                Some(Cutoff::MemoryLimit { .. }) =>
+                    "shrink the configuration (--horizon, processes, --faults), try --symmetry, or raise --max-memory",
+                _ => "raise --timeout or shrink the configuration",
+            }
         ),
         None => {}
     }

@@ -4,7 +4,7 @@ use crate::check::report_outcome;
 use crate::render::{reproduce_command, svg};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use tenure_models::run::{CheckReport, Kind};
+use tenure_models::run::{CheckReport, Cutoff, Kind};
 use tenure_models::timeline::Frame;
 use tenure_models::TenureModel;
 
@@ -18,6 +18,8 @@ pub struct Summary {
     config: ConfigSummary,
     outcome: &'static str,
     complete: bool,
+    /// Why an incomplete search stopped: `timeout`, `memory-limit`, or null.
+    stopped_by: Option<&'static str>,
     states: usize,
     unique_states: usize,
     max_depth: usize,
@@ -70,6 +72,10 @@ pub fn summary(model: &TenureModel, r: &CheckReport) -> Summary {
         },
         outcome: report_outcome(r),
         complete: r.complete,
+        stopped_by: r.cutoff.map(|c| match c {
+            Cutoff::Timeout(_) => "timeout",
+            Cutoff::MemoryLimit { .. } => "memory-limit",
+        }),
         states: r.states,
         unique_states: r.unique_states,
         max_depth: r.max_depth,

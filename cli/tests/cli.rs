@@ -136,6 +136,8 @@ fn usage_and_configuration_errors_exit_64_with_a_message() {
             "belongs to the lease protocol",
         ),
         (vec!["check", "--no-such-flag"], "unexpected argument"),
+        (vec!["check", "--max-memory", "0.01"], "--max-memory 0.01"),
+        (vec!["check", "--max-memory", "NaN"], "give a size in GiB"),
     ] {
         let o = tenure(&args, &dir);
         let out = text(&o);
@@ -151,7 +153,13 @@ fn a_search_cut_short_is_unknown_and_exits_2() {
     let out = text(&o);
     assert_eq!(o.status.code(), Some(2), "{out}");
     assert!(out.contains("UNKNOWN L6 lease exclusion"), "{out}");
-    assert!(out.contains("search stopped early"), "{out}");
+    assert!(
+        out.contains("search stopped early: time limit of 1 s reached"),
+        "{out}"
+    );
+    let summary = std::fs::read_to_string(dir.join("check/lease/summary.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(v["stopped_by"], "timeout");
 }
 
 #[test]

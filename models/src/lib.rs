@@ -14,6 +14,7 @@
 //! - [`observe`]: transitions handed to the core's property functions;
 //! - [`presence`]: the presence model's routing and observations;
 //! - [`run`]: running a check and reading its verdicts;
+//! - [`memory`]: the memory a check may use and uses;
 //! - [`shared`]: copy-on-write state parts whose hash is computed once per version;
 //! - [`symmetry`]: interchangeable processes put in a canonical order;
 //! - [`timeline`]: a counterexample as frames a person can read.
@@ -34,6 +35,7 @@
 
 pub mod config;
 pub mod faults;
+pub mod memory;
 pub mod model;
 pub mod observe;
 pub mod presence;

@@ -16,6 +16,8 @@ use crate::state::{
 };
 use stateright::{Model, Property};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tenure::clock::{ClockWatcher, Updater, UpdaterConfig, WatcherConfig};
 use tenure::effects::OpId;
@@ -99,6 +101,9 @@ pub struct TenureModel {
     /// What is checked (fixed once the model is built).
     pub config: ModelConfig,
     names: Names,
+    /// Set to stop the search early (time or memory limit): no state has successors any more,
+    /// so the checker drains what it queued and returns.
+    halt: Arc<AtomicBool>,
 }
 
 /// The names the model hands the core, built once: formatting them on every step cost the
@@ -130,7 +135,16 @@ impl TenureModel {
             leases,
             holders: (0..config.managers).map(|m| format!("h{m}")).collect(),
         };
-        TenureModel { config, names }
+        TenureModel {
+            config,
+            names,
+            halt: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The switch that stops a search of this model early (shared with its clones).
+    pub fn halt_switch(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.halt)
     }
 
     /// Lease `l<k>`'s name.
@@ -913,6 +927,9 @@ impl Model for TenureModel {
     }
 
     fn actions(&self, s: &State, actions: &mut Vec<Action>) {
+        if self.halt.load(Ordering::Relaxed) {
+            return;
+        }
         let faults = self.config.faults;
         let spare = s.budget > 0;
         for (i, f) in s.flights.iter().enumerate() {

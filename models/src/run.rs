@@ -3,6 +3,7 @@
 //! with symmetry reduction the search is depth first and a counterexample need not be shortest).
 
 use crate::config::ModelConfig;
+use crate::memory;
 use crate::model::{Action, TenureModel};
 use crate::observe::{property_id, Milestone};
 use crate::state::State;
@@ -10,6 +11,8 @@ use stateright::report::{ReportData, ReportDiscovery, Reporter};
 use stateright::{Checker, Expectation, HasDiscoveries, Model, Path};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tenure::property::PropertyId;
 
@@ -22,6 +25,9 @@ pub struct CheckOptions {
     pub timeout: Option<Duration>,
     /// When to stop before the space is exhausted.
     pub stop: Stop,
+    /// Stop (UNKNOWN for what is unsettled) once the process's resident memory passes this
+    /// many bytes. `None`: no limit.
+    pub memory_limit: Option<u64>,
 }
 
 /// When a check may stop before exhausting the state space (the properties it has not settled
@@ -42,6 +48,36 @@ impl Default for CheckOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             timeout: None,
             stop: Stop::Exhausted,
+            memory_limit: memory::default_limit(),
+        }
+    }
+}
+
+/// Why a search stopped before it covered the state space (other than having settled every
+/// property it was asked about).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cutoff {
+    /// The time limit passed.
+    Timeout(Duration),
+    /// The process's resident memory passed the limit.
+    MemoryLimit {
+        /// The limit, in bytes.
+        limit: u64,
+        /// Resident memory when it was noticed, in bytes.
+        resident: u64,
+    },
+}
+
+impl fmt::Display for Cutoff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cutoff::Timeout(t) => write!(f, "time limit of {} s reached", t.as_secs()),
+            Cutoff::MemoryLimit { limit, resident } => write!(
+                f,
+                "memory limit of {} reached ({} resident)",
+                memory::gib(*limit),
+                memory::gib(*resident)
+            ),
         }
     }
 }
@@ -108,6 +144,8 @@ pub struct CheckReport {
     pub elapsed: Duration,
     /// Whether the whole state space within the horizon was explored.
     pub complete: bool,
+    /// Why the search stopped early, if a limit stopped it.
+    pub cutoff: Option<Cutoff>,
 }
 
 impl CheckReport {
@@ -137,11 +175,46 @@ impl CheckReport {
 /// Progress while a check runs.
 pub type Progress<'a> = &'a mut (dyn FnMut(&ReportData) + Send);
 
-struct Relay<'a>(Progress<'a>);
+/// Relays progress, and stops the search at the time or memory limit. (stateright's own
+/// timeout is not used: with one thread it ends the progress reports but not the search.)
+struct Relay<'a> {
+    progress: Progress<'a>,
+    halt: Arc<AtomicBool>,
+    timeout: Option<Duration>,
+    memory_limit: Option<u64>,
+    cutoff: Option<Cutoff>,
+    finished: bool,
+}
+
+impl Relay<'_> {
+    fn watch_limits(&mut self, elapsed: Duration) {
+        if self.cutoff.is_some() || self.finished {
+            return;
+        }
+        self.cutoff = match (self.timeout, self.memory_limit) {
+            (Some(t), _) if elapsed >= t => Some(Cutoff::Timeout(t)),
+            (_, Some(limit)) => memory::resident_bytes()
+                .filter(|r| *r > limit)
+                .map(|resident| Cutoff::MemoryLimit { limit, resident }),
+            _ => None,
+        };
+        if self.cutoff.is_some() {
+            self.halt.store(true, Ordering::Relaxed);
+        }
+    }
+}
 
 impl Reporter<TenureModel> for Relay<'_> {
     fn report_checking(&mut self, data: ReportData) {
-        (self.0)(&data);
+        if data.done {
+            // The search is over; stateright now rebuilds each discovery's path by replaying
+            // the model's actions, which must be there again.
+            self.finished = true;
+            self.halt.store(false, Ordering::Relaxed);
+        } else {
+            self.watch_limits(data.duration);
+        }
+        (self.progress)(&data);
     }
 
     fn delay(&self) -> Duration {
@@ -181,11 +254,16 @@ impl Searched {
 /// progress about once a second.
 pub fn check(config: &ModelConfig, options: &CheckOptions, progress: Progress<'_>) -> CheckReport {
     let model = TenureModel::new(config.clone());
+    let mut relay = Relay {
+        progress,
+        halt: model.halt_switch(),
+        timeout: options.timeout,
+        memory_limit: options.memory_limit,
+        cutoff: None,
+        finished: false,
+    };
     let properties = model.properties();
     let mut builder = model.checker().threads(options.threads.max(1));
-    if let Some(t) = options.timeout {
-        builder = builder.timeout(t);
-    }
     match options.stop {
         Stop::Exhausted => {}
         Stop::FirstFailure => builder = builder.finish_when(HasDiscoveries::AnyFailures),
@@ -197,19 +275,19 @@ pub fn check(config: &ModelConfig, options: &CheckOptions, progress: Progress<'_
     let started = Instant::now();
     let searched = if config.symmetry {
         let builder = builder.symmetry_fn(crate::symmetry::representative);
-        Searched::from(builder.spawn_dfs().join_and_report(&mut Relay(progress)))
+        Searched::from(builder.spawn_dfs().join_and_report(&mut relay))
     } else {
-        Searched::from(builder.spawn_bfs().join_and_report(&mut Relay(progress)))
+        Searched::from(builder.spawn_bfs().join_and_report(&mut relay))
     };
     let elapsed = started.elapsed();
+    let cutoff = relay.cutoff;
     let discoveries = searched.discoveries;
     let all_found = properties.iter().all(|p| discoveries.contains_key(p.name));
-    let timed_out = options.timeout.is_some_and(|t| elapsed >= t);
     let failed = properties
         .iter()
         .any(|p| p.expectation == Expectation::Always && discoveries.contains_key(p.name));
     let stopped_early = all_found || (options.stop != Stop::Exhausted && failed);
-    let complete = !timed_out && !stopped_early;
+    let complete = cutoff.is_none() && !stopped_early;
     let results = properties
         .iter()
         .map(|p| {
@@ -246,5 +324,6 @@ pub fn check(config: &ModelConfig, options: &CheckOptions, progress: Progress<'_
         max_depth: searched.max_depth,
         elapsed,
         complete,
+        cutoff,
     }
 }

@@ -5,8 +5,9 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::time::Duration;
 use tenure::mutant::{Mutant, Protocol};
-use tenure_models::run::{check, CheckOptions, CheckReport, Outcome, Stop};
+use tenure_models::run::{check, CheckOptions, CheckReport, Cutoff, Outcome, Stop};
 use tenure_models::ModelConfig;
 
 fn run(config: &ModelConfig, stop: Stop) -> CheckReport {
@@ -174,4 +175,41 @@ fn symmetry_reduction_merges_interchangeable_updaters_and_keeps_verdicts() {
     let b = run(&broken, Stop::FailureOf(Mutant::ClockBlindWrite.breaks()));
     let g2 = b.property(Mutant::ClockBlindWrite.breaks()).unwrap();
     assert_eq!(g2.outcome, Outcome::Fail);
+}
+
+/// A search stopped by a limit says which and settles nothing it did not see: with one thread
+/// too (stateright's own timeout only acts when work is handed across threads).
+#[test]
+fn time_and_memory_limits_stop_the_search_with_unknown_verdicts() {
+    let config = ModelConfig::default_for(Protocol::Lease);
+    let limits = [
+        (Some(Duration::from_millis(200)), None),
+        // Below what the process already holds: the first look stops the search.
+        (None, Some(1)),
+    ];
+    for (timeout, memory_limit) in limits {
+        let options = CheckOptions {
+            threads: 1,
+            timeout,
+            memory_limit,
+            stop: Stop::Exhausted,
+        };
+        let r = check(&config, &options, &mut |_| {});
+        assert!(!r.complete);
+        match (r.cutoff, timeout) {
+            (Some(Cutoff::Timeout(t)), Some(want)) => assert_eq!(t, want),
+            (Some(Cutoff::MemoryLimit { limit, resident }), None) => {
+                assert_eq!(limit, 1);
+                assert!(resident > limit);
+            }
+            (other, _) => panic!("stopped by {other:?} with {options:?}"),
+        }
+        assert!(
+            r.elapsed < Duration::from_secs(30),
+            "the search did not stop soon after the limit: {:?}",
+            r.elapsed
+        );
+        assert_eq!(r.outcome(), Outcome::Unknown);
+        assert!(r.unique_states < 6_000_000, "the whole space was explored");
+    }
 }
