@@ -12,7 +12,8 @@ use crate::observe::{self, Milestone, Watched};
 use crate::presence;
 use crate::shared::Shared;
 use crate::state::{
-    split, unit_note, Actor, Belief, Call, CallKind, Flight, Ghost, Note, Out, Proc, State, Ticket,
+    split, unit_note, Actor, Belief, Call, CallKind, Flight, Ghost, Note, Out, Parts, Proc, State,
+    Ticket,
 };
 use stateright::{Model, Property};
 use std::fmt;
@@ -104,6 +105,8 @@ pub struct TenureModel {
     /// Set to stop the search early (time or memory limit): no state has successors any more,
     /// so the checker drains what it queued and returns.
     halt: Arc<AtomicBool>,
+    /// The distinct state parts seen, each kept once and shared by every state that has it.
+    parts: Arc<Parts>,
 }
 
 /// The names the model hands the core, built once: formatting them on every step cost the
@@ -139,6 +142,7 @@ impl TenureModel {
             config,
             names,
             halt: Arc::new(AtomicBool::new(false)),
+            parts: Arc::new(Parts::default()),
         }
     }
 
@@ -739,13 +743,13 @@ impl TenureModel {
             real: 0,
             store: Shared::new(MemoryStore::new()),
             procs: Vec::with_capacity(n),
-            flights: Vec::new(),
-            checked: Vec::new(),
+            flights: Shared::default(),
+            checked: Shared::default(),
             before_write: None,
             unreplicated: None,
             budget: self.config.fault_budget,
             tick_start: true,
-            ghost: Ghost {
+            ghost: Shared::new(Ghost {
                 calls_left: (0..self.config.managers)
                     .flat_map(|m| (0..self.config.leases).map(move |_| m))
                     .flat_map(|m| {
@@ -758,7 +762,7 @@ impl TenureModel {
                     })
                     .collect(),
                 ..Ghost::default()
-            },
+            }),
         };
         if self.config.protocol == Protocol::Lease {
             if let Some(first) = s.ghost.calls_left.get_mut(1) {
@@ -805,7 +809,13 @@ impl TenureModel {
             s.ghost.violated |= observe::bit(v.property);
         }
         s.tick_start = true;
+        self.parts.intern(&mut s);
         s
+    }
+
+    /// Distinct (stores, processes, request sets, ghosts) this model's states were made of.
+    pub fn distinct_parts(&self) -> [usize; 4] {
+        self.parts.counts()
     }
 
     /// Replays `actions` from the initial state, returning each step's state and violations:
@@ -1062,6 +1072,7 @@ impl Model for TenureModel {
         let mut s = last.clone();
         let mut why = Vec::new();
         self.step(&mut s, action, &mut why);
+        self.parts.intern(&mut s);
         Some(s)
     }
 

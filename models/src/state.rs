@@ -1,7 +1,7 @@
 //! The model's state: real time, the store, the processes running the core's actors, the
 //! requests in flight, and the ghost observations the properties need.
 
-use crate::shared::Shared;
+use crate::shared::{Interner, Shared};
 use tenure::clock::watcher::WatcherOutput;
 use tenure::clock::{ClockWatcher, Updater, UpdaterOutput};
 use tenure::effects::{Effects, OpId, Request};
@@ -281,9 +281,9 @@ pub struct State {
     /// changes: most steps touch one process).
     pub procs: Vec<Shared<Proc>>,
     /// Requests not yet applied.
-    pub flights: Vec<Flight>,
+    pub flights: Shared<Vec<Flight>>,
     /// Non-atomic compare-and-swaps whose filter matched, waiting to write by `_id`.
-    pub checked: Vec<Flight>,
+    pub checked: Shared<Vec<Flight>>,
     /// The store before the last write (served by stale reads).
     pub before_write: Option<Shared<MemoryStore>>,
     /// The store before an acknowledged but unreplicated write (restored by a rollback).
@@ -296,7 +296,43 @@ pub struct State {
     /// happened (the state space would grow with the square of the points).
     pub tick_start: bool,
     /// Ghost observations.
-    pub ghost: Ghost,
+    pub ghost: Shared<Ghost>,
+}
+
+/// Where a check keeps the one value of each distinct state part (see [`crate::shared`]).
+#[derive(Debug, Default)]
+pub struct Parts {
+    stores: Interner<MemoryStore>,
+    procs: Interner<Proc>,
+    flights: Interner<Vec<Flight>>,
+    ghosts: Interner<Ghost>,
+}
+
+impl Parts {
+    /// Points every part of `s` at its kept value.
+    pub fn intern(&self, s: &mut State) {
+        self.stores.intern(&mut s.store);
+        for store in [&mut s.before_write, &mut s.unreplicated]
+            .into_iter()
+            .flatten()
+        {
+            self.stores.intern(store);
+        }
+        s.procs.iter_mut().for_each(|p| self.procs.intern(p));
+        self.flights.intern(&mut s.flights);
+        self.flights.intern(&mut s.checked);
+        self.ghosts.intern(&mut s.ghost);
+    }
+
+    /// Distinct (stores, processes, request sets, ghosts) kept so far.
+    pub fn counts(&self) -> [usize; 4] {
+        [
+            self.stores.len(),
+            self.procs.len(),
+            self.flights.len(),
+            self.ghosts.len(),
+        ]
+    }
 }
 
 impl State {
@@ -307,18 +343,38 @@ impl State {
 
     /// Sorts what is a multiset by nature (requests, calls, tickets, beliefs), so that the same
     /// multiset is one state.
+    /// (Parts already in order are left alone: writing to one copies it if it is shared.)
     pub fn canonical_order(&mut self) {
-        self.flights.sort_by_key(|f| (f.proc, f.req.id));
-        self.checked.sort_by_key(|f| (f.proc, f.req.id));
-        self.ghost.calls.sort_by_key(|c| c.req);
-        self.ghost.tickets.sort_by_key(|t| (t.unit, t.id));
-        self.ghost
-            .beliefs
-            .sort_by_key(|b| (b.lease, b.holder, b.epoch, b.from));
+        sort_by_key(&mut self.flights, |f| (f.proc, f.req.id));
+        sort_by_key(&mut self.checked, |f| (f.proc, f.req.id));
+        let g = &self.ghost;
+        let ordered = g.calls.is_sorted_by_key(|c| c.req)
+            && g.tickets.is_sorted_by_key(|t| (t.unit, t.id))
+            && g.beliefs.is_sorted_by_key(belief_order);
+        if !ordered {
+            let g = self.ghost.make_mut();
+            g.calls.sort_by_key(|c| c.req);
+            g.tickets.sort_by_key(|t| (t.unit, t.id));
+            g.beliefs.sort_by_key(belief_order);
+        }
     }
 
     /// Process `p`, copied first if another state shares it.
     pub fn proc_mut(&mut self, p: usize) -> &mut Proc {
         self.procs[p].make_mut()
+    }
+}
+
+fn belief_order(b: &Belief) -> (u8, u8, u64, u64) {
+    (b.lease, b.holder, b.epoch, b.from)
+}
+
+/// Sorts a shared list, copying it only if it is out of order.
+fn sort_by_key<T: Clone + std::hash::Hash, K: Ord>(
+    list: &mut Shared<Vec<T>>,
+    key: impl Fn(&T) -> K + Copy,
+) {
+    if !list.is_sorted_by_key(key) {
+        list.sort_by_key(key);
     }
 }
