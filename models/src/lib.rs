@@ -15,7 +15,8 @@
 //! - [`presence`]: the presence model's routing and observations;
 //! - [`run`]: running a check and reading its verdicts;
 //! - [`memory`]: the memory a check may use and uses;
-//! - [`shared`]: copy-on-write state parts whose hash is computed once per version;
+//! - [`shared`]: copy-on-write state parts, interned, whose hash is computed once per version;
+//! - [`memo`]: the actors' transitions, each computed once;
 //! - [`symmetry`]: interchangeable processes put in a canonical order;
 //! - [`timeline`]: a counterexample as frames a person can read.
 //!
@@ -35,6 +36,7 @@
 
 pub mod config;
 pub mod faults;
+pub mod memo;
 pub mod memory;
 pub mod model;
 pub mod observe;

@@ -8,12 +8,13 @@
 
 use crate::config::ModelConfig;
 use crate::faults::Fault;
+use crate::memo::{Input, Memo};
 use crate::observe::{self, Milestone, Watched};
 use crate::presence;
 use crate::shared::Shared;
 use crate::state::{
-    split, unit_note, Actor, Belief, Call, CallKind, Flight, Ghost, Note, Out, Parts, Proc, State,
-    Ticket,
+    shared, split, unit_note, Actor, Belief, Call, CallKind, Flight, Ghost, Note, Out, Parts, Proc,
+    State, Ticket,
 };
 use stateright::{Model, Property};
 use std::fmt;
@@ -107,6 +108,8 @@ pub struct TenureModel {
     halt: Arc<AtomicBool>,
     /// The distinct state parts seen, each kept once and shared by every state that has it.
     parts: Arc<Parts>,
+    /// The actors' transitions seen so far.
+    memo: Arc<Memo>,
 }
 
 /// The names the model hands the core, built once: formatting them on every step cost the
@@ -143,6 +146,7 @@ impl TenureModel {
             names,
             halt: Arc::new(AtomicBool::new(false)),
             parts: Arc::new(Parts::default()),
+            memo: Arc::new(Memo::default()),
         }
     }
 
@@ -321,12 +325,12 @@ impl TenureModel {
             match &mut s.proc_mut(p).actor {
                 Actor::Updater(a) => {
                     let fx = a.handle_start(now);
-                    (fx.requests, Vec::new())
+                    (shared(fx.requests), Vec::new())
                 }
                 Actor::Manager(a) => {
                     let fx = a.handle_start(now);
                     (
-                        fx.requests,
+                        shared(fx.requests),
                         fx.notifications.into_iter().map(Note::Manager).collect(),
                     )
                 }
@@ -413,8 +417,21 @@ impl TenureModel {
         why: &mut Vec<Violation>,
     ) {
         let now = self.now(s, p);
-        let out = s.proc_mut(p).actor.reply(id, result, now);
+        let out = self.call_actor(s, p, Input::Reply(id, result, now));
         self.absorb(s, p, out, why);
+    }
+
+    /// Hands process `p` a timer or a reply (remembered: the actors are pure).
+    fn call_actor(&self, s: &mut State, p: usize, input: Input) -> Out {
+        self.memo.call(
+            &mut s.procs[p],
+            input,
+            |proc, input| match input {
+                Input::Timeout(now) => proc.actor.timeout(now),
+                Input::Reply(id, result, now) => proc.actor.reply(id, result, now),
+            },
+            |proc| self.parts.intern_proc(proc),
+        )
     }
 
     /// Applies `f` to the store and observes what changed.
@@ -574,7 +591,7 @@ impl TenureModel {
             Action::Fire(p) => {
                 let p = usize::from(p);
                 let now = self.now(s, p);
-                let out = s.proc_mut(p).actor.timeout(now);
+                let out = self.call_actor(s, p, Input::Timeout(now));
                 self.absorb(s, p, out, why);
             }
             Action::Claim(m, k) | Action::Check(m, k) => {
@@ -621,7 +638,7 @@ impl TenureModel {
                             CallKind::Check => a.handle_check(RequestId(req), lease, holder, now),
                         };
                         (
-                            fx.requests,
+                            shared(fx.requests),
                             fx.notifications.into_iter().map(Note::Manager).collect(),
                         )
                     }

@@ -69,6 +69,15 @@ impl<T: Clone + Hash> Shared<T> {
         &mut node.value
     }
 
+    /// Where the kept value is, if this is an interned part: equal kept parts are one value, so
+    /// this identifies the value for as long as its [`Interner`] lives.
+    pub fn kept_at(&self) -> Option<usize> {
+        self.0
+            .canonical
+            .load(Ordering::Relaxed)
+            .then_some(Arc::as_ptr(&self.0) as usize)
+    }
+
     /// The value's hash (computed at most once per version).
     pub fn fingerprint(&self) -> u64 {
         let known = self.0.hash.load(Ordering::Relaxed);

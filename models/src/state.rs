@@ -2,6 +2,7 @@
 //! requests in flight, and the ghost observations the properties need.
 
 use crate::shared::{Interner, Shared};
+use std::sync::Arc;
 use tenure::clock::watcher::WatcherOutput;
 use tenure::clock::{ClockWatcher, Updater, UpdaterOutput};
 use tenure::effects::{Effects, OpId, Request};
@@ -57,12 +58,21 @@ pub enum Note {
     Pruner(PrunerOutput),
 }
 
-/// Requests and notes out of one actor call.
-pub type Out = (Vec<Request>, Vec<Note>);
+/// Requests and notes out of one actor call. A request is shared: it is copied into every
+/// state in which it is in flight, and into the remembered transitions ([`crate::memo`]).
+pub type Out = (Vec<Arc<Request>>, Vec<Note>);
 
 /// An actor's effects as the model's requests and notes.
 pub fn split<N>(fx: Effects<N>, f: fn(N) -> Note) -> Out {
-    (fx.requests, fx.notifications.into_iter().map(f).collect())
+    (
+        shared(fx.requests),
+        fx.notifications.into_iter().map(f).collect(),
+    )
+}
+
+/// Requests, shared.
+pub fn shared(requests: Vec<Request>) -> Vec<Arc<Request>> {
+    requests.into_iter().map(Arc::new).collect()
 }
 
 /// A unit's output as a note.
@@ -158,7 +168,7 @@ pub struct Flight {
     /// Its incarnation when it issued the request.
     pub incarnation: u8,
     /// The request.
-    pub req: Request,
+    pub req: Arc<Request>,
     /// For a clock advance: the base the updater meant to swap against.
     pub clock_base: Option<u64>,
 }
@@ -322,6 +332,11 @@ impl Parts {
         self.flights.intern(&mut s.flights);
         self.flights.intern(&mut s.checked);
         self.ghosts.intern(&mut s.ghost);
+    }
+
+    /// Points a process at its kept value.
+    pub fn intern_proc(&self, p: &mut Shared<Proc>) {
+        self.procs.intern(p);
     }
 
     /// Distinct (stores, processes, request sets, ghosts) kept so far.
