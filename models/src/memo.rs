@@ -93,7 +93,7 @@ mod tests {
         let now = start.clock.local(s.real);
         let memo = Memo::default();
         let runs = Cell::new(0);
-        let mut call = || {
+        let call = || {
             let mut p = start.clone();
             let out = memo.call(
                 &mut p,
