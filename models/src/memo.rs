@@ -1,21 +1,24 @@
-//! Actor transitions remembered.
+//! Transitions remembered.
 //!
-//! The core's actors are pure: a timer or a store reply handed to a process in a given state
-//! always gives the same next state and the same effects. The checker hands the same few
-//! thousand process states the same inputs millions of times (in every interleaving of what the
-//! other processes do), so it runs each distinct (process, input) once and looks the rest up.
-//! Interned processes ([`crate::shared`]) make the key cheap: a kept process is identified by
-//! where it is kept.
+//! The core's actors and the store are pure: a timer or a store reply handed to a process in a
+//! given state always gives the same next state and the same effects, and an operation on a
+//! given store the same store and answer. The checker hands the same few thousand process
+//! states and stores the same inputs millions of times (in every interleaving of what the other
+//! processes do), so it runs each distinct (part, input) once and looks the rest up. Interned
+//! parts ([`crate::shared`]) make the key cheap: a kept part is identified by where it is kept.
 
+use crate::observe::Watched;
 use crate::shared::Shared;
 use crate::state::{Out, Proc};
 use dashmap::DashMap;
-use tenure::effects::OpId;
-use tenure::substrate::OpResult;
+use std::hash::Hash;
+use std::sync::Arc;
+use tenure::effects::{OpId, Request};
+use tenure::substrate::{MemoryStore, OpResult};
 use tenure::time::LocalTime;
 
-/// Most transitions remembered. Past it, new transitions are computed every time (memory stays
-/// bounded; about 1 KiB each).
+/// Most transitions remembered per memo. Past it, new transitions are computed every time
+/// (memory stays bounded; an entry takes about 1 KiB).
 pub const ENTRIES_MAX: usize = 2_000_000;
 
 /// What a process was handed.
@@ -27,34 +30,73 @@ pub enum Input {
     Reply(OpId, OpResult, LocalTime),
 }
 
-/// (Kept process, input) → (kept next process, its effects).
-#[derive(Debug, Default)]
-pub struct Memo {
-    seen: DashMap<(usize, Input), (Shared<Proc>, Out), ahash::RandomState>,
+/// An operation reaching the store.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StoreInput {
+    /// The request.
+    pub req: Shared<Request>,
+    /// Written by `_id` without re-checking its filter (fault `non-atomic-cas`).
+    pub unchecked: bool,
 }
 
-impl Memo {
-    /// Runs `input` on `proc` (as `run` does), or replays what it did the first time.
-    /// `intern` keeps the next process so that it can be handed out again.
+/// What an operation did to the store.
+#[derive(Clone, Debug)]
+pub(crate) struct StoreOutcome {
+    /// The store's answer.
+    pub(crate) result: OpResult,
+    /// A read: the store is as it was.
+    pub(crate) read: bool,
+    /// The watched documents before and after, if any of them changed.
+    pub(crate) changed: Option<Arc<(Watched, Watched)>>,
+}
+
+/// A process's transitions.
+pub type ActorMemo = Memo<Proc, Input, Out>;
+
+/// The store's transitions.
+pub(crate) type StoreMemo = Memo<MemoryStore, StoreInput, StoreOutcome>;
+
+/// (Kept part, input) → (kept next part, output).
+pub struct Memo<P, I: Hash + Eq, O> {
+    seen: DashMap<(usize, I), (Shared<P>, O), ahash::RandomState>,
+}
+
+impl<P, I: Hash + Eq, O> std::fmt::Debug for Memo<P, I, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Memo({} transitions)", self.seen.len())
+    }
+}
+
+impl<P, I: Hash + Eq, O> Default for Memo<P, I, O> {
+    fn default() -> Self {
+        Memo {
+            seen: DashMap::default(),
+        }
+    }
+}
+
+impl<P: Clone + Hash, I: Clone + Hash + Eq, O: Clone> Memo<P, I, O> {
+    /// Runs `input` on `part` (as `run` does), or replays what it did the first time.
+    /// `intern` keeps the next part so that it can be handed out again.
     pub fn call(
         &self,
-        proc: &mut Shared<Proc>,
-        input: Input,
-        run: impl FnOnce(&mut Proc, Input) -> Out,
-        intern: impl FnOnce(&mut Shared<Proc>),
-    ) -> Out {
-        let Some(at) = proc.kept_at() else {
-            return run(proc.make_mut(), input);
+        part: &mut Shared<P>,
+        input: I,
+        run: impl FnOnce(&mut Shared<P>, I) -> O,
+        intern: impl FnOnce(&mut Shared<P>),
+    ) -> O {
+        let Some(at) = part.kept_at() else {
+            return run(part, input);
         };
         let key = (at, input);
         if let Some(hit) = self.seen.get(&key) {
-            *proc = hit.0.clone();
+            *part = hit.0.clone();
             return hit.1.clone();
         }
-        let out = run(proc.make_mut(), key.1.clone());
-        intern(proc);
+        let out = run(part, key.1.clone());
+        intern(part);
         if self.seen.len() < ENTRIES_MAX {
-            self.seen.insert(key, (proc.clone(), out.clone()));
+            self.seen.insert(key, (part.clone(), out.clone()));
         }
         out
     }
@@ -72,7 +114,7 @@ impl Memo {
 
 #[cfg(test)]
 mod tests {
-    use super::{Input, Memo};
+    use super::{ActorMemo, Input};
     use crate::model::{Action, TenureModel};
     use crate::shared::Interner;
     use crate::ModelConfig;
@@ -91,7 +133,7 @@ mod tests {
             p
         };
         let now = start.clock.local(s.real);
-        let memo = Memo::default();
+        let memo = ActorMemo::default();
         let runs = Cell::new(0);
         let call = || {
             let mut p = start.clone();
@@ -103,7 +145,7 @@ mod tests {
                     let Input::Timeout(now) = input else {
                         unreachable!("a timeout was given")
                     };
-                    proc.actor.timeout(now)
+                    proc.make_mut().actor.timeout(now)
                 },
                 |p| procs.intern(p),
             );

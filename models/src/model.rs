@@ -8,7 +8,7 @@
 
 use crate::config::ModelConfig;
 use crate::faults::Fault;
-use crate::memo::{Input, Memo};
+use crate::memo::{ActorMemo, Input, StoreInput, StoreMemo, StoreOutcome};
 use crate::observe::{self, Milestone, Watched};
 use crate::presence;
 use crate::shared::Shared;
@@ -109,7 +109,9 @@ pub struct TenureModel {
     /// The distinct state parts seen, each kept once and shared by every state that has it.
     parts: Arc<Parts>,
     /// The actors' transitions seen so far.
-    memo: Arc<Memo>,
+    actor_memo: Arc<ActorMemo>,
+    /// The store's transitions seen so far.
+    store_memo: Arc<StoreMemo>,
 }
 
 /// The names the model hands the core, built once: formatting them on every step cost the
@@ -146,7 +148,8 @@ impl TenureModel {
             names,
             halt: Arc::new(AtomicBool::new(false)),
             parts: Arc::new(Parts::default()),
-            memo: Arc::new(Memo::default()),
+            actor_memo: Arc::new(ActorMemo::default()),
+            store_memo: Arc::new(StoreMemo::default()),
         }
     }
 
@@ -423,12 +426,12 @@ impl TenureModel {
 
     /// Hands process `p` a timer or a reply (remembered: the actors are pure).
     fn call_actor(&self, s: &mut State, p: usize, input: Input) -> Out {
-        self.memo.call(
+        self.actor_memo.call(
             &mut s.procs[p],
             input,
             |proc, input| match input {
-                Input::Timeout(now) => proc.actor.timeout(now),
-                Input::Reply(id, result, now) => proc.actor.reply(id, result, now),
+                Input::Timeout(now) => proc.make_mut().actor.timeout(now),
+                Input::Reply(id, result, now) => proc.make_mut().actor.reply(id, result, now),
             },
             |proc| self.parts.intern_proc(proc),
         )
@@ -442,20 +445,47 @@ impl TenureModel {
         unchecked: bool,
         why: &mut Vec<Violation>,
     ) -> OpResult {
-        if let Some(answer) = s.store.query(&f.req.op) {
-            return answer;
-        }
         let pruning = self.presence_role(usize::from(f.proc)) == Some(PresenceRole::Pruner);
         let presence_before = pruning.then(|| presence::snapshot(&s.store));
         // Sharing the store costs nothing: the write copies it anyway (the parent state keeps it).
         let before = s.store.clone();
-        let result = if unchecked {
-            s.store_mut().apply_unchecked(&f.req.op)
-        } else {
-            s.store_mut().apply(&f.req.op)
+        let input = StoreInput {
+            req: f.req.clone(),
+            unchecked,
         };
-        if let Some((was, is)) = Watched::changed(self, &before, &s.store) {
-            observe::store_change(self, s, &was, &is, f.clock_base, why);
+        let outcome = self.store_memo.call(
+            &mut s.store,
+            input,
+            |store, input| {
+                let op = &input.req.op;
+                if let Some(answer) = store.query(op) {
+                    return StoreOutcome {
+                        result: answer,
+                        read: true,
+                        changed: None,
+                    };
+                }
+                let before = store.clone();
+                let result = if input.unchecked {
+                    store.make_mut().apply_unchecked(op)
+                } else {
+                    store.make_mut().apply(op)
+                };
+                StoreOutcome {
+                    result,
+                    read: false,
+                    changed: Watched::changed(self, &before, store).map(Arc::new),
+                }
+            },
+            |store| self.parts.intern_store(store),
+        );
+        let result = outcome.result;
+        if outcome.read {
+            return result;
+        }
+        if let Some(changed) = outcome.changed {
+            let (was, is) = &*changed;
+            observe::store_change(self, s, was, is, f.clock_base, why);
         }
         if let Some(snapshot) = presence_before {
             presence::pruned(self, s, &snapshot, why);

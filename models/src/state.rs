@@ -2,7 +2,6 @@
 //! requests in flight, and the ghost observations the properties need.
 
 use crate::shared::{Interner, Shared};
-use std::sync::Arc;
 use tenure::clock::watcher::WatcherOutput;
 use tenure::clock::{ClockWatcher, Updater, UpdaterOutput};
 use tenure::effects::{Effects, OpId, Request};
@@ -60,7 +59,7 @@ pub enum Note {
 
 /// Requests and notes out of one actor call. A request is shared: it is copied into every
 /// state in which it is in flight, and into the remembered transitions ([`crate::memo`]).
-pub type Out = (Vec<Arc<Request>>, Vec<Note>);
+pub type Out = (Vec<Shared<Request>>, Vec<Note>);
 
 /// An actor's effects as the model's requests and notes.
 pub fn split<N>(fx: Effects<N>, f: fn(N) -> Note) -> Out {
@@ -71,8 +70,8 @@ pub fn split<N>(fx: Effects<N>, f: fn(N) -> Note) -> Out {
 }
 
 /// Requests, shared.
-pub fn shared(requests: Vec<Request>) -> Vec<Arc<Request>> {
-    requests.into_iter().map(Arc::new).collect()
+pub fn shared(requests: Vec<Request>) -> Vec<Shared<Request>> {
+    requests.into_iter().map(Shared::new).collect()
 }
 
 /// A unit's output as a note.
@@ -168,7 +167,7 @@ pub struct Flight {
     /// Its incarnation when it issued the request.
     pub incarnation: u8,
     /// The request.
-    pub req: Arc<Request>,
+    pub req: Shared<Request>,
     /// For a clock advance: the base the updater meant to swap against.
     pub clock_base: Option<u64>,
 }
@@ -332,6 +331,11 @@ impl Parts {
         self.flights.intern(&mut s.flights);
         self.flights.intern(&mut s.checked);
         self.ghosts.intern(&mut s.ghost);
+    }
+
+    /// Points a store at its kept value.
+    pub fn intern_store(&self, s: &mut Shared<MemoryStore>) {
+        self.stores.intern(s);
     }
 
     /// Points a process at its kept value.
