@@ -18,7 +18,7 @@ use crate::state::{
 };
 use stateright::{Model, Property};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tenure::clock::{ClockWatcher, Updater, UpdaterConfig, WatcherConfig};
@@ -106,6 +106,9 @@ pub struct TenureModel {
     /// Set to stop the search early (time or memory limit): no state has successors any more,
     /// so the checker drains what it queued and returns.
     halt: Arc<AtomicBool>,
+    /// In a search: bit `i` set once a counterexample of `PropertyId::ALL[i]` was handed to
+    /// the checker (see [`TenureModel::first_counterexamples_only`]).
+    reported: Option<Arc<AtomicU64>>,
     /// The distinct state parts seen, each kept once and shared by every state that has it.
     parts: Arc<Parts>,
     /// The actors' transitions seen so far.
@@ -147,10 +150,27 @@ impl TenureModel {
             config,
             names,
             halt: Arc::new(AtomicBool::new(false)),
+            reported: None,
             parts: Arc::new(Parts::default()),
             actor_memo: Arc::new(ActorMemo::default()),
             store_memo: Arc::new(StoreMemo::default()),
         }
+    }
+
+    /// Whether a counterexample of the property with ghost bit `bit` was already reported (and
+    /// marks it reported).
+    pub(crate) fn already_reported(&self, bit: u64) -> bool {
+        self.reported
+            .as_ref()
+            .is_some_and(|r| r.fetch_or(bit, Ordering::Relaxed) & bit != 0)
+    }
+
+    /// For a search: each `always` property fails only in the first state found violating it,
+    /// so that the checker keeps that (shortest) counterexample. Not for the Explorer, which
+    /// shows every state's verdicts.
+    pub fn first_counterexamples_only(mut self) -> Self {
+        self.reported = Some(Arc::new(AtomicU64::new(0)));
+        self
     }
 
     /// The switch that stops a search of this model early (shared with its clones).

@@ -475,8 +475,13 @@ pub fn property_id(name: &str) -> Option<PropertyId> {
 
 type Condition = fn(&TenureModel, &State) -> bool;
 
-fn holds<const I: u32>(_: &TenureModel, s: &State) -> bool {
-    s.ghost.violated & (1u64 << I) == 0
+/// Fails only in the first state found with the property's bit set: every later state of that
+/// run carries the bit too, and stateright keeps the last counterexample it is told about, which
+/// would make it the longest instead of the shortest (breadth first, the first found is the
+/// shortest, give or take the work split between checker threads).
+fn holds<const I: u32>(m: &TenureModel, s: &State) -> bool {
+    let bit = 1u64 << I;
+    s.ghost.violated & bit == 0 || m.already_reported(bit)
 }
 
 fn reached<const I: u16>(_: &TenureModel, s: &State) -> bool {

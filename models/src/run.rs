@@ -253,7 +253,7 @@ impl Searched {
 /// Checks `config` exhaustively (breadth first; depth first with symmetry reduction), reporting
 /// progress about once a second.
 pub fn check(config: &ModelConfig, options: &CheckOptions, progress: Progress<'_>) -> CheckReport {
-    let model = TenureModel::new(config.clone());
+    let model = TenureModel::new(config.clone()).first_counterexamples_only();
     let mut relay = Relay {
         progress,
         halt: model.halt_switch(),

@@ -213,3 +213,30 @@ fn time_and_memory_limits_stop_the_search_with_unknown_verdicts() {
         assert!(r.unique_states < 6_000_000, "the whole space was explored");
     }
 }
+
+/// A search that runs to the end (no mutant) reports each failed property's first, shortest
+/// counterexample, as one stopped at that property's first counterexample does: every state
+/// after a violation carries it, and the checker must not keep the last one it saw.
+#[test]
+fn an_exhaustive_search_reports_the_shortest_counterexample() {
+    use tenure::property::PropertyId::L6;
+    use tenure_models::{Fault, FaultSet};
+    let config = ModelConfig {
+        faults: FaultSet::NONE.with(Fault::NonAtomicCas),
+        ..ModelConfig::default_for(Protocol::Lease)
+    };
+    let steps = |stop| {
+        let options = CheckOptions {
+            threads: 1,
+            stop,
+            ..CheckOptions::default()
+        };
+        let r = check(&config, &options, &mut |_| {});
+        let p = r.property(L6).expect("the lease model checks L6");
+        assert_eq!(p.outcome, Outcome::Fail);
+        p.counterexample.as_ref().map_or(0, Vec::len)
+    };
+    let (exhaustive, first) = (steps(Stop::Exhausted), steps(Stop::FailureOf(L6)));
+    assert!(first > 0);
+    assert_eq!(exhaustive, first);
+}
