@@ -240,3 +240,27 @@ fn an_exhaustive_search_reports_the_shortest_counterexample() {
     assert!(first > 0);
     assert_eq!(exhaustive, first);
 }
+
+/// States are made of few distinct parts, each kept once (interning): the lease model's
+/// hundreds of thousands of states share a few thousand processes and stores.
+#[test]
+fn states_share_their_parts() {
+    use tenure_models::stateright::{Checker, Model};
+    use tenure_models::TenureModel;
+    let model = TenureModel::new(ModelConfig {
+        horizon: 3,
+        ..ModelConfig::default_for(Protocol::Lease)
+    });
+    let unique = model
+        .clone()
+        .checker()
+        .spawn_bfs()
+        .join()
+        .unique_state_count();
+    let [stores, procs, flights, ghosts] = model.distinct_parts();
+    eprintln!("{unique} states: {stores} stores, {procs} processes, {flights} request sets, {ghosts} ghosts");
+    assert!(unique > 100_000);
+    for kept in [stores, procs, flights, ghosts] {
+        assert!(kept > 0 && kept * 10 < unique, "{kept} kept of {unique}");
+    }
+}
