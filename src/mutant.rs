@@ -124,6 +124,8 @@ mutants! {
     /// A minion keeps re-claiming every claim duration and starts a release-waiter on every
     /// denial.
     LeadershipSecondReleaseWaiter = "leadership-second-release-waiter", Leadership, T3;
+    /// A minion whose release-waiter returns does not claim: a free lease stays free.
+    LeadershipIgnoresRelease = "leadership-ignores-release", Leadership, T6;
     /// Pings are written with `$inc` and a flush whose outcome is unknown is sent again.
     PresenceIncResend = "presence-inc-resend", Presence, P2;
     /// The watcher reads only the current slot, so a key flaps dead at every slot boundary.

@@ -54,6 +54,9 @@ pub fn config(protocol: Protocol, args: &ModelArgs) -> Result<ModelConfig, Strin
     if let Some(n) = args.pingers {
         c.pingers = n;
     }
+    if let Some(n) = args.tickets {
+        c.tickets_per_unit = n;
+    }
     if let Some(h) = args.horizon {
         c.horizon = h;
     }

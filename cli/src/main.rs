@@ -79,6 +79,10 @@ pub struct ModelArgs {
     /// Presence pingers (keys).
     #[arg(long, value_name = "N")]
     pub pingers: Option<u8>,
+    /// Leadership tickets (claim_leader, wait_leader, wait_minion) each unit may be given
+    /// [default: 1]; with 0 the units only claim and wait by themselves.
+    #[arg(long, value_name = "N")]
+    pub tickets: Option<u8>,
     /// Ticks of real time (one second each) to explore.
     #[arg(long, value_name = "TICKS")]
     pub horizon: Option<u32>,

@@ -9,6 +9,8 @@ use tenure::mutant::{Mutant, Protocol};
 pub const PROCESSES_MAX: u8 = 6;
 /// Most leases one model tracks.
 pub const LEASES_MAX: u8 = 4;
+/// Most leadership tickets per unit.
+pub const TICKETS_MAX: u8 = 4;
 /// Longest horizon, in ticks.
 pub const HORIZON_MAX: u32 = 200;
 
@@ -163,6 +165,11 @@ impl ModelConfig {
                 mutant: Some(mutant),
                 ..ModelConfig::expiry_liveness()
             },
+            // T6 needs a horizon that fits the leader's term and the window after it.
+            Mutant::LeadershipIgnoresRelease => ModelConfig {
+                mutant: Some(mutant),
+                ..ModelConfig::service_liveness()
+            },
             _ => base,
         }
     }
@@ -176,6 +183,21 @@ impl ModelConfig {
             checks: 0,
             horizon: 13,
             ..ModelConfig::default_for(Protocol::Lease)
+        }
+    }
+
+    /// The leadership configuration in which T6 (a waiting candidate is served once the lease
+    /// is free) is checked: two units given no tickets (the units claim and wait by
+    /// themselves) and a horizon long enough for the leader's term to run out while it is
+    /// paused, and the window after that to close. Pauses are the one fault:
+    /// a paused leader is what leaves the lease free while the other unit waits (a crashed one
+    /// claims again as it restarts), and every other fault only restarts the window.
+    pub fn service_liveness() -> ModelConfig {
+        ModelConfig {
+            faults: FaultSet::NONE.with(Fault::Pause),
+            tickets_per_unit: 0,
+            horizon: 9,
+            ..ModelConfig::default_for(Protocol::Leadership)
         }
     }
 
@@ -232,6 +254,15 @@ impl ModelConfig {
         if self.protocol == Protocol::Leadership && self.leases != 1 {
             return err("the leadership model has one application (--leases 1)".into());
         }
+        if self.tickets_per_unit > 0 && self.protocol != Protocol::Leadership {
+            return err("--tickets applies to the leadership model only".into());
+        }
+        if self.tickets_per_unit > TICKETS_MAX {
+            return err(format!(
+                "--tickets {} exceeds {TICKETS_MAX} per unit",
+                self.tickets_per_unit
+            ));
+        }
         if self.leases > LEASES_MAX {
             return err(format!("--leases {} exceeds {LEASES_MAX}", self.leases));
         }
@@ -284,8 +315,8 @@ impl fmt::Display for ModelConfig {
                 self.updaters, self.managers, self.leases
             ),
             Protocol::Leadership => format!(
-                "{} updater(s), {} unit(s) (tracker + manager)",
-                self.updaters, self.managers
+                "{} updater(s), {} unit(s) (tracker + manager), {} ticket(s) each",
+                self.updaters, self.managers, self.tickets_per_unit
             ),
             Protocol::Presence => format!(
                 "{} pinger(s) + batcher + watcher + pruner, {:?} slots",

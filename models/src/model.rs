@@ -551,6 +551,10 @@ impl TenureModel {
                         observe::expiries_due(self, s, now, why);
                     }
                 }
+                // Not only when every process runs: a paused leader is what frees the lease.
+                if self.checks_service() {
+                    observe::candidates_served(self, s, now, why);
+                }
                 // A belief that has ended cannot overlap any later one.
                 s.ghost.beliefs.retain(|b| b.until > now);
                 if self.config.protocol == Protocol::Presence {
@@ -849,6 +853,10 @@ impl TenureModel {
             self.set_server_time(&mut s);
         }
         let units = usize::from(self.config.managers);
+        if self.checks_service() {
+            // Free until the units' first claims (applied below) take it.
+            s.ghost.free_since = Some(0);
+        }
         if self.config.protocol == Protocol::Leadership {
             s.ghost.tickets_left = vec![self.config.tickets_per_unit; units];
             s.ghost.waiters = vec![0; units];
@@ -939,9 +947,33 @@ impl TenureModel {
         Duration::from_nanos(u64::try_from(real).unwrap_or(u64::MAX))
     }
 
-    /// Whether the model remembers when the last fault ended (G6 and M6 windows start there).
+    /// Whether T6 (a waiting candidate is served once the leadership lease is free) is checked:
+    /// in the leadership model, unless requests may be delayed without end, and only if the
+    /// horizon leaves room for the leader's term to run out and the window after it (the
+    /// default 6 s horizon does not).
+    pub fn checks_service(&self) -> bool {
+        let term = self.config.lease_duration * 2;
+        let needed = self.on_slowest_clock(term)
+            + self.config.clock_step_max()
+            + self.service_window()
+            + self.config.tick;
+        self.config.protocol == Protocol::Leadership
+            && !self.config.faults.has(Fault::Delay)
+            && u128::from(self.horizon_ns()) >= needed.as_nanos()
+    }
+
+    /// T6's window after the lease is freed (or the last fault ends). The unit whose manager
+    /// expired the lease is told at once and claims within the tick; a unit that learns of it
+    /// from its manager's next expiry tick or its own renewal timer (both due by then) claims
+    /// at the next tick: two ticks.
+    pub fn service_window(&self) -> Duration {
+        self.config.tick * 2
+    }
+
+    /// Whether the model remembers when the last fault ended (G6, M6 and T6 windows start
+    /// there).
     fn tracks_quiet(&self) -> bool {
-        self.checks_progress() || self.checks_expiry()
+        self.checks_progress() || self.checks_expiry() || self.checks_service()
     }
 
     /// G6's window: an updater's interval and backoff on the slowest local clock, plus two
@@ -958,6 +990,9 @@ impl TenureModel {
         match self.config.protocol {
             Protocol::Clock if self.checks_progress() => vec![G1, G2, G3, G5, G6],
             Protocol::Clock => vec![G1, G2, G3, G5],
+            Protocol::Leadership if self.checks_service() => {
+                vec![G1, G2, G3, L2, L3, L4, L6, F1, T1, T3, T4, T5, T6]
+            }
             Protocol::Leadership => vec![G1, G2, G3, L2, L3, L4, L6, F1, T1, T3, T4, T5],
             Protocol::Presence => vec![P1, P2, P4, P5, P6],
             _ if self.checks_expiry() => vec![G1, G2, G3, L2, L3, L4, L5, L6, F1, M4, M6],
@@ -974,6 +1009,10 @@ impl TenureModel {
                 Milestone::KeyDied,
                 Milestone::SlotsPruned,
             ],
+            // Without tickets nobody asks claim_leader.
+            Protocol::Leadership if self.config.tickets_per_unit == 0 => {
+                vec![Milestone::LeadershipMoved, Milestone::BecameMinion]
+            }
             Protocol::Leadership => vec![
                 Milestone::LeaderConfirmed,
                 Milestone::LeadershipMoved,

@@ -3,7 +3,7 @@
 //! Nothing here restates a property; it only gathers the observations the core's functions take.
 
 use crate::model::{belief_tenure, namespace, TenureModel};
-use crate::state::{Belief, CallKind, Note, State};
+use crate::state::{Actor, Belief, CallKind, Note, State};
 use std::sync::OnceLock;
 use tenure::clock::watcher::WatcherOutput;
 use tenure::clock::{UpdaterOutput, CLOCK_ID, TIME_FIELD};
@@ -11,7 +11,8 @@ use tenure::leadership::{TicketKind, TrackerOutput};
 use tenure::lease::{LeaseDoc, ManagerOutput};
 use tenure::property::clock::{g2_chain, g3_rate, g5_watcher_strictly_later, ClockWrite};
 use tenure::property::leadership::{
-    t1_backed, t3_one_release_waiter, t4_tickets_once, t5_twice, LeaderAnswer, TicketEvent,
+    t1_backed, t3_one_release_waiter, t4_tickets_once, t5_twice, t6_served_in_time, LeaderAnswer,
+    TicketEvent,
 };
 use tenure::property::lease::{
     l5_claim_lasts, l6_exclusion, m4_not_held_after_refresh, m6_expired_in_time, store_changes,
@@ -188,6 +189,51 @@ pub(crate) fn store_change(
             };
             record(why, store_changes(&[change]));
         }
+    }
+    if model.checks_service() {
+        if let (Some(b), Some(a)) = (before.leases.first(), after.leases.first()) {
+            if a != b {
+                let free = a.as_ref().is_none_or(|d| d.term.is_none());
+                s.ghost.free_since = match (free, s.ghost.free_since) {
+                    (true, Some(since)) => Some(since),
+                    (true, None) => Some(real),
+                    (false, _) => None,
+                };
+            }
+        }
+    }
+}
+
+/// T6: while the leadership lease is free and a running unit waits to lead (its tracker alive
+/// and not leader), the window since it was freed (or the last fault) must not have closed.
+pub(crate) fn candidates_served(
+    model: &TenureModel,
+    s: &State,
+    now: u64,
+    why: &mut Vec<Violation>,
+) {
+    let Some(free_since) = s.ghost.free_since else {
+        return;
+    };
+    let waiting = (0..model.config.managers).any(|m| {
+        let proc = &s.procs[model.manager_proc(m)];
+        let candidate = match &proc.actor {
+            Actor::Unit(u) => !u.tracker().is_stopped() && !u.tracker().is_leader(),
+            _ => false,
+        };
+        proc.runs() && candidate
+    });
+    if waiting {
+        record(
+            why,
+            t6_served_in_time(
+                model.lease_name(0),
+                free_since,
+                s.ghost.quiet_since,
+                now,
+                model.service_window(),
+            ),
+        );
     }
 }
 

@@ -264,6 +264,9 @@ pub struct Ghost {
     /// not delete. (Pings landing later may reference beings it already judged superseded;
     /// those are an old incarnation's, which the watcher ignores once the being is gone.)
     pub prune_referenced: Vec<u64>,
+    /// Real time since which the leadership lease has been free (T6; kept only where T6 is
+    /// checked).
+    pub free_since: Option<u64>,
 }
 
 /// A leadership ticket awaiting its answer (ghost state for T1 and T4).

@@ -72,6 +72,15 @@ fn leadership_model_passes_with_its_default_faults() {
     assert_all_pass(&config);
 }
 
+/// Bounded liveness T6 needs the leader's term to run out within the horizon: a paused leader
+/// frees the lease, and the unit waiting to lead must claim it within two ticks.
+#[test]
+fn leadership_model_serves_a_waiting_candidate() {
+    let config = ModelConfig::service_liveness();
+    let r = assert_all_pass(&config);
+    assert!(r.property(tenure::property::PropertyId::T6).is_some());
+}
+
 #[test]
 fn presence_model_passes_with_its_default_faults() {
     assert_all_pass(&ModelConfig::default_for(Protocol::Presence));

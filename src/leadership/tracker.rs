@@ -296,7 +296,8 @@ impl Tracker {
     /// The release-waiter returned (whatever it returned): claim again.
     pub fn handle_released(&mut self, now: LocalTime) -> Effects<TrackerOutput> {
         self.waiting_release = false;
-        if matches!(self.role, Role::Minion { .. }) {
+        let claims = self.config.mutant != Some(Mutant::LeadershipIgnoresRelease);
+        if matches!(self.role, Role::Minion { .. }) && claims {
             self.refresh(now)
         } else {
             Effects::none()

@@ -130,3 +130,51 @@ pub fn t5_twice(claims: &[Duration], claim_duration: Duration) -> Verdict {
         None => Ok(()),
     }
 }
+
+/// T6 (bounded liveness): the leadership lease `application` has been free since real
+/// `free_since` and is still free at real `now`, while a running unit waits to lead, and no
+/// fault struck after real `quiet_since`. From the later of the two, a waiting unit must have
+/// claimed it within `window` (see [`super::overdue`]).
+pub fn t6_served_in_time(
+    application: &str,
+    free_since: u64,
+    quiet_since: u64,
+    now: u64,
+    window: Duration,
+) -> Verdict {
+    match super::overdue(free_since, quiet_since, now, window) {
+        Some(waited) => Err(Violation::new(
+            PropertyId::T6,
+            format!(
+                "the lease {application:?} has been free since real {} and a unit waits to lead, but nobody holds it at real {}: {} without a fault, the window is {:?}",
+                Secs(free_since),
+                Secs(now),
+                Secs(waited),
+                window
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::t6_served_in_time;
+    use std::time::Duration;
+
+    #[test]
+    fn t6_allows_the_window_from_the_later_of_freeing_and_the_last_fault() {
+        let w = Duration::from_nanos(10);
+        assert!(
+            t6_served_in_time("app", 5, 0, 15, w).is_ok(),
+            "exactly the window"
+        );
+        let late = t6_served_in_time("app", 5, 0, 16, w).expect_err("one past it");
+        assert!(late.detail.contains("free since"), "{late}");
+        assert!(
+            t6_served_in_time("app", 5, 8, 18, w).is_ok(),
+            "a fault restarts it"
+        );
+        assert!(t6_served_in_time("app", 5, 8, 19, w).is_err());
+    }
+}

@@ -8,7 +8,7 @@
 //! # Layout
 //! - [`clock`] holds G1-G6, the global clock;
 //! - [`lease`] holds L1-L7, the M family and fencing (F1);
-//! - [`leadership`] holds T1-T5;
+//! - [`leadership`] holds T1-T6;
 //! - [`presence`] holds P1-P7.
 
 pub mod clock;
@@ -112,6 +112,10 @@ properties! {
     T4 = "tickets resolve exactly once";
     /// Claims always ask for twice the claim duration.
     T5 = "claims ask for twice the duration";
+    /// Bounded liveness: once the leadership lease is free and faults stop, it is claimed again
+    /// within a window while a running unit waits to lead (DESIGN.md: "a waiting leader
+    /// candidate is served once the lease is free").
+    T6 = "a waiting candidate is served";
     /// Presence sequences are unique and strictly increasing per model.
     P1 = "sequences unique and increasing";
     /// Stored presence bits equal the OR of the pings sent: no bit counted twice, no neighbour corrupted.

@@ -592,13 +592,18 @@ pub mod leadership {
 
         /// Settles the store and routes manager answers to trackers until nothing moves.
         pub fn pump(&mut self) {
+            assert!(self.try_pump(), "leadership world never settled");
+        }
+
+        /// [`World::pump`], or `false` if the world never settles (a livelocked mutant).
+        pub fn try_pump(&mut self) -> bool {
             for _ in 0..10_000 {
                 self.sim.settle();
                 if !self.route() {
-                    return;
+                    return true;
                 }
             }
-            panic!("leadership world never settled");
+            false
         }
 
         /// Routes manager answers noted so far to their trackers; `false` if there were none.
@@ -681,7 +686,14 @@ pub mod leadership {
 
         /// Lets real time pass to `real`, firing store-actor and tracker timers on the way.
         pub fn run_until(&mut self, real: u64) {
-            self.pump();
+            assert!(self.try_run_until(real), "leadership world never settled");
+        }
+
+        /// [`World::run_until`], or `false` if the world never settles on the way.
+        pub fn try_run_until(&mut self, real: u64) -> bool {
+            if !self.try_pump() {
+                return false;
+            }
             for _ in 0..1_000_000 {
                 let store_next = (0..self.sim.nodes.len())
                     .filter(|n| !self.sim.nodes[*n].paused)
@@ -704,16 +716,17 @@ pub mod leadership {
                             let fx = self.units[u].tracker.handle_timeout(now);
                             self.feed(u, fx);
                         }
-                        self.pump();
+                        if !self.try_pump() {
+                            return false;
+                        }
                     }
                     None => {
                         self.sim.real = real;
-                        self.pump();
-                        return;
+                        return self.try_pump();
                     }
                 }
             }
-            panic!("too many firings");
+            false
         }
 
         /// Issues a ticket; returns its id.
