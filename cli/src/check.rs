@@ -32,10 +32,41 @@ fn mutant(name: &Option<String>) -> Result<Option<Mutant>, String> {
 /// The configuration of `protocol` with the user's overrides, validated.
 pub fn config(protocol: Protocol, args: &ModelArgs) -> Result<ModelConfig, String> {
     // A mutant's own configuration is the starting point; the user's flags still override it.
-    let mut c = match mutant(&args.mutant)? {
+    let base = match mutant(&args.mutant)? {
         Some(m) if m.protocol() == protocol => ModelConfig::for_mutant(m),
         _ => ModelConfig::default_for(protocol),
     };
+    overridden(base, args)
+}
+
+/// What `tenure check` runs, each with the name of its report directory: the protocols asked
+/// for, and with `--protocol all` and the built-in sizes also the two bounded-liveness
+/// configurations the default sizes cannot hold (M6 needs an abandoned lease to expire, T6 a
+/// paused leader's term to run out, within the horizon).
+fn runs(args: &CheckArgs, wanted: &[Protocol]) -> Result<Vec<(String, ModelConfig)>, String> {
+    let m = &args.model;
+    let sized = [m.updaters, m.managers, m.leases, m.pingers, m.tickets]
+        .iter()
+        .any(Option::is_some)
+        || m.horizon.is_some();
+    let liveness = args.protocol == ProtocolArg::All && m.mutant.is_none() && !sized;
+    let mut runs = Vec::new();
+    for p in wanted {
+        runs.push((p.name().to_owned(), config(*p, m)?));
+        let extra = match p {
+            Protocol::Lease => Some(("lease-expiry", ModelConfig::expiry_liveness())),
+            Protocol::Leadership => Some(("leadership-service", ModelConfig::service_liveness())),
+            _ => None,
+        };
+        if let Some((name, base)) = extra.filter(|_| liveness) {
+            runs.push((name.to_owned(), overridden(base, m)?));
+        }
+    }
+    Ok(runs)
+}
+
+/// `c` with the user's flags applied, validated.
+fn overridden(mut c: ModelConfig, args: &ModelArgs) -> Result<ModelConfig, String> {
     if let Some(f) = &args.faults {
         c.faults = FaultSet::parse(f).map_err(|e| format!("--faults: {e}"))?;
     }
@@ -117,16 +148,13 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, String> {
         Some(m) => vec![m.protocol()],
         None => protocols(args.protocol),
     };
-    let configs = wanted
-        .iter()
-        .map(|p| config(*p, &args.model))
-        .collect::<Result<Vec<_>, _>>()?;
+    let runs = runs(args, &wanted)?;
     if args.threads == Some(0) {
         return Err("--threads must be at least 1".into());
     }
     let memory_limit = memory_limit(args.max_memory)?;
     let mut reports = Vec::new();
-    for c in &configs {
+    for (name, c) in &runs {
         let options = CheckOptions {
             threads: args.threads.unwrap_or(CheckOptions::default().threads),
             timeout: args.timeout.map(Duration::from_secs),
@@ -157,22 +185,22 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, String> {
             bar.finish_and_clear();
         }
         let model = TenureModel::new(c.clone());
-        let written = write_reports(&args.reports, &model, &report)
+        let written = write_reports(&args.reports, name, &model, &report)
             .map_err(|e| format!("writing reports under {}: {e}", args.reports.display()))?;
         if !args.json {
-            print_report(&model, &report, &written);
+            print_report(name, &model, &report, &written);
         }
-        reports.push((model, report, written));
+        reports.push((name, model, report));
     }
     if args.json {
         let all: Vec<_> = reports
             .iter()
-            .map(|(m, r, _)| crate::summary::summary(m, r))
+            .map(|(name, m, r)| crate::summary::summary(name, m, r))
             .collect();
         let text = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;
         println!("{text}");
     }
-    let outcomes: Vec<Outcome> = reports.iter().map(|(_, r, _)| r.outcome()).collect();
+    let outcomes: Vec<Outcome> = reports.iter().map(|(_, _, r)| r.outcome()).collect();
     Ok(exit_code(&outcomes))
 }
 
@@ -229,5 +257,46 @@ pub fn report_outcome(r: &CheckReport) -> &'static str {
         Outcome::Pass => "pass",
         Outcome::Fail => "fail",
         Outcome::Unknown => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{protocols, runs};
+    use crate::{Cli, Command, ProtocolArg};
+    use clap::Parser;
+
+    fn run_names(argv: &[&str]) -> Vec<String> {
+        let cli = Cli::try_parse_from(argv).expect("valid arguments");
+        let Command::Check(args) = cli.command else {
+            panic!("a check command")
+        };
+        runs(&args, &protocols(args.protocol))
+            .expect("valid configurations")
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    #[test]
+    fn the_default_check_adds_the_bounded_liveness_runs_and_sized_ones_do_not() {
+        assert_eq!(
+            run_names(&["tenure", "check"]),
+            [
+                "clock",
+                "lease",
+                "lease-expiry",
+                "leadership",
+                "leadership-service",
+                "presence"
+            ]
+        );
+        let sized = run_names(&["tenure", "check", "--horizon", "4"]);
+        assert_eq!(sized, ["clock", "lease", "leadership", "presence"]);
+        assert_eq!(
+            run_names(&["tenure", "check", "--protocol", "lease"]),
+            ["lease"]
+        );
+        assert_eq!(protocols(ProtocolArg::All).len(), 4);
     }
 }

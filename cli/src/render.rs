@@ -48,8 +48,12 @@ fn thousands(n: usize) -> String {
 }
 
 /// Prints one protocol's verdicts, and each counterexample as a timeline.
-pub fn print_report(model: &TenureModel, r: &CheckReport, written: &Written) {
-    println!("{}", r.config);
+pub fn print_report(run: &str, model: &TenureModel, r: &CheckReport, written: &Written) {
+    if run == r.config.protocol.name() {
+        println!("{}", r.config);
+    } else {
+        println!("{run} — {}", r.config);
+    }
     println!(
         "  {} unique states ({} generated), depth {}, {:.1} s, {} unique states/s, {}",
         thousands(r.unique_states),

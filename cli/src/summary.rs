@@ -14,6 +14,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Serialize)]
 pub struct Summary {
     schema_version: u32,
+    /// The run's name, also its report directory: the protocol, or `lease-expiry` and
+    /// `leadership-service` for the bounded-liveness configurations.
+    run: String,
     protocol: String,
     config: ConfigSummary,
     outcome: &'static str,
@@ -53,11 +56,12 @@ struct PropertySummary {
     counterexample: Option<Vec<Frame>>,
 }
 
-/// The summary of one protocol's check.
-pub fn summary(model: &TenureModel, r: &CheckReport) -> Summary {
+/// The summary of one run's check.
+pub fn summary(run: &str, model: &TenureModel, r: &CheckReport) -> Summary {
     let c = &r.config;
     Summary {
         schema_version: SCHEMA_VERSION,
+        run: run.to_owned(),
         protocol: c.protocol.to_string(),
         config: ConfigSummary {
             updaters: c.updaters,
@@ -119,8 +123,13 @@ impl Written {
 
 /// Writes the summary and the SVG of every counterexample under `<dir>/check/<protocol>/`,
 /// replacing the previous run's files there.
-pub fn write_reports(dir: &Path, model: &TenureModel, r: &CheckReport) -> std::io::Result<Written> {
-    let here = dir.join("check").join(r.config.protocol.name());
+pub fn write_reports(
+    dir: &Path,
+    run: &str,
+    model: &TenureModel,
+    r: &CheckReport,
+) -> std::io::Result<Written> {
+    let here = dir.join("check").join(run);
     std::fs::create_dir_all(&here)?;
     for old in std::fs::read_dir(&here)? {
         let old = old?.path();
@@ -139,7 +148,8 @@ pub fn write_reports(dir: &Path, model: &TenureModel, r: &CheckReport) -> std::i
         svgs.push((p.name, path));
     }
     let path = here.join("summary.json");
-    let text = serde_json::to_string_pretty(&summary(model, r)).map_err(std::io::Error::other)?;
+    let text =
+        serde_json::to_string_pretty(&summary(run, model, r)).map_err(std::io::Error::other)?;
     std::fs::write(&path, text + "\n")?;
     Ok(Written {
         summary: path,

@@ -188,13 +188,11 @@ impl ModelConfig {
 
     /// The leadership configuration in which T6 (a waiting candidate is served once the lease
     /// is free) is checked: two units given no tickets (the units claim and wait by
-    /// themselves) and a horizon long enough for the leader's term to run out while it is
-    /// paused, and the window after that to close. Pauses are the one fault:
-    /// a paused leader is what leaves the lease free while the other unit waits (a crashed one
-    /// claims again as it restarts), and every other fault only restarts the window.
+    /// themselves), every default fault, and a horizon long enough for a paused leader's term
+    /// to run out (a paused leader is what leaves the lease free while the other unit waits; a
+    /// crashed one claims again as it restarts) and the window after that to close.
     pub fn service_liveness() -> ModelConfig {
         ModelConfig {
-            faults: FaultSet::NONE.with(Fault::Pause),
             tickets_per_unit: 0,
             horizon: 9,
             ..ModelConfig::default_for(Protocol::Leadership)
