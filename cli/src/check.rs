@@ -170,8 +170,11 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, String> {
             if let Ok(guard) = shared.lock() {
                 if let Some(bar) = guard.as_ref() {
                     let secs = d.duration.as_secs_f64().max(1e-3);
+                    let held = memory::resident_bytes()
+                        .map(|b| format!(", {} held", memory::gib(b)))
+                        .unwrap_or_default();
                     bar.set_message(format!(
-                        "{protocol}: {} states, {} unique, depth {}, {:.0} states/s",
+                        "{protocol}: {} states, {} unique, depth {}, {:.0} states/s{held}",
                         d.total_states,
                         d.unique_states,
                         d.max_depth,

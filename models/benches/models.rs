@@ -30,6 +30,13 @@ fn configs() -> Vec<(&'static str, ModelConfig)> {
                 ..ModelConfig::default_for(Protocol::Leadership)
             },
         ),
+        (
+            "presence_no_faults",
+            ModelConfig {
+                faults: FaultSet::NONE,
+                ..ModelConfig::default_for(Protocol::Presence)
+            },
+        ),
     ]
 }
 
