@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 
-/// Bounded liveness, the shape G6 and M6 share: something due since real `due_since` has not
+/// Bounded liveness, the shape G6, M6 and T6 share: something due since real `due_since` has not
 /// happened by real `now`, and no fault struck after real `quiet_since`. Returns how long it has
 /// been waited for (from the later of the two) when that exceeds `window`.
 ///
@@ -37,7 +37,8 @@ pub(crate) fn overdue(due_since: u64, quiet_since: u64, now: u64, window: Durati
 macro_rules! properties {
     ($( $(#[$doc:meta])* $id:ident = $name:literal; )*) => {
         /// The identifier of a property, as in PROTOCOLS.md (G, L, M, T, P families) plus F1 for
-        /// fencing, G5 for the clock watcher and G6 for the clock's bounded liveness.
+        /// fencing, G5 for the clock watcher, and G6 and T6 for the clock's and leadership's
+        /// bounded liveness (DESIGN.md's liveness properties).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[non_exhaustive]
         pub enum PropertyId {
