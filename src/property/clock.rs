@@ -148,19 +148,22 @@ pub fn g4_only_written_values(
 /// and no fault has struck since real `quiet_since`; from the later of the two, at most `window`
 /// may pass without an advance (see [`super::overdue`]).
 pub fn g6_progress(last_change: u64, quiet_since: u64, now: u64, window: Duration) -> Verdict {
-    match super::overdue(last_change, quiet_since, now, window) {
-        Some(waited) => Err(Violation::new(
-            PropertyId::G6,
+    super::overdue(
+        PropertyId::G6,
+        last_change,
+        quiet_since,
+        now,
+        window,
+        |waited| {
             format!(
                 "global time has not advanced since real {} although no fault struck after real {}: {} passed, the window is {:?}",
                 Secs(last_change),
                 Secs(quiet_since),
                 Secs(waited),
                 window
-            ),
-        )),
-        None => Ok(()),
-    }
+            )
+        },
+    )
 }
 
 /// G5: the values one watcher emits strictly increase.

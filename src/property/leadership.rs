@@ -142,19 +142,22 @@ pub fn t6_served_in_time(
     now: u64,
     window: Duration,
 ) -> Verdict {
-    match super::overdue(free_since, quiet_since, now, window) {
-        Some(waited) => Err(Violation::new(
-            PropertyId::T6,
+    super::overdue(
+        PropertyId::T6,
+        free_since,
+        quiet_since,
+        now,
+        window,
+        |waited| {
             format!(
                 "the lease {application:?} has been free since real {} and a unit waits to lead, but nobody holds it at real {}: {} without a fault, the window is {:?}",
                 Secs(free_since),
                 Secs(now),
                 Secs(waited),
                 window
-            ),
-        )),
-        None => Ok(()),
-    }
+            )
+        },
+    )
 }
 
 #[cfg(test)]

@@ -274,19 +274,22 @@ pub fn m6_expired_in_time(
     now: u64,
     window: Duration,
 ) -> Verdict {
-    match super::overdue(passed_at, quiet_since, now, window) {
-        Some(waited) => Err(Violation::new(
-            PropertyId::M6,
+    super::overdue(
+        PropertyId::M6,
+        passed_at,
+        quiet_since,
+        now,
+        window,
+        |waited| {
             format!(
                 "lease {lease:?} expired at {expiry} (passed at real {}) but is still held at real {}: {} without a fault, the window is {:?}",
                 Secs(passed_at),
                 Secs(now),
                 Secs(waited),
                 window
-            ),
-        )),
-        None => Ok(()),
-    }
+            )
+        },
+    )
 }
 
 /// M4: a token check answers "not held" only after a refresh. Each answer is

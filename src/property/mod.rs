@@ -21,17 +21,28 @@ use std::fmt;
 use std::time::Duration;
 
 /// Bounded liveness, the shape G6, M6 and T6 share: something due since real `due_since` has not
-/// happened by real `now`, and no fault struck after real `quiet_since`. Returns how long it has
-/// been waited for (from the later of the two) when that exceeds `window`.
+/// happened by real `now`, and no fault struck after real `quiet_since`. A violation of `id`,
+/// described by `describe(waited)`, when the wait (from the later of the two) exceeds `window`.
 ///
 /// Checked as a safety property because "eventually" without fairness would accept a process
 /// that never runs again; a window that starts only when faults stop states what a protocol can
 /// promise.
-pub(crate) fn overdue(due_since: u64, quiet_since: u64, now: u64, window: Duration) -> Option<u64> {
+pub(crate) fn overdue(
+    id: PropertyId,
+    due_since: u64,
+    quiet_since: u64,
+    now: u64,
+    window: Duration,
+    describe: impl FnOnce(u64) -> String,
+) -> Verdict {
     let since = due_since.max(quiet_since);
     let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
     let waited = now.saturating_sub(since);
-    (waited > window_ns).then_some(waited)
+    if waited > window_ns {
+        Err(Violation::new(id, describe(waited)))
+    } else {
+        Ok(())
+    }
 }
 
 macro_rules! properties {
