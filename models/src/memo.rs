@@ -9,12 +9,12 @@
 
 use crate::observe::Watched;
 use crate::shared::Shared;
-use crate::state::{Out, Proc};
+use crate::state::{Answer, Out, Proc};
 use dashmap::DashMap;
 use std::hash::Hash;
 use std::sync::Arc;
 use tenure::effects::{OpId, Request};
-use tenure::substrate::{MemoryStore, OpResult};
+use tenure::substrate::MemoryStore;
 use tenure::time::LocalTime;
 
 /// Most transitions remembered per memo. Past it, new transitions are computed every time
@@ -27,7 +27,7 @@ pub enum Input {
     /// Its timer fired at local time `now`.
     Timeout(LocalTime),
     /// A store reply arrived at local time `now`.
-    Reply(OpId, OpResult, LocalTime),
+    Reply(OpId, Answer, LocalTime),
 }
 
 /// An operation reaching the store.
@@ -43,7 +43,7 @@ pub struct StoreInput {
 #[derive(Clone, Debug)]
 pub(crate) struct StoreOutcome {
     /// The store's answer.
-    pub(crate) result: OpResult,
+    pub(crate) result: Answer,
     /// A read: the store is as it was.
     pub(crate) read: bool,
     /// The watched documents before and after, if any of them changed.

@@ -13,8 +13,8 @@ use crate::observe::{self, Milestone, Watched};
 use crate::presence;
 use crate::shared::Shared;
 use crate::state::{
-    shared, split, unit_note, Actor, Belief, Call, CallKind, Flight, Ghost, Note, Out, Parts, Proc,
-    State, Ticket,
+    shared, split, unit_note, Actor, Answer, Belief, Call, CallKind, Flight, Ghost, Note, Out,
+    Parts, Proc, State, Ticket,
 };
 use stateright::{Model, Property};
 use std::fmt;
@@ -419,7 +419,7 @@ impl TenureModel {
 
     /// Hands a reply to the process that asked, unless it restarted or is down; a paused
     /// process keeps it for later.
-    fn reply(&self, s: &mut State, f: &Flight, result: OpResult, why: &mut Vec<Violation>) {
+    fn reply(&self, s: &mut State, f: &Flight, result: Answer, why: &mut Vec<Violation>) {
         let p = usize::from(f.proc);
         if s.procs[p].incarnation != f.incarnation {
             return;
@@ -436,12 +436,20 @@ impl TenureModel {
         s: &mut State,
         p: usize,
         id: OpId,
-        result: OpResult,
+        result: Answer,
         why: &mut Vec<Violation>,
     ) {
         let now = self.now(s, p);
         let out = self.call_actor(s, p, Input::Reply(id, result, now));
         self.absorb(s, p, out, why);
+    }
+
+    /// The store's answer `r`, kept (so that the transitions it starts are looked up by where
+    /// it is kept rather than by comparing documents).
+    fn answer(&self, r: OpResult) -> Answer {
+        let mut a = Shared::new(r);
+        self.parts.intern_answer(&mut a);
+        a
     }
 
     /// Hands process `p` a timer or a reply (remembered: the actors are pure).
@@ -451,7 +459,9 @@ impl TenureModel {
             input,
             |proc, input| match input {
                 Input::Timeout(now) => proc.make_mut().actor.timeout(now),
-                Input::Reply(id, result, now) => proc.make_mut().actor.reply(id, result, now),
+                Input::Reply(id, result, now) => {
+                    proc.make_mut().actor.reply(id, (*result).clone(), now)
+                }
             },
             |proc| self.parts.intern_proc(proc),
         )
@@ -464,7 +474,7 @@ impl TenureModel {
         f: &Flight,
         unchecked: bool,
         why: &mut Vec<Violation>,
-    ) -> OpResult {
+    ) -> Answer {
         let pruning = self.presence_role(usize::from(f.proc)) == Some(PresenceRole::Pruner);
         let presence_before = pruning.then(|| presence::snapshot(&s.store));
         // Sharing the store costs nothing: the write copies it anyway (the parent state keeps it).
@@ -480,7 +490,7 @@ impl TenureModel {
                 let op = &input.req.op;
                 if let Some(answer) = store.query(op) {
                     return StoreOutcome {
-                        result: answer,
+                        result: self.answer(answer),
                         read: true,
                         changed: None,
                     };
@@ -492,7 +502,7 @@ impl TenureModel {
                     store.make_mut().apply(op)
                 };
                 StoreOutcome {
-                    result,
+                    result: self.answer(result),
                     read: false,
                     changed: Watched::changed(self, &before, store).map(Arc::new),
                 }
@@ -510,7 +520,7 @@ impl TenureModel {
         if let Some(snapshot) = presence_before {
             presence::pruned(self, s, &snapshot, why);
         }
-        if self.config.faults.has(Fault::StaleRead) && matches!(result, OpResult::Ok(_)) {
+        if self.config.faults.has(Fault::StaleRead) && matches!(*result, OpResult::Ok(_)) {
             s.before_write = Some(before);
         }
         result
@@ -612,10 +622,10 @@ impl TenureModel {
                         let r = self.apply(s, &f, false, why);
                         self.reply(s, &f, r, why);
                     }
-                    How::Lost => self.reply(s, &f, OpResult::Unknown, why),
+                    How::Lost => self.reply(s, &f, self.answer(OpResult::Unknown), why),
                     How::Ambiguous => {
                         self.apply(s, &f, false, why);
-                        self.reply(s, &f, OpResult::Unknown, why);
+                        self.reply(s, &f, self.answer(OpResult::Unknown), why);
                     }
                     How::Unreplicated => {
                         let before = s.store.clone();
@@ -626,13 +636,14 @@ impl TenureModel {
                     How::Stale => {
                         let old = s.before_write.clone().unwrap_or_default();
                         let r = old.query(&f.req.op).unwrap_or(OpResult::Unknown);
-                        self.reply(s, &f, r, why);
+                        self.reply(s, &f, self.answer(r), why);
                     }
                     How::FilterOnly => {
                         if s.store.expect_holds(&f.req.op) {
                             s.checked.push(f);
                         } else {
-                            self.reply(s, &f, OpResult::PreconditionFailed, why);
+                            let refused = self.answer(OpResult::PreconditionFailed);
+                            self.reply(s, &f, refused, why);
                         }
                     }
                 }

@@ -69,6 +69,9 @@ pub fn split<N>(fx: Effects<N>, f: fn(N) -> Note) -> Out {
     )
 }
 
+/// A store's answer, shared (and kept: see [`Parts`]).
+pub type Answer = Shared<OpResult>;
+
 /// Requests, shared.
 pub fn shared(requests: Vec<Request>) -> Vec<Shared<Request>> {
     requests.into_iter().map(Shared::new).collect()
@@ -147,7 +150,7 @@ pub struct Proc {
     /// Paused: takes no steps; replies wait in `held`.
     pub paused: bool,
     /// Replies that arrived while paused.
-    pub held: Vec<(OpId, OpResult)>,
+    pub held: Vec<(OpId, Answer)>,
     /// Bumped on every crash, so replies to a previous life are dropped.
     pub incarnation: u8,
 }
@@ -318,6 +321,7 @@ pub struct Parts {
     procs: Interner<Proc>,
     flights: Interner<Vec<Flight>>,
     ghosts: Interner<Ghost>,
+    answers: Interner<OpResult>,
 }
 
 impl Parts {
@@ -339,6 +343,11 @@ impl Parts {
     /// Points a store at its kept value.
     pub fn intern_store(&self, s: &mut Shared<MemoryStore>) {
         self.stores.intern(s);
+    }
+
+    /// Points a store's answer at its kept value.
+    pub fn intern_answer(&self, a: &mut Answer) {
+        self.answers.intern(a);
     }
 
     /// Points a process at its kept value.
