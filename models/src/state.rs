@@ -314,7 +314,8 @@ pub struct State {
     pub ghost: Shared<Ghost>,
 }
 
-/// Where a check keeps the one value of each distinct state part (see [`crate::shared`]).
+/// Where a check keeps the one value of each distinct state part, and of each distinct answer
+/// of the store (see [`crate::shared`]).
 #[derive(Debug, Default)]
 pub struct Parts {
     stores: Interner<MemoryStore>,
