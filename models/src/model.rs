@@ -475,9 +475,8 @@ impl TenureModel {
         unchecked: bool,
         why: &mut Vec<Violation>,
     ) -> Answer {
-        let pruning = self.presence_role(usize::from(f.proc)) == Some(PresenceRole::Pruner);
-        let presence_before = pruning.then(|| presence::snapshot(&s.store));
-        // Sharing the store costs nothing: the write copies it anyway (the parent state keeps it).
+        // The store before the operation, for stale reads and the pruner's check (sharing it
+        // costs nothing: a write copies it anyway, and the parent state keeps it).
         let before = s.store.clone();
         let input = StoreInput {
             req: f.req.clone(),
@@ -517,8 +516,8 @@ impl TenureModel {
             let (was, is) = &*changed;
             observe::store_change(self, s, was, is, f.clock_base, why);
         }
-        if let Some(snapshot) = presence_before {
-            presence::pruned(self, s, &snapshot, why);
+        if self.presence_role(usize::from(f.proc)) == Some(PresenceRole::Pruner) {
+            presence::pruned(self, s, &presence::snapshot(&before), why);
         }
         if self.config.faults.has(Fault::StaleRead) && matches!(*result, OpResult::Ok(_)) {
             s.before_write = Some(before);
