@@ -95,6 +95,7 @@ fn overridden(mut c: ModelConfig, args: &ModelArgs) -> Result<ModelConfig, Strin
         c.rate_error_ppm = ppm;
     }
     c.symmetry = args.symmetry;
+    c.partial_order = !args.no_partial_order;
     c.mutant = mutant(&args.mutant)?;
     c.validate().map_err(|e| e.to_string())?;
     Ok(c)

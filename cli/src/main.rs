@@ -97,6 +97,10 @@ pub struct ModelArgs {
     /// a depth-first search, counterexamples not necessarily shortest.
     #[arg(long)]
     pub symmetry: bool,
+    /// Explore every order of steps that commute (a due timer of a process with nothing in
+    /// flight), to cross-check the partial-order reduction: more states, same verdicts.
+    #[arg(long)]
+    pub no_partial_order: bool,
 }
 
 #[derive(Args, Debug)]

@@ -32,6 +32,9 @@ pub fn reproduce_command(c: &ModelConfig) -> String {
     if c.symmetry {
         cmd.push_str(" --symmetry");
     }
+    if !c.partial_order {
+        cmd.push_str(" --no-partial-order");
+    }
     cmd
 }
 

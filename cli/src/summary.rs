@@ -45,6 +45,7 @@ struct ConfigSummary {
     fault_budget: u8,
     mutant: Option<String>,
     symmetry: bool,
+    partial_order: bool,
 }
 
 #[derive(Serialize)]
@@ -75,6 +76,7 @@ pub fn summary(run: &str, model: &TenureModel, r: &CheckReport) -> Summary {
             fault_budget: c.fault_budget,
             mutant: c.mutant.map(|m| m.name().to_owned()),
             symmetry: c.symmetry,
+            partial_order: c.partial_order,
         },
         outcome: report_outcome(r),
         complete: r.complete,

@@ -71,6 +71,9 @@ pub struct ModelConfig {
     /// Symmetry reduction over interchangeable processes (see [`crate::symmetry`]); the search
     /// is then depth first.
     pub symmetry: bool,
+    /// Partial-order reduction: a step that commutes with everything that can happen before it
+    /// is explored alone (see [`crate::reduction`]). On by default; off to cross-check.
+    pub partial_order: bool,
 }
 
 /// A configuration that cannot be checked, with the field to change.
@@ -108,6 +111,7 @@ impl ModelConfig {
             fault_budget: 1,
             mutant: None,
             symmetry: false,
+            partial_order: true,
         };
         match protocol {
             Protocol::Clock => ModelConfig { horizon: 6, ..base },
@@ -341,6 +345,9 @@ impl fmt::Display for ModelConfig {
         }
         if self.symmetry {
             write!(f, ", symmetry reduction")?;
+        }
+        if !self.partial_order {
+            write!(f, ", no partial-order reduction")?;
         }
         Ok(())
     }

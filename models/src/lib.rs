@@ -18,6 +18,7 @@
 //! - [`shared`]: copy-on-write state parts, interned, whose hash is computed once per version;
 //! - [`memo`]: the actors' transitions, each computed once;
 //! - [`symmetry`]: interchangeable processes put in a canonical order;
+//! - [`reduction`]: partial-order reduction, a step that commutes with the rest taken alone;
 //! - [`timeline`]: a counterexample as frames a person can read.
 //!
 //! # Time
@@ -41,6 +42,7 @@ pub mod memory;
 pub mod model;
 pub mod observe;
 pub mod presence;
+pub mod reduction;
 pub mod run;
 pub mod shared;
 pub mod state;

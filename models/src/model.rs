@@ -97,6 +97,25 @@ pub enum Action {
     Rollback,
 }
 
+impl Action {
+    /// Whether this step happens only at the start of a tick (before any timer fires or request
+    /// lands in it): the environment's steps, holders' calls and faults of processes.
+    pub fn only_at_tick_start(&self) -> bool {
+        matches!(
+            self,
+            Action::Claim(..)
+                | Action::Check(..)
+                | Action::Ticket(..)
+                | Action::StopPinger(_)
+                | Action::StartPinger(_)
+                | Action::Prune
+                | Action::Pause(_)
+                | Action::Resume(_)
+                | Action::Crash(_)
+        )
+    }
+}
+
 /// The model of one configuration.
 #[derive(Clone, Debug)]
 pub struct TenureModel {
@@ -528,19 +547,7 @@ impl TenureModel {
     /// Runs `action` on `s`, collecting the violations it reveals (with their details).
     pub fn step(&self, s: &mut State, action: Action, why: &mut Vec<Violation>) {
         let budget = s.budget;
-        s.tick_start = matches!(
-            action,
-            Action::Tick
-                | Action::Claim(..)
-                | Action::Check(..)
-                | Action::Ticket(..)
-                | Action::StopPinger(_)
-                | Action::StartPinger(_)
-                | Action::Prune
-                | Action::Pause(_)
-                | Action::Resume(_)
-                | Action::Crash(_)
-        );
+        s.tick_start = action == Action::Tick || action.only_at_tick_start();
         match action {
             Action::Tick => {
                 s.real = self.next_real(s);
@@ -801,7 +808,7 @@ impl TenureModel {
             + usize::from(kind == CallKind::Check)
     }
 
-    fn timer_due(&self, s: &State, p: usize) -> bool {
+    pub(crate) fn timer_due(&self, s: &State, p: usize) -> bool {
         s.procs[p].runs()
             && s.procs[p]
                 .actor
@@ -1056,6 +1063,15 @@ impl Model for TenureModel {
         if self.halt.load(Ordering::Relaxed) {
             return;
         }
+        let lone_timer = self
+            .config
+            .partial_order
+            .then(|| crate::reduction::lone_timer(self, s))
+            .flatten();
+        if let (Some(alone), false) = (lone_timer, s.tick_start) {
+            actions.push(alone);
+            return;
+        }
         let faults = self.config.faults;
         let spare = s.budget > 0;
         for (i, f) in s.flights.iter().enumerate() {
@@ -1181,6 +1197,9 @@ impl Model for TenureModel {
         let settled = faults.has(Fault::Delay) || (s.flights.is_empty() && s.checked.is_empty());
         if s.real < self.horizon_ns() && !due && settled {
             actions.push(Action::Tick);
+        }
+        if let Some(alone) = lone_timer {
+            crate::reduction::keep_ample(actions, alone);
         }
     }
 

@@ -7,7 +7,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::Duration;
 use tenure::mutant::{Mutant, Protocol};
-use tenure_models::run::{check, CheckOptions, CheckReport, Cutoff, Outcome, Stop};
+use tenure_models::run::{check, CheckOptions, CheckReport, Cutoff, Kind, Outcome, Stop};
 use tenure_models::ModelConfig;
 
 fn run(config: &ModelConfig, stop: Stop) -> CheckReport {
@@ -16,6 +16,11 @@ fn run(config: &ModelConfig, stop: Stop) -> CheckReport {
         ..CheckOptions::default()
     };
     check(config, &options, &mut |_| {})
+}
+
+/// Each property's name and outcome.
+fn verdicts(r: &CheckReport) -> Vec<(&'static str, Outcome)> {
+    r.properties.iter().map(|p| (p.name, p.outcome)).collect()
 }
 
 fn assert_all_pass(config: &ModelConfig) -> CheckReport {
@@ -161,12 +166,6 @@ fn symmetry_reduction_merges_interchangeable_updaters_and_keeps_verdicts() {
     };
     let (p, r) = (run(&plain, Stop::Exhausted), run(&reduced, Stop::Exhausted));
     assert!(p.complete && r.complete);
-    let verdicts = |c: &CheckReport| {
-        c.properties
-            .iter()
-            .map(|x| (x.name, x.outcome))
-            .collect::<Vec<_>>()
-    };
     assert_eq!(verdicts(&p), verdicts(&r));
     assert_eq!(r.outcome(), Outcome::Pass);
     let factor = p.unique_states as f64 / r.unique_states as f64;
@@ -184,6 +183,54 @@ fn symmetry_reduction_merges_interchangeable_updaters_and_keeps_verdicts() {
     let b = run(&broken, Stop::FailureOf(Mutant::ClockBlindWrite.breaks()));
     let g2 = b.property(Mutant::ClockBlindWrite.breaks()).unwrap();
     assert_eq!(g2.outcome, Outcome::Fail);
+}
+
+/// Partial-order reduction (on by default) explores fewer states and changes no verdict: every
+/// protocol in a short configuration with its default faults, checked with and without it, has
+/// the same outcome for every property (each `always` passes; presence's horizon here is too
+/// short for a prune, so that milestone fails both ways). The mutant tests above run with it.
+#[test]
+fn partial_order_reduction_keeps_every_verdict() {
+    for protocol in Protocol::ALL {
+        let default = ModelConfig::default_for(protocol);
+        let reduced = ModelConfig {
+            horizon: match protocol {
+                Protocol::Lease => 4,
+                Protocol::Leadership => 5,
+                Protocol::Presence => 16,
+                Protocol::Clock => default.horizon,
+            },
+            ..default
+        };
+        assert!(reduced.partial_order, "on by default");
+        let plain = ModelConfig {
+            partial_order: false,
+            ..reduced.clone()
+        };
+        let (r, p) = (run(&reduced, Stop::Exhausted), run(&plain, Stop::Exhausted));
+        assert!(r.complete && p.complete);
+        assert_eq!(verdicts(&r), verdicts(&p), "{protocol}");
+        let always = |x: &&tenure_models::run::PropertyResult| x.kind == Kind::Always;
+        assert!(
+            r.properties
+                .iter()
+                .filter(always)
+                .all(|x| x.outcome == Outcome::Pass),
+            "{protocol}: {:?}",
+            verdicts(&r)
+        );
+        eprintln!(
+            "{protocol}: partial-order reduction {} → {} unique states",
+            p.unique_states, r.unique_states
+        );
+        assert!(r.unique_states <= p.unique_states, "{protocol}");
+        if matches!(protocol, Protocol::Lease | Protocol::Leadership) {
+            assert!(
+                r.unique_states * 10 < p.unique_states * 9,
+                "{protocol}: under 10% fewer states"
+            );
+        }
+    }
 }
 
 /// A search stopped by a limit says which and settles nothing it did not see: with one thread
