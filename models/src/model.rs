@@ -551,7 +551,10 @@ impl TenureModel {
         match action {
             Action::Tick => {
                 s.real = self.next_real(s);
-                s.ghost.called_this_tick = 0;
+                // (Writing the ghost copies it if it is shared, so only what changes.)
+                if s.ghost.called_this_tick != 0 {
+                    s.ghost.called_this_tick = 0;
+                }
                 let now = self.real(s);
                 // While a process is paused, the windows have not started.
                 if s.procs.iter().all(|p| p.runs()) {
@@ -572,7 +575,9 @@ impl TenureModel {
                     observe::candidates_served(self, s, now, why);
                 }
                 // A belief that has ended cannot overlap any later one.
-                s.ghost.beliefs.retain(|b| b.until > now);
+                if s.ghost.beliefs.iter().any(|b| b.until <= now) {
+                    s.ghost.beliefs.retain(|b| b.until > now);
+                }
                 if self.config.protocol == Protocol::Presence {
                     self.set_server_time(s);
                     let b = usize::from(self.config.pingers);

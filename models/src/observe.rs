@@ -494,8 +494,11 @@ impl Milestone {
     }
 }
 
+/// Marks `m` reached. (Writing the ghost copies it if it is shared, so only when it changes.)
 pub(crate) fn reach(s: &mut State, m: Milestone) {
-    s.ghost.reached |= m.bit();
+    if s.ghost.reached & m.bit() == 0 {
+        s.ghost.reached |= m.bit();
+    }
 }
 
 /// The `always` property's name: "L6 lease exclusion".
