@@ -742,6 +742,10 @@ impl TenureModel {
             Action::Pause(p) => {
                 s.budget = s.budget.saturating_sub(1);
                 s.proc_mut(usize::from(p)).paused = true;
+                // A paused pinger pings no more: its key may die (P5 starts again on resume).
+                if let Some(PresenceRole::Pinger(i)) = self.presence_role(usize::from(p)) {
+                    s.ghost.pinging_since[i] = None;
+                }
             }
             Action::Resume(p) => {
                 let p = usize::from(p);
@@ -752,6 +756,12 @@ impl TenureModel {
                 };
                 for (id, result) in held {
                     self.deliver_reply(s, p, id, result, why);
+                }
+                if let Some(PresenceRole::Pinger(i)) = self.presence_role(p) {
+                    let running = matches!(&s.procs[p].actor, Actor::Pinger(x) if x.is_running());
+                    if running && s.ghost.pinging_since[i].is_none() {
+                        s.ghost.pinging_since[i] = Some(self.real(s));
+                    }
                 }
             }
             Action::Crash(p) => {

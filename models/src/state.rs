@@ -247,7 +247,8 @@ pub struct Ghost {
     pub waiters: Vec<u8>,
     /// Bit `m` set: unit `h<m>` has become leader at some point.
     pub leaders: u8,
-    /// Per pinger: real time it last started pinging, while it runs (P5).
+    /// Per pinger: real time it last started pinging (or resumed from a pause), while it runs
+    /// and is not paused (P5).
     pub pinging_since: Vec<Option<u64>>,
     /// Per pinger: the sequences it was given, in order (P1).
     pub seqs: Vec<Vec<u64>>,

@@ -91,6 +91,36 @@ fn presence_model_passes_with_its_default_faults() {
     assert_all_pass(&ModelConfig::default_for(Protocol::Presence));
 }
 
+/// A pinger paused for longer than P5's window lets its key die, as it should: P5 ("pinging
+/// keys stay alive") counts only time in which the pinger runs. (It once counted from the
+/// pinger's start through the pause: a false failure, first seen at horizon 40 s with 8 s
+/// slots; 4 s slots show it sooner. Slots must stay longer than the ping interval.)
+#[test]
+fn a_paused_pinger_may_be_reported_dead() {
+    use tenure_models::{Fault, FaultSet};
+    let config = ModelConfig {
+        presence_period: Duration::from_secs(4),
+        horizon: 24,
+        kills_per_pinger: 0,
+        prunes: 0,
+        faults: FaultSet::NONE.with(Fault::Pause),
+        ..ModelConfig::default_for(Protocol::Presence)
+    };
+    let r = run(&config, Stop::Exhausted);
+    assert!(r.complete);
+    let p5 = r.property(tenure::property::PropertyId::P5).unwrap();
+    assert_eq!(p5.outcome, Outcome::Pass, "{:?}", p5.counterexample);
+    let died = tenure_models::Milestone::KeyDied.name();
+    assert_eq!(
+        r.properties
+            .iter()
+            .find(|p| p.name == died)
+            .map(|p| p.outcome),
+        Some(Outcome::Pass),
+        "the pause lets the key die"
+    );
+}
+
 fn assert_mutants_caught(protocol: Protocol) {
     let mut missed = Vec::new();
     for m in Mutant::of(protocol) {
