@@ -355,7 +355,7 @@ impl TenureModel {
         built.unwrap_or_else(|e| panic!("model built an invalid actor configuration: {e}"))
     }
 
-    fn now(&self, s: &State, p: usize) -> LocalTime {
+    pub(crate) fn now(&self, s: &State, p: usize) -> LocalTime {
         s.procs[p].clock.local(self.real(s))
     }
 
@@ -473,8 +473,14 @@ impl TenureModel {
 
     /// Hands process `p` a timer or a reply (remembered: the actors are pure).
     fn call_actor(&self, s: &mut State, p: usize, input: Input) -> Out {
+        self.run_actor(&mut s.procs[p], input)
+    }
+
+    /// Hands `proc` a timer or a reply, remembered: the actors are pure, so each (kept process,
+    /// input) is computed once.
+    pub(crate) fn run_actor(&self, proc: &mut Shared<Proc>, input: Input) -> Out {
         self.actor_memo.call(
-            &mut s.procs[p],
+            proc,
             input,
             |proc, input| match input {
                 Input::Timeout(now) => proc.make_mut().actor.timeout(now),

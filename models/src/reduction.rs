@@ -24,13 +24,16 @@
 //!
 //! These are the conditions C0-C2 of the ample-set method (Peled; Clarke, Grumberg and Peled,
 //! *Model Checking*, ch. 10); C3 (no cycle closed by reduced steps only) holds because a step
-//! within a tick never returns to an earlier state. Condition 2 is checked by computing the
-//! step, so a new actor or note cannot silently break it. Every violation and every milestone
+//! within a tick never returns to an earlier state. Condition 2 is checked on the actor's
+//! transition (remembered, so the look costs one lookup): the step is local exactly when the
+//! actor reports nothing, which debug builds (and so the tests) assert by computing the whole
+//! step. Every violation and every milestone
 //! reachable without the reduction is still reached; a counterexample is shortest among the
 //! reduced orders, so it may carry a timer that fired before it mattered.
 //! `ModelConfig::partial_order` (`tenure check --no-partial-order`) turns it off, to
 //! cross-check.
 
+use crate::memo::Input;
 use crate::model::{Action, TenureModel};
 use crate::state::State;
 
@@ -47,12 +50,26 @@ pub(crate) fn lone_timer(model: &TenureModel, s: &State) -> Option<Action> {
         if !(idle && model.timer_due(s, p)) {
             return None;
         }
+        // Firing changes only `p` and the requests in flight when the actor reports nothing:
+        // a note is what would reach the ghost or another process (see `TenureModel::absorb`).
+        let now = model.now(s, p);
+        let (_, notes) = model.run_actor(&mut s.procs[p].clone(), Input::Timeout(now));
         let action = Action::Fire(p8);
-        let mut next = s.clone();
-        let mut why = Vec::new();
-        model.step(&mut next, action, &mut why);
-        local_to(p8, s, &next, &why).then_some(action)
+        debug_assert!(
+            !notes.is_empty() || only_changes(model, s, action, p8),
+            "a timer that reports nothing changed more than its process: {action}"
+        );
+        notes.is_empty().then_some(action)
     })
+}
+
+/// Whether taking `action` in `s` changes only process `p` and `p`'s requests, and reveals no
+/// violation.
+fn only_changes(model: &TenureModel, s: &State, action: Action, p: u8) -> bool {
+    let mut next = s.clone();
+    let mut why = Vec::new();
+    model.step(&mut next, action, &mut why);
+    local_to(p, s, &next, &why)
 }
 
 /// Whether `next` differs from `s` only in process `p` and in requests `p` added.
