@@ -33,7 +33,9 @@
 //! Holders call, units get tickets, pingers stop or start, the pruner runs, and processes pause
 //! or crash only at the start of a time step (their requests still interleave with everything
 //! else); each of those has a budget per run; a crash restarts the process at once with empty
-//! memory. `model.rs` is the place to change any of these.
+//! memory. `model.rs` is the place to change any of these. Within a tick, a timer that
+//! commutes with every other step is fired before them rather than in every position among
+//! them ([`reduction`]; `ModelConfig::partial_order`).
 
 pub mod config;
 pub mod faults;
