@@ -48,6 +48,34 @@ fn clock_check_passes_and_writes_a_versioned_summary() {
     assert!(v["unique_states"].as_u64().unwrap() > 1000);
 }
 
+/// `--no-partial-order` explores every order of the steps the reduction would fire first: more
+/// states, the same verdicts, and the summary and the reproducing command say so.
+#[test]
+fn every_order_can_be_explored_to_cross_check_the_reduction() {
+    let dir = scratch("every-order");
+    let summary = |extra: &[&str]| {
+        let args = [&["check", "--protocol", "clock"], extra].concat();
+        let o = tenure(&args, &dir);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let json = std::fs::read_to_string(dir.join("check/clock/summary.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&json).unwrap()
+    };
+    let (reduced, every) = (summary(&[]), summary(&["--no-partial-order"]));
+    assert_eq!(reduced["config"]["partial_order"], true);
+    assert_eq!(every["config"]["partial_order"], false);
+    let states = |v: &serde_json::Value| v["unique_states"].as_u64().unwrap();
+    assert!(states(&every) > states(&reduced), "{every} vs {reduced}");
+    assert_eq!(every["properties"], reduced["properties"]);
+    assert!(every["reproduce"]
+        .as_str()
+        .unwrap()
+        .ends_with("--no-partial-order"));
+    assert!(!reduced["reproduce"]
+        .as_str()
+        .unwrap()
+        .contains("--no-partial-order"));
+}
+
 #[test]
 fn a_mutant_fails_with_a_timeline_a_picture_and_a_reproducing_command() {
     let dir = scratch("mutant");
