@@ -251,6 +251,13 @@ pub fn explore(args: &ExploreArgs) -> Result<ExitCode, String> {
     let address = format!("127.0.0.1:{}", args.port);
     println!("Explorer for {c}\nserving on http://{address} (Ctrl-C to stop)");
     println!("the same model checked: {}", reproduce_command(&c));
+    if c.partial_order {
+        println!(
+            "partial-order reduction is on: a due timer that commutes with every other step is \
+             offered alone (beside the holders' calls and faults at a tick's start); \
+             --no-partial-order offers every order"
+        );
+    }
     TenureModel::new(c).checker().serve(address.as_str());
     Ok(ExitCode::SUCCESS)
 }
