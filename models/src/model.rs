@@ -128,6 +128,8 @@ pub struct TenureModel {
     /// In a search: bit `i` set once a counterexample of `PropertyId::ALL[i]` was handed to
     /// the checker (see [`TenureModel::first_counterexamples_only`]).
     reported: Option<Arc<AtomicU64>>,
+    /// In a search: bit `i` set once a state reaching milestone `i` was handed to the checker.
+    witnessed: Option<Arc<AtomicU64>>,
     /// The distinct state parts seen, each kept once and shared by every state that has it.
     parts: Arc<Parts>,
     /// The actors' transitions seen so far.
@@ -170,6 +172,7 @@ impl TenureModel {
             names,
             halt: Arc::new(AtomicBool::new(false)),
             reported: None,
+            witnessed: None,
             parts: Arc::new(Parts::default()),
             actor_memo: Arc::new(ActorMemo::default()),
             store_memo: Arc::new(StoreMemo::default()),
@@ -184,11 +187,22 @@ impl TenureModel {
             .is_some_and(|r| r.fetch_or(bit, Ordering::Relaxed) & bit != 0)
     }
 
+    /// Whether a state reaching the milestone with ghost bit `bit` was already handed to the
+    /// checker (and marks it so).
+    pub(crate) fn already_witnessed(&self, bit: u64) -> bool {
+        self.witnessed
+            .as_ref()
+            .is_some_and(|r| r.fetch_or(bit, Ordering::Relaxed) & bit != 0)
+    }
+
     /// For a search: each `always` property fails only in the first state found violating it,
-    /// so that the checker keeps that (shortest) counterexample. Not for the Explorer, which
-    /// shows every state's verdicts.
+    /// so that the checker keeps that (shortest) counterexample, and each `sometimes` property
+    /// holds only in the first state found reaching it (milestones stay reached in every later
+    /// state, and stateright records a discovery, cloning its path, each time one holds). Not
+    /// for the Explorer, which shows every state's verdicts.
     pub fn first_counterexamples_only(mut self) -> Self {
         self.reported = Some(Arc::new(AtomicU64::new(0)));
+        self.witnessed = Some(Arc::new(AtomicU64::new(0)));
         self
     }
 

@@ -533,8 +533,11 @@ fn holds<const I: u32>(m: &TenureModel, s: &State) -> bool {
     s.ghost.violated & bit == 0 || m.already_reported(bit)
 }
 
-fn reached<const I: u16>(_: &TenureModel, s: &State) -> bool {
-    s.ghost.reached & (1u16 << I) != 0
+/// Holds only in the first state found reaching the milestone (see `holds`): every later state
+/// of that run has reached it too, and each time the condition holds stateright records the
+/// discovery again, cloning its path.
+fn reached<const I: u16>(m: &TenureModel, s: &State) -> bool {
+    s.ghost.reached & (1u16 << I) != 0 && !m.already_witnessed(1u64 << I)
 }
 
 /// The `always` condition for `id`: its ghost bit is clear.
