@@ -116,6 +116,13 @@ impl Action {
     }
 }
 
+/// Whether `bit` was already set in `marks` (outside a search, never), setting it.
+fn already_marked(marks: &Option<Arc<AtomicU64>>, bit: u64) -> bool {
+    marks
+        .as_ref()
+        .is_some_and(|m| m.fetch_or(bit, Ordering::Relaxed) & bit != 0)
+}
+
 /// The model of one configuration.
 #[derive(Clone, Debug)]
 pub struct TenureModel {
@@ -182,17 +189,13 @@ impl TenureModel {
     /// Whether a counterexample of the property with ghost bit `bit` was already reported (and
     /// marks it reported).
     pub(crate) fn already_reported(&self, bit: u64) -> bool {
-        self.reported
-            .as_ref()
-            .is_some_and(|r| r.fetch_or(bit, Ordering::Relaxed) & bit != 0)
+        already_marked(&self.reported, bit)
     }
 
     /// Whether a state reaching the milestone with ghost bit `bit` was already handed to the
     /// checker (and marks it so).
     pub(crate) fn already_witnessed(&self, bit: u64) -> bool {
-        self.witnessed
-            .as_ref()
-            .is_some_and(|r| r.fetch_or(bit, Ordering::Relaxed) & bit != 0)
+        already_marked(&self.witnessed, bit)
     }
 
     /// For a search: each `always` property fails only in the first state found violating it,
