@@ -11,7 +11,7 @@ use std::time::Duration;
 use tenure::mutant::{Mutant, Protocol};
 use tenure_models::run::{check, CheckOptions, CheckReport, Outcome, Stop};
 use tenure_models::stateright::Model;
-use tenure_models::{memory, FaultSet, ModelConfig, TenureModel};
+use tenure_models::{memory, CheckedProperty, FaultSet, ModelConfig, TenureModel};
 
 fn protocols(arg: ProtocolArg) -> Vec<Protocol> {
     match arg {
@@ -97,6 +97,9 @@ fn overridden(mut c: ModelConfig, args: &ModelArgs) -> Result<ModelConfig, Strin
     c.symmetry = args.symmetry;
     c.partial_order = !args.no_partial_order;
     c.mutant = mutant(&args.mutant)?;
+    if let Some(list) = &args.only {
+        c.only = Some(CheckedProperty::parse_list(list).map_err(|e| format!("--only: {e}"))?);
+    }
     c.validate().map_err(|e| e.to_string())?;
     Ok(c)
 }
@@ -149,6 +152,12 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, String> {
         Some(m) => vec![m.protocol()],
         None => protocols(args.protocol),
     };
+    if args.model.only.is_some() && wanted.len() > 1 {
+        return Err(
+            "--only names properties of one protocol: add --protocol clock|lease|leadership|presence"
+                .into(),
+        );
+    }
     let runs = runs(args, &wanted)?;
     if args.threads == Some(0) {
         return Err("--threads must be at least 1".into());
@@ -258,7 +267,12 @@ pub fn explore(args: &ExploreArgs) -> Result<ExitCode, String> {
              --no-partial-order offers every order"
         );
     }
-    TenureModel::new(c).checker().serve(address.as_str());
+    let model = TenureModel::new(c);
+    println!("properties, by the keys the Explorer shows:");
+    for p in model.selected() {
+        println!("  {:<8} {}", p.key(), p.name());
+    }
+    model.checker().serve(address.as_str());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -101,6 +101,11 @@ pub struct ModelArgs {
     /// flight), to cross-check the partial-order reduction: more states, same verdicts.
     #[arg(long)]
     pub no_partial_order: bool,
+    /// Check only these properties, by key: property ids (L6, G1, ...) and milestones
+    /// (claimed, changed, expired, denied, advance, emitted, leader, moved, minion, alive, died,
+    /// pruned), comma-separated. Same states, less work per state; needs one --protocol.
+    #[arg(long, value_name = "KEYS")]
+    pub only: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -46,11 +46,14 @@ struct ConfigSummary {
     mutant: Option<String>,
     symmetry: bool,
     partial_order: bool,
+    /// The property keys `--only` chose (absent: every property).
+    only: Option<Vec<&'static str>>,
 }
 
 #[derive(Serialize)]
 struct PropertySummary {
     name: &'static str,
+    key: &'static str,
     id: Option<String>,
     kind: &'static str,
     outcome: String,
@@ -77,6 +80,10 @@ pub fn summary(run: &str, model: &TenureModel, r: &CheckReport) -> Summary {
             mutant: c.mutant.map(|m| m.name().to_owned()),
             symmetry: c.symmetry,
             partial_order: c.partial_order,
+            only: c
+                .only
+                .as_ref()
+                .map(|only| only.iter().map(|p| p.key()).collect()),
         },
         outcome: report_outcome(r),
         complete: r.complete,
@@ -94,7 +101,8 @@ pub fn summary(run: &str, model: &TenureModel, r: &CheckReport) -> Summary {
             .iter()
             .map(|p| PropertySummary {
                 name: p.name,
-                id: p.id.map(|i| format!("{i:?}")),
+                key: p.key,
+                id: p.id.map(|i| i.code().to_owned()),
                 kind: match p.kind {
                     Kind::Always => "always",
                     Kind::Sometimes => "sometimes",

@@ -76,6 +76,56 @@ fn every_order_can_be_explored_to_cross_check_the_reduction() {
         .contains("--no-partial-order"));
 }
 
+/// `--only` checks the properties named by key, over the same states, and a failure's
+/// reproducing command keeps the choice.
+#[test]
+fn only_the_chosen_properties_are_checked_over_the_same_states() {
+    let dir = scratch("only");
+    let run = |extra: &[&str]| {
+        // One thread: which counterexample a search meets first is then fixed.
+        let args = [
+            &["check", "--mutant", "clock-blind-write", "--threads", "1"],
+            extra,
+        ]
+        .concat();
+        let o = tenure(&args, &dir);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let json = std::fs::read_to_string(dir.join("check/clock/summary.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&json).unwrap()
+    };
+    let (all, only) = (run(&[]), run(&["--only", "g2,advance"]));
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        v["properties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["key"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(keys(&only), ["G2", "advance"]);
+    assert!(keys(&all).len() > 2 && keys(&all).contains(&"G1".to_owned()));
+    assert_eq!(only["config"]["only"], serde_json::json!(["G2", "advance"]));
+    assert_eq!(all["config"]["only"], serde_json::Value::Null);
+    assert_eq!(only["properties"][0]["outcome"], "FAIL");
+    assert_eq!(
+        only["properties"][0]["name"],
+        "G2 no lost or doubled increment"
+    );
+    // Both stop at G2's first counterexample, which is the same.
+    let g2 = |v: &serde_json::Value| {
+        v["properties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["key"] == "G2")
+            .unwrap()["counterexample"]
+            .clone()
+    };
+    assert_eq!(g2(&only), g2(&all));
+    let reproduce = only["reproduce"].as_str().unwrap();
+    assert!(reproduce.ends_with("--only G2,advance"), "{reproduce}");
+}
+
 #[test]
 fn a_mutant_fails_with_a_timeline_a_picture_and_a_reproducing_command() {
     let dir = scratch("mutant");
@@ -166,6 +216,15 @@ fn usage_and_configuration_errors_exit_64_with_a_message() {
         (vec!["check", "--no-such-flag"], "unexpected argument"),
         (vec!["check", "--max-memory", "0.01"], "--max-memory 0.01"),
         (vec!["check", "--max-memory", "NaN"], "give a size in GiB"),
+        (vec!["check", "--only", "G1"], "add --protocol"),
+        (
+            vec!["check", "--protocol", "clock", "--only", "L6"],
+            "it checks G1, G2, G3, G5, G6, advance, emitted",
+        ),
+        (
+            vec!["check", "--protocol", "clock", "--only", "G1,G9"],
+            "unknown property \"G9\"",
+        ),
     ] {
         let o = tenure(&args, &dir);
         let out = text(&o);

@@ -1,6 +1,7 @@
 //! What one model run checks: the protocol, its size, its faults and its time bounds.
 
 use crate::faults::{Fault, FaultSet};
+use crate::properties::CheckedProperty;
 use std::fmt;
 use std::time::Duration;
 use tenure::mutant::{Mutant, Protocol};
@@ -74,6 +75,9 @@ pub struct ModelConfig {
     /// Partial-order reduction: a step that commutes with everything that can happen before it
     /// is explored alone (see [`crate::reduction`]). On by default; off to cross-check.
     pub partial_order: bool,
+    /// Check only these properties (`None`: every property the configuration checks). The
+    /// state space is the same; fewer properties are evaluated in each state.
+    pub only: Option<Vec<CheckedProperty>>,
 }
 
 /// A configuration that cannot be checked, with the field to change.
@@ -112,6 +116,7 @@ impl ModelConfig {
             mutant: None,
             symmetry: false,
             partial_order: true,
+            only: None,
         };
         match protocol {
             Protocol::Clock => ModelConfig { horizon: 6, ..base },
@@ -295,6 +300,20 @@ impl ModelConfig {
                 tenure::time::RATE_ERROR_PPM_MAX
             ));
         }
+        if let Some(only) = &self.only {
+            // The properties a configuration checks depend on its protocol, faults and horizon.
+            let checkable = crate::model::TenureModel::new(self.clone()).checkable();
+            if let Some(p) = only.iter().find(|p| !checkable.contains(p)) {
+                return err(format!(
+                    "--only {p}: this {} configuration does not check it; it checks {}",
+                    self.protocol,
+                    crate::properties::keys(checkable)
+                ));
+            }
+            if only.is_empty() {
+                return err("--only needs at least one property".into());
+            }
+        }
         if let Some(m) = self.mutant {
             if m.protocol() != self.protocol {
                 return err(format!(
@@ -348,6 +367,13 @@ impl fmt::Display for ModelConfig {
         }
         if !self.partial_order {
             write!(f, ", no partial-order reduction")?;
+        }
+        if let Some(only) = &self.only {
+            write!(
+                f,
+                ", only {}",
+                crate::properties::keys(only.iter().copied())
+            )?;
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use crate::faults::Fault;
 use crate::memo::{ActorMemo, Input, StoreInput, StoreMemo, StoreOutcome};
 use crate::observe::{self, Milestone, Watched};
 use crate::presence;
+use crate::properties::CheckedProperty;
 use crate::shared::Shared;
 use crate::state::{
     shared, split, unit_note, Actor, Answer, Belief, Call, CallKind, Flight, Ghost, Note, Out,
@@ -1055,6 +1056,28 @@ impl TenureModel {
         }
     }
 
+    /// Every property this configuration can check, `always` first.
+    pub fn checkable(&self) -> Vec<CheckedProperty> {
+        let always = self
+            .checked_properties()
+            .into_iter()
+            .map(CheckedProperty::Always);
+        let sometimes = self
+            .milestones()
+            .into_iter()
+            .map(CheckedProperty::Sometimes);
+        always.chain(sometimes).collect()
+    }
+
+    /// The properties this check checks: those of `ModelConfig::only`, or all it can.
+    pub fn selected(&self) -> Vec<CheckedProperty> {
+        let mut all = self.checkable();
+        if let Some(only) = &self.config.only {
+            all.retain(|p| only.contains(p));
+        }
+        all
+    }
+
     /// The milestones whose `sometimes` properties show the model is not vacuous.
     pub fn milestones(&self) -> Vec<Milestone> {
         match self.config.protocol {
@@ -1250,17 +1273,10 @@ impl Model for TenureModel {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        let mut props: Vec<Property<Self>> = self
-            .checked_properties()
+        self.selected()
             .into_iter()
-            .map(|id| Property::always(observe::property_name(id), observe::holds_fn(id)))
-            .collect();
-        props.extend(
-            self.milestones()
-                .into_iter()
-                .map(|m| Property::sometimes(m.name(), observe::reached_fn(m))),
-        );
-        props
+            .map(CheckedProperty::stateright)
+            .collect()
     }
 
     fn within_boundary(&self, s: &State) -> bool {

@@ -4,7 +4,6 @@
 
 use crate::model::{belief_tenure, namespace, TenureModel};
 use crate::state::{Actor, Belief, CallKind, Note, State};
-use std::sync::OnceLock;
 use tenure::clock::watcher::WatcherOutput;
 use tenure::clock::{UpdaterOutput, CLOCK_ID, TIME_FIELD};
 use tenure::leadership::{TicketKind, TrackerOutput};
@@ -489,6 +488,24 @@ impl Milestone {
         }
     }
 
+    /// The key stateright knows its `sometimes` property by (see [`crate::properties`]).
+    pub fn key(self) -> &'static str {
+        match self {
+            Milestone::ClockAdvanced => "advance",
+            Milestone::WatcherEmitted => "emitted",
+            Milestone::LeaseClaimed => "claimed",
+            Milestone::HolderChanged => "changed",
+            Milestone::LeaseExpired => "expired",
+            Milestone::ClaimDenied => "denied",
+            Milestone::LeaderConfirmed => "leader",
+            Milestone::LeadershipMoved => "moved",
+            Milestone::BecameMinion => "minion",
+            Milestone::KeyAlive => "alive",
+            Milestone::KeyDied => "died",
+            Milestone::SlotsPruned => "pruned",
+        }
+    }
+
     fn bit(self) -> u16 {
         1 << (self as u16)
     }
@@ -499,27 +516,6 @@ pub(crate) fn reach(s: &mut State, m: Milestone) {
     if s.ghost.reached & m.bit() == 0 {
         s.ghost.reached |= m.bit();
     }
-}
-
-/// The `always` property's name: "L6 lease exclusion".
-pub fn property_name(id: PropertyId) -> &'static str {
-    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
-    let names = NAMES.get_or_init(|| {
-        PropertyId::ALL
-            .iter()
-            .map(|p| &*Box::leak(p.to_string().into_boxed_str()))
-            .collect()
-    });
-    let i = PropertyId::ALL.iter().position(|p| *p == id).unwrap_or(0);
-    names[i]
-}
-
-/// The property id named `name`, if any.
-pub fn property_id(name: &str) -> Option<PropertyId> {
-    PropertyId::ALL
-        .iter()
-        .copied()
-        .find(|p| property_name(*p) == name)
 }
 
 type Condition = fn(&TenureModel, &State) -> bool;
@@ -612,11 +608,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_property_has_a_bit_a_name_and_a_condition() {
+    fn every_property_has_a_bit() {
         assert!(PropertyId::ALL.len() <= 40);
         for (i, p) in PropertyId::ALL.iter().enumerate() {
             assert_eq!(bit(*p), 1 << i);
-            assert_eq!(property_id(property_name(*p)), Some(*p));
         }
     }
 }

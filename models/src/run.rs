@@ -5,10 +5,10 @@
 use crate::config::ModelConfig;
 use crate::memory;
 use crate::model::{Action, TenureModel};
-use crate::observe::{property_id, Milestone};
+use crate::properties::CheckedProperty;
 use crate::state::State;
 use stateright::report::{ReportData, ReportDiscovery, Reporter};
-use stateright::{Checker, Expectation, HasDiscoveries, Model, Path};
+use stateright::{Checker, HasDiscoveries, Model, Path};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -117,6 +117,8 @@ pub enum Kind {
 pub struct PropertyResult {
     /// The property's name ("L6 lease exclusion", "sometimes: a lease is claimed").
     pub name: &'static str,
+    /// Its key ("L6", "claimed"): what `ModelConfig::only` takes and the Explorer shows.
+    pub key: &'static str,
     /// The core property, for `always` properties.
     pub id: Option<PropertyId>,
     /// Always or sometimes.
@@ -262,13 +264,13 @@ pub fn check(config: &ModelConfig, options: &CheckOptions, progress: Progress<'_
         cutoff: None,
         finished: false,
     };
-    let properties = model.properties();
+    let properties = model.selected();
     let mut builder = model.checker().threads(options.threads.max(1));
     match options.stop {
         Stop::Exhausted => {}
         Stop::FirstFailure => builder = builder.finish_when(HasDiscoveries::AnyFailures),
         Stop::FailureOf(id) => {
-            let name = crate::observe::property_name(id);
+            let name = CheckedProperty::Always(id).key();
             builder = builder.finish_when(HasDiscoveries::AnyOf([name].into_iter().collect()));
         }
     }
@@ -282,20 +284,19 @@ pub fn check(config: &ModelConfig, options: &CheckOptions, progress: Progress<'_
     let elapsed = started.elapsed();
     let cutoff = relay.cutoff;
     let discoveries = searched.discoveries;
-    let all_found = properties.iter().all(|p| discoveries.contains_key(p.name));
+    let all_found = properties.iter().all(|p| discoveries.contains_key(p.key()));
     let failed = properties
         .iter()
-        .any(|p| p.expectation == Expectation::Always && discoveries.contains_key(p.name));
+        .any(|p| matches!(p, CheckedProperty::Always(_)) && discoveries.contains_key(p.key()));
     let stopped_early = all_found || (options.stop != Stop::Exhausted && failed);
     let complete = cutoff.is_none() && !stopped_early;
     let results = properties
         .iter()
         .map(|p| {
-            let found = discoveries.get(p.name);
-            let kind = if Milestone::ALL.iter().any(|m| m.name() == p.name) {
-                Kind::Sometimes
-            } else {
-                Kind::Always
+            let found = discoveries.get(p.key());
+            let (kind, id) = match *p {
+                CheckedProperty::Always(id) => (Kind::Always, Some(id)),
+                CheckedProperty::Sometimes(_) => (Kind::Sometimes, None),
             };
             let outcome = match (kind, found.is_some(), complete) {
                 (Kind::Always, true, _) => Outcome::Fail,
@@ -305,8 +306,9 @@ pub fn check(config: &ModelConfig, options: &CheckOptions, progress: Progress<'_
                 (_, false, false) => Outcome::Unknown,
             };
             PropertyResult {
-                name: p.name,
-                id: property_id(p.name),
+                name: p.name(),
+                key: p.key(),
+                id,
                 kind,
                 outcome,
                 counterexample: match kind {

@@ -142,8 +142,13 @@ impl<T: fmt::Debug> fmt::Debug for Shared<T> {
 /// The one kept value of each distinct part seen in a check. Entries live as long as the
 /// interner (one check): the parts of visited states are few, and keeping them is what lets
 /// every later state share them.
+///
+/// A part is known by its 64-bit hash, as stateright knows a visited state by its fingerprint:
+/// comparing the values themselves, in memory long out of cache, took a quarter of a lease
+/// check's time, and two distinct parts share a hash with probability about n²/2⁶⁵ (10⁻⁸ for
+/// n = 10⁶), the risk the checker's visited set already takes. Debug builds compare.
 pub struct Interner<T> {
-    kept: DashMap<Shared<T>, (), BuildHasherDefault<nohash_hasher::NoHashHasher<u64>>>,
+    kept: DashMap<u64, Shared<T>, BuildHasherDefault<nohash_hasher::NoHashHasher<u64>>>,
 }
 
 impl<T: Clone + Hash + Eq> Default for Interner<T> {
@@ -160,12 +165,14 @@ impl<T: Clone + Hash + Eq> Interner<T> {
         if part.0.canonical.load(Ordering::Relaxed) {
             return;
         }
-        part.fingerprint();
-        match self.kept.entry(part.clone()) {
-            Entry::Occupied(kept) => *part = kept.key().clone(),
+        match self.kept.entry(part.fingerprint()) {
+            Entry::Occupied(kept) => {
+                debug_assert!(**kept.get() == **part, "two parts share a 64-bit hash");
+                *part = kept.get().clone();
+            }
             Entry::Vacant(slot) => {
                 part.0.canonical.store(true, Ordering::Relaxed);
-                slot.insert(());
+                slot.insert(part.clone());
             }
         }
     }

@@ -60,6 +60,11 @@ macro_rules! properties {
             /// Every property.
             pub const ALL: &'static [PropertyId] = &[$(PropertyId::$id),*];
 
+            /// The identifier as PROTOCOLS.md writes it ("L6").
+            pub fn code(self) -> &'static str {
+                match self { $(PropertyId::$id => stringify!($id),)* }
+            }
+
             /// The short promise, used as the property's display name ("L6 lease exclusion").
             pub fn promise(self) -> &'static str {
                 match self { $(PropertyId::$id => $name,)* }
@@ -146,7 +151,7 @@ properties! {
 
 impl fmt::Display for PropertyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self:?} {}", self.promise())
+        write!(f, "{} {}", self.code(), self.promise())
     }
 }
 
