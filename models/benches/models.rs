@@ -9,7 +9,7 @@ mod baseline;
 use baseline::BaselineLease;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use stateright::{Checker, Model};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tenure::mutant::Protocol;
 use tenure::property::PropertyId;
 use tenure_models::run::{check, CheckOptions};
@@ -104,5 +104,41 @@ fn core_models(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, core_models);
+/// The target ratio, measured robustly on a shared machine: the like-for-like model and the
+/// baseline run alternately, so that both see the same load, and each round's ratio of unique
+/// states/s counts once; the median round is reported.
+fn like_for_like_ratio(_: &mut Criterion) {
+    const ROUNDS: usize = 15;
+    let (name, config) = configs()
+        .into_iter()
+        .find(|(n, _)| *n == "lease_no_faults_every_order_baseline_properties")
+        .expect("the like-for-like configuration");
+    let options = CheckOptions {
+        threads: 1,
+        ..CheckOptions::default()
+    };
+    let baseline = BaselineLease {
+        horizon: config.horizon,
+    };
+    let per_sec = |unique: usize, started: Instant| unique as f64 / started.elapsed().as_secs_f64();
+    let mut ratios: Vec<f64> = (0..ROUNDS)
+        .map(|_| {
+            let started = Instant::now();
+            let model = per_sec(check(&config, &options, &mut |_| {}).unique_states, started);
+            let started = Instant::now();
+            let hand = baseline.clone().checker().threads(1).spawn_bfs().join();
+            model / per_sec(hand.unique_state_count(), started)
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    eprintln!(
+        "{name} / baseline_hand_written_lease, unique states/s, alternating runs: median {:.2}x \
+         (range {:.2}-{:.2}x over {ROUNDS} rounds; target 0.8x)",
+        ratios[ROUNDS / 2],
+        ratios[0],
+        ratios[ROUNDS - 1]
+    );
+}
+
+criterion_group!(benches, core_models, like_for_like_ratio);
 criterion_main!(benches);
