@@ -147,11 +147,17 @@ impl DriftingClock {
 
     /// The local reading at real time `real` (ns), rounded down.
     pub fn local(&self, real: u64) -> LocalTime {
-        let scaled = i128::from(real) * (1_000_000 + i128::from(self.rate_ppm)) / 1_000_000;
-        LocalTime(
-            self.offset
-                .saturating_add(u64::try_from(scaled.max(0)).unwrap_or(u64::MAX)),
-        )
+        // In 64 bits while the product fits (real times below about three hours): the model
+        // checker reads every process's clock in every state, and 128-bit division is a call.
+        let rate = u64::try_from(1_000_000 + self.rate_ppm).ok();
+        let scaled = match rate.and_then(|r| real.checked_mul(r)) {
+            Some(product) => product / 1_000_000,
+            None => {
+                let scaled = i128::from(real) * (1_000_000 + i128::from(self.rate_ppm)) / 1_000_000;
+                u64::try_from(scaled.max(0)).unwrap_or(u64::MAX)
+            }
+        };
+        LocalTime(self.offset.saturating_add(scaled))
     }
 
     /// The first real time at which the clock reads `local` or later.
@@ -211,6 +217,41 @@ mod tests {
             offset: 0,
         };
         assert_eq!(fast.local(10_000_000_000), LocalTime(11_000_000_000));
+    }
+
+    #[test]
+    fn the_64_bit_reading_equals_the_128_bit_one_on_both_sides_of_overflow() {
+        let reference = |c: &DriftingClock, real: u64| {
+            let scaled = i128::from(real) * (1_000_000 + i128::from(c.rate_ppm)) / 1_000_000;
+            LocalTime(
+                c.offset
+                    .saturating_add(u64::try_from(scaled.max(0)).unwrap_or(u64::MAX)),
+            )
+        };
+        for rate_ppm in [-2_000_000, -1_000_000, -100_000, -1, 0, 1, 100_000] {
+            let c = DriftingClock {
+                rate_ppm,
+                offset: 3,
+            };
+            // The 64-bit product overflows past u64::MAX / (10⁶ + ρ) ≈ 1.7·10¹³ ns.
+            for real in [
+                0,
+                1,
+                999_999,
+                1_000_001,
+                17_000_000_000_000,
+                20_000_000_000_000,
+                u64::MAX / 1_100_000,
+                u64::MAX / 1_000_000 + 1,
+                u64::MAX,
+            ] {
+                assert_eq!(
+                    c.local(real),
+                    reference(&c, real),
+                    "ρ {rate_ppm} real {real}"
+                );
+            }
+        }
     }
 
     #[test]
