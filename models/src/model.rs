@@ -583,7 +583,7 @@ impl TenureModel {
                 // While a process is paused, the windows have not started.
                 if s.procs.iter().all(|p| p.runs()) {
                     if self.checks_progress() {
-                        let last_change = s.ghost.clock_samples.last().map_or(0, |(r, _)| *r);
+                        let last_change = s.ghost.clock_last.map_or(0, |(r, _)| r);
                         let window = self.progress_window();
                         observe::record(
                             why,

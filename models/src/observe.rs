@@ -8,7 +8,9 @@ use tenure::clock::watcher::WatcherOutput;
 use tenure::clock::{UpdaterOutput, CLOCK_ID, TIME_FIELD};
 use tenure::leadership::{TicketKind, TrackerOutput};
 use tenure::lease::{LeaseDoc, ManagerOutput};
-use tenure::property::clock::{g2_chain, g3_rate, g5_watcher_strictly_later, ClockWrite};
+use tenure::property::clock::{
+    g2_chain, g3_lowest, g3_rate, g5_watcher_strictly_later, ClockWrite,
+};
 use tenure::property::leadership::{
     t1_backed, t3_one_release_waiter, t4_tickets_once, t5_twice, t6_served_in_time, LeaderAnswer,
     TicketEvent,
@@ -151,33 +153,35 @@ pub(crate) fn store_change(
             ));
         }
         if existed && g1 > g0 {
-            s.ghost.clock_writes.push((clock_base.unwrap_or(g0), g1));
-            let writes: Vec<ClockWrite> = s
-                .ghost
-                .clock_writes
-                .iter()
-                .map(|(f, t)| ClockWrite {
-                    from: GlobalTime(*f),
-                    to: GlobalTime(*t),
-                })
-                .collect();
-            record(why, g2_chain(GlobalTime(0), &writes));
+            let write = (clock_base.unwrap_or(g0), g1);
+            let cw = |(from, to): (u64, u64)| ClockWrite {
+                from: GlobalTime(from),
+                to: GlobalTime(to),
+            };
+            record(
+                why,
+                match s.ghost.clock_write_last {
+                    Some(last) => g2_chain(GlobalTime(last.0), &[cw(last), cw(write)]),
+                    None => g2_chain(GlobalTime(0), &[cw(write)]),
+                },
+            );
+            s.ghost.clock_write_last = Some(write);
         }
-        s.ghost.clock_samples.push((real, g1));
-        let samples: Vec<(u64, GlobalTime)> = s
-            .ghost
-            .clock_samples
-            .iter()
-            .map(|(r, g)| (*r, GlobalTime(*g)))
-            .collect();
-        record(
-            why,
-            g3_rate(
-                &samples,
-                model.config.rate_error_ppm,
-                model.config.clock_step_max(),
-            ),
-        );
+        let ppm = model.config.rate_error_ppm;
+        let sample = (real, GlobalTime(g1));
+        let lowest = s.ghost.clock_lowest.map(|(r, g)| (r, GlobalTime(g)));
+        let both = [lowest.unwrap_or(sample), sample];
+        let samples = if lowest.is_some() {
+            &both[..]
+        } else {
+            &both[1..]
+        };
+        record(why, g3_rate(samples, ppm, model.config.clock_step_max()));
+        s.ghost.clock_lowest = g3_lowest(samples, ppm).map(|(r, g)| (r, g.0));
+        s.ghost.clock_last = Some((real, g1));
+        if model.checks_expiry() {
+            s.ghost.clock_samples.push((real, g1));
+        }
     }
     for (b, a) in before.leases.iter().zip(&after.leases) {
         if a != b {

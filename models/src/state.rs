@@ -231,9 +231,19 @@ pub struct Ghost {
     pub calls_left: Vec<u8>,
     /// Per (manager, lease, kind), as bits: called during this tick (at most one call each).
     pub called_this_tick: u64,
-    /// Every successful clock write, as (intended base, value written).
-    pub clock_writes: Vec<(u64, u64)>,
-    /// (real ns, global) after every change of the clock document.
+    /// The last successful clock write, as (intended base, value written). G2 checks each new
+    /// write against it alone: in a chain every write swaps against the value the last one
+    /// wrote, and a write that does not breaks the chain wherever it falls.
+    pub clock_write_last: Option<(u64, u64)>,
+    /// (real ns, global) of the clock document's change with the lowest G3 level, the one
+    /// change G3 must compare each new one with (`tenure::property::clock::g3_lowest`).
+    /// Keeping it instead of every change makes runs that differ only in settled history one
+    /// state. (Exact while global time never goes back; when it does, G1 fails.)
+    pub clock_lowest: Option<(u64, u64)>,
+    /// (real ns, global) of the clock document's last change: G6's window starts there.
+    pub clock_last: Option<(u64, u64)>,
+    /// (real ns, global) after every change of the clock document, kept only where M6 is
+    /// checked: it looks for the first time global time passed each lease's expiry.
     pub clock_samples: Vec<(u64, u64)>,
     /// Real time (ns) the last fault ended: G6's window starts no earlier.
     pub quiet_since: u64,

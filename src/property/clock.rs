@@ -97,14 +97,13 @@ pub fn g2_chain(initial: GlobalTime, writes: &[ClockWrite]) -> Verdict {
 /// G3: for real times `t1 < t2`, `g(t2) - g(t1) ≤ (1+ρ)·(t2 - t1) + S`, over exact samples
 /// `(real, global)` of the clock document.
 pub fn g3_rate(samples: &[(u64, GlobalTime)], rate_error_ppm: u32, step_max: Duration) -> Verdict {
-    let scale = 1_000_000 + i128::from(rate_error_ppm);
     let s = i128::try_from(step_max.as_nanos()).unwrap_or(i128::MAX);
     let mut sorted = samples.to_vec();
     sorted.sort_by_key(|(t, g)| (*t, *g));
     // max over i<j of (g_j·1e6 - scale·t_j) - (g_i·1e6 - scale·t_i) must be ≤ S·1e6.
     let mut low: Option<(i128, u64, GlobalTime)> = None;
     for (t, g) in sorted {
-        let v = i128::from(g.0) * 1_000_000 - scale * i128::from(t);
+        let v = g3_level((t, g), rate_error_ppm);
         if let Some((lv, lt, lg)) = low {
             if v - lv > s * 1_000_000 {
                 return Err(Violation::new(
@@ -125,6 +124,22 @@ pub fn g3_rate(samples: &[(u64, GlobalTime)], rate_error_ppm: u32, step_max: Dur
         }
     }
     Ok(())
+}
+
+/// G3's level of a sample, `g·10⁶ − (10⁶ + ρ)·t`: G3 fails when a sample's level exceeds an
+/// earlier one's by more than `S·10⁶`.
+fn g3_level((t, g): (u64, GlobalTime), rate_error_ppm: u32) -> i128 {
+    i128::from(g.0) * 1_000_000 - (1_000_000 + i128::from(rate_error_ppm)) * i128::from(t)
+}
+
+/// Of samples taken in real-time order, the one with the lowest level: the only one a later
+/// sample must be compared with, so that G3 can be checked as samples arrive from this sample
+/// and the last one alone (the model checker keeps no more).
+pub fn g3_lowest(samples: &[(u64, GlobalTime)], rate_error_ppm: u32) -> Option<(u64, GlobalTime)> {
+    samples
+        .iter()
+        .copied()
+        .min_by_key(|s| g3_level(*s, rate_error_ppm))
 }
 
 /// G4: every value observed is the initial value or one a successful advance wrote.
@@ -211,6 +226,12 @@ mod tests {
         let s = |t, g| (t, GlobalTime(g));
         assert!(g3_rate(&[s(0, 0), s(10, 10), s(20, 25)], 0, Duration::from_nanos(5)).is_ok());
         assert!(g3_rate(&[s(0, 0), s(10, 10), s(20, 26)], 0, Duration::from_nanos(5)).is_err());
+        // The sample later ones are measured from: the lowest level, not the first or last.
+        assert_eq!(
+            g3_lowest(&[s(0, 3), s(10, 4), s(20, 30)], 0),
+            Some(s(10, 4))
+        );
+        assert_eq!(g3_lowest(&[], 0), None);
     }
 
     #[test]
