@@ -120,6 +120,12 @@ pub fn print_report(run: &str, model: &TenureModel, r: &CheckReport, written: &W
         ),
         None => {}
     }
+    if let Some(m) = r.config.mutant.filter(|m| r.property(m.breaks()).is_none()) {
+        println!(
+            "  note: --only leaves out {}, the property mutant {m} is meant to break",
+            m.breaks()
+        );
+    }
     if r.outcome() != Outcome::Pass {
         println!("  reproduce: {}", reproduce_command(&r.config));
     }

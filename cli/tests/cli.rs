@@ -124,6 +124,16 @@ fn only_the_chosen_properties_are_checked_over_the_same_states() {
     assert_eq!(g2(&only), g2(&all));
     let reproduce = only["reproduce"].as_str().unwrap();
     assert!(reproduce.ends_with("--only G2,advance"), "{reproduce}");
+    // Leaving out the mutant's own property is allowed, and said.
+    let o = tenure(
+        &["check", "--mutant", "clock-blind-write", "--only", "G5"],
+        &dir,
+    );
+    let out = text(&o);
+    assert!(
+        out.contains("--only leaves out G2 no lost or doubled increment"),
+        "{out}"
+    );
 }
 
 #[test]
