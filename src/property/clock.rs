@@ -195,6 +195,68 @@ pub fn g5_watcher_strictly_later(emitted: &[GlobalTime]) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    /// The index of the first prefix of `n` items that `fails`, if any.
+    fn first_failure(n: usize, mut fails: impl FnMut(usize) -> bool) -> Option<usize> {
+        (0..n).find(|i| fails(*i))
+    }
+
+    proptest! {
+        /// G2 checked as writes arrive, against the last write alone (as the model checker
+        /// keeps it), fails first where the whole history does.
+        #[test]
+        fn g2_against_the_last_write_fails_where_the_whole_history_does(
+            raw in vec((0u8..4, 0u64..12, 0u64..4), 1..12),
+        ) {
+            // Mostly a chain (each write swaps against the value the last one wrote), with
+            // arbitrary writes mixed in.
+            let mut at = 0;
+            let writes: Vec<ClockWrite> = raw
+                .iter()
+                .map(|(kind, a, b)| {
+                    let (from, to) = if *kind < 3 { (at, at + b) } else { (*a, *b) };
+                    at = to;
+                    ClockWrite { from: GlobalTime(from), to: GlobalTime(to) }
+                })
+                .collect();
+            let whole = first_failure(writes.len(), |i| {
+                g2_chain(GlobalTime(0), &writes[..=i]).is_err()
+            });
+            let incremental = first_failure(writes.len(), |i| match i {
+                0 => g2_chain(GlobalTime(0), &writes[..1]).is_err(),
+                _ => g2_chain(writes[i - 1].from, &writes[i - 1..=i]).is_err(),
+            });
+            prop_assert_eq!(whole, incremental);
+        }
+
+        /// G3 checked as samples arrive in real-time order, against the lowest earlier one
+        /// alone, fails first where the whole history does, while global time never goes back.
+        #[test]
+        fn g3_against_the_lowest_sample_fails_where_the_whole_history_does(
+            steps in vec((0u64..3_000, 1u64..3_000), 1..16),
+        ) {
+            let (ppm, step) = (100_000, Duration::from_nanos(1_000));
+            let mut samples = Vec::new();
+            let (mut t, mut g) = (0, 0);
+            for (dt, dg) in steps {
+                t += dt;
+                g += dg;
+                samples.push((t, GlobalTime(g)));
+            }
+            let whole = first_failure(samples.len(), |i| {
+                g3_rate(&samples[..=i], ppm, step).is_err()
+            });
+            let mut lowest: Option<(u64, GlobalTime)> = None;
+            let incremental = first_failure(samples.len(), |i| {
+                let pair: Vec<_> = lowest.into_iter().chain([samples[i]]).collect();
+                lowest = g3_lowest(&pair, ppm);
+                g3_rate(&pair, ppm, step).is_err()
+            });
+            prop_assert_eq!(whole, incremental);
+        }
+    }
 
     fn r(s: u64, e: u64, v: u64) -> ClockRead {
         ClockRead {
