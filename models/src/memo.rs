@@ -51,7 +51,7 @@ pub(crate) struct StoreOutcome {
 }
 
 /// A process's transitions.
-pub type ActorMemo = Memo<Proc, Input, Out>;
+pub type ActorMemo = Memo<Proc, Input, Arc<Out>>;
 
 /// The store's transitions.
 pub(crate) type StoreMemo = Memo<MemoryStore, StoreInput, StoreOutcome>;
@@ -119,6 +119,7 @@ mod tests {
     use crate::shared::Interner;
     use crate::ModelConfig;
     use std::cell::Cell;
+    use std::sync::Arc;
     use tenure::mutant::Protocol;
 
     #[test]
@@ -145,7 +146,7 @@ mod tests {
                     let Input::Timeout(now) = input else {
                         unreachable!("a timeout was given")
                     };
-                    proc.make_mut().actor.timeout(now)
+                    Arc::new(proc.make_mut().actor.timeout(now))
                 },
                 |p| procs.intern(p),
             );

@@ -411,7 +411,7 @@ impl TenureModel {
                 }
             }
         };
-        self.absorb(s, p, out, why);
+        self.absorb(s, p, &out, why);
     }
 
     /// Sets what the store answers for server time (presence slots are numbered from it).
@@ -421,19 +421,19 @@ impl TenureModel {
     }
 
     /// Queues an actor's requests and observes its notes.
-    fn absorb(&self, s: &mut State, p: usize, (reqs, notes): Out, why: &mut Vec<Violation>) {
+    fn absorb(&self, s: &mut State, p: usize, (reqs, notes): &Out, why: &mut Vec<Violation>) {
         let base = s.procs[p].actor.clock_base();
         let incarnation = s.procs[p].incarnation;
         let proc = u8::try_from(p).unwrap_or(u8::MAX);
-        s.flights.extend(reqs.into_iter().map(|req| Flight {
+        s.flights.extend(reqs.iter().map(|req| Flight {
             proc,
             incarnation,
-            req,
+            req: req.clone(),
             clock_base: base,
         }));
         for note in notes {
             // A pinger hands its pings to the batcher at once (an in-process channel).
-            let ping = match &note {
+            let ping = match note {
                 Note::Pinger(PingerOutput::Ping {
                     model,
                     slot,
@@ -448,7 +448,7 @@ impl TenureModel {
                 let now = self.now(s, b);
                 if let Actor::Batcher(batcher) = &mut s.proc_mut(b).actor {
                     let fx = batcher.handle_ping(&model, slot, &field, bit, now);
-                    self.absorb(s, b, split(fx, Note::Batcher), why);
+                    self.absorb(s, b, &split(fx, Note::Batcher), why);
                 }
             }
         }
@@ -478,7 +478,7 @@ impl TenureModel {
     ) {
         let now = self.now(s, p);
         let out = self.call_actor(s, p, Input::Reply(id, result, now));
-        self.absorb(s, p, out, why);
+        self.absorb(s, p, &out, why);
     }
 
     /// The store's answer `r`, kept (so that the transitions it starts are looked up by where
@@ -490,20 +490,20 @@ impl TenureModel {
     }
 
     /// Hands process `p` a timer or a reply (remembered: the actors are pure).
-    fn call_actor(&self, s: &mut State, p: usize, input: Input) -> Out {
+    fn call_actor(&self, s: &mut State, p: usize, input: Input) -> Arc<Out> {
         self.run_actor(&mut s.procs[p], input)
     }
 
     /// Hands `proc` a timer or a reply, remembered: the actors are pure, so each (kept process,
-    /// input) is computed once.
-    pub(crate) fn run_actor(&self, proc: &mut Shared<Proc>, input: Input) -> Out {
+    /// input) is computed once, and its output shared by every state that replays it.
+    pub(crate) fn run_actor(&self, proc: &mut Shared<Proc>, input: Input) -> Arc<Out> {
         self.actor_memo.call(
             proc,
             input,
             |proc, input| match input {
-                Input::Timeout(now) => proc.make_mut().actor.timeout(now),
+                Input::Timeout(now) => Arc::new(proc.make_mut().actor.timeout(now)),
                 Input::Reply(id, result, now) => {
-                    proc.make_mut().actor.reply(id, (*result).clone(), now)
+                    Arc::new(proc.make_mut().actor.reply(id, (*result).clone(), now))
                 }
             },
             |proc| self.parts.intern_proc(proc),
@@ -628,7 +628,7 @@ impl TenureModel {
                     } else {
                         x.handle_start(now)
                     };
-                    self.absorb(s, p, split(fx, Note::Pinger), why);
+                    self.absorb(s, p, &split(fx, Note::Pinger), why);
                 }
             }
             Action::Prune => {
@@ -644,7 +644,7 @@ impl TenureModel {
                 let now = self.now(s, p);
                 if let Actor::Pruner(x) = &mut s.proc_mut(p).actor {
                     let fx = x.handle_prune(slot, now);
-                    self.absorb(s, p, split(fx, Note::Pruner), why);
+                    self.absorb(s, p, &split(fx, Note::Pruner), why);
                 }
             }
             Action::Deliver(i, how) => {
@@ -692,7 +692,7 @@ impl TenureModel {
                 let p = usize::from(p);
                 let now = self.now(s, p);
                 let out = self.call_actor(s, p, Input::Timeout(now));
-                self.absorb(s, p, out, why);
+                self.absorb(s, p, &out, why);
             }
             Action::Claim(m, k) | Action::Check(m, k) => {
                 let kind = if matches!(action, Action::Claim(..)) {
@@ -744,7 +744,7 @@ impl TenureModel {
                     }
                     _ => (Vec::new(), Vec::new()),
                 };
-                self.absorb(s, p, out, why);
+                self.absorb(s, p, &out, why);
             }
             Action::Ticket(m, kind) => {
                 let p = self.manager_proc(m);
@@ -760,7 +760,7 @@ impl TenureModel {
                         kind,
                         issued,
                     });
-                    self.absorb(s, p, split(fx, unit_note), why);
+                    self.absorb(s, p, &split(fx, unit_note), why);
                 }
             }
             Action::Pause(p) => {

@@ -245,7 +245,7 @@ pub(crate) fn note(
     model: &TenureModel,
     s: &mut State,
     p: usize,
-    note: Note,
+    note: &Note,
     why: &mut Vec<Violation>,
 ) {
     let real = model.real(s);
@@ -254,7 +254,7 @@ pub(crate) fn note(
         Note::Updater(_) => {}
         Note::ClockWatcher(WatcherOutput::Time(t)) => {
             if let Some(last) = s.ghost.watcher_emitted {
-                record(why, g5_watcher_strictly_later(&[GlobalTime(last), t]));
+                record(why, g5_watcher_strictly_later(&[GlobalTime(last), *t]));
             }
             s.ghost.watcher_emitted = Some(t.0);
             reach(s, Milestone::WatcherEmitted);
@@ -262,8 +262,8 @@ pub(crate) fn note(
         Note::ClockWatcher(_) => {}
         Note::Manager(out) => manager_note(model, s, p, out, real, why),
         Note::Tracker(out) => tracker_note(model, s, p, out, real, why),
-        Note::Pinger(out) => crate::presence::pinger_note(model, s, p, &out, why),
-        Note::PresenceWatcher(out) => crate::presence::watcher_note(model, s, &out, why),
+        Note::Pinger(out) => crate::presence::pinger_note(model, s, p, out, why),
+        Note::PresenceWatcher(out) => crate::presence::watcher_note(model, s, out, why),
         Note::Batcher(_) | Note::Pruner(_) => {}
     }
 }
@@ -272,7 +272,7 @@ fn tracker_note(
     model: &TenureModel,
     s: &mut State,
     p: usize,
-    out: TrackerOutput,
+    out: &TrackerOutput,
     real: u64,
     why: &mut Vec<Violation>,
 ) {
@@ -281,7 +281,7 @@ fn tracker_note(
     };
     let d = model.config.lease_duration;
     match out {
-        TrackerOutput::Claim { duration, .. } => record(why, t5_twice(&[duration], d)),
+        TrackerOutput::Claim { duration, .. } => record(why, t5_twice(&[*duration], d)),
         TrackerOutput::WaitReleased { .. } => {
             if let Some(w) = s.ghost.waiters.get_mut(usize::from(m)) {
                 *w = w.saturating_add(1);
@@ -298,12 +298,12 @@ fn tracker_note(
                 // Resolved twice, or never issued: the core's T4 says which.
                 record(
                     why,
-                    t4_tickets_once(&[TicketEvent::Resolved(id, value)], false),
+                    t4_tickets_once(&[TicketEvent::Resolved(*id, *value)], false),
                 );
                 return;
             };
             let ticket = s.ghost.tickets.remove(i);
-            if kind == TicketKind::ClaimLeader && value {
+            if *kind == TicketKind::ClaimLeader && *value {
                 reach(s, Milestone::LeaderConfirmed);
                 let clock = s.procs[p].clock;
                 let answer = LeaderAnswer {
@@ -332,19 +332,19 @@ fn manager_note(
     model: &TenureModel,
     s: &mut State,
     p: usize,
-    out: ManagerOutput,
+    out: &ManagerOutput,
     real: u64,
     why: &mut Vec<Violation>,
 ) {
     // A unit's release-waiter returned.
     if let (ManagerOutput::Released { .. } | ManagerOutput::WaitCancelled { .. }, Some(m)) =
-        (&out, model.manager_of(p))
+        (out, model.manager_of(p))
     {
         if let Some(w) = s.ghost.waiters.get_mut(usize::from(m)) {
             *w = w.saturating_sub(1);
         }
     }
-    let answered = match &out {
+    let answered = match out {
         ManagerOutput::Claimed { req, .. }
         | ManagerOutput::Denied { req, .. }
         | ManagerOutput::Checked { req, .. }
@@ -376,7 +376,7 @@ fn manager_note(
                         lease: lease.clone(),
                         global_at_call_start: GlobalTime(call.global_at_start),
                         duration: call.duration,
-                        expiry: global_expiry,
+                        expiry: *global_expiry,
                     }]),
                 );
             }
@@ -386,7 +386,7 @@ fn manager_note(
             ) else {
                 return;
             };
-            let until = s.procs[p].clock.real_of(local_deadline).max(real);
+            let until = s.procs[p].clock.real_of(*local_deadline).max(real);
             s.ghost.beliefs.push(Belief {
                 lease: k,
                 holder,
@@ -402,7 +402,7 @@ fn manager_note(
             held, refreshed, ..
         } => record(
             why,
-            m4_not_held_after_refresh(&[(held.is_some(), refreshed)]),
+            m4_not_held_after_refresh(&[(held.is_some(), *refreshed)]),
         ),
         ManagerOutput::Expired { .. } => reach(s, Milestone::LeaseExpired),
         _ => {}
