@@ -87,10 +87,7 @@ fn core_models(c: &mut Criterion) {
         });
     }
     // The same protocol and configuration as `lease_no_faults`, written by hand.
-    let baseline = BaselineLease {
-        horizon: ModelConfig::default_for(Protocol::Lease).horizon,
-    };
-    let run_baseline = || baseline.clone().checker().threads(1).spawn_bfs().join();
+    let run_baseline = || run_baseline(ModelConfig::default_for(Protocol::Lease).horizon);
     // The baseline must be a real model of the protocol: exclusion holds, and the lease is
     // claimed, changes holder and expires.
     let checked = run_baseline();
@@ -102,6 +99,15 @@ fn core_models(c: &mut Criterion) {
         b.iter(|| run_baseline().unique_state_count())
     });
     group.finish();
+}
+
+/// The hand-written baseline's search over `horizon` ticks, on one thread.
+fn run_baseline(horizon: u32) -> impl Checker<BaselineLease> {
+    BaselineLease { horizon }
+        .checker()
+        .threads(1)
+        .spawn_bfs()
+        .join()
 }
 
 /// The target ratio, measured robustly on a shared machine: the like-for-like model and the
@@ -117,16 +123,13 @@ fn like_for_like_ratio(_: &mut Criterion) {
         threads: 1,
         ..CheckOptions::default()
     };
-    let baseline = BaselineLease {
-        horizon: config.horizon,
-    };
     let per_sec = |unique: usize, started: Instant| unique as f64 / started.elapsed().as_secs_f64();
     let mut ratios: Vec<f64> = (0..rounds)
         .map(|_| {
             let started = Instant::now();
             let model = per_sec(check(&config, &options, &mut |_| {}).unique_states, started);
             let started = Instant::now();
-            let hand = baseline.clone().checker().threads(1).spawn_bfs().join();
+            let hand = run_baseline(config.horizon);
             model / per_sec(hand.unique_state_count(), started)
         })
         .collect();

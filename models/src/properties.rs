@@ -40,30 +40,36 @@ impl CheckedProperty {
         }
     }
 
-    /// The property whose key is `key` (ignoring case), if any.
-    pub fn from_key(key: &str) -> Option<CheckedProperty> {
+    /// Every property of every protocol, `always` first.
+    pub fn all() -> impl Iterator<Item = CheckedProperty> {
         let always = PropertyId::ALL
             .iter()
             .map(|id| CheckedProperty::Always(*id));
-        let sometimes = Milestone::ALL
-            .iter()
-            .map(|m| CheckedProperty::Sometimes(*m));
-        always
-            .chain(sometimes)
-            .find(|p| p.key().eq_ignore_ascii_case(key))
+        always.chain(
+            Milestone::ALL
+                .iter()
+                .map(|m| CheckedProperty::Sometimes(*m)),
+        )
+    }
+
+    /// The property whose key is `key` (ignoring case), if any.
+    pub fn from_key(key: &str) -> Option<CheckedProperty> {
+        CheckedProperty::all().find(|p| p.key().eq_ignore_ascii_case(key))
     }
 
     /// Parses a comma-separated list of keys ("L6,claimed").
     pub fn parse_list(list: &str) -> Result<Vec<CheckedProperty>, String> {
         let mut chosen = Vec::new();
         for key in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
-            let p =
-                CheckedProperty::from_key(key).ok_or_else(|| {
-                    format!(
+            let p = CheckedProperty::from_key(key).ok_or_else(|| {
+                format!(
                     "unknown property {key:?}: give property ids (G1, L6, ...) or milestones ({})",
-                    keys(Milestone::ALL.iter().map(|m| CheckedProperty::Sometimes(*m)))
+                    keys(
+                        CheckedProperty::all()
+                            .filter(|p| matches!(p, CheckedProperty::Sometimes(_)))
+                    )
                 )
-                })?;
+            })?;
             if !chosen.contains(&p) {
                 chosen.push(p);
             }
@@ -121,16 +127,7 @@ mod tests {
 
     #[test]
     fn every_key_is_short_distinct_and_names_its_property() {
-        let all: Vec<CheckedProperty> = PropertyId::ALL
-            .iter()
-            .map(|id| CheckedProperty::Always(*id))
-            .chain(
-                Milestone::ALL
-                    .iter()
-                    .map(|m| CheckedProperty::Sometimes(*m)),
-            )
-            .collect();
-        for p in &all {
+        for p in &CheckedProperty::all().collect::<Vec<_>>() {
             // One SipHash block with the terminator byte `str` hashing adds.
             assert!(p.key().len() <= 7, "{} is too long a key", p.key());
             assert_eq!(CheckedProperty::from_key(p.key()), Some(*p));
