@@ -55,6 +55,6 @@ pub use clock::{ClockUpdater, ClockWatch};
 pub use error::{redact, Error};
 pub use leadership::{Leadership, LeadershipState};
 pub use lease::{Fenced, Leases, Token};
-pub use presence::{Presence, PresencePinger, PresenceWatch};
+pub use presence::{Presence, PresenceBuilder, PresencePinger, PresenceWatch, Pruned};
 pub use record::Recorder;
 pub use substrate::{Substrate, SubstrateBuilder, OP_TIMEOUT_MAX};

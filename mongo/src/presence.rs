@@ -89,6 +89,7 @@ impl Router<BatcherOutput> for BatcherRouter {
 pub struct PresenceBuilder {
     config: PresenceConfig,
     flush_interval: Duration,
+    prune_automatically: bool,
 }
 
 impl PresenceBuilder {
@@ -102,6 +103,15 @@ impl PresenceBuilder {
     /// How often the batcher writes the pings it gathered (default 1 s, at most 60 s).
     pub fn flush_interval(mut self, d: Duration) -> Self {
         self.flush_interval = d;
+        self
+    }
+
+    /// Whether each watcher starts a prune pass by itself now and then, after a sync (default
+    /// true, as in Juju: about every 20 syncs). Turn it off where one process prunes on its own
+    /// schedule through [`PresenceWatch::prune`], or where a test must know what each pass
+    /// removed.
+    pub fn prune_automatically(mut self, on: bool) -> Self {
+        self.prune_automatically = on;
         self
     }
 
@@ -132,6 +142,7 @@ impl PresenceBuilder {
         Ok(Presence {
             inner: Arc::new(PresenceInner {
                 config: self.config,
+                prune_automatically: self.prune_automatically,
                 substrate: substrate.clone(),
                 batcher: worker,
             }),
@@ -141,6 +152,7 @@ impl PresenceBuilder {
 
 struct PresenceInner {
     config: PresenceConfig,
+    prune_automatically: bool,
     substrate: Substrate,
     batcher: Worker<Batcher, BatcherRouter>,
 }
@@ -167,6 +179,7 @@ impl Presence {
         PresenceBuilder {
             config,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
+            prune_automatically: true,
         }
     }
 
@@ -206,7 +219,8 @@ impl Presence {
         }
     }
 
-    /// Starts a watcher of this model (and the pruner it triggers now and then).
+    /// Starts a watcher of this model (and the pruner it triggers now and then, unless
+    /// [`PresenceBuilder::prune_automatically`] turned that off).
     pub fn watcher(&self) -> Result<PresenceWatch, Error> {
         let config = self.inner.config.clone();
         let pruner = Worker::spawn(
@@ -221,7 +235,7 @@ impl Presence {
         let router = WatcherRouter {
             watches: HashMap::new(),
             pruner: pruner.caller(),
-            trigger: PruneTrigger::new(),
+            trigger: self.inner.prune_automatically.then(PruneTrigger::new),
             jitter: Jitter::seeded(rand::random()),
             synced: synced_tx,
             recorder: self.inner.substrate.recorder().cloned(),
@@ -403,7 +417,8 @@ struct WatcherRouter {
     /// history's per recorder).
     watches: HashMap<WatchId, (watch::Sender<bool>, u64)>,
     pruner: Caller<Pruner, PrunerRouter>,
-    trigger: PruneTrigger,
+    /// `None`: passes start only through [`PresenceWatch::prune`].
+    trigger: Option<PruneTrigger>,
     jitter: Jitter,
     synced: watch::Sender<Option<i64>>,
     recorder: Option<Recorder>,
@@ -424,7 +439,8 @@ impl Router<WatcherOutput> for WatcherRouter {
             }
             WatcherOutput::Synced { slot } => {
                 self.synced.send_replace(Some(slot));
-                if self.trigger.after_sync(&mut self.jitter) {
+                let due = self.trigger.as_mut();
+                if due.is_some_and(|t| t.after_sync(&mut self.jitter)) {
                     self.pruner
                         .try_call(Box::new(move |p, _, now| p.handle_prune(slot, now)));
                 }
