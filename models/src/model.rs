@@ -251,7 +251,7 @@ impl TenureModel {
         s.procs
             .iter()
             .filter(|p| p.runs())
-            .filter_map(|p| p.actor.next_deadline().map(|d| p.clock.real_of(d)))
+            .filter_map(|p| p.due())
             .filter(|t| *t > s.real)
             .min()
             .map_or(tick, |t| t.min(tick))
@@ -848,11 +848,7 @@ impl TenureModel {
     }
 
     pub(crate) fn timer_due(&self, s: &State, p: usize) -> bool {
-        s.procs[p].runs()
-            && s.procs[p]
-                .actor
-                .next_deadline()
-                .is_some_and(|d| d <= self.now(s, p))
+        s.procs[p].runs() && s.procs[p].due().is_some_and(|due| due <= self.real(s))
     }
 
     /// The initial state, with every process started (and its first requests applied, so
@@ -919,13 +915,10 @@ impl TenureModel {
         }
         let mut why = Vec::new();
         for p in 0..n {
-            s.procs.push(Shared::new(Proc {
-                actor: self.fresh_actor(p),
-                clock: self.clock_of(p),
-                paused: false,
-                held: Vec::new(),
-                incarnation: 0,
-            }));
+            s.procs.push(Shared::new(Proc::new(
+                self.fresh_actor(p),
+                self.clock_of(p),
+            )));
             self.start(&mut s, p, &mut why);
         }
         // Bounded: a livelocked protocol (a mutant that claims forever) must not hang start-up.

@@ -153,12 +153,41 @@ pub struct Proc {
     pub held: Vec<(OpId, Answer)>,
     /// Bumped on every crash, so replies to a previous life are dropped.
     pub incarnation: u8,
+    /// The real time (ns) at which the actor's timer is due: derived from `actor` and `clock`
+    /// when the process is kept ([`Parts`]), so that listing a state's steps does not ask every
+    /// actor (a walk through its memory) and convert its deadline in every state.
+    due: Option<u64>,
 }
 
 impl Proc {
+    /// A process running `actor` on `clock`.
+    pub fn new(actor: Actor, clock: DriftingClock) -> Proc {
+        let mut p = Proc {
+            actor,
+            clock,
+            paused: false,
+            held: Vec::new(),
+            incarnation: 0,
+            due: None,
+        };
+        p.due = p.due_now();
+        p
+    }
+
     /// Whether the process can take a step now.
     pub fn runs(&self) -> bool {
         !self.paused
+    }
+
+    /// The first real time (ns) at which the actor's timer is due, if it has one. Up to date
+    /// in every kept process, which is every process of a state the checker holds.
+    pub fn due(&self) -> Option<u64> {
+        debug_assert_eq!(self.due, self.due_now(), "read before the process was kept");
+        self.due
+    }
+
+    fn due_now(&self) -> Option<u64> {
+        self.actor.next_deadline().map(|d| self.clock.real_of(d))
     }
 }
 
@@ -346,7 +375,7 @@ impl Parts {
         {
             self.stores.intern(store);
         }
-        s.procs.iter_mut().for_each(|p| self.procs.intern(p));
+        s.procs.iter_mut().for_each(|p| self.intern_proc(p));
         self.flights.intern(&mut s.flights);
         self.flights.intern(&mut s.checked);
         self.ghosts.intern(&mut s.ghost);
@@ -364,6 +393,12 @@ impl Parts {
 
     /// Points a process at its kept value.
     pub fn intern_proc(&self, p: &mut Shared<Proc>) {
+        if p.kept_at().is_none() {
+            let due = p.due_now();
+            if p.due != due {
+                p.make_mut().due = due;
+            }
+        }
         self.procs.intern(p);
     }
 

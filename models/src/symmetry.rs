@@ -104,7 +104,7 @@ mod tests {
         // The request in flight followed its updater.
         let owner = usize::from(ra.flights[0].proc);
         assert!(
-            ra.procs[owner].actor.next_deadline().is_none(),
+            ra.procs[owner].due().is_none(),
             "the owner awaits its reply"
         );
         assert_eq!(representative(&ra), ra, "a representative is its own");
