@@ -7,7 +7,7 @@
 //! processes do), so it runs each distinct (part, input) once and looks the rest up. Interned
 //! parts ([`crate::shared`]) make the key cheap: a kept part is identified by where it is kept.
 
-use crate::observe::Watched;
+use crate::observe::WatchedChange;
 use crate::shared::Shared;
 use crate::state::{Answer, Out, Proc};
 use dashmap::DashMap;
@@ -46,8 +46,8 @@ pub(crate) struct StoreOutcome {
     pub(crate) result: Answer,
     /// A read: the store is as it was.
     pub(crate) read: bool,
-    /// The watched documents before and after, if any of them changed.
-    pub(crate) changed: Option<Arc<(Watched, Watched)>>,
+    /// What changed in the watched documents, if any of them did.
+    pub(crate) changed: Option<Arc<WatchedChange>>,
 }
 
 /// A process's transitions.

@@ -9,7 +9,7 @@
 use crate::config::ModelConfig;
 use crate::faults::Fault;
 use crate::memo::{ActorMemo, Input, StoreInput, StoreMemo, StoreOutcome};
-use crate::observe::{self, Milestone, Watched};
+use crate::observe::{self, Milestone, WatchedChange};
 use crate::presence;
 use crate::properties::CheckedProperty;
 use crate::shared::Shared;
@@ -144,6 +144,19 @@ pub struct TenureModel {
     actor_memo: Arc<ActorMemo>,
     /// The store's transitions seen so far.
     store_memo: Arc<StoreMemo>,
+    /// Which bounded-liveness properties the configuration checks (asked in every step).
+    checks: Checks,
+}
+
+/// The bounded-liveness properties a configuration checks, worked out once from it.
+#[derive(Clone, Copy, Debug)]
+struct Checks {
+    /// G6.
+    progress: bool,
+    /// M6.
+    expiry: bool,
+    /// T6.
+    service: bool,
 }
 
 /// The names the model hands the core, built once: formatting them on every step cost the
@@ -175,7 +188,7 @@ impl TenureModel {
             leases,
             holders: (0..config.managers).map(|m| format!("h{m}")).collect(),
         };
-        TenureModel {
+        let mut model = TenureModel {
             config,
             names,
             halt: Arc::new(AtomicBool::new(false)),
@@ -184,7 +197,18 @@ impl TenureModel {
             parts: Arc::new(Parts::default()),
             actor_memo: Arc::new(ActorMemo::default()),
             store_memo: Arc::new(StoreMemo::default()),
-        }
+            checks: Checks {
+                progress: false,
+                expiry: false,
+                service: false,
+            },
+        };
+        model.checks = Checks {
+            progress: model.progress_checked(),
+            expiry: model.expiry_checked(),
+            service: model.service_checked(),
+        };
+        model
     }
 
     /// Whether a counterexample of the property with ghost bit `bit` was already reported (and
@@ -546,7 +570,7 @@ impl TenureModel {
                 StoreOutcome {
                     result: self.answer(result),
                     read: false,
-                    changed: Watched::changed(self, &before, store).map(Arc::new),
+                    changed: WatchedChange::between(self, &before, store).map(Arc::new),
                 }
             },
             |store| self.parts.intern_store(store),
@@ -555,9 +579,8 @@ impl TenureModel {
         if outcome.read {
             return result;
         }
-        if let Some(changed) = outcome.changed {
-            let (was, is) = &*changed;
-            observe::store_change(self, s, was, is, f.clock_base, why);
+        if let Some(change) = outcome.changed {
+            observe::store_change(self, s, &change, f.clock_base, why);
         }
         if self.presence_role(usize::from(f.proc)) == Some(PresenceRole::Pruner) {
             presence::pruned(self, s, &presence::snapshot(&before), why);
@@ -820,8 +843,8 @@ impl TenureModel {
             Action::Rollback => {
                 if let Some(old) = s.unreplicated.take() {
                     let before = std::mem::replace(&mut s.store, old);
-                    if let Some((was, is)) = Watched::changed(self, &before, &s.store) {
-                        observe::store_change(self, s, &was, &is, None, why);
+                    if let Some(change) = WatchedChange::between(self, &before, &s.store) {
+                        observe::store_change(self, s, &change, None, why);
                     }
                 }
             }
@@ -960,6 +983,10 @@ impl TenureModel {
     /// may be delayed without end (`delay` has no budget: a request held forever is a partition,
     /// under which no progress is promised).
     pub fn checks_progress(&self) -> bool {
+        self.checks.progress
+    }
+
+    fn progress_checked(&self) -> bool {
         self.config.protocol == Protocol::Clock && !self.config.faults.has(Fault::Delay)
     }
 
@@ -967,6 +994,10 @@ impl TenureModel {
     /// unless requests may be delayed without end, and only if the horizon leaves room for a
     /// claim, its expiry and the window after it (the default 6 s horizon does not).
     pub fn checks_expiry(&self) -> bool {
+        self.checks.expiry
+    }
+
+    fn expiry_checked(&self) -> bool {
         let needed = self.config.lease_duration
             + self.config.clock_step_max()
             + self.expiry_window()
@@ -1001,6 +1032,10 @@ impl TenureModel {
     /// horizon leaves room for the leader's term to run out and the window after it (the
     /// default 6 s horizon does not).
     pub fn checks_service(&self) -> bool {
+        self.checks.service
+    }
+
+    fn service_checked(&self) -> bool {
         let term = self.config.lease_duration * 2;
         let needed = self.on_slowest_clock(term)
             + self.config.clock_step_max()

@@ -46,60 +46,67 @@ pub(crate) fn record(why: &mut Vec<Violation>, verdict: Verdict) {
     }
 }
 
-/// The documents the properties watch: the clock and every lease (cheap to copy, unlike the
-/// whole store).
+/// A change of the documents the properties watch (the clock and every lease), as far as it
+/// depends on the documents alone. It is worked out once per store and operation (and
+/// remembered with the store's transition, [`crate::memo`]); [`store_change`] adds what depends
+/// on the run (the ghost's clock history, real time).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Watched {
-    clock: Option<Document>,
-    leases: Vec<Option<LeaseDoc>>,
+pub(crate) struct WatchedChange {
+    /// Global time before and after (0 while the clock document is absent).
+    global: (u64, u64),
+    /// Whether the clock document existed before.
+    clock_existed: bool,
+    /// What the lease store's properties say of the leases that changed.
+    lease_violations: Vec<Violation>,
+    /// Whether the first lease is free after the change, if it changed (T6).
+    first_lease_free: Option<bool>,
 }
 
-impl Watched {
-    /// The watched documents before and after a store change, or `None` if none of them
+impl WatchedChange {
+    /// The change from `before` to `after`, or `None` if none of the watched documents
     /// changed (most writes: a failed compare-and-swap, a presence write). Compares the raw
-    /// documents and decodes only the leases that changed; the others are left out (`None` on
-    /// both sides), as [`store_change`] looks at changes only.
-    pub(crate) fn changed(
+    /// documents and decodes only the leases that changed.
+    pub(crate) fn between(
         model: &TenureModel,
         before: &MemoryStore,
         after: &MemoryStore,
-    ) -> Option<(Watched, Watched)> {
+    ) -> Option<WatchedChange> {
         fn clock(s: &MemoryStore) -> Option<&Document> {
             s.get(Collection::Clock, CLOCK_ID)
         }
         let decode = |d: Option<&Document>| d.and_then(|d| LeaseDoc::decode(d, namespace()).ok());
+        let global = (global(before), global(after));
         let mut any = clock(before) != clock(after);
-        let (mut was, mut is) = (Vec::new(), Vec::new());
-        for (_, id) in model.lease_ids() {
+        let mut change = WatchedChange {
+            global,
+            clock_existed: clock(before).is_some(),
+            lease_violations: Vec::new(),
+            first_lease_free: None,
+        };
+        for (k, id) in model.lease_ids() {
             let (b, a) = (
                 before.get(Collection::Leases, id),
                 after.get(Collection::Leases, id),
             );
-            let (b, a) = if b == a {
-                (None, None)
-            } else {
-                any = true;
-                (decode(b), decode(a))
+            if b == a {
+                continue;
+            }
+            let (b, a) = (decode(b), decode(a));
+            if a == b {
+                continue;
+            }
+            any = true;
+            if k == 0 {
+                change.first_lease_free = Some(a.as_ref().is_none_or(|d| d.term.is_none()));
+            }
+            let lease = LeaseChange {
+                before: b,
+                after: a,
+                global: GlobalTime(global.1),
             };
-            was.push(b);
-            is.push(a);
+            record(&mut change.lease_violations, store_changes(&[lease]));
         }
-        let was = Watched {
-            clock: clock(before).cloned(),
-            leases: was,
-        };
-        let is = Watched {
-            clock: clock(after).cloned(),
-            leases: is,
-        };
-        (any && was != is).then_some((was, is))
-    }
-
-    fn global(&self) -> u64 {
-        match self.clock.as_ref().and_then(|d| d.get(TIME_FIELD)) {
-            Some(Value::Int(t)) => u64::try_from(*t).unwrap_or(0),
-            _ => 0,
-        }
+        any.then_some(change)
     }
 }
 
@@ -128,19 +135,18 @@ pub(crate) fn expiries_due(model: &TenureModel, s: &State, now: u64, why: &mut V
     }
 }
 
-/// Observes one change of the watched documents from `before` to `after`. `clock_base` is
-/// what the writer meant to swap against, if the change is a clock advance.
+/// Observes one change of the watched documents. `clock_base` is what the writer meant to
+/// swap against, if the change is a clock advance.
 pub(crate) fn store_change(
     model: &TenureModel,
     s: &mut State,
-    before: &Watched,
-    after: &Watched,
+    change: &WatchedChange,
     clock_base: Option<u64>,
     why: &mut Vec<Violation>,
 ) {
     let real = model.real(s);
-    let (g0, g1) = (before.global(), after.global());
-    let existed = before.clock.is_some();
+    let (g0, g1) = change.global;
+    let existed = change.clock_existed;
     if g1 != g0 || !existed {
         if g1 < g0 {
             why.push(Violation::new(
@@ -183,26 +189,14 @@ pub(crate) fn store_change(
             s.ghost.clock_samples.push((real, g1));
         }
     }
-    for (b, a) in before.leases.iter().zip(&after.leases) {
-        if a != b {
-            let change = LeaseChange {
-                before: b.clone(),
-                after: a.clone(),
-                global: GlobalTime(g1),
-            };
-            record(why, store_changes(&[change]));
-        }
-    }
+    why.extend(change.lease_violations.iter().cloned());
     if model.checks_service() {
-        if let (Some(b), Some(a)) = (before.leases.first(), after.leases.first()) {
-            if a != b {
-                let free = a.as_ref().is_none_or(|d| d.term.is_none());
-                s.ghost.free_since = match (free, s.ghost.free_since) {
-                    (true, Some(since)) => Some(since),
-                    (true, None) => Some(real),
-                    (false, _) => None,
-                };
-            }
+        if let Some(free) = change.first_lease_free {
+            s.ghost.free_since = match (free, s.ghost.free_since) {
+                (true, Some(since)) => Some(since),
+                (true, None) => Some(real),
+                (false, _) => None,
+            };
         }
     }
 }
