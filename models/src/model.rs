@@ -14,8 +14,8 @@ use crate::presence;
 use crate::properties::CheckedProperty;
 use crate::shared::Shared;
 use crate::state::{
-    shared, split, unit_note, Actor, Answer, Belief, Call, CallKind, Flight, Ghost, Note, Out,
-    Parts, Proc, State, Ticket,
+    shared, split, unit_note, Actor, Answer, Belief, Call, CallKind, Flight, LeadershipGhost, Note,
+    Out, Parts, PresenceGhost, Proc, State, Ticket,
 };
 use stateright::{Model, Property};
 use std::fmt;
@@ -642,8 +642,9 @@ impl TenureModel {
                 let now = self.now(s, p);
                 let stop = matches!(action, Action::StopPinger(_));
                 if stop {
-                    s.ghost.kills_left[p] = s.ghost.kills_left[p].saturating_sub(1);
-                    s.ghost.pinging_since[p] = None;
+                    s.ghost.presence_mut().kills_left[p] =
+                        s.ghost.presence().kills_left[p].saturating_sub(1);
+                    s.ghost.presence_mut().pinging_since[p] = None;
                 }
                 if let Actor::Pinger(x) = &mut s.proc_mut(p).actor {
                     let fx = if stop {
@@ -655,15 +656,17 @@ impl TenureModel {
                 }
             }
             Action::Prune => {
-                s.ghost.prunes_left = s.ghost.prunes_left.saturating_sub(1);
+                s.ghost.presence_mut().prunes_left =
+                    s.ghost.presence().prunes_left.saturating_sub(1);
                 let p = usize::from(self.config.pingers) + 2;
                 let period = presence::config(self).period_secs();
                 let secs =
                     i64::try_from(presence::SERVER_EPOCH_SECS + self.real(s) / 1_000_000_000)
                         .unwrap_or(i64::MAX);
                 let slot = secs.div_euclid(period) * period;
-                s.ghost.prune_slot = Some(slot);
-                s.ghost.prune_referenced = presence::kept_references(self, &s.store, slot);
+                s.ghost.presence_mut().prune_slot = Some(slot);
+                s.ghost.presence_mut().prune_referenced =
+                    presence::kept_references(self, &s.store, slot);
                 let now = self.now(s, p);
                 if let Actor::Pruner(x) = &mut s.proc_mut(p).actor {
                     let fx = x.handle_prune(slot, now);
@@ -772,12 +775,13 @@ impl TenureModel {
             Action::Ticket(m, kind) => {
                 let p = self.manager_proc(m);
                 let mi = usize::from(m);
-                s.ghost.tickets_left[mi] = s.ghost.tickets_left[mi].saturating_sub(1);
+                s.ghost.leadership_mut().tickets_left[mi] =
+                    s.ghost.leadership().tickets_left[mi].saturating_sub(1);
                 let now = self.now(s, p);
                 let issued = self.real(s);
                 if let Actor::Unit(u) = &mut s.proc_mut(p).actor {
                     let (id, fx) = u.handle_ticket(kind, now);
-                    s.ghost.tickets.push(Ticket {
+                    s.ghost.leadership_mut().tickets.push(Ticket {
                         unit: m,
                         id: id.0,
                         kind,
@@ -791,7 +795,7 @@ impl TenureModel {
                 s.proc_mut(usize::from(p)).paused = true;
                 // A paused pinger pings no more: its key may die (P5 starts again on resume).
                 if let Some(PresenceRole::Pinger(i)) = self.presence_role(usize::from(p)) {
-                    s.ghost.pinging_since[i] = None;
+                    s.ghost.presence_mut().pinging_since[i] = None;
                 }
             }
             Action::Resume(p) => {
@@ -806,8 +810,8 @@ impl TenureModel {
                 }
                 if let Some(PresenceRole::Pinger(i)) = self.presence_role(p) {
                     let running = matches!(&s.procs[p].actor, Actor::Pinger(x) if x.is_running());
-                    if running && s.ghost.pinging_since[i].is_none() {
-                        s.ghost.pinging_since[i] = Some(self.real(s));
+                    if running && s.ghost.presence().pinging_since[i].is_none() {
+                        s.ghost.presence_mut().pinging_since[i] = Some(self.real(s));
                     }
                 }
             }
@@ -821,9 +825,12 @@ impl TenureModel {
                 if let Some(m) = self.manager_of(usize::from(p)) {
                     s.ghost.beliefs.retain(|b| b.holder != m);
                     s.ghost.calls.retain(|c| c.manager != m);
-                    s.ghost.tickets.retain(|t| t.unit != m);
-                    if let Some(w) = s.ghost.waiters.get_mut(usize::from(m)) {
-                        *w = 0;
+                    if let Some(l) = s.ghost.leadership.as_mut() {
+                        let l = l.make_mut();
+                        l.tickets.retain(|t| t.unit != m);
+                        if let Some(w) = l.waiters.get_mut(usize::from(m)) {
+                            *w = 0;
+                        }
                     }
                 }
                 // G5 is per watcher: a restarted watcher starts a new sequence.
@@ -831,11 +838,14 @@ impl TenureModel {
                     s.ghost.watcher_emitted = None;
                 }
                 match self.presence_role(usize::from(p)) {
-                    Some(PresenceRole::Pinger(i)) => s.ghost.pinging_since[i] = None,
+                    Some(PresenceRole::Pinger(i)) => s.ghost.presence_mut().pinging_since[i] = None,
                     // A new watcher's watches are new: their events start afresh (P4).
-                    Some(PresenceRole::Watcher) => {
-                        s.ghost.last_event.iter_mut().for_each(|e| *e = None)
-                    }
+                    Some(PresenceRole::Watcher) => s
+                        .ghost
+                        .presence_mut()
+                        .last_event
+                        .iter_mut()
+                        .for_each(|e| *e = None),
                     _ => {}
                 }
                 self.start(s, usize::from(p), why);
@@ -895,21 +905,17 @@ impl TenureModel {
             unreplicated: None,
             budget: self.config.fault_budget,
             tick_start: true,
-            ghost: Shared::new(Ghost {
-                calls_left: (0..self.config.managers)
-                    .flat_map(|m| (0..self.config.leases).map(move |_| m))
-                    .flat_map(|m| {
-                        let claims = if m == 0 {
-                            self.config.claims_first_holder
-                        } else {
-                            self.config.claims_per_holder
-                        };
-                        [claims, 0]
-                    })
-                    .collect(),
-                ..Ghost::default()
-            }),
+            ghost: Shared::default(),
         };
+        let holders =
+            (0..self.config.managers).flat_map(|m| (0..self.config.leases).map(move |_| m));
+        for (m, slots) in holders.zip(s.ghost.calls_left.chunks_exact_mut(2)) {
+            slots[0] = if m == 0 {
+                self.config.claims_first_holder
+            } else {
+                self.config.claims_per_holder
+            };
+        }
         if self.config.protocol == Protocol::Lease {
             if let Some(first) = s.ghost.calls_left.get_mut(1) {
                 *first = self.config.checks;
@@ -918,23 +924,27 @@ impl TenureModel {
             // Units claim by themselves; holders make no direct calls.
             s.ghost.calls_left.iter_mut().for_each(|c| *c = 0);
         }
-        let keys = usize::from(self.config.pingers);
-        s.ghost.pinging_since = vec![None; keys];
-        s.ghost.seqs = vec![Vec::new(); keys];
-        s.ghost.last_event = vec![None; keys];
-        s.ghost.kills_left = vec![self.config.kills_per_pinger; keys];
-        s.ghost.prunes_left = self.config.prunes;
         if self.config.protocol == Protocol::Presence {
+            let keys = usize::from(self.config.pingers);
+            s.ghost.presence = Some(Shared::new(PresenceGhost {
+                pinging_since: vec![None; keys],
+                seqs: vec![Vec::new(); keys],
+                last_event: vec![None; keys],
+                kills_left: vec![self.config.kills_per_pinger; keys],
+                prunes_left: self.config.prunes,
+                ..PresenceGhost::default()
+            }));
             self.set_server_time(&mut s);
         }
-        let units = usize::from(self.config.managers);
-        if self.checks_service() {
-            // Free until the units' first claims (applied below) take it.
-            s.ghost.free_since = Some(0);
-        }
         if self.config.protocol == Protocol::Leadership {
-            s.ghost.tickets_left = vec![self.config.tickets_per_unit; units];
-            s.ghost.waiters = vec![0; units];
+            let units = usize::from(self.config.managers);
+            s.ghost.leadership = Some(Shared::new(LeadershipGhost {
+                tickets_left: vec![self.config.tickets_per_unit; units],
+                waiters: vec![0; units],
+                // Free until the units' first claims (applied below) take it.
+                free_since: self.checks_service().then_some(0),
+                ..LeadershipGhost::default()
+            }));
         }
         let mut why = Vec::new();
         for p in 0..n {
@@ -1229,6 +1239,7 @@ impl Model for TenureModel {
             let runs = s.procs[self.manager_proc(m)].runs();
             let left = s
                 .ghost
+                .leadership()
                 .tickets_left
                 .get(usize::from(m))
                 .copied()
@@ -1250,13 +1261,13 @@ impl Model for TenureModel {
                 if !s.procs[i].runs() {
                     continue;
                 }
-                if running && s.ghost.kills_left[i] > 0 {
+                if running && s.ghost.presence().kills_left[i] > 0 {
                     actions.push(Action::StopPinger(i8));
-                } else if !running && s.ghost.pinging_since[i].is_none() {
+                } else if !running && s.ghost.presence().pinging_since[i].is_none() {
                     actions.push(Action::StartPinger(i8));
                 }
             }
-            if s.ghost.prunes_left > 0 {
+            if s.ghost.presence().prunes_left > 0 {
                 actions.push(Action::Prune);
             }
         }

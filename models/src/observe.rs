@@ -192,7 +192,7 @@ pub(crate) fn store_change(
     why.extend(change.lease_violations.iter().cloned());
     if model.checks_service() {
         if let Some(free) = change.first_lease_free {
-            s.ghost.free_since = match (free, s.ghost.free_since) {
+            s.ghost.leadership_mut().free_since = match (free, s.ghost.leadership().free_since) {
                 (true, Some(since)) => Some(since),
                 (true, None) => Some(real),
                 (false, _) => None,
@@ -209,7 +209,7 @@ pub(crate) fn candidates_served(
     now: u64,
     why: &mut Vec<Violation>,
 ) {
-    let Some(free_since) = s.ghost.free_since else {
+    let Some(free_since) = s.ghost.leadership().free_since else {
         return;
     };
     let waiting = (0..model.config.managers).any(|m| {
@@ -277,7 +277,7 @@ fn tracker_note(
     match out {
         TrackerOutput::Claim { duration, .. } => record(why, t5_twice(&[*duration], d)),
         TrackerOutput::WaitReleased { .. } => {
-            if let Some(w) = s.ghost.waiters.get_mut(usize::from(m)) {
+            if let Some(w) = s.ghost.leadership_mut().waiters.get_mut(usize::from(m)) {
                 *w = w.saturating_add(1);
                 record(why, t3_one_release_waiter(&vec![1; usize::from(*w)]));
             }
@@ -285,6 +285,7 @@ fn tracker_note(
         TrackerOutput::Ticket { id, kind, value } => {
             let open = s
                 .ghost
+                .leadership()
                 .tickets
                 .iter()
                 .position(|t| t.unit == m && t.id == id.0);
@@ -296,7 +297,7 @@ fn tracker_note(
                 );
                 return;
             };
-            let ticket = s.ghost.tickets.remove(i);
+            let ticket = s.ghost.leadership_mut().tickets.remove(i);
             if *kind == TicketKind::ClaimLeader && *value {
                 reach(s, Milestone::LeaderConfirmed);
                 let clock = s.procs[p].clock;
@@ -312,8 +313,8 @@ fn tracker_note(
             }
         }
         TrackerOutput::BecameLeader { .. } => {
-            s.ghost.leaders |= 1 << m;
-            if s.ghost.leaders.count_ones() > 1 {
+            s.ghost.leadership_mut().leaders |= 1 << m;
+            if s.ghost.leadership().leaders.count_ones() > 1 {
                 reach(s, Milestone::LeadershipMoved);
             }
         }
@@ -334,7 +335,7 @@ fn manager_note(
     if let (ManagerOutput::Released { .. } | ManagerOutput::WaitCancelled { .. }, Some(m)) =
         (out, model.manager_of(p))
     {
-        if let Some(w) = s.ghost.waiters.get_mut(usize::from(m)) {
+        if let Some(w) = s.ghost.leadership_mut().waiters.get_mut(usize::from(m)) {
             *w = w.saturating_sub(1);
         }
     }

@@ -50,27 +50,33 @@ pub(crate) fn pinger_note(
 ) {
     match out {
         PingerOutput::Started { seq } => {
-            s.ghost.seqs[i].push(*seq);
-            record(why, p1_sequences(&s.ghost.seqs));
-            s.ghost.pinging_since[i] = Some(model.real(s));
+            s.ghost.presence_mut().seqs[i].push(*seq);
+            record(why, p1_sequences(&s.ghost.presence().seqs));
+            s.ghost.presence_mut().pinging_since[i] = Some(model.real(s));
         }
         PingerOutput::Ping {
             slot, field, bit, ..
         } => {
             let at = s
                 .ghost
+                .presence()
                 .sent
                 .iter()
                 .position(|(sl, f, _)| sl == slot && f == field);
             match at {
-                Some(j) => s.ghost.sent[j].2 |= bit,
+                Some(j) => s.ghost.presence_mut().sent[j].2 |= bit,
                 None => {
-                    s.ghost.sent.push((*slot, field.clone(), *bit));
-                    s.ghost.sent.sort();
+                    s.ghost
+                        .presence_mut()
+                        .sent
+                        .push((*slot, field.clone(), *bit));
+                    s.ghost.presence_mut().sent.sort();
                 }
             }
         }
-        PingerOutput::Killed | PingerOutput::Failed(_) => s.ghost.pinging_since[i] = None,
+        PingerOutput::Killed | PingerOutput::Failed(_) => {
+            s.ghost.presence_mut().pinging_since[i] = None
+        }
     }
 }
 
@@ -85,27 +91,27 @@ pub(crate) fn watcher_note(
         return;
     };
     let w = usize::try_from(watch.0).unwrap_or(usize::MAX);
-    let Some(last) = s.ghost.last_event.get(w).copied() else {
+    let Some(last) = s.ghost.presence().last_event.get(w).copied() else {
         return;
     };
     if let Some(prev) = last {
         let events = [(watch.0, key.clone(), prev), (watch.0, key.clone(), *alive)];
         record(why, p4_alternate(&events));
     }
-    s.ghost.last_event[w] = Some(*alive);
+    s.ghost.presence_mut().last_event[w] = Some(*alive);
     if *alive {
         reach(s, Milestone::KeyAlive);
-        s.ghost.ever_alive |= 1 << w;
+        s.ghost.presence_mut().ever_alive |= 1 << w;
         return;
     }
-    if s.ghost.ever_alive & (1 << w) != 0 {
+    if s.ghost.presence().ever_alive & (1 << w) != 0 {
         reach(s, Milestone::KeyDied);
     }
     let real = model.real(s);
     let since = key
         .strip_prefix('k')
         .and_then(|i| i.parse::<usize>().ok())
-        .and_then(|i| s.ghost.pinging_since.get(i).copied().flatten());
+        .and_then(|i| s.ghost.presence().pinging_since.get(i).copied().flatten());
     if let Some(since) = since {
         let pinging = BTreeMap::from([(key.clone(), vec![(since, real + 1)])]);
         let report = Report {
@@ -136,12 +142,18 @@ pub(crate) fn pruned(
     if after.slots.len() < before.slots.len() {
         reach(s, Milestone::SlotsPruned);
     }
-    if let Some(slot) = s.ghost.prune_slot {
+    if let Some(slot) = s.ghost.presence().prune_slot {
         let period = config(model).period_secs();
         // The beings the pass must keep are those referenced by kept pings when it began;
         // a ping landing later may reference a being it already judged superseded.
         let after = PresenceSnapshot {
-            referenced: s.ghost.prune_referenced.iter().copied().collect(),
+            referenced: s
+                .ghost
+                .presence()
+                .prune_referenced
+                .iter()
+                .copied()
+                .collect(),
             ..after
         };
         record(why, p6_prune_keeps(before, &after, slot, period));
@@ -169,6 +181,7 @@ pub(crate) fn settled_bits(model: &TenureModel, s: &State, why: &mut Vec<Violati
     // late dead marker: leave them out, on both sides.
     let cut = s
         .ghost
+        .presence()
         .prune_slot
         .map_or(i64::MIN, |slot| slot - 3 * config(model).period_secs());
     let slot_of = |id: &str| {
@@ -185,6 +198,7 @@ pub(crate) fn settled_bits(model: &TenureModel, s: &State, why: &mut Vec<Violati
         .collect();
     let sent: BTreeMap<(String, String), i64> = s
         .ghost
+        .presence()
         .sent
         .iter()
         .map(|(slot, f, b)| ((format!("{MODEL}:{slot}"), f.clone()), *b))

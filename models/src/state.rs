@@ -1,6 +1,7 @@
 //! The model's state: real time, the store, the processes running the core's actors, the
 //! requests in flight, and the ghost observations the properties need.
 
+use crate::config::{LEASES_MAX, PROCESSES_MAX};
 use crate::shared::{Interner, Shared};
 use tenure::clock::watcher::WatcherOutput;
 use tenure::clock::{ClockWatcher, Updater, UpdaterOutput};
@@ -245,6 +246,32 @@ pub struct Call {
     pub duration: std::time::Duration,
 }
 
+/// Holders' call slots: one per (manager, lease, kind of call).
+pub const CALL_SLOTS: usize = PROCESSES_MAX as usize * LEASES_MAX as usize * 2;
+
+/// A count per holders' call slot ([`CALL_SLOTS`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CallSlots(pub [u8; CALL_SLOTS]);
+
+impl Default for CallSlots {
+    fn default() -> Self {
+        CallSlots([0; CALL_SLOTS])
+    }
+}
+
+impl std::ops::Deref for CallSlots {
+    type Target = [u8; CALL_SLOTS];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for CallSlots {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
 /// Observations the properties need, kept as small as they can be.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Ghost {
@@ -256,8 +283,9 @@ pub struct Ghost {
     pub beliefs: Vec<Belief>,
     /// Calls awaiting answers.
     pub calls: Vec<Call>,
-    /// Per (manager, lease, kind): calls the holder may still make.
-    pub calls_left: Vec<u8>,
+    /// Per (manager, lease, kind): calls the holder may still make (in place: a list would
+    /// be one more allocation in every copy of the ghost).
+    pub calls_left: CallSlots,
     /// Per (manager, lease, kind), as bits: called during this tick (at most one call each).
     pub called_this_tick: u64,
     /// The last successful clock write, as (intended base, value written). G2 checks each new
@@ -278,6 +306,16 @@ pub struct Ghost {
     pub quiet_since: u64,
     /// The last value the clock watcher emitted.
     pub watcher_emitted: Option<u64>,
+    /// What only the leadership model observes (`None` elsewhere: a ghost is copied whenever
+    /// it changes, and fields a model never uses would be copied and hashed every time).
+    pub leadership: Option<Shared<LeadershipGhost>>,
+    /// What only the presence model observes (`None` elsewhere).
+    pub presence: Option<Shared<PresenceGhost>>,
+}
+
+/// Ghost observations of the leadership model.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LeadershipGhost {
     /// Leadership tickets not yet resolved.
     pub tickets: Vec<Ticket>,
     /// Per unit: tickets it may still be given.
@@ -286,6 +324,14 @@ pub struct Ghost {
     pub waiters: Vec<u8>,
     /// Bit `m` set: unit `h<m>` has become leader at some point.
     pub leaders: u8,
+    /// Real time since which the leadership lease has been free (T6; kept only where T6 is
+    /// checked).
+    pub free_since: Option<u64>,
+}
+
+/// Ghost observations of the presence model.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PresenceGhost {
     /// Per pinger: real time it last started pinging (or resumed from a pause), while it runs
     /// and is not paused (P5).
     pub pinging_since: Vec<Option<u64>>,
@@ -307,9 +353,52 @@ pub struct Ghost {
     /// not delete. (Pings landing later may reference beings it already judged superseded;
     /// those are an old incarnation's, which the watcher ignores once the being is gone.)
     pub prune_referenced: Vec<u64>,
-    /// Real time since which the leadership lease has been free (T6; kept only where T6 is
-    /// checked).
-    pub free_since: Option<u64>,
+}
+
+/// What a model without leadership observes of it: nothing.
+static NO_LEADERSHIP: LeadershipGhost = LeadershipGhost {
+    tickets: Vec::new(),
+    tickets_left: Vec::new(),
+    waiters: Vec::new(),
+    leaders: 0,
+    free_since: None,
+};
+
+/// What a model without presence observes of it: nothing.
+static NO_PRESENCE: PresenceGhost = PresenceGhost {
+    pinging_since: Vec::new(),
+    seqs: Vec::new(),
+    sent: Vec::new(),
+    last_event: Vec::new(),
+    ever_alive: 0,
+    kills_left: Vec::new(),
+    prunes_left: 0,
+    prune_slot: None,
+    prune_referenced: Vec::new(),
+};
+
+impl Ghost {
+    /// The leadership observations (empty outside the leadership model).
+    pub fn leadership(&self) -> &LeadershipGhost {
+        self.leadership.as_deref().unwrap_or(&NO_LEADERSHIP)
+    }
+
+    /// The leadership observations, to change (copied first if shared).
+    pub fn leadership_mut(&mut self) -> &mut LeadershipGhost {
+        self.leadership
+            .get_or_insert_with(Shared::default)
+            .make_mut()
+    }
+
+    /// The presence observations (empty outside the presence model).
+    pub fn presence(&self) -> &PresenceGhost {
+        self.presence.as_deref().unwrap_or(&NO_PRESENCE)
+    }
+
+    /// The presence observations, to change (copied first if shared).
+    pub fn presence_mut(&mut self) -> &mut PresenceGhost {
+        self.presence.get_or_insert_with(Shared::default).make_mut()
+    }
 }
 
 /// A leadership ticket awaiting its answer (ghost state for T1 and T4).
@@ -426,14 +515,24 @@ impl State {
         sort_by_key(&mut self.flights, |f| (f.proc, f.req.id));
         sort_by_key(&mut self.checked, |f| (f.proc, f.req.id));
         let g = &self.ghost;
-        let ordered = g.calls.is_sorted_by_key(|c| c.req)
-            && g.tickets.is_sorted_by_key(|t| (t.unit, t.id))
-            && g.beliefs.is_sorted_by_key(belief_order);
+        let ordered =
+            g.calls.is_sorted_by_key(|c| c.req) && g.beliefs.is_sorted_by_key(belief_order);
         if !ordered {
             let g = self.ghost.make_mut();
             g.calls.sort_by_key(|c| c.req);
-            g.tickets.sort_by_key(|t| (t.unit, t.id));
             g.beliefs.sort_by_key(belief_order);
+        }
+        let ticket_order = |t: &Ticket| (t.unit, t.id);
+        if !self
+            .ghost
+            .leadership()
+            .tickets
+            .is_sorted_by_key(ticket_order)
+        {
+            self.ghost
+                .leadership_mut()
+                .tickets
+                .sort_by_key(ticket_order);
         }
     }
 
