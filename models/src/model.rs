@@ -446,15 +446,19 @@ impl TenureModel {
 
     /// Queues an actor's requests and observes its notes.
     fn absorb(&self, s: &mut State, p: usize, (reqs, notes): &Out, why: &mut Vec<Violation>) {
-        let base = s.procs[p].actor.clock_base();
-        let incarnation = s.procs[p].incarnation;
-        let proc = u8::try_from(p).unwrap_or(u8::MAX);
-        s.flights.extend(reqs.iter().map(|req| Flight {
-            proc,
-            incarnation,
-            req: req.clone(),
-            clock_base: base,
-        }));
+        // (Writing the requests in flight copies them if they are shared: only when there are
+        // new ones.)
+        if !reqs.is_empty() {
+            let base = s.procs[p].actor.clock_base();
+            let incarnation = s.procs[p].incarnation;
+            let proc = u8::try_from(p).unwrap_or(u8::MAX);
+            s.flights.extend(reqs.iter().map(|req| Flight {
+                proc,
+                incarnation,
+                req: req.clone(),
+                clock_base: base,
+            }));
+        }
         for note in notes {
             // A pinger hands its pings to the batcher at once (an in-process channel).
             let ping = match note {
