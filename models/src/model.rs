@@ -1311,7 +1311,7 @@ impl Model for TenureModel {
         let mut s = last.clone();
         let mut why = Vec::new();
         self.step(&mut s, action, &mut why);
-        self.parts.intern(&mut s);
+        self.parts.intern_from(&mut s, last);
         Some(s)
     }
 

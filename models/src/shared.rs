@@ -78,6 +78,11 @@ impl<T: Clone + Hash> Shared<T> {
             .then_some(Arc::as_ptr(&self.0) as usize)
     }
 
+    /// Whether both are the same value in memory (not merely equal values).
+    pub fn same(&self, other: &Shared<T>) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The value's hash (computed at most once per version).
     pub fn fingerprint(&self) -> u64 {
         let known = self.0.hash.load(Ordering::Relaxed);

@@ -470,6 +470,35 @@ impl Parts {
         self.ghosts.intern(&mut s.ghost);
     }
 
+    /// Points every part of `s` at its kept value, where `s` was made from the kept state
+    /// `parent`: the parts it shares with `parent` are kept already, and are not even looked at
+    /// (each look is a read of memory that is likely out of cache).
+    pub fn intern_from(&self, s: &mut State, parent: &State) {
+        if !s.store.same(&parent.store) {
+            self.stores.intern(&mut s.store);
+        }
+        for store in [&mut s.before_write, &mut s.unreplicated]
+            .into_iter()
+            .flatten()
+        {
+            self.stores.intern(store);
+        }
+        for (i, p) in s.procs.iter_mut().enumerate() {
+            if !parent.procs.get(i).is_some_and(|q| p.same(q)) {
+                self.intern_proc(p);
+            }
+        }
+        if !s.flights.same(&parent.flights) {
+            self.flights.intern(&mut s.flights);
+        }
+        if !s.checked.same(&parent.checked) {
+            self.flights.intern(&mut s.checked);
+        }
+        if !s.ghost.same(&parent.ghost) {
+            self.ghosts.intern(&mut s.ghost);
+        }
+    }
+
     /// Points a store at its kept value.
     pub fn intern_store(&self, s: &mut Shared<MemoryStore>) {
         self.stores.intern(s);
