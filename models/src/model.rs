@@ -119,9 +119,11 @@ impl Action {
 
 /// Whether `bit` was already set in `marks` (outside a search, never), setting it.
 fn already_marked(marks: &Option<Arc<AtomicU64>>, bit: u64) -> bool {
-    marks
-        .as_ref()
-        .is_some_and(|m| m.fetch_or(bit, Ordering::Relaxed) & bit != 0)
+    // A plain read first: once a bit is set (most states past a milestone ask again), no
+    // write to the shared word is needed.
+    marks.as_ref().is_some_and(|m| {
+        m.load(Ordering::Relaxed) & bit != 0 || m.fetch_or(bit, Ordering::Relaxed) & bit != 0
+    })
 }
 
 /// The model of one configuration.
