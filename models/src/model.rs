@@ -828,11 +828,18 @@ impl TenureModel {
                 proc.held.clear();
                 proc.incarnation = proc.incarnation.wrapping_add(1);
                 // The holder lived in the crashed process: its beliefs and calls die with it.
+                // (Only what changes is written: writing the ghost copies it if it is shared.)
                 if let Some(m) = self.manager_of(usize::from(p)) {
-                    s.ghost.beliefs.retain(|b| b.holder != m);
-                    s.ghost.calls.retain(|c| c.manager != m);
-                    if let Some(l) = s.ghost.leadership.as_mut() {
-                        let l = l.make_mut();
+                    if s.ghost.beliefs.iter().any(|b| b.holder == m) {
+                        s.ghost.beliefs.retain(|b| b.holder != m);
+                    }
+                    if s.ghost.calls.iter().any(|c| c.manager == m) {
+                        s.ghost.calls.retain(|c| c.manager != m);
+                    }
+                    let l = s.ghost.leadership();
+                    let waits = l.waiters.get(usize::from(m)).is_some_and(|w| *w > 0);
+                    if waits || l.tickets.iter().any(|t| t.unit == m) {
+                        let l = s.ghost.leadership_mut();
                         l.tickets.retain(|t| t.unit != m);
                         if let Some(w) = l.waiters.get_mut(usize::from(m)) {
                             *w = 0;
