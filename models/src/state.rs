@@ -584,3 +584,54 @@ fn sort_by_key<T: Clone + std::hash::Hash, K: Ord>(
         list.sort_by_key(key);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{Action, TenureModel};
+    use crate::ModelConfig;
+    use tenure::mutant::Protocol;
+
+    /// `Proc::due` is the first real time at which the process's local clock reads its actor's
+    /// deadline, and it follows the actor once the process is kept again.
+    #[test]
+    fn a_process_is_due_exactly_when_its_local_clock_reaches_the_deadline() {
+        let m = TenureModel::new(ModelConfig::default_for(Protocol::Lease));
+        let mut s = m.initial();
+        let mut checked = 0;
+        for p in 0..s.procs.len() {
+            let (Some(deadline), Some(due)) = (s.procs[p].actor.next_deadline(), s.procs[p].due())
+            else {
+                continue;
+            };
+            let clock = s.procs[p].clock;
+            assert!(clock.local(due) >= deadline);
+            assert!(due == 0 || clock.local(due - 1) < deadline);
+            let mut at = s.clone();
+            at.real = due;
+            assert!(m.timer_due(&at, p));
+            if due > 0 {
+                at.real = due - 1;
+                assert!(!m.timer_due(&at, p));
+            }
+            checked += 1;
+        }
+        assert!(checked > 0, "some process has a timer");
+        // Fire a due timer: the process kept afterwards knows its new deadline.
+        m.step(&mut s, Action::Tick, &mut Vec::new());
+        let p = (0..s.procs.len())
+            .find(|p| m.timer_due(&s, *p))
+            .expect("a timer is due after the first tick");
+        let before = s.procs[p].due();
+        let mut next = s.clone();
+        m.step(
+            &mut next,
+            Action::Fire(u8::try_from(p).expect("few processes")),
+            &mut Vec::new(),
+        );
+        let mut kept = next.procs[p].clone();
+        crate::state::Parts::default().intern_proc(&mut kept);
+        let fresh = kept.actor.next_deadline().map(|d| kept.clock.real_of(d));
+        assert_eq!(kept.due(), fresh);
+        assert_ne!(kept.due(), before, "firing moved the timer");
+    }
+}
