@@ -117,6 +117,14 @@ impl Action {
     }
 }
 
+/// A call slot's bit in `Ghost::called_this_tick`.
+fn call_bit(slot: usize) -> u64 {
+    u32::try_from(slot)
+        .ok()
+        .and_then(|s| 1u64.checked_shl(s))
+        .unwrap_or(0)
+}
+
 /// Whether `bit` was already set in `marks` (outside a search, never), setting it.
 fn already_marked(marks: &Option<Arc<AtomicU64>>, bit: u64) -> bool {
     // A plain read first: once a bit is set (most states past a milestone ask again), no
@@ -734,15 +742,17 @@ impl TenureModel {
                 };
                 let p = self.manager_proc(m);
                 let slot = self.call_slot(m, k, kind);
-                let extending =
-                    m == 0 && s.ghost.calls_left[slot] < self.config.claims_first_holder;
+                let left = s.ghost.calls_left.get(slot).copied().unwrap_or(0);
+                let extending = m == 0 && left < self.config.claims_first_holder;
                 let duration = if extending {
                     self.config.extend_duration
                 } else {
                     self.config.lease_duration
                 };
-                s.ghost.calls_left[slot] = s.ghost.calls_left[slot].saturating_sub(1);
-                s.ghost.called_this_tick |= 1 << slot;
+                if let Some(c) = s.ghost.calls_left.get_mut(slot) {
+                    *c = c.saturating_sub(1);
+                }
+                s.ghost.called_this_tick |= call_bit(slot);
                 let req = u64::try_from(slot).unwrap_or(u64::MAX);
                 let global_at_start = observe::global(&s.store);
                 s.ghost.calls.push(Call {
@@ -888,6 +898,8 @@ impl TenureModel {
         s.canonical_order();
     }
 
+    /// Holder `h<m>`'s call slot for `kind` on lease `l<k>` (below `CALL_SLOTS` in every
+    /// valid configuration; a slot past it has no calls left, so it is never called).
     fn call_slot(&self, m: u8, k: u8, kind: CallKind) -> usize {
         (usize::from(m) * usize::from(self.config.leases) + usize::from(k)) * 2
             + usize::from(kind == CallKind::Check)
@@ -1237,8 +1249,8 @@ impl Model for TenureModel {
                         .iter()
                         .any(|c| c.manager == m && c.lease == k && c.kind == kind);
                     let slot = self.call_slot(m, k, kind);
-                    let allowed =
-                        s.ghost.calls_left[slot] > 0 && s.ghost.called_this_tick & (1 << slot) == 0;
+                    let allowed = s.ghost.calls_left.get(slot).is_some_and(|c| *c > 0)
+                        && s.ghost.called_this_tick & call_bit(slot) == 0;
                     if !busy && allowed {
                         actions.push(match kind {
                             CallKind::Claim => Action::Claim(m, k),
