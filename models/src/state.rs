@@ -457,24 +457,21 @@ pub struct Parts {
 impl Parts {
     /// Points every part of `s` at its kept value.
     pub fn intern(&self, s: &mut State) {
-        self.stores.intern(&mut s.store);
-        for store in [&mut s.before_write, &mut s.unreplicated]
-            .into_iter()
-            .flatten()
-        {
-            self.stores.intern(store);
-        }
-        s.procs.iter_mut().for_each(|p| self.intern_proc(p));
-        self.flights.intern(&mut s.flights);
-        self.flights.intern(&mut s.checked);
-        self.ghosts.intern(&mut s.ghost);
+        self.intern_parts(s, None);
     }
 
     /// Points every part of `s` at its kept value, where `s` was made from the kept state
     /// `parent`: the parts it shares with `parent` are kept already, and are not even looked at
     /// (each look is a read of memory that is likely out of cache).
     pub fn intern_from(&self, s: &mut State, parent: &State) {
-        if !s.store.same(&parent.store) {
+        self.intern_parts(s, Some(parent));
+    }
+
+    fn intern_parts(&self, s: &mut State, parent: Option<&State>) {
+        fn kept<T: Clone + std::hash::Hash>(part: &Shared<T>, old: Option<&Shared<T>>) -> bool {
+            old.is_some_and(|o| part.same(o))
+        }
+        if !kept(&s.store, parent.map(|p| &p.store)) {
             self.stores.intern(&mut s.store);
         }
         for store in [&mut s.before_write, &mut s.unreplicated]
@@ -484,17 +481,17 @@ impl Parts {
             self.stores.intern(store);
         }
         for (i, p) in s.procs.iter_mut().enumerate() {
-            if !parent.procs.get(i).is_some_and(|q| p.same(q)) {
+            if !kept(p, parent.and_then(|q| q.procs.get(i))) {
                 self.intern_proc(p);
             }
         }
-        if !s.flights.same(&parent.flights) {
+        if !kept(&s.flights, parent.map(|p| &p.flights)) {
             self.flights.intern(&mut s.flights);
         }
-        if !s.checked.same(&parent.checked) {
+        if !kept(&s.checked, parent.map(|p| &p.checked)) {
             self.flights.intern(&mut s.checked);
         }
-        if !s.ghost.same(&parent.ghost) {
+        if !kept(&s.ghost, parent.map(|p| &p.ghost)) {
             self.ghosts.intern(&mut s.ghost);
         }
     }
