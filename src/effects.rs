@@ -20,6 +20,28 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct OpId(pub u64);
 
+impl OpId {
+    /// This id renumbered `by` lower (see [`Renumber`]).
+    pub fn lowered(self, by: u64) -> OpId {
+        debug_assert!(self.0 >= by, "{self:?} renumbered below 0 (by {by})");
+        OpId(self.0.saturating_sub(by))
+    }
+}
+
+/// An actor whose operation ids can be renumbered. An id does one thing: it matches a reply to
+/// its request. So lowering every id an actor holds, and the ids of its requests still
+/// unanswered, by the same amount changes nothing the actor does. The model checker renumbers
+/// so that states differing only in how many operations came before are one state (the ids
+/// are a history no property needs; DESIGN.md, compact state).
+pub trait Renumber {
+    /// The lowest id the actor still holds: its oldest unanswered request's, or else the next
+    /// id it will hand out.
+    fn oldest_op_id(&self) -> OpId;
+    /// Lowers every id the actor holds by `by`, at most [`Renumber::oldest_op_id`]. The caller
+    /// renumbers the actor's requests still in flight the same way.
+    fn lower_op_ids(&mut self, by: u64);
+}
+
 /// A store operation the executor must run, then answer with `handle_reply(id, result, now)`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Request {
@@ -90,5 +112,20 @@ impl OpIds {
         let id = OpId(self.next);
         self.next += 1;
         Request { id, op }
+    }
+
+    /// The id the next request will get.
+    pub fn next(&self) -> OpId {
+        OpId(self.next)
+    }
+
+    /// The oldest of `held` (the ids an actor still waits on), or else the next id.
+    pub fn oldest(&self, held: impl IntoIterator<Item = OpId>) -> OpId {
+        held.into_iter().min().unwrap_or(self.next())
+    }
+
+    /// Hands out ids `by` lower from now on (see [`Renumber`]).
+    pub fn lower(&mut self, by: u64) {
+        self.next = self.next().lowered(by).0;
     }
 }

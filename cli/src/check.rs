@@ -96,6 +96,7 @@ fn overridden(mut c: ModelConfig, args: &ModelArgs) -> Result<ModelConfig, Strin
     }
     c.symmetry = args.symmetry;
     c.partial_order = !args.no_partial_order;
+    c.renumber = !args.no_renumbering;
     c.mutant = mutant(&args.mutant)?;
     if let Some(list) = &args.only {
         c.only = Some(CheckedProperty::parse_list(list).map_err(|e| format!("--only: {e}"))?);

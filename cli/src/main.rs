@@ -101,6 +101,10 @@ pub struct ModelArgs {
     /// flight), to cross-check the partial-order reduction: more states, same verdicts.
     #[arg(long)]
     pub no_partial_order: bool,
+    /// Keep each process's operation ids as issued instead of renumbering them from 0, to
+    /// cross-check the renumbering: more states, same verdicts.
+    #[arg(long)]
+    pub no_renumbering: bool,
     /// Check only these properties, by key: property ids (L6, G1, ...) and milestones
     /// (claimed, changed, expired, denied, advance, emitted, leader, moved, minion, alive, died,
     /// pruned), comma-separated. Same states, less work per state; needs one --protocol.

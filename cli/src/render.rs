@@ -35,6 +35,9 @@ pub fn reproduce_command(c: &ModelConfig) -> String {
     if !c.partial_order {
         cmd.push_str(" --no-partial-order");
     }
+    if !c.renumber {
+        cmd.push_str(" --no-renumbering");
+    }
     if let Some(only) = &c.only {
         let keys: Vec<&str> = only.iter().map(|p| p.key()).collect();
         let _ = write!(cmd, " --only {}", keys.join(","));

@@ -46,6 +46,7 @@ struct ConfigSummary {
     mutant: Option<String>,
     symmetry: bool,
     partial_order: bool,
+    renumber: bool,
     /// The property keys `--only` chose (absent: every property).
     only: Option<Vec<&'static str>>,
 }
@@ -80,6 +81,7 @@ pub fn summary(run: &str, model: &TenureModel, r: &CheckReport) -> Summary {
             mutant: c.mutant.map(|m| m.name().to_owned()),
             symmetry: c.symmetry,
             partial_order: c.partial_order,
+            renumber: c.renumber,
             only: c
                 .only
                 .as_ref()

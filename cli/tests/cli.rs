@@ -48,10 +48,11 @@ fn clock_check_passes_and_writes_a_versioned_summary() {
     assert!(v["unique_states"].as_u64().unwrap() > 1000);
 }
 
-/// `--no-partial-order` explores every order of the steps the reduction would fire first: more
-/// states, the same verdicts, and the summary and the reproducing command say so.
+/// `--no-partial-order` explores every order of the steps the reduction would fire first, and
+/// `--no-renumbering` keeps operation ids as issued: more states, the same verdicts, and the
+/// summary and the reproducing command say so.
 #[test]
-fn every_order_can_be_explored_to_cross_check_the_reduction() {
+fn each_reduction_can_be_switched_off_to_cross_check_it() {
     let dir = scratch("every-order");
     let summary = |extra: &[&str]| {
         let args = [&["check", "--protocol", "clock"], extra].concat();
@@ -60,20 +61,24 @@ fn every_order_can_be_explored_to_cross_check_the_reduction() {
         let json = std::fs::read_to_string(dir.join("check/clock/summary.json")).unwrap();
         serde_json::from_str::<serde_json::Value>(&json).unwrap()
     };
-    let (reduced, every) = (summary(&[]), summary(&["--no-partial-order"]));
-    assert_eq!(reduced["config"]["partial_order"], true);
-    assert_eq!(every["config"]["partial_order"], false);
-    let states = |v: &serde_json::Value| v["unique_states"].as_u64().unwrap();
-    assert!(states(&every) > states(&reduced), "{every} vs {reduced}");
-    assert_eq!(every["properties"], reduced["properties"]);
-    assert!(every["reproduce"]
-        .as_str()
-        .unwrap()
-        .ends_with("--no-partial-order"));
-    assert!(!reduced["reproduce"]
-        .as_str()
-        .unwrap()
-        .contains("--no-partial-order"));
+    let reduced = summary(&[]);
+    let reproduce = |v: &serde_json::Value| v["reproduce"].as_str().unwrap().to_owned();
+    for (flag, key) in [
+        ("--no-partial-order", "partial_order"),
+        ("--no-renumbering", "renumber"),
+    ] {
+        let every = summary(&[flag]);
+        assert_eq!(reduced["config"][key], true);
+        assert_eq!(every["config"][key], false);
+        let states = |v: &serde_json::Value| v["unique_states"].as_u64().unwrap();
+        assert!(
+            states(&every) > states(&reduced),
+            "{flag}: {every} vs {reduced}"
+        );
+        assert_eq!(every["properties"], reduced["properties"]);
+        assert!(reproduce(&every).ends_with(flag));
+        assert!(!reproduce(&reduced).contains(flag));
+    }
 }
 
 /// `--only` checks the properties named by key, over the same states, and a failure's

@@ -75,6 +75,10 @@ pub struct ModelConfig {
     /// Partial-order reduction: a step that commutes with everything that can happen before it
     /// is explored alone (see [`crate::reduction`]). On by default; off to cross-check.
     pub partial_order: bool,
+    /// Renumber each process's operation ids from 0 whenever nothing else in the state refers
+    /// to them (`TenureModel::alone`), so that states differing only in how many operations
+    /// came before are one state. On by default; off to cross-check.
+    pub renumber: bool,
     /// Check only these properties (`None`: every property the configuration checks). The
     /// state space is the same; fewer properties are evaluated in each state.
     pub only: Option<Vec<CheckedProperty>>,
@@ -116,6 +120,7 @@ impl ModelConfig {
             mutant: None,
             symmetry: false,
             partial_order: true,
+            renumber: true,
             only: None,
         };
         match protocol {
@@ -367,6 +372,9 @@ impl fmt::Display for ModelConfig {
         }
         if !self.partial_order {
             write!(f, ", no partial-order reduction")?;
+        }
+        if !self.renumber {
+            write!(f, ", operation ids as issued")?;
         }
         if let Some(only) = &self.only {
             write!(

@@ -50,8 +50,9 @@ pub(crate) struct StoreOutcome {
     pub(crate) changed: Option<Arc<WatchedChange>>,
 }
 
-/// A process's transitions.
-pub type ActorMemo = Memo<Proc, Input, Arc<Out>>;
+/// A process's transitions: what it was handed, and whether its operation ids are renumbered
+/// afterwards (`TenureModel::alone`).
+pub type ActorMemo = Memo<Proc, (Input, bool), Arc<Out>>;
 
 /// The store's transitions.
 pub(crate) type StoreMemo = Memo<MemoryStore, StoreInput, StoreOutcome>;
@@ -140,8 +141,8 @@ mod tests {
             let mut p = start.clone();
             let out = memo.call(
                 &mut p,
-                Input::Timeout(now),
-                |proc, input| {
+                (Input::Timeout(now), false),
+                |proc, (input, _)| {
                     runs.set(runs.get() + 1);
                     let Input::Timeout(now) = input else {
                         unreachable!("a timeout was given")

@@ -484,9 +484,15 @@ impl TenureModel {
             if let Some((model, slot, field, bit)) = ping {
                 let b = usize::from(self.config.pingers);
                 let now = self.now(s, b);
-                if let Actor::Batcher(batcher) = &mut s.proc_mut(b).actor {
-                    let fx = batcher.handle_ping(&model, slot, &field, bit, now);
-                    self.absorb(s, b, &split(fx, Note::Batcher), why);
+                let out = self.call_directly(s, b, |a| match a {
+                    Actor::Batcher(x) => Some(split(
+                        x.handle_ping(&model, slot, &field, bit, now),
+                        Note::Batcher,
+                    )),
+                    _ => None,
+                });
+                if let Some(out) = out {
+                    self.absorb(s, b, &out, why);
                 }
             }
         }
@@ -519,6 +525,21 @@ impl TenureModel {
         self.absorb(s, p, &out, why);
     }
 
+    /// Whether nothing in `s` outside process `p` refers to its operation ids: no request of
+    /// its present life in flight (or filter-checked, waiting to write) and no reply held for
+    /// it. Its ids may then be renumbered from 0 along with the requests it is about to issue,
+    /// so that states differing only in how many operations came before are one state.
+    pub(crate) fn alone(&self, s: &State, p: usize) -> bool {
+        let proc = &s.procs[p];
+        self.config.renumber
+            && proc.held.is_empty()
+            && !s
+                .flights
+                .iter()
+                .chain(s.checked.iter())
+                .any(|f| usize::from(f.proc) == p && f.incarnation == proc.incarnation)
+    }
+
     /// The store's answer `r`, kept (so that the transitions it starts are looked up by where
     /// it is kept rather than by comparing documents).
     fn answer(&self, r: OpResult) -> Answer {
@@ -529,23 +550,47 @@ impl TenureModel {
 
     /// Hands process `p` a timer or a reply (remembered: the actors are pure).
     fn call_actor(&self, s: &mut State, p: usize, input: Input) -> Arc<Out> {
-        self.run_actor(&mut s.procs[p], input)
+        let alone = self.alone(s, p);
+        self.run_actor(&mut s.procs[p], input, alone)
     }
 
     /// Hands `proc` a timer or a reply, remembered: the actors are pure, so each (kept process,
-    /// input) is computed once, and its output shared by every state that replays it.
-    pub(crate) fn run_actor(&self, proc: &mut Shared<Proc>, input: Input) -> Arc<Out> {
+    /// input) is computed once, and its output shared by every state that replays it. `alone`
+    /// ([`TenureModel::alone`]): renumber its operation ids afterwards.
+    pub(crate) fn run_actor(&self, proc: &mut Shared<Proc>, input: Input, alone: bool) -> Arc<Out> {
         self.actor_memo.call(
             proc,
-            input,
-            |proc, input| match input {
-                Input::Timeout(now) => Arc::new(proc.make_mut().actor.timeout(now)),
-                Input::Reply(id, result, now) => {
-                    Arc::new(proc.make_mut().actor.reply(id, (*result).clone(), now))
+            (input, alone),
+            |proc, (input, alone)| {
+                let actor = &mut proc.make_mut().actor;
+                let mut out = match input {
+                    Input::Timeout(now) => actor.timeout(now),
+                    Input::Reply(id, result, now) => actor.reply(id, (*result).clone(), now),
+                };
+                if alone {
+                    actor.renumber(&mut out);
                 }
+                Arc::new(out)
             },
             |proc| self.parts.intern_proc(proc),
         )
+    }
+
+    /// Makes a call on process `p`'s actor that is not remembered (an API call, a kill),
+    /// renumbering its operation ids afterwards when it is [`TenureModel::alone`].
+    fn call_directly(
+        &self,
+        s: &mut State,
+        p: usize,
+        call: impl FnOnce(&mut Actor) -> Option<Out>,
+    ) -> Option<Out> {
+        let alone = self.alone(s, p);
+        let actor = &mut s.proc_mut(p).actor;
+        let mut out = call(actor)?;
+        if alone {
+            actor.renumber(&mut out);
+        }
+        Some(out)
     }
 
     /// Applies `f` to the store and observes what changed.
@@ -660,13 +705,19 @@ impl TenureModel {
                         s.ghost.presence().kills_left[p].saturating_sub(1);
                     s.ghost.presence_mut().pinging_since[p] = None;
                 }
-                if let Actor::Pinger(x) = &mut s.proc_mut(p).actor {
-                    let fx = if stop {
-                        x.handle_kill(now)
-                    } else {
-                        x.handle_start(now)
-                    };
-                    self.absorb(s, p, &split(fx, Note::Pinger), why);
+                let out = self.call_directly(s, p, |a| match a {
+                    Actor::Pinger(x) => Some(split(
+                        if stop {
+                            x.handle_kill(now)
+                        } else {
+                            x.handle_start(now)
+                        },
+                        Note::Pinger,
+                    )),
+                    _ => None,
+                });
+                if let Some(out) = out {
+                    self.absorb(s, p, &out, why);
                 }
             }
             Action::Prune => {
@@ -682,9 +733,12 @@ impl TenureModel {
                 s.ghost.presence_mut().prune_referenced =
                     presence::kept_references(self, &s.store, slot);
                 let now = self.now(s, p);
-                if let Actor::Pruner(x) = &mut s.proc_mut(p).actor {
-                    let fx = x.handle_prune(slot, now);
-                    self.absorb(s, p, &split(fx, Note::Pruner), why);
+                let out = self.call_directly(s, p, |a| match a {
+                    Actor::Pruner(x) => Some(split(x.handle_prune(slot, now), Note::Pruner)),
+                    _ => None,
+                });
+                if let Some(out) = out {
+                    self.absorb(s, p, &out, why);
                 }
             }
             Action::Deliver(i, how) => {
@@ -771,22 +825,21 @@ impl TenureModel {
                         .get(usize::from(m))
                         .map_or("", String::as_str),
                 );
-                let out = match &mut s.proc_mut(p).actor {
-                    Actor::Manager(a) => {
-                        let fx = match kind {
+                let out = self.call_directly(s, p, |a| match a {
+                    Actor::Manager(a) => Some(split(
+                        match kind {
                             CallKind::Claim => {
                                 a.handle_claim(RequestId(req), lease, holder, duration, now)
                             }
                             CallKind::Check => a.handle_check(RequestId(req), lease, holder, now),
-                        };
-                        (
-                            shared(fx.requests),
-                            fx.notifications.into_iter().map(Note::Manager).collect(),
-                        )
-                    }
-                    _ => (Vec::new(), Vec::new()),
-                };
-                self.absorb(s, p, &out, why);
+                        },
+                        Note::Manager,
+                    )),
+                    _ => None,
+                });
+                if let Some(out) = out {
+                    self.absorb(s, p, &out, why);
+                }
             }
             Action::Ticket(m, kind) => {
                 let p = self.manager_proc(m);
@@ -795,15 +848,23 @@ impl TenureModel {
                     s.ghost.leadership().tickets_left[mi].saturating_sub(1);
                 let now = self.now(s, p);
                 let issued = self.real(s);
-                if let Actor::Unit(u) = &mut s.proc_mut(p).actor {
-                    let (id, fx) = u.handle_ticket(kind, now);
+                let mut ticket = None;
+                let out = self.call_directly(s, p, |a| match a {
+                    Actor::Unit(u) => {
+                        let (id, fx) = u.handle_ticket(kind, now);
+                        ticket = Some(id);
+                        Some(split(fx, unit_note))
+                    }
+                    _ => None,
+                });
+                if let (Some(id), Some(out)) = (ticket, out) {
                     s.ghost.leadership_mut().tickets.push(Ticket {
                         unit: m,
                         id: id.0,
                         kind,
                         issued,
                     });
-                    self.absorb(s, p, &split(fx, unit_note), why);
+                    self.absorb(s, p, &out, why);
                 }
             }
             Action::Pause(p) => {
@@ -816,12 +877,11 @@ impl TenureModel {
             }
             Action::Resume(p) => {
                 let p = usize::from(p);
-                let held = {
-                    let proc = s.proc_mut(p);
-                    proc.paused = false;
-                    std::mem::take(&mut proc.held)
-                };
-                for (id, result) in held {
+                s.proc_mut(p).paused = false;
+                // One at a time, the rest still held: they refer to the process's operation
+                // ids, so it is not renumbered before the last (`alone`).
+                while !s.procs[p].held.is_empty() {
+                    let (id, result) = s.proc_mut(p).held.remove(0);
                     self.deliver_reply(s, p, id, result, why);
                 }
                 if let Some(PresenceRole::Pinger(i)) = self.presence_role(p) {

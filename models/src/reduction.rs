@@ -54,7 +54,11 @@ pub(crate) fn lone_timer(model: &TenureModel, s: &State) -> Option<Action> {
         // note is what could reach the ghost or another process, see `TenureModel::absorb`);
         // when it does report, the whole step tells (many notes change nothing observed).
         let now = model.now(s, p);
-        let out = model.run_actor(&mut s.procs[p].clone(), Input::Timeout(now));
+        let out = model.run_actor(
+            &mut s.procs[p].clone(),
+            Input::Timeout(now),
+            model.alone(s, p),
+        );
         let (_, notes) = &*out;
         let action = Action::Fire(p8);
         debug_assert!(

@@ -5,7 +5,7 @@ use crate::config::{LEASES_MAX, PROCESSES_MAX};
 use crate::shared::{Interner, Shared};
 use tenure::clock::watcher::WatcherOutput;
 use tenure::clock::{ClockWatcher, Updater, UpdaterOutput};
-use tenure::effects::{Effects, OpId, Request};
+use tenure::effects::{Effects, OpId, Renumber, Request};
 use tenure::leadership::{TicketKind, TrackerOutput, Unit, UnitOutput};
 use tenure::lease::{LeaseManager, ManagerOutput};
 use tenure::presence::batcher::BatcherOutput;
@@ -128,6 +128,35 @@ impl Actor {
                 split(a.handle_reply(id, result, now), Note::PresenceWatcher)
             }
             Actor::Pruner(a) => split(a.handle_reply(id, result, now), Note::Pruner),
+        }
+    }
+
+    /// Renumbers the actor's operation ids from 0, and those of `out`, the requests it just
+    /// issued (see [`Renumber`]): the caller has made sure nothing else refers to them
+    /// ([`crate::model::TenureModel::alone`]).
+    pub fn renumber(&mut self, out: &mut Out) {
+        fn lower(a: &mut impl Renumber) -> u64 {
+            let by = a.oldest_op_id().0;
+            if by > 0 {
+                a.lower_op_ids(by);
+            }
+            by
+        }
+        let by = match self {
+            Actor::Updater(a) => lower(a),
+            Actor::ClockWatcher(a) => lower(a),
+            Actor::Manager(a) => lower(a.as_mut()),
+            Actor::Unit(a) => lower(a.as_mut()),
+            Actor::Pinger(a) => lower(a.as_mut()),
+            Actor::Batcher(a) => lower(a.as_mut()),
+            Actor::PresenceWatcher(a) => lower(a.as_mut()),
+            Actor::Pruner(a) => lower(a.as_mut()),
+        };
+        if by > 0 {
+            for req in &mut out.0 {
+                let req = req.make_mut();
+                req.id = req.id.lowered(by);
+            }
         }
     }
 

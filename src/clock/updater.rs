@@ -9,7 +9,7 @@
 //! dependency engine restarts a dead worker.
 
 use super::{decode, ClockError, Reader, CLOCK_ID, TIME_FIELD};
-use crate::effects::{Effects, OpId, OpIds};
+use crate::effects::{Effects, OpId, OpIds, Renumber};
 use crate::mutant::Mutant;
 use crate::substrate::{
     fields, Collection, Fields, Op, OpResult, ReadConcern, Reply, Update, Value,
@@ -105,6 +105,19 @@ pub struct Updater {
     next_tick: Option<LocalTime>,
     in_flight: Option<(OpId, Pending)>,
     last_now: LocalTime,
+}
+
+impl Renumber for Updater {
+    fn oldest_op_id(&self) -> OpId {
+        self.ids.oldest(self.in_flight.as_ref().map(|(id, _)| *id))
+    }
+
+    fn lower_op_ids(&mut self, by: u64) {
+        if let Some((id, _)) = &mut self.in_flight {
+            *id = id.lowered(by);
+        }
+        self.ids.lower(by);
+    }
 }
 
 impl Updater {

@@ -6,7 +6,7 @@
 //! sees only the newest pending value.
 
 use super::{ClockError, Reader};
-use crate::effects::{Effects, OpId, OpIds};
+use crate::effects::{Effects, OpId, OpIds, Renumber};
 use crate::mutant::Mutant;
 use crate::substrate::{OpResult, ReadConcern};
 use crate::time::{GlobalTime, LocalTime};
@@ -39,6 +39,17 @@ pub struct ClockWatcher {
     last_emitted: Option<GlobalTime>,
     next_poll: Option<LocalTime>,
     in_flight: Option<OpId>,
+}
+
+impl Renumber for ClockWatcher {
+    fn oldest_op_id(&self) -> OpId {
+        self.ids.oldest(self.in_flight)
+    }
+
+    fn lower_op_ids(&mut self, by: u64) {
+        self.in_flight = self.in_flight.map(|id| id.lowered(by));
+        self.ids.lower(by);
+    }
 }
 
 impl ClockWatcher {

@@ -7,7 +7,7 @@
 //! own: it is the routing every executor would otherwise write.
 
 use super::tracker::{ClaimResult, TicketId, TicketKind, Tracker, TrackerConfig, TrackerOutput};
-use crate::effects::{Effects, OpId};
+use crate::effects::{Effects, OpId, Renumber};
 use crate::lease::{LeaseManager, ManagerConfig, ManagerOutput, RequestId};
 use crate::substrate::OpResult;
 use crate::time::LocalTime;
@@ -36,6 +36,17 @@ pub struct Unit {
     tracker: Tracker,
     waiting: BTreeMap<RequestId, Waiting>,
     next_req: u64,
+}
+
+/// The unit's operations are its manager's (the tracker talks to the manager, not the store).
+impl Renumber for Unit {
+    fn oldest_op_id(&self) -> OpId {
+        self.manager.oldest_op_id()
+    }
+
+    fn lower_op_ids(&mut self, by: u64) {
+        self.manager.lower_op_ids(by);
+    }
 }
 
 impl Unit {

@@ -19,7 +19,7 @@
 
 use super::store::{LeaseStore, StoreError, StoreStep, StoreSuccess};
 use super::{Epoch, LeaseInfo};
-use crate::effects::{Effects, OpId, OpIds};
+use crate::effects::{Effects, OpId, OpIds, Renumber};
 use crate::jitter::Jitter;
 use crate::mutant::Mutant;
 use crate::substrate::OpResult;
@@ -271,6 +271,19 @@ pub struct LeaseManager {
     next_tick: Option<LocalTime>,
     stopped: bool,
     last_now: LocalTime,
+}
+
+impl Renumber for LeaseManager {
+    fn oldest_op_id(&self) -> OpId {
+        self.ids.oldest(self.running.as_ref().map(|(id, _)| *id))
+    }
+
+    fn lower_op_ids(&mut self, by: u64) {
+        if let Some((id, _)) = &mut self.running {
+            *id = id.lowered(by);
+        }
+        self.ids.lower(by);
+    }
 }
 
 impl LeaseManager {

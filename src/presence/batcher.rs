@@ -8,7 +8,7 @@
 //! `presence-inc-resend` mutant shows).
 
 use super::BATCH_MAX;
-use crate::effects::{Effects, OpId, OpIds};
+use crate::effects::{Effects, OpId, OpIds, Renumber};
 use crate::jitter::Jitter;
 use crate::mutant::Mutant;
 use crate::substrate::{fields, Collection, Fields, Op, OpResult, Update, Value};
@@ -68,6 +68,20 @@ pub struct Batcher {
     in_flight: BTreeMap<OpId, (Pending, LocalTime)>,
     next_flush: Option<LocalTime>,
     stopped: bool,
+}
+
+impl Renumber for Batcher {
+    fn oldest_op_id(&self) -> OpId {
+        self.ids.oldest(self.in_flight.keys().copied())
+    }
+
+    fn lower_op_ids(&mut self, by: u64) {
+        self.in_flight = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .map(|(id, v)| (id.lowered(by), v))
+            .collect();
+        self.ids.lower(by);
+    }
 }
 
 impl Batcher {

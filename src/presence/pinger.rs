@@ -6,7 +6,7 @@
 //! [`super::Batcher`] as [`PingerOutput::Ping`]. `kill` marks the sequence dead in its last slot.
 
 use super::{encode_seq, OffsetProbe, PresenceConfig, ProbeStep, Seq, SlotClock};
-use crate::effects::{Effects, OpId, OpIds};
+use crate::effects::{Effects, OpId, OpIds, Renumber};
 use crate::substrate::{fields, Collection, Document, Fields, Op, OpResult, Reply, Update, Value};
 use crate::time::LocalTime;
 use crate::validate::{check_name, InputError};
@@ -59,6 +59,17 @@ pub struct Pinger {
     seq: Option<Seq>,
     last_slot: Option<i64>,
     next_ping: Option<LocalTime>,
+}
+
+impl Renumber for Pinger {
+    fn oldest_op_id(&self) -> OpId {
+        self.ids.oldest(self.in_flight)
+    }
+
+    fn lower_op_ids(&mut self, by: u64) {
+        self.in_flight = self.in_flight.map(|id| id.lowered(by));
+        self.ids.lower(by);
+    }
 }
 
 impl Pinger {

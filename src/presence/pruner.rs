@@ -3,7 +3,7 @@
 //! references. It never removes the newest being of a key (P6).
 
 use super::{beings_by_key, decode_being, PresenceConfig, Seq, SlotBits, BATCH_MAX};
-use crate::effects::{Effects, OpId, OpIds};
+use crate::effects::{Effects, OpId, OpIds, Renumber};
 use crate::jitter::Jitter;
 use crate::mutant::Mutant;
 use crate::substrate::{Collection, Op, OpResult, ReadConcern, Reply, Selector};
@@ -83,6 +83,19 @@ pub struct Pruner {
     mutant: Option<Mutant>,
     ids: OpIds,
     phase: Option<(OpId, Phase)>,
+}
+
+impl Renumber for Pruner {
+    fn oldest_op_id(&self) -> OpId {
+        self.ids.oldest(self.phase.as_ref().map(|(id, _)| *id))
+    }
+
+    fn lower_op_ids(&mut self, by: u64) {
+        if let Some((id, _)) = &mut self.phase {
+            *id = id.lowered(by);
+        }
+        self.ids.lower(by);
+    }
 }
 
 impl Pruner {

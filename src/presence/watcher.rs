@@ -9,7 +9,7 @@
 use super::{
     decode_being, OffsetProbe, PresenceConfig, ProbeStep, Seq, SlotBits, SlotClock, BATCH_MAX,
 };
-use crate::effects::{Effects, OpId, OpIds};
+use crate::effects::{Effects, OpId, OpIds, Renumber};
 use crate::mutant::Mutant;
 use crate::substrate::{Collection, CorruptDocument, Op, OpResult, ReadConcern, Reply, Selector};
 use crate::time::LocalTime;
@@ -84,6 +84,19 @@ pub struct PresenceWatcher {
     /// Watches registered before the first sync: their first event waits for it, so that a
     /// (re)started watcher never reports a live key dead merely because it has not looked yet.
     awaiting_first: BTreeSet<WatchId>,
+}
+
+impl Renumber for PresenceWatcher {
+    fn oldest_op_id(&self) -> OpId {
+        self.ids.oldest(self.phase.as_ref().map(|(id, _)| *id))
+    }
+
+    fn lower_op_ids(&mut self, by: u64) {
+        if let Some((id, _)) = &mut self.phase {
+            *id = id.lowered(by);
+        }
+        self.ids.lower(by);
+    }
 }
 
 impl PresenceWatcher {

@@ -1,0 +1,152 @@
+//! Renumbering an actor's operation ids (`tenure::effects::Renumber`) changes nothing it does.
+//! The model checker relies on it to make states that differ only in how many operations came
+//! before one state.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+use tenure::clock::{Updater, UpdaterConfig};
+use tenure::effects::{Effects, OpId, Renumber, Request};
+use tenure::lease::{LeaseManager, ManagerConfig, RequestId};
+use tenure::substrate::{MemoryStore, OpResult};
+use tenure::time::LocalTime;
+
+/// An actor as the drivers below see it.
+trait Driven: Renumber + Clone {
+    type Note: PartialEq + std::fmt::Debug;
+    fn reply(&mut self, id: OpId, result: OpResult, now: LocalTime) -> Effects<Self::Note>;
+}
+
+impl Driven for LeaseManager {
+    type Note = tenure::lease::ManagerOutput;
+    fn reply(&mut self, id: OpId, result: OpResult, now: LocalTime) -> Effects<Self::Note> {
+        self.handle_reply(id, result, now)
+    }
+}
+
+impl Driven for Updater {
+    type Note = tenure::clock::UpdaterOutput;
+    fn reply(&mut self, id: OpId, result: OpResult, now: LocalTime) -> Effects<Self::Note> {
+        self.handle_reply(id, result, now)
+    }
+}
+
+/// Two copies of one actor, fed the same inputs on stores of their own: `plain` keeps its ids,
+/// `renumbered` is renumbered from 0 after every call (its requests in flight with it), as the
+/// model checker does. `offset` is how far the renumbered one's ids are below the plain one's.
+struct Pair<A: Driven> {
+    plain: A,
+    renumbered: A,
+    stores: [MemoryStore; 2],
+    in_flight: VecDeque<(Request, Request)>,
+    offset: u64,
+    renumbered_by: u64,
+}
+
+impl<A: Driven> Pair<A> {
+    fn new(actor: A) -> Self {
+        Pair {
+            renumbered: actor.clone(),
+            plain: actor,
+            stores: [MemoryStore::new(), MemoryStore::new()],
+            in_flight: VecDeque::new(),
+            offset: 0,
+            renumbered_by: 0,
+        }
+    }
+
+    /// Makes one call on both copies (`call` is told which: 0 plain, 1 renumbered), then
+    /// renumbers.
+    fn call(&mut self, call: impl Fn(&mut A, usize) -> Effects<A::Note>) -> Vec<A::Note> {
+        let (p, mut r) = (call(&mut self.plain, 0), call(&mut self.renumbered, 1));
+        assert_eq!(p.notifications, r.notifications);
+        assert_eq!(p.requests.len(), r.requests.len());
+        let by = self.renumbered.oldest_op_id().0;
+        self.renumbered.lower_op_ids(by);
+        for (_, req) in self.in_flight.iter_mut() {
+            req.id = req.id.lowered(by);
+        }
+        for req in &mut r.requests {
+            req.id = req.id.lowered(by);
+        }
+        self.offset += by;
+        self.renumbered_by += by;
+        for (p, r) in p.requests.into_iter().zip(r.requests) {
+            assert_eq!(p.op, r.op, "the same operation");
+            assert_eq!(
+                p.id.0,
+                r.id.0 + self.offset,
+                "ids shifted by the renumbering"
+            );
+            self.in_flight.push_back((p, r));
+        }
+        assert_eq!(
+            self.renumbered.oldest_op_id(),
+            self.in_flight
+                .front()
+                .map_or(OpId(self.plain.oldest_op_id().0 - self.offset), |(_, r)| r
+                    .id),
+        );
+        p.notifications
+    }
+
+    /// Runs every request in flight, in order, answering both copies.
+    fn settle(&mut self, now: LocalTime) -> Vec<A::Note> {
+        let mut notes = Vec::new();
+        while let Some((p, r)) = self.in_flight.pop_front() {
+            let (pr, rr) = (self.stores[0].apply(&p.op), self.stores[1].apply(&r.op));
+            assert_eq!(pr, rr, "the stores answer alike");
+            let answers = [(p.id, pr), (r.id, rr)];
+            notes.extend(self.call(|a, i| a.reply(answers[i].0, answers[i].1.clone(), now)));
+        }
+        notes
+    }
+}
+
+fn at(secs: u64) -> LocalTime {
+    LocalTime(secs * 1_000_000_000)
+}
+
+#[test]
+fn a_renumbered_lease_manager_claims_checks_and_expires_as_the_original() {
+    let manager = LeaseManager::new(ManagerConfig::new("app", "ctl-0")).expect("valid config");
+    let mut pair = Pair::new(manager);
+    pair.call(|m, _| m.handle_start(at(1)));
+    pair.settle(at(1));
+    let d = Duration::from_secs(3);
+    pair.call(|m, _| m.handle_claim(RequestId(1), "l0", "h0", d, at(2)));
+    let claimed = pair.settle(at(2));
+    assert!(
+        claimed
+            .iter()
+            .any(|n| matches!(n, tenure::lease::ManagerOutput::Claimed { .. })),
+        "{claimed:?}"
+    );
+    pair.call(|m, _| m.handle_check(RequestId(2), "l0", "h0", at(3)));
+    pair.call(|m, _| m.handle_claim(RequestId(3), "l0", "h0", d, at(3)));
+    pair.settle(at(3));
+    for t in 4..40 {
+        pair.call(|m, _| m.handle_timeout(at(t)));
+        pair.settle(at(t));
+    }
+    assert!(pair.renumbered_by > 0, "the renumbering was exercised");
+    assert_eq!(pair.renumbered.oldest_op_id(), OpId(0));
+}
+
+#[test]
+fn a_renumbered_clock_updater_advances_as_the_original() {
+    let updater = Updater::new(UpdaterConfig::juju()).expect("valid config");
+    let mut pair = Pair::new(updater);
+    pair.call(|u, _| u.handle_start(at(0)));
+    pair.settle(at(0));
+    let mut advanced = 0;
+    for t in 1..20 {
+        pair.call(|u, _| u.handle_timeout(at(t)));
+        advanced += pair
+            .settle(at(t))
+            .iter()
+            .filter(|n| matches!(n, tenure::clock::UpdaterOutput::Advanced { .. }))
+            .count();
+    }
+    assert!(advanced > 5, "the clock advanced {advanced} times");
+    assert!(pair.renumbered_by > 5);
+}
