@@ -37,6 +37,13 @@
 //! memory. `model.rs` is the place to change any of these. Within a tick, a timer that
 //! commutes with every other step is fired before them rather than in every position among
 //! them ([`reduction`]; `ModelConfig::partial_order`).
+//!
+//! # Compact state
+//! Parts are interned ([`shared`]), and a state keeps no history a property does not read: of
+//! the clock document's changes only what G2, G3 and G6 compare with, and each process's
+//! operation ids renumbered from 0 whenever nothing outside it refers to them
+//! (`tenure::effects::Renumber`, `TenureModel::alone`; `ModelConfig::renumber`), so that runs
+//! differing only in how many operations came before are one state.
 
 pub mod config;
 pub mod faults;

@@ -133,7 +133,7 @@ impl Actor {
 
     /// Renumbers the actor's operation ids from 0, and those of `out`, the requests it just
     /// issued (see [`Renumber`]): the caller has made sure nothing else refers to them
-    /// ([`crate::model::TenureModel::alone`]).
+    /// (`TenureModel::alone`).
     pub fn renumber(&mut self, out: &mut Out) {
         fn lower(a: &mut impl Renumber) -> u64 {
             let by = a.oldest_op_id().0;

@@ -161,7 +161,7 @@ pub fn g4_only_written_values(
 
 /// G6 (bounded liveness): at real time `now`, global time last changed at real `last_change`
 /// and no fault has struck since real `quiet_since`; from the later of the two, at most `window`
-/// may pass without an advance (see [`super::overdue`]).
+/// may pass without an advance (see `overdue` in this module's parent).
 pub fn g6_progress(last_change: u64, quiet_since: u64, now: u64, window: Duration) -> Verdict {
     super::overdue(
         PropertyId::G6,

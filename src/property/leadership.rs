@@ -134,7 +134,7 @@ pub fn t5_twice(claims: &[Duration], claim_duration: Duration) -> Verdict {
 /// T6 (bounded liveness): the leadership lease `application` has been free since real
 /// `free_since` and is still free at real `now`, while a running unit waits to lead, and no
 /// fault struck after real `quiet_since`. From the later of the two, a waiting unit must have
-/// claimed it within `window` (see [`super::overdue`]).
+/// claimed it within `window` (see `overdue` in this module's parent).
 pub fn t6_served_in_time(
     application: &str,
     free_since: u64,

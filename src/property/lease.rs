@@ -265,7 +265,7 @@ pub fn l5_claim_lasts(granted: &[GrantedTerm]) -> Verdict {
 /// M6 (bounded liveness): lease `lease`'s term expired at global `expiry`, which global time
 /// first passed at real `passed_at`; at real `now` it is still held, and no fault struck after
 /// real `quiet_since`. From the later of the two, a running manager must expire it within
-/// `window` (see [`super::overdue`]).
+/// `window` (see `overdue` in this module's parent).
 pub fn m6_expired_in_time(
     lease: &str,
     expiry: GlobalTime,
