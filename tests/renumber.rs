@@ -39,7 +39,6 @@ struct Pair<A: Driven> {
     stores: [MemoryStore; 2],
     in_flight: VecDeque<(Request, Request)>,
     offset: u64,
-    renumbered_by: u64,
 }
 
 impl<A: Driven> Pair<A> {
@@ -50,7 +49,6 @@ impl<A: Driven> Pair<A> {
             stores: [MemoryStore::new(), MemoryStore::new()],
             in_flight: VecDeque::new(),
             offset: 0,
-            renumbered_by: 0,
         }
     }
 
@@ -69,7 +67,6 @@ impl<A: Driven> Pair<A> {
             req.id = req.id.lowered(by);
         }
         self.offset += by;
-        self.renumbered_by += by;
         for (p, r) in p.requests.into_iter().zip(r.requests) {
             assert_eq!(p.op, r.op, "the same operation");
             assert_eq!(
@@ -128,7 +125,7 @@ fn a_renumbered_lease_manager_claims_checks_and_expires_as_the_original() {
         pair.call(|m, _| m.handle_timeout(at(t)));
         pair.settle(at(t));
     }
-    assert!(pair.renumbered_by > 0, "the renumbering was exercised");
+    assert!(pair.offset > 0, "the renumbering was exercised");
     assert_eq!(pair.renumbered.oldest_op_id(), OpId(0));
 }
 
@@ -148,5 +145,5 @@ fn a_renumbered_clock_updater_advances_as_the_original() {
             .count();
     }
     assert!(advanced > 5, "the clock advanced {advanced} times");
-    assert!(pair.renumbered_by > 5);
+    assert!(pair.offset > 5);
 }
