@@ -268,6 +268,13 @@ pub fn explore(args: &ExploreArgs) -> Result<ExitCode, String> {
              --no-partial-order offers every order"
         );
     }
+    if c.renumber {
+        println!(
+            "each process's operation ids are renumbered from 0 whenever nothing else refers \
+             to them (states differing only in how many operations came before are one); \
+             --no-renumbering keeps them as issued"
+        );
+    }
     let model = TenureModel::new(c);
     println!("properties, by the keys the Explorer shows:");
     for p in model.selected() {
