@@ -215,3 +215,60 @@ fn units_route_tracker_claims_through_their_managers() {
         "{notes:?}"
     );
 }
+
+/// Goal: a unit's request ids only pair its tracker's requests with the manager's answers, so
+/// once none is outstanding numbering starts again: a leader's renewals are all request 0.
+/// Method: two units on one reference store (the second waits for a release); the leader
+/// renews for a minute of local time.
+#[test]
+fn a_units_request_ids_start_again_once_none_is_outstanding() {
+    use tenure::effects::Effects;
+    use tenure::leadership::{Unit, UnitOutput};
+    use tenure::lease::{ManagerOutput, RequestId};
+    use tenure::substrate::MemoryStore;
+
+    fn drive(
+        store: &mut MemoryStore,
+        unit: &mut Unit,
+        fx: Effects<UnitOutput>,
+        now: LocalTime,
+    ) -> Vec<UnitOutput> {
+        let (mut queue, mut notes) = (fx.requests, fx.notifications);
+        while let Some(req) = queue.pop() {
+            let more = unit.handle_reply(req.id, store.apply(&req.op), now);
+            queue.extend(more.requests);
+            notes.extend(more.notifications);
+        }
+        notes
+    }
+    let claimed = |notes: &[UnitOutput]| -> Vec<RequestId> {
+        notes
+            .iter()
+            .filter_map(|n| match n {
+                UnitOutput::Manager(ManagerOutput::Claimed { req, .. }) => Some(*req),
+                _ => None,
+            })
+            .collect()
+    };
+    let short = |unit: &str| TrackerConfig {
+        claim_duration: Duration::from_secs(10),
+        ..tracker(unit)
+    };
+    let mut store = MemoryStore::new();
+    let mut a = Unit::new(ManagerConfig::new("app", "ctl-0"), short("db-0")).unwrap();
+    let mut b = Unit::new(ManagerConfig::new("app", "ctl-1"), short("db-1")).unwrap();
+    let start = LocalTime(1_000_000_000);
+    let fx = a.handle_start(start);
+    let mut grants = claimed(&drive(&mut store, &mut a, fx, start));
+    let fx = b.handle_start(start);
+    drive(&mut store, &mut b, fx, start);
+    assert!(b.tracker().is_waiting_release());
+    for s in 2..=60 {
+        let now = LocalTime(s * 1_000_000_000);
+        let fx = a.handle_timeout(now);
+        grants.extend(claimed(&drive(&mut store, &mut a, fx, now)));
+    }
+    assert!(grants.len() >= 5, "the leader renewed: {grants:?}");
+    assert!(grants.iter().all(|r| *r == RequestId(0)), "{grants:?}");
+    assert!(a.tracker().is_leader() && b.tracker().is_waiting_release());
+}

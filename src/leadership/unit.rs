@@ -198,6 +198,13 @@ impl Unit {
                 out.notify(UnitOutput::Manager(note));
             }
         }
+        // A request id only pairs a request with its answer, and every request the manager
+        // holds is one the unit waits on: with none outstanding, numbering starts again, so a
+        // unit's state does not count the claims it has made (states that differ only in that
+        // count are one state to the model checker).
+        if self.waiting.is_empty() {
+            self.next_req = 0;
+        }
         out
     }
 }
