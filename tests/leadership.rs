@@ -159,21 +159,13 @@ fn invalid_tracker_config() {
 /// Method: run two units' requests on one reference store at one instant.
 #[test]
 fn units_route_tracker_claims_through_their_managers() {
-    use tenure::effects::Effects;
     use tenure::leadership::{Unit, UnitOutput};
     use tenure::substrate::MemoryStore;
     use tenure::time::LocalTime;
 
-    fn drive(store: &mut MemoryStore, unit: &mut Unit, fx: Effects<UnitOutput>) -> Vec<UnitOutput> {
-        let now = LocalTime(1_000_000_000);
-        let (mut queue, mut notes) = (fx.requests, fx.notifications);
-        while let Some(req) = queue.pop() {
-            let more = unit.handle_reply(req.id, store.apply(&req.op), now);
-            queue.extend(more.requests);
-            notes.extend(more.notifications);
-        }
-        notes
-    }
+    let drive = |store: &mut MemoryStore, unit: &mut Unit, fx| {
+        drive_unit(store, unit, fx, LocalTime(1_000_000_000))
+    };
     let tracker = |unit: &str| TrackerConfig {
         application: "db".into(),
         unit: unit.into(),
@@ -222,25 +214,10 @@ fn units_route_tracker_claims_through_their_managers() {
 /// renews for a minute of local time.
 #[test]
 fn a_units_request_ids_start_again_once_none_is_outstanding() {
-    use tenure::effects::Effects;
     use tenure::leadership::{Unit, UnitOutput};
     use tenure::lease::{ManagerOutput, RequestId};
     use tenure::substrate::MemoryStore;
 
-    fn drive(
-        store: &mut MemoryStore,
-        unit: &mut Unit,
-        fx: Effects<UnitOutput>,
-        now: LocalTime,
-    ) -> Vec<UnitOutput> {
-        let (mut queue, mut notes) = (fx.requests, fx.notifications);
-        while let Some(req) = queue.pop() {
-            let more = unit.handle_reply(req.id, store.apply(&req.op), now);
-            queue.extend(more.requests);
-            notes.extend(more.notifications);
-        }
-        notes
-    }
     let claimed = |notes: &[UnitOutput]| -> Vec<RequestId> {
         notes
             .iter()
@@ -259,16 +236,33 @@ fn a_units_request_ids_start_again_once_none_is_outstanding() {
     let mut b = Unit::new(ManagerConfig::new("app", "ctl-1"), short("db-1")).unwrap();
     let start = LocalTime(1_000_000_000);
     let fx = a.handle_start(start);
-    let mut grants = claimed(&drive(&mut store, &mut a, fx, start));
+    let mut grants = claimed(&drive_unit(&mut store, &mut a, fx, start));
     let fx = b.handle_start(start);
-    drive(&mut store, &mut b, fx, start);
+    drive_unit(&mut store, &mut b, fx, start);
     assert!(b.tracker().is_waiting_release());
     for s in 2..=60 {
         let now = LocalTime(s * 1_000_000_000);
         let fx = a.handle_timeout(now);
-        grants.extend(claimed(&drive(&mut store, &mut a, fx, now)));
+        grants.extend(claimed(&drive_unit(&mut store, &mut a, fx, now)));
     }
     assert!(grants.len() >= 5, "the leader renewed: {grants:?}");
     assert!(grants.iter().all(|r| *r == RequestId(0)), "{grants:?}");
     assert!(a.tracker().is_leader() && b.tracker().is_waiting_release());
+}
+
+/// Runs a unit's store requests on `store` at `now`, handing it each answer, until it issues no
+/// more; returns what it reported.
+fn drive_unit(
+    store: &mut tenure::substrate::MemoryStore,
+    unit: &mut tenure::leadership::Unit,
+    fx: tenure::effects::Effects<tenure::leadership::UnitOutput>,
+    now: LocalTime,
+) -> Vec<tenure::leadership::UnitOutput> {
+    let (mut queue, mut notes) = (fx.requests, fx.notifications);
+    while let Some(req) = queue.pop() {
+        let more = unit.handle_reply(req.id, store.apply(&req.op), now);
+        queue.extend(more.requests);
+        notes.extend(more.notifications);
+    }
+    notes
 }

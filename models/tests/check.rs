@@ -215,6 +215,21 @@ fn symmetry_reduction_merges_interchangeable_updaters_and_keeps_verdicts() {
     assert_eq!(g2.outcome, Outcome::Fail);
 }
 
+/// A protocol's default configuration over a horizon short enough to search twice, with a
+/// reduction and without, in a test.
+fn cross_check_config(protocol: Protocol) -> ModelConfig {
+    let default = ModelConfig::default_for(protocol);
+    ModelConfig {
+        horizon: match protocol {
+            Protocol::Lease => 4,
+            Protocol::Leadership => 5,
+            Protocol::Presence => 16,
+            Protocol::Clock => default.horizon,
+        },
+        ..default
+    }
+}
+
 /// Partial-order reduction (on by default) explores fewer states and changes no verdict: every
 /// protocol in a short configuration with its default faults, checked with and without it, has
 /// the same outcome for every property (each `always` passes; presence's horizon here is too
@@ -222,16 +237,7 @@ fn symmetry_reduction_merges_interchangeable_updaters_and_keeps_verdicts() {
 #[test]
 fn partial_order_reduction_keeps_every_verdict() {
     for protocol in Protocol::ALL {
-        let default = ModelConfig::default_for(protocol);
-        let reduced = ModelConfig {
-            horizon: match protocol {
-                Protocol::Lease => 4,
-                Protocol::Leadership => 5,
-                Protocol::Presence => 16,
-                Protocol::Clock => default.horizon,
-            },
-            ..default
-        };
+        let reduced = cross_check_config(protocol);
         assert!(reduced.partial_order, "on by default");
         let plain = ModelConfig {
             partial_order: false,
@@ -269,19 +275,7 @@ fn partial_order_reduction_keeps_every_verdict() {
 /// (Every mutant is caught with it on: the tests above.)
 #[test]
 fn renumbering_operation_ids_keeps_every_verdict() {
-    let configs = Protocol::ALL.into_iter().map(|protocol| {
-        let default = ModelConfig::default_for(protocol);
-        ModelConfig {
-            horizon: match protocol {
-                Protocol::Lease => 4,
-                Protocol::Leadership => 5,
-                Protocol::Presence => 16,
-                Protocol::Clock => default.horizon,
-            },
-            ..default
-        }
-    });
-    for renumbered in configs {
+    for renumbered in Protocol::ALL.map(cross_check_config) {
         assert!(renumbered.renumber, "on by default");
         let plain = ModelConfig {
             renumber: false,
