@@ -7,6 +7,7 @@ use std::time::Duration;
 use tenure::clock::{Updater, UpdaterConfig};
 use tenure::effects::{Effects, OpId, Renumber, Request};
 use tenure::lease::{LeaseManager, ManagerConfig, RequestId};
+use tenure::presence::{Batcher, BatcherConfig, BATCH_MAX};
 use tenure::substrate::{MemoryStore, OpResult};
 use tenure::time::LocalTime;
 
@@ -18,6 +19,13 @@ trait Driven: Renumber + Clone {
 
 impl Driven for LeaseManager {
     type Note = tenure::lease::ManagerOutput;
+    fn reply(&mut self, id: OpId, result: OpResult, now: LocalTime) -> Effects<Self::Note> {
+        self.handle_reply(id, result, now)
+    }
+}
+
+impl Driven for Batcher {
+    type Note = tenure::presence::batcher::BatcherOutput;
     fn reply(&mut self, id: OpId, result: OpResult, now: LocalTime) -> Effects<Self::Note> {
         self.handle_reply(id, result, now)
     }
@@ -146,4 +154,36 @@ fn a_renumbered_clock_updater_advances_as_the_original() {
     }
     assert!(advanced > 5, "the clock advanced {advanced} times");
     assert!(pair.offset > 5);
+}
+
+/// The batcher is the one actor with several requests in flight at once: renumbering lowers
+/// them all, and it still answers each bulk as the original does.
+#[test]
+fn a_renumbered_presence_batcher_flushes_as_the_original() {
+    let batcher = Batcher::new(BatcherConfig {
+        flush_interval: Duration::from_secs(1),
+        jitter_seed: None,
+        mutant: None,
+    })
+    .expect("valid config");
+    let mut pair = Pair::new(batcher);
+    let mut flushed = 0;
+    for round in 0..4 {
+        let now = at(round + 1);
+        // More slot documents than one bulk takes: two bulks in flight, then a third.
+        for slot in 0..(BATCH_MAX as i64 + 5) {
+            pair.call(|b, _| b.handle_ping("m", slot * 30, "0", 1 << round, now));
+        }
+        pair.call(|b, _| b.handle_flush(now));
+        pair.call(|b, _| b.handle_ping("n", 0, "0", 1, now));
+        pair.call(|b, _| b.handle_flush(now));
+        assert_eq!(pair.in_flight.len(), 3);
+        flushed += pair
+            .settle(now)
+            .iter()
+            .filter(|n| matches!(n, tenure::presence::batcher::BatcherOutput::Flushed { .. }))
+            .count();
+    }
+    assert_eq!(flushed, 12);
+    assert!(pair.offset >= 9, "renumbered by {}", pair.offset);
 }
