@@ -124,8 +124,12 @@ impl OpIds {
         held.into_iter().min().unwrap_or(self.next())
     }
 
-    /// Hands out ids `by` lower from now on (see [`Renumber`]).
-    pub fn lower(&mut self, by: u64) {
+    /// Lowers `held` (the ids an actor still waits on) by `by`, and hands out ids `by` lower
+    /// from now on (see [`Renumber`]).
+    pub fn lower<'a>(&mut self, by: u64, held: impl IntoIterator<Item = &'a mut OpId>) {
+        for id in held {
+            *id = id.lowered(by);
+        }
         self.next = self.next().lowered(by).0;
     }
 }

@@ -113,10 +113,8 @@ impl Renumber for Updater {
     }
 
     fn lower_op_ids(&mut self, by: u64) {
-        if let Some((id, _)) = &mut self.in_flight {
-            *id = id.lowered(by);
-        }
-        self.ids.lower(by);
+        self.ids
+            .lower(by, self.in_flight.as_mut().map(|(id, _)| id));
     }
 }
 

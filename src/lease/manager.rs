@@ -279,10 +279,7 @@ impl Renumber for LeaseManager {
     }
 
     fn lower_op_ids(&mut self, by: u64) {
-        if let Some((id, _)) = &mut self.running {
-            *id = id.lowered(by);
-        }
-        self.ids.lower(by);
+        self.ids.lower(by, self.running.as_mut().map(|(id, _)| id));
     }
 }
 

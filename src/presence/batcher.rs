@@ -80,7 +80,7 @@ impl Renumber for Batcher {
             .into_iter()
             .map(|(id, v)| (id.lowered(by), v))
             .collect();
-        self.ids.lower(by);
+        self.ids.lower(by, []);
     }
 }
 

@@ -67,8 +67,7 @@ impl Renumber for Pinger {
     }
 
     fn lower_op_ids(&mut self, by: u64) {
-        self.in_flight = self.in_flight.map(|id| id.lowered(by));
-        self.ids.lower(by);
+        self.ids.lower(by, self.in_flight.as_mut());
     }
 }
 

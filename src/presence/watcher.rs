@@ -92,10 +92,7 @@ impl Renumber for PresenceWatcher {
     }
 
     fn lower_op_ids(&mut self, by: u64) {
-        if let Some((id, _)) = &mut self.phase {
-            *id = id.lowered(by);
-        }
-        self.ids.lower(by);
+        self.ids.lower(by, self.phase.as_mut().map(|(id, _)| id));
     }
 }
 
