@@ -9,7 +9,7 @@
 
 use crate::observe::WatchedChange;
 use crate::shared::Shared;
-use crate::state::{Answer, Out, Proc};
+use crate::state::{Answer, Flight, Out, Proc};
 use dashmap::DashMap;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -56,6 +56,29 @@ pub type ActorMemo = Memo<Proc, (Input, bool), Arc<Out>>;
 
 /// The store's transitions.
 pub(crate) type StoreMemo = Memo<MemoryStore, StoreInput, StoreOutcome>;
+
+/// An edit of the requests in flight. Copying the set, editing the copy, hashing it and finding
+/// it kept already took a tenth of a lease check's instructions; the sets are few (thousands),
+/// so each (kept set, edit) is worked out once.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum FlightEdit {
+    /// The request at this index left (delivered, or filter-checked to write later).
+    Remove(u8),
+    /// A request was issued, and is inserted where the canonical order puts it
+    /// ([`crate::state::State::canonical_order`]).
+    Insert {
+        /// The issuing process and its incarnation.
+        proc: u8,
+        incarnation: u8,
+        /// For a clock advance, the base it swaps against.
+        clock_base: Option<u64>,
+        /// The request, by its 64-bit hash (as the interner knows parts: [`crate::shared`]).
+        req: u64,
+    },
+}
+
+/// The requests in flight's edits.
+pub(crate) type FlightsMemo = Memo<Vec<Flight>, FlightEdit, ()>;
 
 /// (Kept part, input) → (kept next part, output).
 pub struct Memo<P, I: Hash + Eq, O> {

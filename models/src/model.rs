@@ -8,7 +8,7 @@
 
 use crate::config::ModelConfig;
 use crate::faults::Fault;
-use crate::memo::{ActorMemo, Input, StoreInput, StoreMemo, StoreOutcome};
+use crate::memo::{ActorMemo, FlightEdit, FlightsMemo, Input, StoreInput, StoreMemo, StoreOutcome};
 use crate::observe::{self, Milestone, WatchedChange};
 use crate::presence;
 use crate::properties::CheckedProperty;
@@ -154,6 +154,8 @@ pub struct TenureModel {
     actor_memo: Arc<ActorMemo>,
     /// The store's transitions seen so far.
     store_memo: Arc<StoreMemo>,
+    /// The edits of the requests in flight seen so far.
+    flights_memo: Arc<FlightsMemo>,
     /// Which bounded-liveness properties the configuration checks (asked in every step).
     checks: Checks,
 }
@@ -207,6 +209,7 @@ impl TenureModel {
             parts: Arc::new(Parts::default()),
             actor_memo: Arc::new(ActorMemo::default()),
             store_memo: Arc::new(StoreMemo::default()),
+            flights_memo: Arc::new(FlightsMemo::default()),
             checks: Checks {
                 progress: false,
                 expiry: false,
@@ -462,12 +465,17 @@ impl TenureModel {
             let base = s.procs[p].actor.clock_base();
             let incarnation = s.procs[p].incarnation;
             let proc = u8::try_from(p).unwrap_or(u8::MAX);
-            s.flights.extend(reqs.iter().map(|req| Flight {
-                proc,
-                incarnation,
-                req: req.clone(),
-                clock_base: base,
-            }));
+            for req in reqs {
+                self.add_flight(
+                    s,
+                    Flight {
+                        proc,
+                        incarnation,
+                        req: req.clone(),
+                        clock_base: base,
+                    },
+                );
+            }
         }
         for note in notes {
             // A pinger hands its pings to the batcher at once (an in-process channel).
@@ -496,6 +504,41 @@ impl TenureModel {
                 }
             }
         }
+    }
+
+    /// Puts `f` in flight, where the canonical order puts it (remembered per kept set).
+    fn add_flight(&self, s: &mut State, f: Flight) {
+        let edit = FlightEdit::Insert {
+            proc: f.proc,
+            incarnation: f.incarnation,
+            clock_base: f.clock_base,
+            req: f.req.fingerprint(),
+        };
+        self.flights_memo.call(
+            &mut s.flights,
+            edit,
+            |flights, _| {
+                let flights = flights.make_mut();
+                // After those that sort equal: as appending, then sorting stably, would.
+                let at = flights.partition_point(|g| g.order() <= f.order());
+                flights.insert(at, f);
+            },
+            |flights| self.parts.intern_flights(flights),
+        );
+    }
+
+    /// Takes request `i` out of flight (remembered per kept set).
+    fn take_flight(&self, s: &mut State, i: u8) -> Flight {
+        let f = s.flights[usize::from(i)].clone();
+        self.flights_memo.call(
+            &mut s.flights,
+            FlightEdit::Remove(i),
+            |flights, _| {
+                flights.make_mut().remove(usize::from(i));
+            },
+            |flights| self.parts.intern_flights(flights),
+        );
+        f
     }
 
     /// Hands a reply to the process that asked, unless it restarted or is down; a paused
@@ -742,7 +785,7 @@ impl TenureModel {
                 }
             }
             Action::Deliver(i, how) => {
-                let f = s.flights.remove(usize::from(i));
+                let f = self.take_flight(s, i);
                 if how != How::Ok {
                     s.budget = s.budget.saturating_sub(1);
                 }

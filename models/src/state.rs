@@ -234,6 +234,13 @@ pub struct Flight {
     pub clock_base: Option<u64>,
 }
 
+impl Flight {
+    /// Where the canonical order puts it ([`State::canonical_order`]).
+    pub fn order(&self) -> (u8, OpId) {
+        (self.proc, self.req.id)
+    }
+}
+
 /// A lease holder's belief, in real time (ghost state for L6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Belief {
@@ -530,6 +537,11 @@ impl Parts {
         self.stores.intern(s);
     }
 
+    /// Points a set of requests at its kept value.
+    pub fn intern_flights(&self, f: &mut Shared<Vec<Flight>>) {
+        self.flights.intern(f);
+    }
+
     /// Points a store's answer at its kept value.
     pub fn intern_answer(&self, a: &mut Answer) {
         self.answers.intern(a);
@@ -567,8 +579,8 @@ impl State {
     /// multiset is one state.
     /// (Parts already in order are left alone: writing to one copies it if it is shared.)
     pub fn canonical_order(&mut self) {
-        sort_by_key(&mut self.flights, |f| (f.proc, f.req.id));
-        sort_by_key(&mut self.checked, |f| (f.proc, f.req.id));
+        sort_by_key(&mut self.flights, Flight::order);
+        sort_by_key(&mut self.checked, Flight::order);
         let g = &self.ghost;
         let ordered =
             g.calls.is_sorted_by_key(|c| c.req) && g.beliefs.is_sorted_by_key(belief_order);
