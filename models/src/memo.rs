@@ -81,17 +81,17 @@ pub(crate) enum FlightEdit {
 pub(crate) type FlightsMemo = Memo<Vec<Flight>, FlightEdit, ()>;
 
 /// (Kept part, input) → (kept next part, output).
-pub struct Memo<P, I: Hash + Eq, O> {
+pub struct Memo<P: 'static, I: Hash + Eq, O> {
     seen: DashMap<(usize, I), (Shared<P>, O), ahash::RandomState>,
 }
 
-impl<P, I: Hash + Eq, O> std::fmt::Debug for Memo<P, I, O> {
+impl<P: 'static, I: Hash + Eq, O> std::fmt::Debug for Memo<P, I, O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Memo({} transitions)", self.seen.len())
     }
 }
 
-impl<P, I: Hash + Eq, O> Default for Memo<P, I, O> {
+impl<P: 'static, I: Hash + Eq, O> Default for Memo<P, I, O> {
     fn default() -> Self {
         Memo {
             seen: DashMap::default(),
@@ -99,7 +99,7 @@ impl<P, I: Hash + Eq, O> Default for Memo<P, I, O> {
     }
 }
 
-impl<P: Clone + Hash, I: Clone + Hash + Eq, O: Clone> Memo<P, I, O> {
+impl<P: Clone + Hash + 'static, I: Clone + Hash + Eq, O: Clone> Memo<P, I, O> {
     /// Runs `input` on `part` (as `run` does), or replays what it did the first time.
     /// `intern` keeps the next part so that it can be handed out again.
     pub fn call(

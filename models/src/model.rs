@@ -224,6 +224,13 @@ impl TenureModel {
         model
     }
 
+    /// This model with parts kept for its check alone (see [`Parts::for_one_check`]), and them.
+    pub(crate) fn with_parts_of_its_own(mut self) -> (TenureModel, Arc<Parts>) {
+        self.parts = Arc::new(Parts::for_one_check());
+        let parts = Arc::clone(&self.parts);
+        (self, parts)
+    }
+
     /// Whether a counterexample of the property with ghost bit `bit` was already reported (and
     /// marks it reported).
     pub(crate) fn already_reported(&self, bit: u64) -> bool {

@@ -280,7 +280,10 @@ impl Searched {
 /// Checks `config` exhaustively (breadth first; depth first with symmetry reduction), reporting
 /// progress about once a second.
 pub fn check(config: &ModelConfig, options: &CheckOptions, progress: Progress<'_>) -> CheckReport {
-    let model = TenureModel::new(config.clone()).first_counterexamples_only();
+    // Parts kept for this check alone: it sees every one of its states dropped, and frees them.
+    let (model, parts) = TenureModel::new(config.clone())
+        .first_counterexamples_only()
+        .with_parts_of_its_own();
     let mut relay = Relay {
         progress,
         halt: model.halt_switch(),
@@ -306,9 +309,24 @@ pub fn check(config: &ModelConfig, options: &CheckOptions, progress: Progress<'_
     } else {
         Searched::from(join_relaying(builder.spawn_bfs(), &mut relay))
     };
+    let Searched {
+        discoveries,
+        states,
+        unique_states,
+        max_depth,
+    } = searched;
+    let discoveries: HashMap<&'static str, Vec<Action>> = discoveries
+        .into_iter()
+        .map(|(name, path)| (name, path.into_actions()))
+        .collect();
+    // The checker, every model clone (each thread's and the memos in them) and the paths'
+    // states are gone; when no model clone is left (`into_inner`), nothing holds a part.
+    if let Some(parts) = Arc::into_inner(parts) {
+        // SAFETY: no state, part, memo or model of this check is left (see above).
+        unsafe { parts.release() };
+    }
     let elapsed = started.elapsed();
     let cutoff = relay.cutoff;
-    let discoveries = searched.discoveries;
     let all_found = properties.iter().all(|p| discoveries.contains_key(p.key()));
     let failed = properties
         .iter()
@@ -337,7 +355,7 @@ pub fn check(config: &ModelConfig, options: &CheckOptions, progress: Progress<'_
                 kind,
                 outcome,
                 counterexample: match kind {
-                    Kind::Always => found.map(|path| path.clone().into_actions()),
+                    Kind::Always => found.cloned(),
                     Kind::Sometimes => None,
                 },
             }
@@ -346,9 +364,9 @@ pub fn check(config: &ModelConfig, options: &CheckOptions, progress: Progress<'_
     CheckReport {
         config: config.clone(),
         properties: results,
-        states: searched.states,
-        unique_states: searched.unique_states,
-        max_depth: searched.max_depth,
+        states,
+        unique_states,
+        max_depth,
         elapsed,
         complete,
         cutoff,

@@ -2,7 +2,7 @@
 //! requests in flight, and the ghost observations the properties need.
 
 use crate::config::{LEASES_MAX, PROCESSES_MAX};
-use crate::shared::{Interner, Shared};
+use crate::shared::{parts, Interner, Shared};
 use tenure::clock::watcher::WatcherOutput;
 use tenure::clock::{ClockWatcher, Updater, UpdaterOutput};
 use tenure::effects::{Effects, OpId, Renumber, Request};
@@ -479,6 +479,8 @@ pub struct State {
     pub ghost: Shared<Ghost>,
 }
 
+parts!(MemoryStore, Proc, Vec<Flight>, Ghost, OpResult);
+
 /// Where a check keeps the one value of each distinct state part, and of each distinct answer
 /// of the store (see [`crate::shared`]).
 #[derive(Debug, Default)]
@@ -491,6 +493,34 @@ pub struct Parts {
 }
 
 impl Parts {
+    /// Parts kept by this check alone, until [`Parts::release`] (see [`Interner::for_one_check`]).
+    pub fn for_one_check() -> Parts {
+        Parts {
+            stores: Interner::for_one_check(),
+            procs: Interner::for_one_check(),
+            flights: Interner::for_one_check(),
+            ghosts: Interner::for_one_check(),
+            answers: Interner::for_one_check(),
+        }
+    }
+
+    /// Frees the parts kept by [`Parts::for_one_check`].
+    ///
+    /// # Safety
+    ///
+    /// As [`Interner::release`]: no state, part, memo or model holding one of them may be used
+    /// or dropped afterwards.
+    pub unsafe fn release(self) {
+        // SAFETY: passed on to the caller.
+        unsafe {
+            self.stores.release();
+            self.procs.release();
+            self.flights.release();
+            self.ghosts.release();
+            self.answers.release();
+        }
+    }
+
     /// Points every part of `s` at its kept value.
     pub fn intern(&self, s: &mut State) {
         self.intern_parts(s, None);
