@@ -107,7 +107,8 @@ pub struct ModelArgs {
     pub no_renumbering: bool,
     /// Check only these properties, by key: property ids (L6, G1, ...) and milestones
     /// (claimed, changed, expired, denied, advance, emitted, leader, moved, minion, alive, died,
-    /// pruned), comma-separated. Same states, less work per state; needs one --protocol.
+    /// pruned), comma-separated. Less work per state (what only the others need is not
+    /// observed, so states that differ only in it are one); needs one --protocol.
     #[arg(long, value_name = "KEYS")]
     pub only: Option<String>,
 }

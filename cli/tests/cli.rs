@@ -81,7 +81,7 @@ fn each_reduction_can_be_switched_off_to_cross_check_it() {
     }
 }
 
-/// `--only` checks the properties named by key, over the same states, and a failure's
+/// `--only` checks the properties named by key, with the same counterexample, and a failure's
 /// reproducing command keeps the choice.
 #[test]
 fn only_the_chosen_properties_are_checked_over_the_same_states() {

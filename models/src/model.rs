@@ -158,6 +158,10 @@ pub struct TenureModel {
     flights_memo: Arc<FlightsMemo>,
     /// Which bounded-liveness properties the configuration checks (asked in every step).
     checks: Checks,
+    /// Ghost bits ([`observe::bit`]) of the `always` properties this check reports: what the
+    /// others alone need is not observed (`ModelConfig::only`), so a check of a few properties
+    /// neither pays for the rest nor tells states apart by them.
+    observed: u64,
 }
 
 /// The bounded-liveness properties a configuration checks, worked out once from it.
@@ -215,13 +219,27 @@ impl TenureModel {
                 expiry: false,
                 service: false,
             },
+            observed: 0,
         };
         model.checks = Checks {
             progress: model.progress_checked(),
             expiry: model.expiry_checked(),
             service: model.service_checked(),
         };
+        model.observed = model
+            .selected()
+            .into_iter()
+            .filter_map(|p| match p {
+                CheckedProperty::Always(id) => Some(observe::bit(id)),
+                CheckedProperty::Sometimes(_) => None,
+            })
+            .fold(0, |all, bit| all | bit);
         model
+    }
+
+    /// Whether this check reports `id` (and so observes what it needs).
+    pub(crate) fn observes(&self, id: PropertyId) -> bool {
+        self.observed & observe::bit(id) != 0
     }
 
     /// This model with parts kept for its check alone (see [`Parts::for_one_check`]), and them.
@@ -714,7 +732,7 @@ impl TenureModel {
                 let now = self.real(s);
                 // While a process is paused, the windows have not started.
                 if s.procs.iter().all(|p| p.runs()) {
-                    if self.checks_progress() {
+                    if self.observes(PropertyId::G6) {
                         let last_change = s.ghost.clock_last.map_or(0, |(r, _)| r);
                         let window = self.progress_window();
                         observe::record(
@@ -722,12 +740,12 @@ impl TenureModel {
                             g6_progress(last_change, s.ghost.quiet_since, now, window),
                         );
                     }
-                    if self.checks_expiry() {
+                    if self.observes(PropertyId::M6) {
                         observe::expiries_due(self, s, now, why);
                     }
                 }
                 // Not only when every process runs: a paused leader is what frees the lease.
-                if self.checks_service() {
+                if self.observes(PropertyId::T6) {
                     observe::candidates_served(self, s, now, why);
                 }
                 // A belief that has ended cannot overlap any later one.
@@ -1002,7 +1020,7 @@ impl TenureModel {
         if fault_ended && self.tracks_quiet() {
             s.ghost.quiet_since = s.real;
         }
-        for v in why.iter() {
+        for v in why.iter().filter(|v| self.observes(v.property)) {
             s.ghost.violated |= observe::bit(v.property);
         }
         s.canonical_order();
@@ -1077,7 +1095,7 @@ impl TenureModel {
                 tickets_left: vec![self.config.tickets_per_unit; units],
                 waiters: vec![0; units],
                 // Free until the units' first claims (applied below) take it.
-                free_since: self.checks_service().then_some(0),
+                free_since: self.observes(PropertyId::T6).then_some(0),
                 ..LeadershipGhost::default()
             }));
         }
@@ -1097,7 +1115,7 @@ impl TenureModel {
             self.step(&mut s, Action::Deliver(0, How::Ok), &mut why);
         }
         // Start-up is not a step; what it violated still counts.
-        for v in &why {
+        for v in why.iter().filter(|v| self.observes(v.property)) {
             s.ghost.violated |= observe::bit(v.property);
         }
         s.tick_start = true;
@@ -1202,7 +1220,9 @@ impl TenureModel {
     /// Whether the model remembers when the last fault ended (G6, M6 and T6 windows start
     /// there).
     fn tracks_quiet(&self) -> bool {
-        self.checks_progress() || self.checks_expiry() || self.checks_service()
+        [PropertyId::G6, PropertyId::M6, PropertyId::T6]
+            .into_iter()
+            .any(|id| self.observes(id))
     }
 
     /// G6's window: an updater's interval and backoff on the slowest local clock, plus two

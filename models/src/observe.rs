@@ -158,7 +158,7 @@ pub(crate) fn store_change(
                 ),
             ));
         }
-        if existed && g1 > g0 {
+        if existed && g1 > g0 && model.observes(PropertyId::G2) {
             let write = (clock_base.unwrap_or(g0), g1);
             let cw = |(from, to): (u64, u64)| ClockWrite {
                 from: GlobalTime(from),
@@ -173,24 +173,28 @@ pub(crate) fn store_change(
             );
             s.ghost.clock_write_last = Some(write);
         }
-        let ppm = model.config.rate_error_ppm;
-        let sample = (real, GlobalTime(g1));
-        let lowest = s.ghost.clock_lowest.map(|(r, g)| (r, GlobalTime(g)));
-        let both = [lowest.unwrap_or(sample), sample];
-        let samples = if lowest.is_some() {
-            &both[..]
-        } else {
-            &both[1..]
-        };
-        record(why, g3_rate(samples, ppm, model.config.clock_step_max()));
-        s.ghost.clock_lowest = g3_lowest(samples, ppm).map(|(r, g)| (r, g.0));
-        s.ghost.clock_last = Some((real, g1));
-        if model.checks_expiry() {
+        if model.observes(PropertyId::G3) {
+            let ppm = model.config.rate_error_ppm;
+            let sample = (real, GlobalTime(g1));
+            let lowest = s.ghost.clock_lowest.map(|(r, g)| (r, GlobalTime(g)));
+            let both = [lowest.unwrap_or(sample), sample];
+            let samples = if lowest.is_some() {
+                &both[..]
+            } else {
+                &both[1..]
+            };
+            record(why, g3_rate(samples, ppm, model.config.clock_step_max()));
+            s.ghost.clock_lowest = g3_lowest(samples, ppm).map(|(r, g)| (r, g.0));
+        }
+        if model.observes(PropertyId::G6) {
+            s.ghost.clock_last = Some((real, g1));
+        }
+        if model.observes(PropertyId::M6) {
             s.ghost.clock_samples.push((real, g1));
         }
     }
     why.extend(change.lease_violations.iter().cloned());
-    if model.checks_service() {
+    if model.observes(PropertyId::T6) {
         if let Some(free) = change.first_lease_free {
             s.ghost.leadership_mut().free_since = match (free, s.ghost.leadership().free_since) {
                 (true, Some(since)) => Some(since),
