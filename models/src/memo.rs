@@ -11,7 +11,8 @@ use crate::observe::WatchedChange;
 use crate::shared::Shared;
 use crate::state::{Answer, Flight, Out, Proc};
 use dashmap::DashMap;
-use std::hash::Hash;
+use nohash_hasher::NoHashHasher;
+use std::hash::{BuildHasherDefault, Hash};
 use std::sync::Arc;
 use tenure::effects::{OpId, Request};
 use tenure::substrate::MemoryStore;
@@ -81,8 +82,25 @@ pub(crate) enum FlightEdit {
 pub(crate) type FlightsMemo = Memo<Vec<Flight>, FlightEdit, ()>;
 
 /// (Kept part, input) → (kept next part, output).
+///
+/// A transition is known by the 64-bit hash of its (kept part, input), as the interner knows a
+/// part ([`crate::shared`]): a remembered transition then takes a third of the memory it took
+/// with its input beside it, and a lookup reads less of a table far out of cache. Debug builds
+/// keep the input too, and compare.
 pub struct Memo<P: 'static, I: Hash + Eq, O> {
-    seen: DashMap<(usize, I), (Shared<P>, O), ahash::RandomState>,
+    seen: DashMap<u64, Remembered<P, I, O>, BuildHasherDefault<NoHashHasher<u64>>>,
+    /// Hashes (kept part, input).
+    hasher: ahash::RandomState,
+}
+
+/// What a transition did.
+struct Remembered<P: 'static, I, O> {
+    next: Shared<P>,
+    out: O,
+    #[cfg(debug_assertions)]
+    key: (usize, I),
+    #[cfg(not(debug_assertions))]
+    key: std::marker::PhantomData<I>,
 }
 
 impl<P: 'static, I: Hash + Eq, O> std::fmt::Debug for Memo<P, I, O> {
@@ -95,6 +113,7 @@ impl<P: 'static, I: Hash + Eq, O> Default for Memo<P, I, O> {
     fn default() -> Self {
         Memo {
             seen: DashMap::default(),
+            hasher: ahash::RandomState::new(),
         }
     }
 }
@@ -112,15 +131,29 @@ impl<P: Clone + Hash + 'static, I: Clone + Hash + Eq, O: Clone> Memo<P, I, O> {
         let Some(at) = part.kept_at() else {
             return run(part, input);
         };
-        let key = (at, input);
-        if let Some(hit) = self.seen.get(&key) {
-            *part = hit.0.clone();
-            return hit.1.clone();
+        let hash = self.hasher.hash_one((at, &input));
+        if let Some(hit) = self.seen.get(&hash) {
+            #[cfg(debug_assertions)]
+            assert!(
+                hit.key == (at, input.clone()),
+                "two transitions share a 64-bit hash"
+            );
+            *part = hit.next.clone();
+            return hit.out.clone();
         }
-        let out = run(part, key.1.clone());
+        #[cfg(debug_assertions)]
+        let key = (at, input.clone());
+        #[cfg(not(debug_assertions))]
+        let key = std::marker::PhantomData;
+        let out = run(part, input);
         intern(part);
         if self.seen.len() < ENTRIES_MAX {
-            self.seen.insert(key, (part.clone(), out.clone()));
+            let next = part.clone();
+            self.seen.entry(hash).or_insert_with(|| Remembered {
+                next,
+                out: out.clone(),
+                key,
+            });
         }
         out
     }
