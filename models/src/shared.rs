@@ -98,12 +98,18 @@ impl<T: Clone + Hash + 'static> Shared<T> {
         &mut node.value
     }
 
-    /// The value's hash (computed at most once per version).
+    /// The value's hash (computed at most once per version). Inlined: the checker asks for
+    /// the remembered hash of every part of every state it hashes.
+    #[inline]
     pub fn fingerprint(&self) -> u64 {
-        let known = self.0.hash.load(Ordering::Relaxed);
-        if known != UNKNOWN {
-            return known;
+        match self.0.hash.load(Ordering::Relaxed) {
+            UNKNOWN => self.compute_fingerprint(),
+            known => known,
         }
+    }
+
+    #[inline(never)]
+    fn compute_fingerprint(&self) -> u64 {
         // Fixed seeds: equal values get equal hashes in every thread and every state that holds
         // them. aHash, as stateright's fingerprints: SipHash costs several times more per byte.
         let computed = ahash::RandomState::with_seeds(SEEDS[0], SEEDS[1], SEEDS[2], SEEDS[3])
