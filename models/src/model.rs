@@ -158,10 +158,10 @@ pub struct TenureModel {
     flights_memo: Arc<FlightsMemo>,
     /// Which bounded-liveness properties the configuration checks (asked in every step).
     checks: Checks,
-    /// Ghost bits ([`observe::bit`]) of the `always` properties this check reports: what the
-    /// others alone need is not observed (`ModelConfig::only`), so a check of a few properties
-    /// neither pays for the rest nor tells states apart by them.
-    observed: u64,
+    /// Per property (by its place in `PropertyId::ALL`): its bit in `State::violated` if this
+    /// check reports it, or 0. What the others alone need is not observed (`ModelConfig::only`),
+    /// so a check of a few properties neither pays for the rest nor tells states apart by them.
+    state_bits: [u32; 64],
 }
 
 /// The bounded-liveness properties a configuration checks, worked out once from it.
@@ -219,27 +219,42 @@ impl TenureModel {
                 expiry: false,
                 service: false,
             },
-            observed: 0,
+            state_bits: [0; 64],
         };
         model.checks = Checks {
             progress: model.progress_checked(),
             expiry: model.expiry_checked(),
             service: model.service_checked(),
         };
-        model.observed = model
-            .selected()
-            .into_iter()
-            .filter_map(|p| match p {
-                CheckedProperty::Always(id) => Some(observe::bit(id)),
-                CheckedProperty::Sometimes(_) => None,
-            })
-            .fold(0, |all, bit| all | bit);
+        let reported = model.selected().into_iter().filter_map(|p| match p {
+            CheckedProperty::Always(id) => Some(id),
+            CheckedProperty::Sometimes(_) => None,
+        });
+        for (b, id) in reported.enumerate() {
+            // (A check reports at most 14 of them.)
+            if let Some(slot) = model.state_bits.get_mut(observe::index(id)) {
+                *slot = u32::try_from(b)
+                    .ok()
+                    .and_then(|b| 1u32.checked_shl(b))
+                    .unwrap_or(0);
+            }
+        }
         model
+    }
+
+    /// `id`'s bit in `State::violated`, or 0 if this check does not report it.
+    pub fn state_bit(&self, id: PropertyId) -> u32 {
+        self.state_bit_at(observe::index(id))
+    }
+
+    /// The state bit of `PropertyId::ALL[i]`.
+    pub(crate) fn state_bit_at(&self, i: usize) -> u32 {
+        self.state_bits.get(i).copied().unwrap_or(0)
     }
 
     /// Whether this check reports `id` (and so observes what it needs).
     pub(crate) fn observes(&self, id: PropertyId) -> bool {
-        self.observed & observe::bit(id) != 0
+        self.state_bit(id) != 0
     }
 
     /// This model with parts kept for its check alone (see [`Parts::for_one_check`]), and them.
@@ -1020,8 +1035,8 @@ impl TenureModel {
         if fault_ended && self.tracks_quiet() {
             s.ghost.quiet_since = s.real;
         }
-        for v in why.iter().filter(|v| self.observes(v.property)) {
-            s.ghost.violated |= observe::bit(v.property);
+        for v in why.iter() {
+            s.violated |= self.state_bit(v.property);
         }
         s.canonical_order();
     }
@@ -1057,6 +1072,8 @@ impl TenureModel {
             before_write: None,
             unreplicated: None,
             budget: self.config.fault_budget,
+            violated: 0,
+            reached: 0,
             tick_start: true,
             ghost: Shared::default(),
         };
@@ -1115,8 +1132,8 @@ impl TenureModel {
             self.step(&mut s, Action::Deliver(0, How::Ok), &mut why);
         }
         // Start-up is not a step; what it violated still counts.
-        for v in why.iter().filter(|v| self.observes(v.property)) {
-            s.ghost.violated |= observe::bit(v.property);
+        for v in why.iter() {
+            s.violated |= self.state_bit(v.property);
         }
         s.tick_start = true;
         self.parts.intern(&mut s);
@@ -1390,7 +1407,8 @@ impl Model for TenureModel {
                 }
             }
         }
-        for m in 0..self.config.managers {
+        // (Only at the start of a tick: the ghost is not read in most states.)
+        for m in (0..self.config.managers).filter(|_| s.tick_start) {
             let runs = s.procs[self.manager_proc(m)].runs();
             let left = s
                 .ghost

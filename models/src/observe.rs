@@ -23,10 +23,10 @@ use tenure::property::{PropertyId, Verdict, Violation};
 use tenure::substrate::{Collection, Document, MemoryStore, Op, ReadConcern, Value};
 use tenure::time::GlobalTime;
 
-/// The ghost bit of `id`.
-pub fn bit(id: PropertyId) -> u64 {
-    let i = PropertyId::ALL.iter().position(|p| *p == id).unwrap_or(63);
-    1 << i
+/// `id`'s place in `PropertyId::ALL` (the bit of its counterexample in the shared word of
+/// those reported).
+pub fn index(id: PropertyId) -> usize {
+    PropertyId::ALL.iter().position(|p| *p == id).unwrap_or(63)
 }
 
 /// The clock document's value (0 while absent).
@@ -514,11 +514,9 @@ impl Milestone {
     }
 }
 
-/// Marks `m` reached. (Writing the ghost copies it if it is shared, so only when it changes.)
+/// Marks `m` reached.
 pub(crate) fn reach(s: &mut State, m: Milestone) {
-    if s.ghost.reached & m.bit() == 0 {
-        s.ghost.reached |= m.bit();
-    }
+    s.reached |= m.bit();
 }
 
 type Condition = fn(&TenureModel, &State) -> bool;
@@ -528,18 +526,17 @@ type Condition = fn(&TenureModel, &State) -> bool;
 /// would make it the longest instead of the shortest (breadth first, the first found is the
 /// shortest, give or take the work split between checker threads).
 fn holds<const I: u32>(m: &TenureModel, s: &State) -> bool {
-    let bit = 1u64 << I;
-    s.ghost.violated & bit == 0 || m.already_reported(bit)
+    s.violated & m.state_bit_at(I as usize) == 0 || m.already_reported(1u64 << I)
 }
 
 /// Holds only in the first state found reaching the milestone (see `holds`): every later state
 /// of that run has reached it too, and each time the condition holds stateright records the
 /// discovery again, cloning its path.
 fn reached<const I: u16>(m: &TenureModel, s: &State) -> bool {
-    s.ghost.reached & (1u16 << I) != 0 && !m.already_witnessed(1u64 << I)
+    s.reached & (1u16 << I) != 0 && !m.already_witnessed(1u64 << I)
 }
 
-/// The `always` condition for `id`: its ghost bit is clear.
+/// The `always` condition for `id`: its bit in `State::violated` is clear.
 pub fn holds_fn(id: PropertyId) -> Condition {
     const TABLE: [Condition; 40] = [
         holds::<0>,
@@ -611,10 +608,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_property_has_a_bit() {
+    fn every_property_has_a_place_and_a_check_one_bit_each() {
         assert!(PropertyId::ALL.len() <= 40);
         for (i, p) in PropertyId::ALL.iter().enumerate() {
-            assert_eq!(bit(*p), 1 << i);
+            assert_eq!(index(*p), i);
+        }
+        for protocol in tenure::mutant::Protocol::ALL {
+            let m = TenureModel::new(crate::ModelConfig::default_for(protocol));
+            let bits: Vec<u32> = PropertyId::ALL.iter().map(|p| m.state_bit(*p)).collect();
+            let checked = m.checked_properties();
+            for (p, b) in PropertyId::ALL.iter().zip(&bits) {
+                assert_eq!(*b != 0, checked.contains(p), "{p:?} in {protocol:?}");
+                assert!(b.is_power_of_two() || *b == 0);
+            }
+            let all = bits.iter().fold(0, |a, b| a | b);
+            assert_eq!(all.count_ones() as usize, checked.len(), "one bit each");
         }
     }
 }

@@ -311,10 +311,6 @@ impl std::ops::DerefMut for CallSlots {
 /// Observations the properties need, kept as small as they can be.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Ghost {
-    /// Bit `i` set: `PropertyId::ALL[i]` was violated on the way to this state.
-    pub violated: u64,
-    /// Milestones reached (for `sometimes` properties), as bits of [`crate::Milestone`].
-    pub reached: u16,
     /// Beliefs that have not yet ended.
     pub beliefs: Vec<Belief>,
     /// Calls awaiting answers.
@@ -470,6 +466,14 @@ pub struct State {
     pub unreplicated: Option<Shared<MemoryStore>>,
     /// Fault events left.
     pub budget: u8,
+    /// Bit `b` set: the property whose state bit is `b` ([`TenureModel::state_bit`]) was
+    /// violated on the way to this state. (Held here rather than in the ghost, as `reached`:
+    /// the checker asks in every state, and the ghost is most likely out of cache.)
+    ///
+    /// [`TenureModel::state_bit`]: crate::model::TenureModel::state_bit
+    pub violated: u32,
+    /// Milestones reached (for `sometimes` properties), as bits of [`crate::Milestone`].
+    pub reached: u16,
     /// Nothing has happened yet in this tick. Holders call, and processes pause, resume, crash
     /// and restart, only then: their requests still interleave with everything else in the
     /// tick, but the checker does not explore every point of the tick at which each could have
