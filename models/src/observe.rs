@@ -393,8 +393,13 @@ fn manager_note(
                 from: real,
                 until,
             });
-            let tenures: Vec<_> = s.ghost.beliefs.iter().map(belief_tenure).collect();
-            record(why, l6_exclusion(&tenures));
+            // L6 compares the beliefs in one lease; the new one alone in its lease (most often)
+            // has none to overlap, and its names need not be built.
+            let same_lease = s.ghost.beliefs.iter().filter(|b| b.lease == k);
+            if same_lease.clone().nth(1).is_some() {
+                let tenures: Vec<_> = same_lease.map(belief_tenure).collect();
+                record(why, l6_exclusion(&tenures));
+            }
         }
         ManagerOutput::Denied { .. } => reach(s, Milestone::ClaimDenied),
         ManagerOutput::Checked {
