@@ -653,6 +653,9 @@ impl TenureModel {
                 if alone {
                     actor.renumber(&mut out);
                 }
+                for req in &mut out.0 {
+                    self.parts.intern_request(req);
+                }
                 Arc::new(out)
             },
             |proc| self.parts.intern_proc(proc),

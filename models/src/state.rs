@@ -483,7 +483,7 @@ pub struct State {
     pub ghost: Shared<Ghost>,
 }
 
-parts!(MemoryStore, Proc, Vec<Flight>, Ghost, OpResult);
+parts!(MemoryStore, Proc, Vec<Flight>, Ghost, OpResult, Request);
 
 /// Where a check keeps the one value of each distinct state part, and of each distinct answer
 /// of the store (see [`crate::shared`]).
@@ -494,6 +494,8 @@ pub struct Parts {
     flights: Interner<Vec<Flight>>,
     ghosts: Interner<Ghost>,
     answers: Interner<OpResult>,
+    /// The requests actors issue (kept, a request in flight is copied without counting).
+    requests: Interner<Request>,
 }
 
 impl Parts {
@@ -505,6 +507,7 @@ impl Parts {
             flights: Interner::for_one_check(),
             ghosts: Interner::for_one_check(),
             answers: Interner::for_one_check(),
+            requests: Interner::for_one_check(),
         }
     }
 
@@ -522,6 +525,7 @@ impl Parts {
             self.flights.release();
             self.ghosts.release();
             self.answers.release();
+            self.requests.release();
         }
     }
 
@@ -574,6 +578,11 @@ impl Parts {
     /// Points a set of requests at its kept value.
     pub fn intern_flights(&self, f: &mut Shared<Vec<Flight>>) {
         self.flights.intern(f);
+    }
+
+    /// Points a request at its kept value.
+    pub fn intern_request(&self, r: &mut Shared<Request>) {
+        self.requests.intern(r);
     }
 
     /// Points a store's answer at its kept value.
