@@ -30,6 +30,9 @@ const SEEDS: [u64; 4] = [
     0x082e_fa98_ec4e_6c89,
 ];
 
+/// In this order (`repr(C)`): the hash and the kept flag, read whenever a state is copied or
+/// hashed, share the first cache line with the `Arc`'s counts and the start of the value.
+#[repr(C)]
 struct Node<T> {
     /// The value's hash, or [`UNKNOWN`].
     hash: AtomicU64,

@@ -171,22 +171,27 @@ impl Actor {
 }
 
 /// A process: an actor with its local clock and its fault state.
+///
+/// In this order (`repr(C)`): what listing a state's steps reads of every process (when its
+/// timer is due, whether it runs, its replies held) comes first, in the cache line that also
+/// holds the kept part's flag and hash ([`crate::shared`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[repr(C)]
 pub struct Proc {
-    /// The actor.
-    pub actor: Actor,
-    /// Its local clock.
-    pub clock: DriftingClock,
-    /// Paused: takes no steps; replies wait in `held`.
-    pub paused: bool,
-    /// Replies that arrived while paused.
-    pub held: Vec<(OpId, Answer)>,
-    /// Bumped on every crash, so replies to a previous life are dropped.
-    pub incarnation: u8,
     /// The real time (ns) at which the actor's timer is due: derived from `actor` and `clock`
     /// when the process is kept ([`Parts`]), so that listing a state's steps does not ask every
     /// actor (a walk through its memory) and convert its deadline in every state.
     due: Option<u64>,
+    /// Paused: takes no steps; replies wait in `held`.
+    pub paused: bool,
+    /// Bumped on every crash, so replies to a previous life are dropped.
+    pub incarnation: u8,
+    /// Replies that arrived while paused.
+    pub held: Vec<(OpId, Answer)>,
+    /// Its local clock.
+    pub clock: DriftingClock,
+    /// The actor.
+    pub actor: Actor,
 }
 
 impl Proc {
