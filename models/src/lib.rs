@@ -16,8 +16,10 @@
 //! - [`presence`]: the presence model's routing and observations;
 //! - [`run`]: running a check and reading its verdicts;
 //! - [`memory`]: the memory a check may use and uses;
-//! - [`shared`]: copy-on-write state parts, interned, whose hash is computed once per version;
-//! - [`memo`]: the actors' transitions, each computed once;
+//! - [`shared`]: copy-on-write state parts, interned (kept, and then not reference-counted),
+//!   whose hash is computed once per version;
+//! - [`memo`]: the actors', the store's and the requests in flight's transitions, each computed
+//!   once;
 //! - [`symmetry`]: interchangeable processes put in a canonical order;
 //! - [`reduction`]: partial-order reduction, a step that commutes with the rest taken alone;
 //! - [`timeline`]: a counterexample as frames a person can read.
@@ -39,8 +41,9 @@
 //! them ([`reduction`]; `ModelConfig::partial_order`).
 //!
 //! # Compact state
-//! Parts are interned ([`shared`]), and a state keeps no history a property does not read: of
-//! the clock document's changes only what G2, G3 and G6 compare with, and each process's
+//! Parts are interned ([`shared`]), and a state keeps no history a property does not read (nor
+//! any a chosen property does not read: `ModelConfig::only`): of the clock document's changes
+//! only what G2, G3 and G6 compare with, and each process's
 //! operation ids renumbered from 0 whenever nothing outside it refers to them
 //! (`tenure::effects::Renumber`, `TenureModel::alone`; `ModelConfig::renumber`), so that runs
 //! differing only in how many operations came before are one state.
