@@ -231,7 +231,7 @@ impl TenureModel {
             CheckedProperty::Sometimes(_) => None,
         });
         for (b, id) in reported.enumerate() {
-            // (A check reports at most 14 of them.)
+            // (A check reports at most 14 of them; there are 32 bits.)
             if let Some(slot) = model.state_bits.get_mut(observe::index(id)) {
                 *slot = u32::try_from(b)
                     .ok()
@@ -252,6 +252,13 @@ impl TenureModel {
         self.state_bits.get(i).copied().unwrap_or(0)
     }
 
+    /// Sets the state bits of the reported properties among `why`'s.
+    fn mark_violated(&self, s: &mut State, why: &[Violation]) {
+        for v in why {
+            s.violated |= self.state_bit(v.property);
+        }
+    }
+
     /// Whether this check reports `id` (and so observes what it needs).
     pub(crate) fn observes(&self, id: PropertyId) -> bool {
         self.state_bit(id) != 0
@@ -264,14 +271,14 @@ impl TenureModel {
         (self, parts)
     }
 
-    /// Whether a counterexample of the property with ghost bit `bit` was already reported (and
-    /// marks it reported).
+    /// Whether a counterexample of the property with bit `bit` (`1 << observe::index(id)`) was
+    /// already reported (and marks it reported).
     pub(crate) fn already_reported(&self, bit: u64) -> bool {
         already_marked(&self.reported, bit)
     }
 
-    /// Whether a state reaching the milestone with ghost bit `bit` was already handed to the
-    /// checker (and marks it so).
+    /// Whether a state reaching the milestone with bit `bit` (as in `State::reached`) was
+    /// already handed to the checker (and marks it so).
     pub(crate) fn already_witnessed(&self, bit: u64) -> bool {
         already_marked(&self.witnessed, bit)
     }
@@ -1038,9 +1045,7 @@ impl TenureModel {
         if fault_ended && self.tracks_quiet() {
             s.ghost.quiet_since = s.real;
         }
-        for v in why.iter() {
-            s.violated |= self.state_bit(v.property);
-        }
+        self.mark_violated(s, why);
         s.canonical_order();
     }
 
@@ -1135,9 +1140,7 @@ impl TenureModel {
             self.step(&mut s, Action::Deliver(0, How::Ok), &mut why);
         }
         // Start-up is not a step; what it violated still counts.
-        for v in why.iter() {
-            s.violated |= self.state_bit(v.property);
-        }
+        self.mark_violated(&mut s, &why);
         s.tick_start = true;
         self.parts.intern(&mut s);
         s
