@@ -9,11 +9,12 @@
 
 use crate::observe::WatchedChange;
 use crate::shared::Shared;
-use crate::state::{Answer, Flight, Out, Proc};
+use crate::state::{Answer, CallKind, Flight, Out, Proc};
 use dashmap::DashMap;
 use nohash_hasher::NoHashHasher;
 use std::hash::{BuildHasherDefault, Hash};
 use std::sync::Arc;
+use std::time::Duration;
 use tenure::effects::{OpId, Request};
 use tenure::substrate::MemoryStore;
 use tenure::time::LocalTime;
@@ -29,6 +30,16 @@ pub enum Input {
     Timeout(LocalTime),
     /// A store reply arrived at local time `now`.
     Reply(OpId, Answer, LocalTime),
+    /// Holder `h<holder>` called its lease manager (a claim or extension for `duration`, or a
+    /// token check) on lease `l<lease>` with request id `req`, at local time `now`.
+    Call {
+        kind: CallKind,
+        req: u64,
+        lease: u8,
+        holder: u8,
+        duration: Duration,
+        now: LocalTime,
+    },
 }
 
 /// An operation reaching the store.

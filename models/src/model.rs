@@ -300,6 +300,14 @@ impl TenureModel {
     }
 
     /// Lease `l<k>`'s name.
+    /// Holder `h<m>`'s name.
+    fn holder_name(&self, m: u8) -> &str {
+        self.names
+            .holders
+            .get(usize::from(m))
+            .map_or("", String::as_str)
+    }
+
     pub(crate) fn lease_name(&self, k: u8) -> &str {
         self.names
             .leases
@@ -656,6 +664,30 @@ impl TenureModel {
                 let mut out = match input {
                     Input::Timeout(now) => actor.timeout(now),
                     Input::Reply(id, result, now) => actor.reply(id, (*result).clone(), now),
+                    Input::Call {
+                        kind,
+                        req,
+                        lease,
+                        holder,
+                        duration,
+                        now,
+                    } => {
+                        let (lease, holder) = (self.lease_name(lease), self.holder_name(holder));
+                        match actor {
+                            Actor::Manager(a) => split(
+                                match kind {
+                                    CallKind::Claim => {
+                                        a.handle_claim(RequestId(req), lease, holder, duration, now)
+                                    }
+                                    CallKind::Check => {
+                                        a.handle_check(RequestId(req), lease, holder, now)
+                                    }
+                                },
+                                Note::Manager,
+                            ),
+                            _ => (Vec::new(), Vec::new()),
+                        }
+                    }
                 };
                 if alone {
                     actor.renumber(&mut out);
@@ -910,29 +942,18 @@ impl TenureModel {
                     global_at_start,
                     duration,
                 });
+                // Remembered, as timers and replies are: a holder's call is an input like them.
                 let now = self.now(s, p);
-                let (lease, holder) = (
-                    self.lease_name(k),
-                    self.names
-                        .holders
-                        .get(usize::from(m))
-                        .map_or("", String::as_str),
-                );
-                let out = self.call_directly(s, p, |a| match a {
-                    Actor::Manager(a) => Some(split(
-                        match kind {
-                            CallKind::Claim => {
-                                a.handle_claim(RequestId(req), lease, holder, duration, now)
-                            }
-                            CallKind::Check => a.handle_check(RequestId(req), lease, holder, now),
-                        },
-                        Note::Manager,
-                    )),
-                    _ => None,
-                });
-                if let Some(out) = out {
-                    self.absorb(s, p, &out, why);
-                }
+                let call = Input::Call {
+                    kind,
+                    req,
+                    lease: k,
+                    holder: m,
+                    duration,
+                    now,
+                };
+                let out = self.call_actor(s, p, call);
+                self.absorb(s, p, &out, why);
             }
             Action::Ticket(m, kind) => {
                 let p = self.manager_proc(m);
