@@ -92,6 +92,10 @@ pub(crate) enum FlightEdit {
 /// The requests in flight's edits.
 pub(crate) type FlightsMemo = Memo<Vec<Flight>, FlightEdit, ()>;
 
+/// The store's server time set at each tick (presence): (kept store, server time in ns) → the
+/// kept store with it, instead of a copy of every document at every tick.
+pub(crate) type ServerTimeMemo = Memo<MemoryStore, u64, ()>;
+
 /// (Kept part, input) → (kept next part, output).
 ///
 /// A transition is known by the 64-bit hash of its (kept part, input), as the interner knows a

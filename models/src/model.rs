@@ -8,7 +8,9 @@
 
 use crate::config::ModelConfig;
 use crate::faults::Fault;
-use crate::memo::{ActorMemo, FlightEdit, FlightsMemo, Input, StoreInput, StoreMemo, StoreOutcome};
+use crate::memo::{
+    ActorMemo, FlightEdit, FlightsMemo, Input, ServerTimeMemo, StoreInput, StoreMemo, StoreOutcome,
+};
 use crate::observe::{self, Milestone, WatchedChange};
 use crate::presence;
 use crate::properties::CheckedProperty;
@@ -156,6 +158,8 @@ pub struct TenureModel {
     store_memo: Arc<StoreMemo>,
     /// The edits of the requests in flight seen so far.
     flights_memo: Arc<FlightsMemo>,
+    /// The server times set in each store so far (presence).
+    server_time_memo: Arc<ServerTimeMemo>,
     /// Which bounded-liveness properties the configuration checks (asked in every step).
     checks: Checks,
     /// Per property (by its place in `PropertyId::ALL`): its bit in `State::violated` if this
@@ -214,6 +218,7 @@ impl TenureModel {
             actor_memo: Arc::new(ActorMemo::default()),
             store_memo: Arc::new(StoreMemo::default()),
             flights_memo: Arc::new(FlightsMemo::default()),
+            server_time_memo: Arc::new(ServerTimeMemo::default()),
             checks: Checks {
                 progress: false,
                 expiry: false,
@@ -509,7 +514,12 @@ impl TenureModel {
     /// Sets what the store answers for server time (presence slots are numbered from it).
     fn set_server_time(&self, s: &mut State) {
         let nanos = presence::SERVER_EPOCH_SECS * 1_000_000_000 + self.real(s);
-        s.store_mut().set_server_time(nanos);
+        self.server_time_memo.call(
+            &mut s.store,
+            nanos,
+            |store, nanos| store.make_mut().set_server_time(nanos),
+            |store| self.parts.intern_store(store),
+        );
     }
 
     /// Queues an actor's requests and observes its notes.
