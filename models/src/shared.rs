@@ -56,11 +56,11 @@ impl<T: Clone> Clone for Node<T> {
 /// `DerefMut` (or [`Shared::make_mut`]) copies it first if anything else holds it.
 ///
 /// Either *fresh* (made during a step, and counted as an `Arc`) or *kept* (interned by an
-/// [`Interner`]). A kept value is never freed (the count it had when it was kept is never given
-/// back), so its copies are not counted: copying and dropping a state no longer increment and
-/// decrement, atomically, a counter in each of its parts, which took a tenth of a lease check's
-/// time. Kept values are few (tens of thousands for tens of millions of states) and shared by
-/// every check in the process ([`Interner`]), so keeping them for good costs little memory.
+/// [`Interner`]). A kept value lives as long as its keeper (which holds the count it had when it
+/// was kept: for the process, or until [`Interner::release`] at the end of a check), so its
+/// copies are not counted: copying and dropping a state no longer increment and decrement,
+/// atomically, a counter in each of its parts, which took a tenth of a lease check's time. Kept
+/// values are few (tens of thousands for tens of millions of states).
 pub struct Shared<T: 'static>(ManuallyDrop<Arc<Node<T>>>);
 
 impl<T: 'static> Shared<T> {
