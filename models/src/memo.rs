@@ -1,7 +1,7 @@
 //! Transitions remembered.
 //!
-//! The core's actors and the store are pure: a timer or a store reply handed to a process in a
-//! given state always gives the same next state and the same effects, and an operation on a
+//! The core's actors and the store are pure: a timer, a store reply or a holder's call handed to
+//! a process in a given state always gives the same next state and the same effects, and an operation on a
 //! given store the same store and answer. The checker hands the same few thousand process
 //! states and stores the same inputs millions of times (in every interleaving of what the other
 //! processes do), so it runs each distinct (part, input) once and looks the rest up. Interned
@@ -20,7 +20,7 @@ use tenure::substrate::MemoryStore;
 use tenure::time::LocalTime;
 
 /// Most transitions remembered per memo. Past it, new transitions are computed every time
-/// (memory stays bounded; an entry takes about 1 KiB).
+/// (memory stays bounded; an entry takes a hash, a pointer and its output).
 pub const ENTRIES_MAX: usize = 2_000_000;
 
 /// What a process was handed.

@@ -711,7 +711,8 @@ impl TenureModel {
         )
     }
 
-    /// Makes a call on process `p`'s actor that is not remembered (an API call, a kill),
+    /// Makes a call on process `p`'s actor that is not remembered (a ticket, a pinger's stop or
+    /// start, a prune pass, a batcher's ping),
     /// renumbering its operation ids afterwards when it is [`TenureModel::alone`].
     fn call_directly(
         &self,
