@@ -263,9 +263,9 @@ pub fn explore(args: &ExploreArgs) -> Result<ExitCode, String> {
     println!("the same model checked: {}", reproduce_command(&c));
     if c.partial_order {
         println!(
-            "partial-order reduction is on: a due timer that commutes with every other step is \
-             offered alone (beside the holders' calls and faults at a tick's start); \
-             --no-partial-order offers every order"
+            "partial-order reduction is on: a due timer or a read that commutes with every \
+             other step is offered alone (beside the holders' calls and faults at a tick's \
+             start); --no-partial-order offers every order"
         );
     }
     if c.renumber {

@@ -98,7 +98,8 @@ pub struct ModelArgs {
     #[arg(long)]
     pub symmetry: bool,
     /// Explore every order of steps that commute (a due timer of a process with nothing in
-    /// flight), to cross-check the partial-order reduction: more states, same verdicts.
+    /// flight, a read no other process can change before the next tick), to cross-check the
+    /// partial-order reduction: more states, same verdicts.
     #[arg(long)]
     pub no_partial_order: bool,
     /// Keep each process's operation ids as issued instead of renumbering them from 0, to

@@ -531,6 +531,13 @@ impl TenureModel {
             let incarnation = s.procs[p].incarnation;
             let proc = u8::try_from(p).unwrap_or(u8::MAX);
             for req in reqs {
+                debug_assert!(
+                    req.op
+                        .collection()
+                        .is_none_or(|c| !req.op.is_write() || s.procs[p].actor.may_write(c)),
+                    "process {p} writes {:?}, which its actor does not declare (Actor::may_write)",
+                    req.op.collection()
+                );
                 self.add_flight(
                     s,
                     Flight {
@@ -1383,6 +1390,17 @@ impl Model for TenureModel {
         }
         let faults = self.config.faults;
         let spare = s.budget > 0;
+        let lone_read = (self.config.partial_order && lone_timer.is_none())
+            .then(|| crate::reduction::lone_read(self, s))
+            .flatten();
+        if let (Some(i), false) = (lone_read, s.tick_start) {
+            // A read is never ambiguous, and stale reads turn the reduction off.
+            actions.push(Action::Deliver(i, How::Ok));
+            if spare && faults.has(Fault::Lost) {
+                actions.push(Action::Deliver(i, How::Lost));
+            }
+            return;
+        }
         for (i, f) in s.flights.iter().enumerate() {
             let i = u8::try_from(i).unwrap_or(u8::MAX);
             actions.push(Action::Deliver(i, How::Ok));
@@ -1510,7 +1528,12 @@ impl Model for TenureModel {
             actions.push(Action::Tick);
         }
         if let Some(alone) = lone_timer {
-            crate::reduction::keep_ample(actions, alone);
+            crate::reduction::keep_ample(actions, |a| *a == alone);
+        } else if let Some(i) = lone_read {
+            crate::reduction::keep_ample(
+                actions,
+                |a| matches!(a, Action::Deliver(j, _) if *j == i),
+            );
         }
     }
 

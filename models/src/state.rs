@@ -13,7 +13,7 @@ use tenure::presence::pruner::PrunerOutput;
 use tenure::presence::{
     Batcher, Pinger, PingerOutput, PresenceWatcher, Pruner, WatcherOutput as PresenceWatcherOutput,
 };
-use tenure::substrate::{MemoryStore, OpResult};
+use tenure::substrate::{Collection, MemoryStore, OpResult};
 use tenure::time::{DriftingClock, LocalTime};
 
 /// One of the core's actors, as the model runs it.
@@ -87,6 +87,22 @@ pub fn unit_note(o: UnitOutput) -> Note {
 }
 
 impl Actor {
+    /// Whether this actor ever writes `coll`. The partial-order reduction relies on it (a read
+    /// of a collection no running process may write commutes with every other step), and
+    /// `TenureModel::absorb` asserts it of every request in debug builds, so a core change that
+    /// makes an actor write elsewhere fails the tests instead of silently unsoundly reducing.
+    pub fn may_write(&self, coll: Collection) -> bool {
+        match self {
+            Actor::Updater(_) => coll == Collection::Clock,
+            Actor::ClockWatcher(_) | Actor::PresenceWatcher(_) => false,
+            Actor::Manager(_) | Actor::Unit(_) => coll == Collection::Leases,
+            Actor::Pinger(_) | Actor::Batcher(_) | Actor::Pruner(_) => matches!(
+                coll,
+                Collection::PresenceSeqs | Collection::PresenceBeings | Collection::PresencePings
+            ),
+        }
+    }
+
     /// When the actor next wants a timeout.
     pub fn next_deadline(&self) -> Option<LocalTime> {
         match self {

@@ -333,6 +333,21 @@ pub enum Op {
 }
 
 impl Op {
+    /// The collection the operation reads or writes; `None` for [`Op::ServerTime`], which
+    /// touches no document.
+    pub fn collection(&self) -> Option<Collection> {
+        match self {
+            Op::Read { coll, .. }
+            | Op::Find { coll, .. }
+            | Op::Insert { coll, .. }
+            | Op::Update { coll, .. }
+            | Op::Delete { coll, .. }
+            | Op::DeleteMany { coll, .. }
+            | Op::BulkUpsert { coll, .. } => Some(*coll),
+            Op::ServerTime => None,
+        }
+    }
+
     /// Whether the operation may change the store (and so be ambiguous when its reply is lost).
     pub fn is_write(&self) -> bool {
         !matches!(self, Op::Read { .. } | Op::Find { .. } | Op::ServerTime)
