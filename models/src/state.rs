@@ -96,10 +96,15 @@ impl Actor {
             Actor::Updater(_) => coll == Collection::Clock,
             Actor::ClockWatcher(_) | Actor::PresenceWatcher(_) => false,
             Actor::Manager(_) | Actor::Unit(_) => coll == Collection::Leases,
-            Actor::Pinger(_) | Actor::Batcher(_) | Actor::Pruner(_) => matches!(
+            // (A pinger's dead marker goes straight to the pings.)
+            Actor::Pinger(_) => matches!(
                 coll,
                 Collection::PresenceSeqs | Collection::PresenceBeings | Collection::PresencePings
             ),
+            Actor::Batcher(_) => coll == Collection::PresencePings,
+            Actor::Pruner(_) => {
+                matches!(coll, Collection::PresenceBeings | Collection::PresencePings)
+            }
         }
     }
 
