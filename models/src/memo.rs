@@ -16,6 +16,7 @@ use std::hash::{BuildHasherDefault, Hash};
 use std::sync::Arc;
 use std::time::Duration;
 use tenure::effects::{OpId, Request};
+use tenure::property::Violation;
 use tenure::substrate::MemoryStore;
 use tenure::time::LocalTime;
 
@@ -95,6 +96,23 @@ pub(crate) type FlightsMemo = Memo<Vec<Flight>, FlightEdit, ()>;
 /// The store's server time set at each tick (presence): (kept store, server time in ns) → the
 /// kept store with it, instead of a copy of every document at every tick.
 pub(crate) type ServerTimeMemo = Memo<MemoryStore, u64, ()>;
+
+/// What P6 judges of a pruner's write, other than the store after it (the memo's part).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PruneInput {
+    /// The store before the write, by its 64-bit hash (as the interner knows it).
+    pub(crate) before: u64,
+    /// The pass's current slot (the ghost's, set when the pass began).
+    pub(crate) slot: Option<i64>,
+    /// The sequences referenced by the pings the pass must keep, when it began.
+    pub(crate) referenced: Vec<u64>,
+}
+
+/// A pruner's write as P6 sees it: (kept store after it, [`PruneInput`]) → (P6's violation,
+/// whether ping slots were removed). Building the snapshots of both stores at every pruner
+/// write took a fifth of a presence search; the (store, write) pairs recur in every
+/// interleaving of the other processes' steps.
+pub(crate) type PruneMemo = Memo<MemoryStore, PruneInput, (Option<Violation>, bool)>;
 
 /// (Kept part, input) → (kept next part, output).
 ///

@@ -9,7 +9,8 @@
 use crate::config::ModelConfig;
 use crate::faults::Fault;
 use crate::memo::{
-    ActorMemo, FlightEdit, FlightsMemo, Input, ServerTimeMemo, StoreInput, StoreMemo, StoreOutcome,
+    ActorMemo, FlightEdit, FlightsMemo, Input, PruneMemo, ServerTimeMemo, StoreInput, StoreMemo,
+    StoreOutcome,
 };
 use crate::observe::{self, Milestone, WatchedChange};
 use crate::presence;
@@ -160,6 +161,8 @@ pub struct TenureModel {
     flights_memo: Arc<FlightsMemo>,
     /// The server times set in each store so far (presence).
     server_time_memo: Arc<ServerTimeMemo>,
+    /// P6's judgements of the pruner's writes seen so far (presence).
+    pub(crate) prune_memo: Arc<PruneMemo>,
     /// Which bounded-liveness properties the configuration checks (asked in every step).
     checks: Checks,
     /// Per property (by its place in `PropertyId::ALL`): its bit in `State::violated` if this
@@ -219,6 +222,7 @@ impl TenureModel {
             store_memo: Arc::new(StoreMemo::default()),
             flights_memo: Arc::new(FlightsMemo::default()),
             server_time_memo: Arc::new(ServerTimeMemo::default()),
+            prune_memo: Arc::new(PruneMemo::default()),
             checks: Checks {
                 progress: false,
                 expiry: false,
@@ -785,7 +789,7 @@ impl TenureModel {
             observe::store_change(self, s, &change, f.clock_base, why);
         }
         if self.presence_role(usize::from(f.proc)) == Some(PresenceRole::Pruner) {
-            presence::pruned(self, s, &presence::snapshot(&before), why);
+            presence::pruned(self, s, &before, why);
         }
         if self.config.faults.has(Fault::StaleRead) && matches!(*result, OpResult::Ok(_)) {
             s.before_write = Some(before);

@@ -1,8 +1,10 @@
 //! The presence model's observations: pings routed to the batcher, and the slot documents,
 //! beings and watch events handed to the core's P1, P2, P4, P5 and P6.
 
+use crate::memo::PruneInput;
 use crate::model::TenureModel;
 use crate::observe::{reach, record, Milestone};
+use crate::shared::Shared;
 use crate::state::State;
 use std::collections::BTreeMap;
 use tenure::presence::{PingerOutput, PresenceConfig, SlotBits, WatcherOutput};
@@ -135,29 +137,41 @@ pub(crate) fn snapshot(store: &MemoryStore) -> PresenceSnapshot {
 pub(crate) fn pruned(
     model: &TenureModel,
     s: &mut State,
-    before: &PresenceSnapshot,
+    before: &Shared<MemoryStore>,
     why: &mut Vec<Violation>,
 ) {
-    let after = snapshot(&s.store);
-    if after.slots.len() < before.slots.len() {
+    let presence = s.ghost.presence();
+    let input = PruneInput {
+        before: before.fingerprint(),
+        slot: presence.prune_slot,
+        referenced: presence.prune_referenced.clone(),
+    };
+    let mut after = s.store.clone();
+    let (violation, slots_pruned) = model.prune_memo.call(
+        &mut after,
+        input,
+        |after, input| {
+            let (before, after) = (snapshot(before), snapshot(after));
+            let slots_pruned = after.slots.len() < before.slots.len();
+            let violation = input.slot.and_then(|slot| {
+                let period = config(model).period_secs();
+                // The beings the pass must keep are those referenced by kept pings when it
+                // began; a ping landing later may reference a being it already judged
+                // superseded.
+                let after = PresenceSnapshot {
+                    referenced: input.referenced.iter().copied().collect(),
+                    ..after
+                };
+                p6_prune_keeps(&before, &after, slot, period).err()
+            });
+            (violation, slots_pruned)
+        },
+        |_| {},
+    );
+    if slots_pruned {
         reach(s, Milestone::SlotsPruned);
     }
-    if let Some(slot) = s.ghost.presence().prune_slot {
-        let period = config(model).period_secs();
-        // The beings the pass must keep are those referenced by kept pings when it began;
-        // a ping landing later may reference a being it already judged superseded.
-        let after = PresenceSnapshot {
-            referenced: s
-                .ghost
-                .presence()
-                .prune_referenced
-                .iter()
-                .copied()
-                .collect(),
-            ..after
-        };
-        record(why, p6_prune_keeps(before, &after, slot, period));
-    }
+    why.extend(violation);
 }
 
 /// Sequences referenced by the pings a pass relative to `slot` must keep.
