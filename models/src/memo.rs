@@ -114,6 +114,12 @@ pub(crate) struct PruneInput {
 /// interleaving of the other processes' steps.
 pub(crate) type PruneMemo = Memo<MemoryStore, PruneInput, (Option<Violation>, bool)>;
 
+/// P2 at an idle tick: (kept store, (hash of the pings sent, the last prune's cut)) → P2's
+/// violation. Comparing the store's ping bits with the OR of those sent built and formatted
+/// both sides at every idle tick; the (store, pings sent) pairs recur in every interleaving of
+/// the watcher's and the pruner's steps.
+pub(crate) type SettledMemo = Memo<MemoryStore, (u64, i64), Option<Violation>>;
+
 /// (Kept part, input) → (kept next part, output).
 ///
 /// A transition is known by the 64-bit hash of its (kept part, input), as the interner knows a
@@ -189,6 +195,12 @@ impl<P: Clone + Hash + 'static, I: Clone + Hash + Eq, O: Clone> Memo<P, I, O> {
             });
         }
         out
+    }
+
+    /// The 64-bit hash of `value` with this memo's hasher: to put a large input into a key by
+    /// its hash, as parts are.
+    pub fn hash(&self, value: &impl Hash) -> u64 {
+        self.hasher.hash_one(value)
     }
 
     /// Transitions remembered.

@@ -9,8 +9,8 @@
 use crate::config::ModelConfig;
 use crate::faults::Fault;
 use crate::memo::{
-    ActorMemo, FlightEdit, FlightsMemo, Input, PruneMemo, ServerTimeMemo, StoreInput, StoreMemo,
-    StoreOutcome,
+    ActorMemo, FlightEdit, FlightsMemo, Input, PruneMemo, ServerTimeMemo, SettledMemo, StoreInput,
+    StoreMemo, StoreOutcome,
 };
 use crate::observe::{self, Milestone, WatchedChange};
 use crate::presence;
@@ -163,6 +163,8 @@ pub struct TenureModel {
     server_time_memo: Arc<ServerTimeMemo>,
     /// P6's judgements of the pruner's writes seen so far (presence).
     pub(crate) prune_memo: Arc<PruneMemo>,
+    /// P2's verdicts at idle ticks seen so far (presence).
+    pub(crate) settled_memo: Arc<SettledMemo>,
     /// Which bounded-liveness properties the configuration checks (asked in every step).
     checks: Checks,
     /// Per property (by its place in `PropertyId::ALL`): its bit in `State::violated` if this
@@ -223,6 +225,7 @@ impl TenureModel {
             flights_memo: Arc::new(FlightsMemo::default()),
             server_time_memo: Arc::new(ServerTimeMemo::default()),
             prune_memo: Arc::new(PruneMemo::default()),
+            settled_memo: Arc::new(SettledMemo::default()),
             checks: Checks {
                 progress: false,
                 expiry: false,

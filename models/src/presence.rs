@@ -12,7 +12,7 @@ use tenure::property::presence::{
     p1_sequences, p2_or_of_sent, p4_alternate, p5_pinging_never_dead, p6_prune_keeps,
     stored_alive_bits, PresenceSnapshot, Report,
 };
-use tenure::property::Violation;
+use tenure::property::{Verdict, Violation};
 use tenure::substrate::{Collection, MemoryStore, Value};
 
 /// The presence model (namespace) every actor uses.
@@ -190,7 +190,6 @@ pub(crate) fn kept_references(model: &TenureModel, store: &MemoryStore, slot: i6
 /// P2 when the batcher has nothing pending or in flight: every surviving slot document holds
 /// exactly the OR of the bits pinged into it.
 pub(crate) fn settled_bits(model: &TenureModel, s: &State, why: &mut Vec<Violation>) {
-    let mut stored = stored_alive_bits(&s.store);
     // Slot documents below the last prune's cut may have been deleted and re-created by a
     // late dead marker: leave them out, on both sides.
     let cut = s
@@ -198,6 +197,21 @@ pub(crate) fn settled_bits(model: &TenureModel, s: &State, why: &mut Vec<Violati
         .presence()
         .prune_slot
         .map_or(i64::MIN, |slot| slot - 3 * config(model).period_secs());
+    let sent = &s.ghost.presence().sent;
+    let input = (model.settled_memo.hash(sent), cut);
+    let mut store = s.store.clone();
+    let violation = model.settled_memo.call(
+        &mut store,
+        input,
+        |store, _| p2_settled(store, sent, cut).err(),
+        |_| {},
+    );
+    why.extend(violation);
+}
+
+/// P2 on `store`, given the pings `sent`, above the last prune's `cut`.
+fn p2_settled(store: &MemoryStore, sent: &[(i64, String, i64)], cut: i64) -> Verdict {
+    let mut stored = stored_alive_bits(store);
     let slot_of = |id: &str| {
         id.rsplit(':')
             .next()
@@ -205,18 +219,14 @@ pub(crate) fn settled_bits(model: &TenureModel, s: &State, why: &mut Vec<Violati
             .unwrap_or(i64::MIN)
     };
     stored.retain(|(id, _), _| slot_of(id) >= cut);
-    let present: Vec<&str> = s
-        .store
+    let present: Vec<&str> = store
         .documents(Collection::PresencePings)
         .map(|d| d.id.as_str())
         .collect();
-    let sent: BTreeMap<(String, String), i64> = s
-        .ghost
-        .presence()
-        .sent
+    let sent: BTreeMap<(String, String), i64> = sent
         .iter()
         .map(|(slot, f, b)| ((format!("{MODEL}:{slot}"), f.clone()), *b))
         .filter(|((id, _), _)| present.contains(&id.as_str()) && slot_of(id) >= cut)
         .collect();
-    record(why, p2_or_of_sent(&sent, &stored));
+    p2_or_of_sent(&sent, &stored)
 }
