@@ -41,9 +41,10 @@
 //! These are the conditions C0-C2 of the ample-set method (Peled; Clarke, Grumberg and Peled,
 //! *Model Checking*, ch. 10); C3 (no cycle closed by reduced steps only) holds because a step
 //! within a tick never returns to an earlier state. Condition 2 is checked on the actor's
-//! timer's transition (remembered, so the look costs one lookup): the step is local when the actor
+//! transition (remembered, so the look costs one lookup): the step is local when the actor
 //! reports nothing, which debug builds (and so the tests) assert by computing the whole step,
-//! and otherwise the whole step is computed and compared. Every violation and every milestone
+//! and otherwise the whole step is computed and compared. Condition 4 is checked on the whole
+//! step, and on its loss. Every violation and every milestone
 //! reachable without the reduction is still reached; a counterexample is shortest among the
 //! reduced orders, so it may carry a timer that fired before it mattered.
 //! `ModelConfig::partial_order` (`tenure check --no-partial-order`) turns it off, to
