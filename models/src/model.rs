@@ -754,12 +754,36 @@ impl TenureModel {
         // The store before the operation, for stale reads and the pruner's check (sharing it
         // costs nothing: a write copies it anyway, and the parent state keeps it).
         let before = s.store.clone();
+        let outcome = self.run_store(&mut s.store, f, unchecked);
+        let result = outcome.result;
+        if outcome.read {
+            return result;
+        }
+        if let Some(change) = outcome.changed {
+            observe::store_change(self, s, &change, f.clock_base, why);
+        }
+        if self.presence_role(usize::from(f.proc)) == Some(PresenceRole::Pruner) {
+            presence::pruned(self, s, &before, why);
+        }
+        if self.config.faults.has(Fault::StaleRead) && matches!(*result, OpResult::Ok(_)) {
+            s.before_write = Some(before);
+        }
+        result
+    }
+
+    /// Runs `f`'s operation on `store` (remembered: the store is pure).
+    fn run_store(
+        &self,
+        store: &mut Shared<MemoryStore>,
+        f: &Flight,
+        unchecked: bool,
+    ) -> StoreOutcome {
         let input = StoreInput {
             req: f.req.clone(),
             unchecked,
         };
-        let outcome = self.store_memo.call(
-            &mut s.store,
+        self.store_memo.call(
+            store,
             input,
             |store, input| {
                 let op = &input.req.op;
@@ -783,21 +807,32 @@ impl TenureModel {
                 }
             },
             |store| self.parts.intern_store(store),
-        );
-        let result = outcome.result;
-        if outcome.read {
-            return result;
+        )
+    }
+
+    /// Whether delivering the read `f` of `s` (answered, or lost) reports nothing: its process
+    /// takes the answer (or holds it, paused, or ignores it, restarted since) and at most
+    /// issues requests. For `reduction::lone_read`, which has checked that `f` is its process's
+    /// only business, so that its ids are renumbered afterwards if renumbering is on.
+    pub(crate) fn read_reports_nothing(&self, s: &State, f: &Flight, lost: bool) -> bool {
+        let p = usize::from(f.proc);
+        let proc = &s.procs[p];
+        if proc.incarnation != f.incarnation || proc.paused {
+            return true;
         }
-        if let Some(change) = outcome.changed {
-            observe::store_change(self, s, &change, f.clock_base, why);
-        }
-        if self.presence_role(usize::from(f.proc)) == Some(PresenceRole::Pruner) {
-            presence::pruned(self, s, &before, why);
-        }
-        if self.config.faults.has(Fault::StaleRead) && matches!(*result, OpResult::Ok(_)) {
-            s.before_write = Some(before);
-        }
-        result
+        let answer = if lost {
+            self.answer(OpResult::Unknown)
+        } else {
+            let outcome = self.run_store(&mut s.store.clone(), f, false);
+            if !outcome.read {
+                return false;
+            }
+            outcome.result
+        };
+        let now = self.now(s, p);
+        let input = Input::Reply(f.req.id, answer, now);
+        let out = self.run_actor(&mut proc.clone(), input, self.config.renumber);
+        out.1.is_empty()
     }
 
     /// Runs `action` on `s`, collecting the violations it reveals (with their details).
@@ -1288,7 +1323,7 @@ impl TenureModel {
 
     /// Whether the model remembers when the last fault ended (G6, M6 and T6 windows start
     /// there).
-    fn tracks_quiet(&self) -> bool {
+    pub(crate) fn tracks_quiet(&self) -> bool {
         [PropertyId::G6, PropertyId::M6, PropertyId::T6]
             .into_iter()
             .any(|id| self.observes(id))

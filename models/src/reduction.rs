@@ -43,8 +43,8 @@
 //! within a tick never returns to an earlier state. Condition 2 is checked on the actor's
 //! transition (remembered, so the look costs one lookup): the step is local when the actor
 //! reports nothing, which debug builds (and so the tests) assert by computing the whole step,
-//! and otherwise the whole step is computed and compared. Condition 4 is checked on the whole
-//! step, and on its loss. Every violation and every milestone
+//! and otherwise the whole step is computed and compared. Condition 4 is checked the same way
+//! (the store's answer and the process's transition are remembered too). Every violation and every milestone
 //! reachable without the reduction is still reached; a counterexample is shortest among the
 //! reduced orders, so it may carry a timer that fired before it mattered.
 //! `ModelConfig::partial_order` (`tenure check --no-partial-order`) turns it off, to
@@ -122,9 +122,23 @@ pub(crate) fn lone_read(model: &TenureModel, s: &State) -> Option<u8> {
             });
         let i = u8::try_from(i).ok()?;
         let lost = faults.has(Fault::Lost) && s.budget > 0;
+        // A fault restarts the windows of G6, M6 and T6 where they are checked: in the ghost.
+        let quiet_restarts = lost && model.tracks_quiet() && s.ghost.quiet_since != s.real;
+        // Each way it may land: local when the process reports nothing (debug builds check the
+        // whole step), otherwise when the whole step says so.
+        let lands_locally = |how: How| {
+            let quiet = model.read_reports_nothing(s, f, how == How::Lost);
+            let action = Action::Deliver(i, how);
+            debug_assert!(
+                !quiet || only_changes(model, s, action, f.proc),
+                "a read that reports nothing changed more than its process: {action}"
+            );
+            quiet || only_changes(model, s, action, f.proc)
+        };
         let local = alone
-            && only_changes(model, s, Action::Deliver(i, How::Ok), f.proc)
-            && (!lost || only_changes(model, s, Action::Deliver(i, How::Lost), f.proc));
+            && !quiet_restarts
+            && lands_locally(How::Ok)
+            && (!lost || lands_locally(How::Lost));
         local.then_some(i)
     })
 }
