@@ -59,12 +59,7 @@ use crate::state::State;
 pub(crate) fn lone_timer(model: &TenureModel, s: &State) -> Option<Action> {
     (0..s.procs.len()).find_map(|p| {
         let p8 = u8::try_from(p).ok()?;
-        let idle = s.procs[p].held.is_empty()
-            && !s
-                .flights
-                .iter()
-                .chain(s.checked.iter())
-                .any(|f| f.proc == p8);
+        let idle = s.procs[p].held.is_empty() && requests_of(s, p) == 0;
         if !(idle && model.timer_due(s, p)) {
             return None;
         }
@@ -87,6 +82,15 @@ pub(crate) fn lone_timer(model: &TenureModel, s: &State) -> Option<Action> {
     })
 }
 
+/// Process `p`'s requests in flight or filter-checked and waiting to be written.
+fn requests_of(s: &State, p: usize) -> usize {
+    s.flights
+        .iter()
+        .chain(s.checked.iter())
+        .filter(|f| usize::from(f.proc) == p)
+        .count()
+}
+
 /// The request in flight whose delivery (as `Deliver(i, _)`, every way it may land) meets
 /// conditions 3 and 4 above, if one does.
 pub(crate) fn lone_read(model: &TenureModel, s: &State) -> Option<u8> {
@@ -97,13 +101,7 @@ pub(crate) fn lone_read(model: &TenureModel, s: &State) -> Option<u8> {
     {
         return None;
     }
-    let busy = |q: usize| {
-        model.timer_due(s, q)
-            || s.flights
-                .iter()
-                .chain(s.checked.iter())
-                .any(|f| usize::from(f.proc) == q)
-    };
+    let busy = |q: usize| model.timer_due(s, q) || requests_of(s, q) > 0;
     s.flights.iter().enumerate().find_map(|(i, f)| {
         let p = usize::from(f.proc);
         let op = &f.req.op;
@@ -111,12 +109,7 @@ pub(crate) fn lone_read(model: &TenureModel, s: &State) -> Option<u8> {
             && model.presence_role(p) != Some(PresenceRole::Batcher)
             && s.procs[p].held.is_empty()
             && !model.timer_due(s, p)
-            && s.flights
-                .iter()
-                .chain(s.checked.iter())
-                .filter(|g| usize::from(g.proc) == p)
-                .count()
-                == 1
+            && requests_of(s, p) == 1
             && op.collection().is_none_or(|c| {
                 (0..s.procs.len()).all(|q| q == p || !s.procs[q].actor.may_write(c) || !busy(q))
             });
