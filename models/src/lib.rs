@@ -10,7 +10,8 @@
 //! - [`config`]: what a run checks (protocol, sizes, faults, horizon) and its limits;
 //! - [`faults`]: the fault switches;
 //! - [`state`]: processes, flights and the ghost observations properties need;
-//! - [`model`]: the stateright [`Model`](stateright::Model): actions and transitions;
+//! - [`model`]: the stateright [`Model`](stateright::Model): which actions are enabled in a
+//!   state and what each does, over real time, the processes and the store;
 //! - [`observe`]: transitions handed to the core's property functions;
 //! - [`properties`]: what a check checks, under the short keys stateright knows;
 //! - [`presence`]: the presence model's routing and observations;
@@ -36,9 +37,9 @@
 //! Holders call, units get tickets, pingers stop or start, the pruner runs, and processes pause
 //! or crash only at the start of a time step (their requests still interleave with everything
 //! else); each of those has a budget per run; a crash restarts the process at once with empty
-//! memory. `model.rs` is the place to change any of these. Within a tick, a timer that
-//! commutes with every other step is fired before them rather than in every position among
-//! them ([`reduction`]; `ModelConfig::partial_order`).
+//! memory. `model/actions.rs` is the place to change any of these. Within a tick, a timer or a
+//! read that commutes with every other step is taken before them rather than in every
+//! position among them ([`reduction`]; `ModelConfig::partial_order`).
 //!
 //! # Compact state
 //! Parts are interned ([`shared`]), and a state keeps no history a property does not read (nor
