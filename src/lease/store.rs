@@ -492,6 +492,9 @@ impl LeaseStore {
             .map_err(StoreError::Corrupt)
     }
 
+    /// Writes `holder`'s term of `duration` from global time `g` into lease `name`, from the
+    /// cached document: an extension of the holder's own term (never shorter: if it would be,
+    /// nothing is written), a claim of a vacant lease (the next epoch), or a first claim.
     fn write_term(
         &mut self,
         name: String,
@@ -507,7 +510,7 @@ impl LeaseStore {
             writer: self.writer.clone(),
         };
         let id = lease_id(&self.namespace, &name);
-        match cached {
+        let (wrote, op) = match cached {
             Some(old) if old.term.is_some() => {
                 let Some(old_term) = old.term.as_ref().filter(|t| t.holder == holder) else {
                     return Err(StoreError::Invalid(format!(
@@ -531,14 +534,7 @@ impl LeaseStore {
                     ..old.clone()
                 };
                 let op = self.replace(&id, &old, &wrote);
-                Ok(self.begin(
-                    Call::Write {
-                        name,
-                        wrote,
-                        read: g,
-                    },
-                    op,
-                ))
+                (wrote, op)
             }
             Some(vacant) => {
                 let epoch = if self.mutant == Some(Mutant::LeaseEpochReuse) {
@@ -553,14 +549,7 @@ impl LeaseStore {
                     writer: self.writer.clone(),
                 };
                 let op = self.replace(&id, &vacant, &wrote);
-                Ok(self.begin(
-                    Call::Write {
-                        name,
-                        wrote,
-                        read: g,
-                    },
-                    op,
-                ))
+                (wrote, op)
             }
             None => {
                 let wrote = LeaseDoc {
@@ -573,16 +562,15 @@ impl LeaseStore {
                     coll: Collection::Leases,
                     doc: wrote.encode(&self.namespace),
                 };
-                Ok(self.begin(
-                    Call::Write {
-                        name,
-                        wrote,
-                        read: g,
-                    },
-                    op,
-                ))
+                (wrote, op)
             }
-        }
+        };
+        let write = Call::Write {
+            name,
+            wrote,
+            read: g,
+        };
+        Ok(self.begin(write, op))
     }
 
     /// A compare-and-swap from `old`'s exact version to `new`.
