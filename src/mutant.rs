@@ -209,6 +209,24 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_counts_them_right() {
+        let readme: Vec<&str> = include_str!("../README.md").split_whitespace().collect();
+        let n = |p| Mutant::of(p).count();
+        let stated = format!(
+            "({} today: {} of the clock, {} of leases, {} of leadership, {} of presence)",
+            Mutant::ALL.len(),
+            n(Protocol::Clock),
+            n(Protocol::Lease),
+            n(Protocol::Leadership),
+            n(Protocol::Presence)
+        );
+        assert!(
+            readme.join(" ").contains(&stated),
+            "README.md's Mutants section should say {stated:?}"
+        );
+    }
+
+    #[test]
     fn unknown_name_suggests_neighbours() {
         let e = "lease-typo".parse::<Mutant>().unwrap_err();
         assert!(e.known.iter().all(|n| n.starts_with("lease")));
