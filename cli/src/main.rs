@@ -89,8 +89,9 @@ pub struct ModelArgs {
     /// Run a deliberately broken variant (implies its protocol); see --list-mutants.
     #[arg(long, value_name = "NAME")]
     pub mutant: Option<String>,
-    /// Local clock rate error ρ in ppm: processes run slow, fast and exact by ρ [default:
-    /// 100000]. With 0 every clock is exact, and updaters become interchangeable.
+    /// Local clock rate error ρ in ppm: updaters run fast, slow, exact, fast, ... by ρ, and
+    /// managers slow, fast, exact, ... [default: 100000]. With 0 every clock is exact, and
+    /// updaters become interchangeable.
     #[arg(long, value_name = "PPM")]
     pub rate_error_ppm: Option<u32>,
     /// Treat interchangeable processes (updaters on the same clock rate) as one: fewer states,

@@ -35,7 +35,8 @@ pub struct ModelConfig {
     /// tick, so timers fire exactly on time. Presence needs it: its timing margins are smaller
     /// than a tick's lateness.
     pub exact_timers: bool,
-    /// Clock rate error ρ in ppm: process `i` runs slow, fast, exact, slow, ... by ρ.
+    /// Clock rate error ρ in ppm: each process runs slow, fast or exact by ρ
+    /// ([`ModelConfig::rate_ppm`]).
     pub rate_error_ppm: u32,
     /// The clock updaters' interval (and backoff).
     pub update_interval: Duration,
@@ -222,10 +223,18 @@ impl ModelConfig {
         self.updaters + self.managers + self.pingers
     }
 
-    /// The local clock rate of process `i`, in ppm off real time.
-    pub fn rate_ppm(&self, i: u8) -> i64 {
+    /// The local clock rate, in ppm off real time, of manager `i` (`manager`) or of any other
+    /// process `i`: managers run slow, fast, exact, slow, ... by ρ, the others (updaters first)
+    /// fast, slow, exact, ..., so that the first updater's fast clock meets the first holder's
+    /// slow one, the case the skew margin exists for.
+    pub fn rate_ppm(&self, i: usize, manager: bool) -> i64 {
         let rho = i64::from(self.rate_error_ppm);
-        [-rho, rho, 0][usize::from(i) % 3]
+        let order = if manager {
+            [-rho, rho, 0]
+        } else {
+            [rho, -rho, 0]
+        };
+        order[i % 3]
     }
 
     /// The clock step bound S lease holders budget for: the updaters' cap on one step.

@@ -39,16 +39,16 @@ impl TenureModel {
             .min(self.horizon_ns())
     }
 
-    /// Updaters run fast, slow, exact, ...; managers slow, fast, exact, ... (a fast clock
-    /// against a slow holder is the case the skew margin exists for).
+    /// Process `p`'s clock, at the rate [`ModelConfig::rate_ppm`] gives it.
+    ///
+    /// [`ModelConfig::rate_ppm`]: crate::config::ModelConfig::rate_ppm
     pub(super) fn clock_of(&self, p: usize) -> DriftingClock {
-        let rho = i64::from(self.config.rate_error_ppm);
-        let (i, order) = match self.manager_of(p) {
-            Some(m) => (usize::from(m), [-rho, rho, 0]),
-            None => (p, [rho, -rho, 0]),
+        let rate_ppm = match self.manager_of(p) {
+            Some(m) => self.config.rate_ppm(usize::from(m), true),
+            None => self.config.rate_ppm(p, false),
         };
         DriftingClock {
-            rate_ppm: order[i % 3],
+            rate_ppm,
             offset: 0,
         }
     }
