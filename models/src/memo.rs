@@ -1,11 +1,12 @@
 //! Transitions remembered.
 //!
 //! The core's actors and the store are pure: a timer, a store reply or a holder's call handed to
-//! a process in a given state always gives the same next state and the same effects, and an operation on a
-//! given store the same store and answer. The checker hands the same few thousand process
-//! states and stores the same inputs millions of times (in every interleaving of what the other
-//! processes do), so it runs each distinct (part, input) once and looks the rest up. Interned
-//! parts ([`crate::shared`]) make the key cheap: a kept part is identified by where it is kept.
+//! a process in a given state always gives the same next state and the same effects, and an
+//! operation on a given store the same store and answer. The checker hands the same few
+//! thousand process states and stores the same inputs millions of times (in every interleaving
+//! of what the other processes do), so it runs each distinct (part, input) once and looks the
+//! rest up. Interned parts ([`crate::shared`]) make the key cheap: a kept part is identified by
+//! where it is kept.
 
 use crate::observe::WatchedChange;
 use crate::shared::Shared;

@@ -44,11 +44,10 @@
 //! transition (remembered, so the look costs one lookup): the step is local when the actor
 //! reports nothing, which debug builds (and so the tests) assert by computing the whole step,
 //! and otherwise the whole step is computed and compared. Condition 4 is checked the same way
-//! (the store's answer and the process's transition are remembered too). Every violation and every milestone
-//! reachable without the reduction is still reached; a counterexample is shortest among the
-//! reduced orders, so it may carry a timer that fired before it mattered.
-//! `ModelConfig::partial_order` (`tenure check --no-partial-order`) turns it off, to
-//! cross-check.
+//! (the store's answer and the process's transition are remembered too). Every violation and
+//! every milestone reachable without the reduction is still reached; a counterexample is
+//! shortest among the reduced orders, so it may carry a timer that fired before it mattered.
+//! `ModelConfig::partial_order` (`tenure check --no-partial-order`) turns it off, to cross-check.
 
 use crate::faults::Fault;
 use crate::memo::Input;

@@ -347,8 +347,8 @@ impl TenureModel {
         (p >= first).then(|| u8::try_from(p - first).ok()).flatten()
     }
 
-    /// Process `p`'s part in the presence model, where there are pingers `0..K`, then the
-    /// batcher, the watcher and the pruner: pingers `0..K`, then the batcher, the watcher and the pruner.
+    /// Process `p`'s part in the presence model: pingers `0..K`, then the batcher, the watcher
+    /// and the pruner.
     pub(crate) fn presence_role(&self, p: usize) -> Option<PresenceRole> {
         if self.config.protocol != Protocol::Presence {
             return None;
