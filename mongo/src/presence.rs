@@ -231,7 +231,7 @@ impl Presence {
             Box::new(|_, _, _| Effects::none()),
             CancellationToken::new(),
         )?;
-        let (synced_tx, synced) = watch::channel(None);
+        let (synced_tx, synced) = watch::channel(Synced::default());
         let router = WatcherRouter {
             watches: HashMap::new(),
             pruner: pruner.caller(),
@@ -420,8 +420,18 @@ struct WatcherRouter {
     /// `None`: passes start only through [`PresenceWatch::prune`].
     trigger: Option<PruneTrigger>,
     jitter: Jitter,
-    synced: watch::Sender<Option<i64>>,
+    synced: watch::Sender<Synced>,
     recorder: Option<Recorder>,
+}
+
+/// What the watcher's syncs came to, for [`PresenceWatch::sync`] and [`PresenceWatch::prune`].
+#[derive(Clone, Debug, Default)]
+struct Synced {
+    /// The slot of the last sync that succeeded.
+    slot: Option<i64>,
+    /// Why the last sync failed, if it did: a caller waiting for a sync gets this rather than
+    /// waiting for the next one to succeed (which may be never).
+    failed: Option<String>,
 }
 
 impl Router<WatcherOutput> for WatcherRouter {
@@ -438,14 +448,20 @@ impl Router<WatcherOutput> for WatcherRouter {
                 }
             }
             WatcherOutput::Synced { slot } => {
-                self.synced.send_replace(Some(slot));
+                self.synced.send_replace(Synced {
+                    slot: Some(slot),
+                    failed: None,
+                });
                 let due = self.trigger.as_mut();
                 if due.is_some_and(|t| t.after_sync(&mut self.jitter)) {
                     self.pruner
                         .try_call(Box::new(move |p, _, now| p.handle_prune(slot, now)));
                 }
             }
-            WatcherOutput::SyncFailed(why) => tracing::debug!(%why, "presence sync failed"),
+            WatcherOutput::SyncFailed(why) => {
+                tracing::debug!(%why, "presence sync failed");
+                self.synced.send_modify(|s| s.failed = Some(why));
+            }
         }
     }
 }
@@ -453,7 +469,7 @@ impl Router<WatcherOutput> for WatcherRouter {
 struct WatchInner {
     worker: Worker<PresenceWatcher, WatcherRouter>,
     pruner: Worker<Pruner, PrunerRouter>,
-    synced: watch::Receiver<Option<i64>>,
+    synced: watch::Receiver<Synced>,
 }
 
 /// A presence watcher of one model; cheap to clone.
@@ -486,15 +502,18 @@ impl PresenceWatch {
                 Ok((id, fx)) => {
                     let recorded = r.recorder.as_ref().map_or(id.0, Recorder::unique);
                     r.watches.insert(id, (tx, recorded));
-                    let _ = id_tx.send(id);
+                    let _ = id_tx.send(Ok(id));
                     fx
                 }
-                Err(_) => Effects::none(),
+                Err(e) => {
+                    let _ = id_tx.send(Err(e));
+                    Effects::none()
+                }
             }))
             .await?;
         let id = id_rx
             .await
-            .map_err(|_| Error::Stopped("presence watcher"))?;
+            .map_err(|_| Error::Stopped("presence watcher"))??;
         let guard = Unwatch {
             caller: self.inner.worker.caller(),
             id,
@@ -536,14 +555,19 @@ impl PresenceWatch {
         synced
             .changed()
             .await
-            .map_err(|_| Error::Stopped("presence watcher"))
+            .map_err(|_| Error::Stopped("presence watcher"))?;
+        let failed = synced.borrow().failed.clone();
+        match failed {
+            None => Ok(()),
+            Some(why) => Err(Error::Store(format!("presence sync failed: {why}"))),
+        }
     }
 
     /// Runs a prune pass now (one also runs, at random, about once per 260 syncs): deletes ping
     /// documents older than the last four slots and beings no longer referenced, never a key's
     /// newest. Waits for the pass.
     pub async fn prune(&self) -> Result<Pruned, Error> {
-        let slot = match *self.inner.synced.borrow() {
+        let slot = match self.inner.synced.borrow().slot {
             Some(slot) => slot,
             None => {
                 return Err(Error::Store(

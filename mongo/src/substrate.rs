@@ -20,7 +20,7 @@ use mongodb::{Client, Collection as MongoCollection, Database, IndexModel};
 use std::sync::Arc;
 use std::time::Duration;
 use tenure::history::Operation;
-use tenure::substrate::{Collection, Op, OpResult, ReadConcern, Reply};
+use tenure::substrate::{Collection, Document, Op, OpResult, ReadConcern, Reply};
 
 /// Longest accepted per-operation timeout: beyond it a lost server stalls every protocol for
 /// longer than any lease is likely to last.
@@ -383,14 +383,7 @@ impl Substrate {
                         use futures_util::TryStreamExt;
                         match cursor.try_collect::<Vec<_>>().await {
                             Ok(docs) => {
-                                return match docs
-                                    .into_iter()
-                                    .map(|d| doc_from_bson(*coll, d))
-                                    .collect::<Result<Vec<_>, _>>()
-                                {
-                                    Ok(docs) => OpResult::Ok(Reply::Docs(docs)),
-                                    Err(e) => OpResult::Failed(e.to_string()),
-                                }
+                                return OpResult::Ok(Reply::Docs(decode_found(*coll, docs)))
                             }
                             Err(e) => Err(e),
                         }
@@ -620,4 +613,19 @@ fn classify(e: &mongodb::error::Error, op: &Op) -> OpResult {
             OpResult::Unknown
         }
     }
+}
+
+/// The documents a find returned, as core documents. One whose `_id` is not a string is no
+/// Tenure document (every Tenure `_id` is a string) and is left out, with a warning, rather
+/// than failing the read for every other document.
+fn decode_found(coll: Collection, docs: Vec<BsonDocument>) -> Vec<Document> {
+    docs.into_iter()
+        .filter_map(|d| match doc_from_bson(coll, d) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(error = %e, "a document that is not Tenure's was left out of a read");
+                None
+            }
+        })
+        .collect()
 }

@@ -370,11 +370,40 @@ async fn corrupt_documents_are_named_and_never_overwritten() {
         e.to_string().contains(&id),
         "the error names the document: {e}"
     );
+    // Every call on the corrupt lease is answered (a check used to hang), with the error that
+    // names it; every other lease keeps working, in this handle and in a new one.
+    let bound = Duration::from_secs(10);
+    for e in [
+        timeout(bound, m.check("db", "u"))
+            .await
+            .map(|r| r.map(|_| ())),
+        timeout(bound, m.wait_until_expired("db")).await,
+        timeout(bound, m.claim("db", "u", Duration::from_secs(2)))
+            .await
+            .map(|r| r.map(|_| ())),
+    ] {
+        let e = e.expect("answered").unwrap_err();
+        assert!(
+            matches!(&e, Error::Lease(ManagerError::Corrupt(c)) if c.id == id),
+            "{e}"
+        );
+    }
+    let healthy = timeout(bound, m.claim("web", "u", Duration::from_secs(2)))
+        .await
+        .expect("answered")
+        .expect("another lease is served");
+    assert_eq!(healthy.lease(), "web");
+    let fresh = leases(&s, "m2");
+    timeout(bound, fresh.claim("api", "u", Duration::from_secs(2)))
+        .await
+        .expect("answered")
+        .expect("a new handle on the namespace is served");
     let after = leases_coll
         .find_one(doc! { "_id": &id })
         .await
         .expect("read");
     assert_eq!(after, Some(foreign), "never overwritten");
     m.shutdown().await;
+    fresh.shutdown().await;
     updater.shutdown().await;
 }

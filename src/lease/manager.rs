@@ -22,7 +22,7 @@ use super::{Epoch, LeaseInfo};
 use crate::effects::{Effects, OpId, OpIds, Renumber};
 use crate::jitter::Jitter;
 use crate::mutant::Mutant;
-use crate::substrate::OpResult;
+use crate::substrate::{CorruptDocument, OpResult};
 use crate::time::{GlobalTime, LocalTime, SkewBounds, RATE_ERROR_PPM_MAX};
 use crate::validate::{check_duration, check_lease_duration, check_name, InputError};
 use serde::{Deserialize, Serialize};
@@ -155,7 +155,15 @@ pub enum ManagerError {
     /// Too many requests are queued.
     #[error("lease manager overloaded: {PENDING_MAX} requests pending")]
     Overloaded,
-    /// The manager has stopped (after [`LeaseManager::handle_stop`] or a fatal store error).
+    /// The lease's document is corrupt or foreign. Tenure never writes it; repair or remove it
+    /// by hand. Calls on every other lease are unaffected.
+    #[error(transparent)]
+    Corrupt(#[from] CorruptDocument),
+    /// The store refused or failed the call (unreachable, not primary, a rejected command). The
+    /// manager keeps its state and serves again once the store answers.
+    #[error("store unavailable ({0}); the lease manager keeps serving: try again once the store answers")]
+    Unavailable(String),
+    /// The manager has stopped (after [`LeaseManager::handle_stop`]).
     #[error("lease manager stopped: {0}")]
     Stopped(String),
 }
@@ -224,7 +232,8 @@ pub enum ManagerOutput {
         /// The global time read that justified it.
         global: GlobalTime,
     },
-    /// The manager stopped; every pending request was answered with `Failed(Stopped)`.
+    /// The manager stopped (its owner asked); every pending request was answered with
+    /// `Failed(Stopped)`, the one whose store call was in flight included.
     Stopped(ManagerError),
 }
 
@@ -254,6 +263,31 @@ enum Running {
         lease: String,
         rest: Vec<String>,
     },
+}
+
+impl Running {
+    /// The API request waiting on this store call, if any: it must be answered whatever the
+    /// call's fate (a caller left unanswered hangs).
+    fn req(&self) -> Option<RequestId> {
+        match self {
+            Running::Claim { job, .. } => Some(job.req),
+            Running::CheckRefresh { req, .. } => Some(*req),
+            Running::TickRefresh | Running::Expire { .. } => None,
+        }
+    }
+}
+
+/// What a failed store call means for the request that made it. `Invalid` is the claim's own
+/// business (it retries); the rest are answered as they are.
+fn failure(lease: &str, e: StoreError) -> ManagerError {
+    match e {
+        StoreError::Invalid(_) => ManagerError::Contended(lease.to_owned()),
+        StoreError::Unknown(_) => ManagerError::OutcomeUnknown(lease.to_owned()),
+        StoreError::Corrupt(c) => ManagerError::Corrupt(c),
+        StoreError::Store { context, cause } => {
+            ManagerError::Unavailable(format!("{context}: {cause}"))
+        }
+    }
 }
 
 /// The lease manager actor.
@@ -596,10 +630,10 @@ impl LeaseManager {
         outcome: Result<StoreSuccess, StoreError>,
         now: LocalTime,
     ) -> Effects<ManagerOutput> {
+        // No store error stops the manager: each answers the request that met it, and the
+        // rest of the namespace is served as before (a corrupt document costs only its lease,
+        // an unreachable store only the calls made while it is down).
         let mut fx = Effects::none();
-        if let Err(e @ (StoreError::Corrupt(_) | StoreError::Store { .. })) = &outcome {
-            return self.die(ManagerError::Stopped(e.to_string()));
-        }
         match running {
             Running::Claim { job, call_start } => {
                 fx.extend(self.finish_claim(job, call_start, outcome, now))
@@ -610,6 +644,10 @@ impl LeaseManager {
                     .cached(&lease)
                     .filter(|d| d.holder() == Some(holder.as_str()))
                     .map(|d| d.epoch);
+                let outcome = match (outcome, self.store.corrupt(&lease)) {
+                    (Ok(_), Some(c)) => Err(StoreError::Corrupt(c.clone())),
+                    (outcome, _) => outcome,
+                };
                 match outcome {
                     Ok(_) => fx.notify(ManagerOutput::Checked {
                         req,
@@ -618,7 +656,7 @@ impl LeaseManager {
                     }),
                     Err(e) => fx.notify(ManagerOutput::Failed {
                         req,
-                        error: ManagerError::OutcomeUnknown(format!("{lease}: {e}")),
+                        error: failure(&lease, e),
                     }),
                 }
             }
@@ -758,27 +796,34 @@ impl LeaseManager {
                     self.claims.push_front(job);
                 }
             }
-            Err(StoreError::Unknown(_)) => fx.notify(ManagerOutput::Failed {
+            Err(e) => fx.notify(ManagerOutput::Failed {
                 req: job.req,
-                error: ManagerError::OutcomeUnknown(job.lease),
+                error: failure(&job.lease, e),
             }),
-            Err(e) => return self.die(ManagerError::Stopped(e.to_string())),
         }
         fx
     }
 
+    /// Ends the waits whose lease the cache shows not held (released), or corrupt (failed:
+    /// a corrupt lease is not a released one, and waiting on it would never end).
     fn release_waits(&mut self) -> Effects<ManagerOutput> {
         let mut fx = Effects::none();
         let store = &self.store;
-        let released: Vec<RequestId> = self
+        let ended: Vec<(RequestId, Option<ManagerError>)> = self
             .waits
             .iter()
-            .filter(|(_, l)| store.cached(l).and_then(|d| d.holder()).is_none())
-            .map(|(r, _)| *r)
+            .filter_map(|(r, l)| match store.corrupt(l) {
+                Some(c) => Some((*r, Some(ManagerError::Corrupt(c.clone())))),
+                None if store.cached(l).and_then(|d| d.holder()).is_none() => Some((*r, None)),
+                None => None,
+            })
             .collect();
-        for req in released {
+        for (req, error) in ended {
             self.waits.remove(&req);
-            fx.notify(ManagerOutput::Released { req });
+            fx.notify(match error {
+                None => ManagerOutput::Released { req },
+                Some(error) => ManagerOutput::Failed { req, error },
+            });
         }
         fx
     }
@@ -789,12 +834,12 @@ impl LeaseManager {
             return fx;
         }
         self.stopped = true;
-        self.running = None;
         self.next_tick = None;
-        let reqs = self
-            .claims
-            .drain(..)
-            .map(|c| c.req)
+        // The request whose store call is in flight first: its reply will be ignored.
+        let running = self.running.take().and_then(|(_, r)| r.req());
+        let reqs = running
+            .into_iter()
+            .chain(self.claims.drain(..).map(|c| c.req))
             .chain(self.checks.drain(..).map(|c| c.0))
             .chain(std::mem::take(&mut self.waits).into_keys());
         for req in reqs.collect::<Vec<_>>() {

@@ -80,6 +80,13 @@ pub fn lease_id(namespace: &str, name: &str) -> String {
     format!("{namespace}#{name}#")
 }
 
+/// The lease name an `_id` stands for (its last `#`-separated part; names contain no `#`),
+/// or `None` for an `_id` that is no lease's.
+pub fn lease_name_of(id: &str) -> Option<&str> {
+    let (_, name) = id.strip_suffix('#')?.rsplit_once('#')?;
+    check_name("lease name", name).ok().map(|()| name)
+}
+
 const C: Collection = Collection::Leases;
 
 impl LeaseDoc {

@@ -10,8 +10,13 @@
 //! document involved and returns [`StoreError::Invalid`] with the cache up to date, and the
 //! manager's bounded retry does the rest. An unknown outcome is resolved by a linearizable
 //! re-read of the document, never guessed.
+//!
+//! A corrupt or foreign document costs only its own lease: the cache remembers it by lease
+//! name ([`LeaseStore::corrupt`]), calls on that lease fail with [`StoreError::Corrupt`]
+//! naming its `_id`, and every other lease is served as usual. A claim of a lease known corrupt
+//! re-reads its document first, so a repaired document is served again without a restart.
 
-use super::{lease_id, Epoch, LeaseDoc, Term};
+use super::{lease_id, lease_name_of, Epoch, LeaseDoc, Term};
 use crate::clock::{ClockError, Reader};
 use crate::mutant::Mutant;
 use crate::substrate::{
@@ -102,12 +107,18 @@ pub struct LeaseInfo {
     pub local_expiry: LocalTime,
 }
 
+/// A refresh's documents: the decoded ones and the corrupt ones, by lease name.
+type Decoded = (
+    BTreeMap<String, LeaseDoc>,
+    BTreeMap<String, CorruptDocument>,
+);
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Call {
     /// Reading all documents, then global time.
     RefreshDocs,
     RefreshClock {
-        docs: BTreeMap<String, LeaseDoc>,
+        docs: Decoded,
     },
     /// Claim or extend, reading global time first.
     WriteReadClock {
@@ -143,6 +154,8 @@ pub struct LeaseStore {
     writer: String,
     mutant: Option<Mutant>,
     cache: BTreeMap<String, LeaseDoc>,
+    /// Leases whose document is corrupt or foreign, by name: never written, never expired.
+    corrupt: BTreeMap<String, CorruptDocument>,
     global: GlobalTime,
     global_read_at: LocalTime,
     call: Option<Call>,
@@ -156,6 +169,7 @@ impl LeaseStore {
             writer,
             mutant,
             cache: BTreeMap::new(),
+            corrupt: BTreeMap::new(),
             global: GlobalTime(0),
             global_read_at: LocalTime(0),
             call: None,
@@ -175,6 +189,11 @@ impl LeaseStore {
     /// The cached document of `name`, held or vacant.
     pub fn cached(&self, name: &str) -> Option<&LeaseDoc> {
         self.cache.get(name)
+    }
+
+    /// Why `name`'s document cannot be used, if the last read of it found it corrupt.
+    pub fn corrupt(&self, name: &str) -> Option<&CorruptDocument> {
+        self.corrupt.get(name)
     }
 
     /// The last global time read.
@@ -239,6 +258,16 @@ impl LeaseStore {
             return StoreStep::Done(Err(StoreError::Invalid(format!(
                 "lease {name:?} is held by {h:?}"
             ))));
+        }
+        if self.corrupt.contains_key(name) {
+            // Perhaps repaired since: re-read it (Invalid with a fresh cache if so, Corrupt if not).
+            let reread = Call::Reread {
+                name: name.to_owned(),
+                wrote: None,
+                read: self.global,
+                reason: format!("lease {name:?} was corrupt and has been re-read"),
+            };
+            return self.begin(reread, self.read_doc(name));
         }
         self.start_write(name, holder, duration, now)
     }
@@ -352,7 +381,7 @@ impl LeaseStore {
             }
             Call::RefreshClock { docs } => {
                 let g = Reader::decode(&result)?;
-                self.cache = docs;
+                (self.cache, self.corrupt) = docs;
                 self.note_global(g, now);
                 Ok(StoreStep::Done(Ok(StoreSuccess::Refreshed)))
             }
@@ -404,9 +433,16 @@ impl LeaseStore {
                 reason,
             } => {
                 let doc = match result {
-                    OpResult::Ok(Reply::Doc(d)) => d
-                        .map(|d| LeaseDoc::decode(&d, &self.namespace))
-                        .transpose()?,
+                    OpResult::Ok(Reply::Doc(d)) => {
+                        let decoded = d.map(|d| LeaseDoc::decode(&d, &self.namespace));
+                        if let Some(Err(c)) = decoded {
+                            self.cache.remove(&name);
+                            self.corrupt.insert(name, c.clone());
+                            return Err(StoreError::Corrupt(c));
+                        }
+                        self.corrupt.remove(&name);
+                        decoded.transpose()?
+                    }
                     OpResult::Unknown => {
                         return Err(StoreError::Unknown(format!("lease {name:?}")))
                     }
@@ -479,17 +515,29 @@ impl LeaseStore {
         }
     }
 
-    fn decode_all(&self, result: OpResult) -> Result<BTreeMap<String, LeaseDoc>, StoreError> {
+    /// Every document of the namespace, decoded, and the corrupt ones by lease name. A
+    /// document whose `_id` names no lease is nobody's lease and is left out of both.
+    fn decode_all(&self, result: OpResult) -> Result<Decoded, StoreError> {
         let OpResult::Ok(Reply::Docs(docs)) = result else {
             return Err(StoreError::Store {
                 context: "refreshing leases".into(),
                 cause: result.to_string(),
             });
         };
-        docs.iter()
-            .map(|d| LeaseDoc::decode(d, &self.namespace).map(|l| (l.name.clone(), l)))
-            .collect::<Result<_, _>>()
-            .map_err(StoreError::Corrupt)
+        let (mut good, mut corrupt) = (BTreeMap::new(), BTreeMap::new());
+        for d in &docs {
+            match LeaseDoc::decode(d, &self.namespace) {
+                Ok(l) => {
+                    good.insert(l.name.clone(), l);
+                }
+                Err(c) => {
+                    if let Some(name) = lease_name_of(&d.id) {
+                        corrupt.insert(name.to_owned(), c);
+                    }
+                }
+            }
+        }
+        Ok((good, corrupt))
     }
 
     /// Writes `holder`'s term of `duration` from global time `g` into lease `name`, from the

@@ -54,6 +54,11 @@ pub enum Value {
     Str(String),
     /// An embedded document.
     Map(BTreeMap<String, Value>),
+    /// A stored value of a type Tenure never writes (a double, an array, ...), by its type's
+    /// name, as an executor read it. Decoders report it as a [`CorruptDocument`] naming the
+    /// document, so damage or another application's data costs only that document; no actor
+    /// ever writes one.
+    Foreign(String),
 }
 
 impl From<i64> for Value {
@@ -97,7 +102,7 @@ pub struct Document {
 
 /// A document that does not have the shape its collection requires. Never deleted or overwritten
 /// by Tenure: it may belong to someone else.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Error)]
 #[error("corrupt {collection:?} document {id:?}: {reason}; Tenure will not touch it — remove or repair it by hand if it is not another application's")]
 pub struct CorruptDocument {
     /// Where it was found.

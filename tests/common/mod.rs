@@ -101,6 +101,8 @@ pub enum Fault {
     Ambiguous,
     /// Not applied, caller sees `Unknown`.
     Lost,
+    /// Not applied, refused by the store (unreachable, not primary): caller sees `Failed`.
+    Refused,
 }
 
 pub struct Node {
@@ -204,8 +206,10 @@ impl Sim {
         if let Some(epoch) = self.server_epoch {
             self.store.set_server_time(epoch + self.real);
         }
-        if fault == Fault::Lost {
-            return OpResult::Unknown;
+        match fault {
+            Fault::Lost => return OpResult::Unknown,
+            Fault::Refused => return OpResult::Failed("not primary".into()),
+            Fault::None | Fault::Ambiguous => {}
         }
         let lease_id = match op {
             Op::Update {
