@@ -14,9 +14,7 @@ use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion
 use std::time::Duration;
 use tenure::effects::{Effects, OpId, Request};
 use tenure::lease::{LeaseManager, ManagerConfig, ManagerOutput, RequestId};
-use tenure::presence::{
-    Batcher, BatcherConfig, Pinger, PingerOutput, PresenceConfig, PresenceWatcher,
-};
+use tenure::presence::{Batcher, Pinger, PingerOutput, PresenceConfig, PresenceWatcher};
 use tenure::substrate::MemoryStore;
 use tenure::substrate::{fields, Collection, Document, OpResult, Value};
 use tenure::time::LocalTime;
@@ -107,15 +105,10 @@ fn presence_world() -> (MemoryStore, PresenceWatcher, LocalTime) {
     let epoch = 1_000 * SECOND;
     store.set_server_time(epoch);
     let config = PresenceConfig::new("bench");
-    let mut batcher = Batcher::new(BatcherConfig {
-        flush_interval: Duration::from_secs(1),
-        jitter_seed: None,
-        mutant: None,
-    })
-    .expect("valid config");
+    let mut batcher = Batcher::new(config.batcher_config()).expect("valid config");
     let now = LocalTime(0);
     for k in 0..KEYS {
-        let mut p = Pinger::new(config.clone(), &format!("unit-{k}")).expect("valid key");
+        let mut p = Pinger::new(config.clone(), &format!("unit-{k}"), None).expect("valid key");
         let fx = p.handle_start(now);
         let (notes, _) = drive(&mut store, fx, |id, r| p.handle_reply(id, r, now));
         for n in notes {

@@ -134,6 +134,10 @@ mutants! {
     PresencePruneRecentSlots = "presence-prune-recent-slots", Presence, P6;
     /// The pruner also deletes the newest being of a key.
     PresencePruneNewestBeing = "presence-prune-newest-being", Presence, P6;
+    /// Pings come every 0.75 × (period + 1 s), Juju's interval, whatever the flush interval: a
+    /// slot's ping may come too late to be stored before the slot ends, so a watcher syncing
+    /// then reports a steadily pinging key dead.
+    PresenceJujuPingInterval = "presence-juju-ping-interval", Presence, P5;
 }
 
 impl Mutant {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::presence::{
-    batcher, kill, pinger, prune, pruner, route, run_until, start, stop, watch, watcher,
+    batcher, config, kill, pinger, prune, pruner, route, run_until, start, stop, watch, watcher,
     watcher_ref,
 };
 use common::{secs, Actor, Clock, Fault, Note, Sim};
@@ -50,7 +50,7 @@ fn pinger_outputs(sim: &Sim, n: usize) -> Vec<PingerOutput> {
 #[test]
 fn pinger_takes_new_sequences_and_pings_once_per_slot() {
     let mut sim = sim();
-    let p = pinger(&mut sim, "m", "unit-0", Clock::EXACT);
+    let p = pinger(&mut sim, &config("m"), "unit-0", Clock::EXACT, None);
     sim.settle();
     assert!(pinger_outputs(&sim, p).contains(&PingerOutput::Started { seq: 1 }));
     assert_eq!(
@@ -80,7 +80,7 @@ fn pinger_takes_new_sequences_and_pings_once_per_slot() {
     start(&mut sim, p);
     sim.settle();
     assert!(pinger_outputs(&sim, p).contains(&PingerOutput::Started { seq: 2 }));
-    let again = pinger(&mut sim, "m", "unit-0", Clock::EXACT);
+    let again = pinger(&mut sim, &config("m"), "unit-0", Clock::EXACT, None);
     sim.settle();
     assert!(pinger_outputs(&sim, again).contains(&PingerOutput::Started { seq: 3 }));
     sim.call(p, |a, now| match a {
@@ -176,7 +176,7 @@ fn unknown_flush_is_resent_harmlessly() {
     let mut sim = sim();
     let b = batcher(&mut sim);
     let mut seen = 0;
-    let p = pinger(&mut sim, "m", "unit-0", Clock::EXACT);
+    let p = pinger(&mut sim, &config("m"), "unit-0", Clock::EXACT, None);
     sim.settle();
     route(&mut sim, b, &mut seen);
     sim.real = secs(2);
@@ -201,10 +201,10 @@ fn watcher_reports_alive_then_dead() {
     let mut sim = sim();
     let b = batcher(&mut sim);
     let mut seen = 0;
-    let w = watcher(&mut sim, "m", None);
+    let w = watcher(&mut sim, &config("m"), None);
     watch(&mut sim, w, "unit-0");
-    let p = pinger(&mut sim, "m", "unit-0", Clock::EXACT);
-    let q = pinger(&mut sim, "m", "unit-1", Clock::EXACT);
+    let p = pinger(&mut sim, &config("m"), "unit-0", Clock::EXACT, None);
+    let q = pinger(&mut sim, &config("m"), "unit-1", Clock::EXACT, None);
     watch(&mut sim, w, "unit-1");
     // The server clock moves with real time from here on.
     for t in 0..=95 {
@@ -251,12 +251,12 @@ fn a_fresh_watcher_waits_for_its_first_sync_before_reporting() {
     let mut sim = sim();
     let b = batcher(&mut sim);
     let mut seen = 0;
-    pinger(&mut sim, "m", "unit-0", Clock::EXACT);
+    pinger(&mut sim, &config("m"), "unit-0", Clock::EXACT, None);
     for t in 0..=5 {
         sim.store.set_server_time(secs(1000 + t));
         run_until(&mut sim, b, &mut seen, secs(t));
     }
-    let w = watcher(&mut sim, "m", None);
+    let w = watcher(&mut sim, &config("m"), None);
     watch(&mut sim, w, "unit-0");
     assert_eq!(changes(&sim, w), [], "no event before the first sync");
     for t in 6..=8 {
@@ -266,6 +266,53 @@ fn a_fresh_watcher_waits_for_its_first_sync_before_reporting() {
     assert_eq!(changes(&sim, w), [("unit-0".to_owned(), true)]);
 }
 
+/// Goal: with a short period (4 s slots, a flush every second), a key that pings steadily is
+/// never reported dead, even by a watcher that syncs just after every slot boundary, while
+/// Juju's ping interval (the `presence-juju-ping-interval` mutant: 3.75 s here) is reported dead.
+/// Method: a minute of 10 ms steps, pings handed to the batcher at once, the watcher asked to
+/// sync 10 ms after each boundary.
+#[test]
+fn a_short_period_never_reports_a_steadily_pinging_key_dead() {
+    use tenure::mutant::Mutant;
+    let short = PresenceConfig {
+        period: Duration::from_secs(4),
+        ..config("m")
+    };
+    assert!(short.ping_interval() < short.juju_ping_interval());
+    for (mutant, dies) in [
+        (None, false),
+        (Some(Mutant::PresenceJujuPingInterval), true),
+    ] {
+        let mut sim = Sim::new();
+        sim.server_epoch = Some(secs(1000));
+        let b = batcher(&mut sim);
+        let w = watcher(&mut sim, &short, None);
+        watch(&mut sim, w, "unit-0");
+        pinger(&mut sim, &short, "unit-0", Clock::EXACT, mutant);
+        let mut seen = 0;
+        for step in 1..=6_000u64 {
+            let t = step * 10_000_000;
+            run_until(&mut sim, b, &mut seen, t);
+            if t % secs(4) == 10_000_000 {
+                sim.call(w, |a, now| match a {
+                    Actor::PresenceWatcher(x) => {
+                        common::split(x.handle_start_sync(now), Note::PresenceWatcher)
+                    }
+                    _ => panic!("not a watcher"),
+                });
+                sim.settle();
+            }
+        }
+        let seen: Vec<bool> = changes(&sim, w).into_iter().map(|(_, a)| a).collect();
+        let alive_at = seen.iter().position(|a| *a).expect("reported alive");
+        assert_eq!(
+            seen[alive_at..].contains(&false),
+            dies,
+            "{mutant:?}: {seen:?}"
+        );
+    }
+}
+
 /// Goal: the pruner keeps the last four slots, the newest being of each key and every being a
 /// remaining ping references, and deletes the rest (P6); it only touches its own model (P7).
 #[test]
@@ -273,8 +320,8 @@ fn pruner_keeps_what_is_live() {
     let mut sim = sim();
     let b = batcher(&mut sim);
     let mut seen = 0;
-    let p = pinger(&mut sim, "m", "unit-0", Clock::EXACT);
-    let other = pinger(&mut sim, "n", "unit-0", Clock::EXACT);
+    let p = pinger(&mut sim, &config("m"), "unit-0", Clock::EXACT, None);
+    let other = pinger(&mut sim, &config("n"), "unit-0", Clock::EXACT, None);
     for t in 0..=300 {
         sim.store.set_server_time(secs(1000 + t));
         run_until(&mut sim, b, &mut seen, secs(t));
@@ -291,7 +338,7 @@ fn pruner_keeps_what_is_live() {
             .collect()
     };
     assert!(slots(&sim, "m:").len() > 4);
-    let pr = pruner(&mut sim, "m", None);
+    let pr = pruner(&mut sim, &config("m"), None);
     prune(&mut sim, pr, 1290);
     sim.settle();
     assert_eq!(slots(&sim, "m:"), ["m:1200", "m:1230", "m:1260", "m:1290"]);
@@ -320,8 +367,8 @@ fn model_removal_is_isolated() {
     let mut sim = sim();
     let b = batcher(&mut sim);
     let mut seen = 0;
-    pinger(&mut sim, "m", "k", Clock::EXACT);
-    pinger(&mut sim, "mm", "k", Clock::EXACT);
+    pinger(&mut sim, &config("m"), "k", Clock::EXACT, None);
+    pinger(&mut sim, &config("mm"), "k", Clock::EXACT, None);
     run_until(&mut sim, b, &mut seen, secs(3));
     for op in PresenceConfig::new("m").remove_model_ops() {
         sim.store.apply(&op);
@@ -342,15 +389,39 @@ fn model_removal_is_isolated() {
 /// Goal: invalid keys and configuration are refused.
 #[test]
 fn bad_presence_input() {
-    assert!(Pinger::new(PresenceConfig::new("m"), "a b").is_err());
-    assert!(Pinger::new(PresenceConfig::new(""), "k").is_err());
+    assert!(Pinger::new(PresenceConfig::new("m"), "a b", None).is_err());
+    assert!(Pinger::new(PresenceConfig::new(""), "k", None).is_err());
     let e = Pinger::new(
         PresenceConfig {
             period: Duration::from_millis(1500),
             ..PresenceConfig::new("m")
         },
         "k",
+        None,
     )
     .unwrap_err();
     assert!(e.to_string().contains("whole seconds"), "{e}");
+    // A period too short for its flush interval: 3 s leaves 0.1 s to ping in, under the 1 s
+    // flush; 4 s is enough (1.1 s).
+    let timing = |period, flush| PresenceConfig {
+        period: Duration::from_secs(period),
+        flush_interval: Duration::from_millis(flush),
+        ..PresenceConfig::new("m")
+    };
+    let e = timing(3, 1000).validate().unwrap_err().to_string();
+    assert!(
+        e.contains("too short") && e.contains("flush interval"),
+        "{e}"
+    );
+    assert!(timing(4, 1000).validate().is_ok());
+    assert!(timing(1, 250).validate().is_ok());
+    assert!(timing(30, 0).validate().is_err());
+    assert_eq!(
+        timing(30, 1000).ping_interval(),
+        Duration::from_millis(23_250)
+    );
+    assert_eq!(
+        timing(4, 1000).ping_interval(),
+        Duration::from_millis(1_100)
+    );
 }

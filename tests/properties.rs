@@ -28,7 +28,7 @@ use tenure::property::lease::{Grant, GrantedTerm, Tenure};
 use tenure::property::presence::{PresenceSnapshot, Report};
 use tenure::property::{clock, leadership, lease, presence, Violation};
 use tenure::substrate::Collection;
-use tenure::time::{GlobalTime, SkewBounds};
+use tenure::time::{nanos, GlobalTime, SkewBounds};
 
 /// ρ used by every scenario: local clocks run at 0.95×, 1× or 1.05× real time.
 const RHO_PPM: u32 = 50_000;
@@ -619,17 +619,27 @@ fn snapshot(sim: &Sim, model: &str) -> PresenceSnapshot {
 fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
     let mut sim = Sim::new();
     sim.server_epoch = Some(secs(1000));
+    // Juju's 30 s slots, or slots of 4 s, where the ping interval must be shorter than Juju's.
+    let period = if choices.first().is_some_and(|c| c % 2 == 1) {
+        4
+    } else {
+        30
+    };
+    let config = tenure::presence::PresenceConfig {
+        period: Duration::from_secs(period),
+        ..pres::config("m")
+    };
     let bcfg = tenure::presence::BatcherConfig {
-        flush_interval: Duration::from_secs(1),
         jitter_seed: Some(1),
         mutant,
+        ..config.batcher_config()
     };
     let b = sim.add(
         Actor::Batcher(tenure::presence::Batcher::new(bcfg).unwrap()),
         Clock::EXACT,
     );
-    let w = pres::watcher(&mut sim, "m", mutant);
-    let pr = pres::pruner(&mut sim, "m", mutant);
+    let w = pres::watcher(&mut sim, &config, mutant);
+    let pr = pres::pruner(&mut sim, &config, mutant);
     let keys = ["k0", "k1"];
     // Slots come from local time plus an offset measured at start, so drift accumulates between
     // restarts (as in Juju): presence needs clocks far better than ρ = 5%.
@@ -646,7 +656,7 @@ fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
     let pingers: Vec<usize> = keys
         .iter()
         .enumerate()
-        .map(|(i, k)| pres::pinger(&mut sim, "m", k, drift[i]))
+        .map(|(i, k)| pres::pinger(&mut sim, &config, k, drift[i], mutant))
         .collect();
     for k in keys {
         pres::watch(&mut sim, w, k);
@@ -655,7 +665,7 @@ fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
     let mut running: BTreeMap<usize, u64> = BTreeMap::new();
     let mut pinging: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
     let mut prunes = Vec::new();
-    let period = 30;
+    let period = config.period_secs();
     for c in choices {
         match c % 16 {
             13 => {
@@ -687,8 +697,9 @@ fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
                 prunes.push((before, snapshot(&sim, "m"), slot));
             }
             _ => {
-                // Time passes in steps of at most a second, and every due timer fires.
-                sim.real += (u64::from(*c) * 7_919) % 1_000_000_000 + 1;
+                // Time passes in steps of at most a thirtieth of a slot (a second in Juju's
+                // slots), and every due timer fires: timers fire that late at most.
+                sim.real += (u64::from(*c) * 7_919) % (nanos(config.period) / 30) + 1;
             }
         }
         // Every operation completes promptly (P5 presumes a working database), some with lost
@@ -777,7 +788,12 @@ fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
         presence::p1_sequences(&seqs.into_values().collect::<Vec<_>>()),
         presence::p2_or_of_sent(&sent, &stored),
         presence::p4_alternate(&events),
-        presence::p5_pinging_never_dead(&pinging, &reports, secs(2 * 30 + 24 + 2)),
+        // The watcher's two slots, and a step of time.
+        presence::p5_pinging_never_dead(
+            &pinging,
+            &reports,
+            nanos(config.alive_window() + config.period / 30),
+        ),
     ];
     for (before, after, slot) in &prunes {
         results.push(presence::p6_prune_keeps(before, after, *slot, period));

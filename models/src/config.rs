@@ -56,6 +56,10 @@ pub struct ModelConfig {
     pub pingers: u8,
     /// Presence slot length (whole seconds).
     pub presence_period: Duration,
+    /// Server time at real time zero, in seconds (presence numbers its slots from server
+    /// time). It sets where slot boundaries fall against the watcher's syncs (every period
+    /// from real time zero).
+    pub server_epoch_secs: u64,
     /// Graceful stops (with a dead marker) each pinger may make, each followed by a restart.
     pub kills_per_pinger: u8,
     /// Prune passes in one run.
@@ -115,6 +119,9 @@ impl ModelConfig {
             tickets_per_unit: 0,
             pingers: 0,
             presence_period: Duration::from_secs(2),
+            // One second before a slot boundary, so the first slot is old enough to prune
+            // within the horizon.
+            server_epoch_secs: 1_007,
             kills_per_pinger: 0,
             prunes: 0,
             faults: [Fault::Ambiguous, Fault::Lost, Fault::Pause, Fault::Crash]
@@ -139,8 +146,9 @@ impl ModelConfig {
                 tickets_per_unit: 1,
                 ..base
             },
-            // One key pinging into 1 s slots (it restarts once, so beings are superseded), no
-            // clock; the pruner may run once. P5's window is 5.5 s, so the horizon is 8.
+            // One key pinging into 8 s slots (it restarts once, so beings are superseded), no
+            // clock; the pruner may run once. P5's window is at most two slots and a tick, so
+            // a horizon of 28 s leaves room for a report it covers.
             Protocol::Presence => ModelConfig {
                 updaters: 0,
                 pingers: 1,
@@ -187,6 +195,14 @@ impl ModelConfig {
             Mutant::LeadershipIgnoresRelease => ModelConfig {
                 mutant: Some(mutant),
                 ..ModelConfig::service_liveness()
+            },
+            // Short slots (Juju's interval, 3.75 s, against 1.1 s), and a watcher that syncs
+            // right at each slot boundary: the slot that just ended must already be stored.
+            Mutant::PresenceJujuPingInterval => ModelConfig {
+                presence_period: Duration::from_secs(4),
+                server_epoch_secs: 1_008,
+                horizon: 16,
+                ..base
             },
             _ => base,
         }

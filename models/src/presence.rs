@@ -7,25 +7,28 @@ use crate::observe::{reach, record, Milestone};
 use crate::shared::Shared;
 use crate::state::State;
 use std::collections::BTreeMap;
-use tenure::presence::{PingerOutput, PresenceConfig, SlotBits, WatcherOutput};
+use std::time::Duration;
+use tenure::presence::{PingerOutput, PresenceConfig, SlotBits, SlotClock, WatcherOutput};
 use tenure::property::presence::{
     p1_sequences, p2_or_of_sent, p4_alternate, p5_pinging_never_dead, p6_prune_keeps,
     stored_alive_bits, PresenceSnapshot, Report,
 };
 use tenure::property::{Verdict, Violation};
 use tenure::substrate::{Collection, MemoryStore, Value};
+use tenure::time::{nanos, LocalTime};
 
 /// The presence model (namespace) every actor uses.
 pub const MODEL: &str = "m";
-/// Server time at real time zero, in seconds (slots are numbered from server time): one second
-/// before a slot boundary, so the first slot is old enough to prune within the horizon.
-pub const SERVER_EPOCH_SECS: u64 = 1_007;
+
+/// The batcher's flush interval (Juju's).
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The presence configuration of `model`.
 pub fn config(model: &TenureModel) -> PresenceConfig {
     PresenceConfig {
         model: MODEL.to_owned(),
         period: model.config.presence_period,
+        flush_interval: FLUSH_INTERVAL,
     }
 }
 
@@ -34,12 +37,22 @@ pub fn key(i: usize) -> String {
     format!("k{i}")
 }
 
-/// P5's window: the two slots the watcher reads, one ping interval, one flush, one tick.
-pub fn window(model: &TenureModel) -> u64 {
-    let period = model.config.presence_period;
-    let interval = (period + std::time::Duration::from_secs(1)).mul_f64(0.75);
-    let slack = std::time::Duration::from_secs(1) + model.config.tick;
-    tenure::time::nanos(period * 2 + interval + slack)
+/// The server's clock as a slot clock over real time (offset: the server time at real zero).
+pub fn server_clock(model: &TenureModel) -> SlotClock {
+    SlotClock::measured(model.config.server_epoch_secs * 1_000_000_000, LocalTime(0))
+}
+
+/// The slot real time `real` is in, by the server's clock.
+pub fn current_slot(model: &TenureModel, real: u64) -> i64 {
+    server_clock(model).slot(LocalTime(real), config(model).period_secs())
+}
+
+/// P5's window for a report at real `real`: the slot before and the current one up to `real`
+/// ([`PresenceConfig::alive_window_at`]), and one tick, the model's granularity of time.
+pub fn window(model: &TenureModel, real: u64) -> u64 {
+    let slot_start = server_clock(model).slot_start(current_slot(model, real)).0;
+    let phase = Duration::from_nanos(real.saturating_sub(slot_start));
+    nanos(config(model).alive_window_at(phase) + model.config.tick)
 }
 
 /// What a pinger reported.
@@ -123,7 +136,7 @@ pub(crate) fn watcher_note(
         };
         record(
             why,
-            p5_pinging_never_dead(&pinging, &[report], window(model)),
+            p5_pinging_never_dead(&pinging, &[report], window(model, real)),
         );
     }
 }

@@ -91,6 +91,20 @@ fn presence_model_passes_with_its_default_faults() {
     assert_all_pass(&ModelConfig::default_for(Protocol::Presence));
 }
 
+/// Short slots (4 s, with a 1 s flush) and a watcher that syncs the instant each slot begins:
+/// a pinging key is still never reported dead, with every default fault, because the ping
+/// interval leaves room for a flush and a resend before the slot ends. Juju's interval fails
+/// here (the `presence-juju-ping-interval` mutant, checked with the other mutants).
+#[test]
+fn short_slots_keep_a_pinging_key_alive() {
+    let config = ModelConfig {
+        mutant: None,
+        ..ModelConfig::for_mutant(Mutant::PresenceJujuPingInterval)
+    };
+    let r = assert_all_pass(&config);
+    assert!(r.property(tenure::property::PropertyId::P5).is_some());
+}
+
 /// A pinger paused for longer than P5's window lets its key die, as it should: P5 ("pinging
 /// keys stay alive") counts only time in which the pinger runs. (It once counted from the
 /// pinger's start through the pause: a false failure, first seen at horizon 40 s with 8 s

@@ -284,8 +284,8 @@ fn watcher_sync(c: &mut Criterion, rt: &Runtime, s: &Substrate) {
         .build(s)
         .expect("presence");
     let config = PresenceConfig {
-        model: "bench".into(),
         period,
+        ..PresenceConfig::new("bench")
     };
     rt.block_on(async {
         let db = s.database();

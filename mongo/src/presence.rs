@@ -28,11 +28,6 @@ use tenure::time::LocalTime;
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-/// The default slot length (Juju's).
-pub const DEFAULT_PERIOD: Duration = Duration::from_secs(30);
-/// The default flush interval of the batcher (Juju's).
-pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
-
 macro_rules! actor {
     ($t:ty, $o:ty) => {
         impl Actor for $t {
@@ -88,7 +83,6 @@ impl Router<BatcherOutput> for BatcherRouter {
 #[derive(Clone, Debug)]
 pub struct PresenceBuilder {
     config: PresenceConfig,
-    flush_interval: Duration,
     prune_automatically: bool,
 }
 
@@ -100,9 +94,11 @@ impl PresenceBuilder {
         self
     }
 
-    /// How often the batcher writes the pings it gathered (default 1 s, at most 60 s).
+    /// How often the batcher writes the pings it gathered (default 1 s, at most 60 s). The
+    /// period must be at least 3.4 times as long: a ping must be stored, even resent once,
+    /// before its slot ends (`PresenceConfig::ping_interval` says why).
     pub fn flush_interval(mut self, d: Duration) -> Self {
-        self.flush_interval = d;
+        self.config.flush_interval = d;
         self
     }
 
@@ -118,18 +114,9 @@ impl PresenceBuilder {
     /// Validates and starts the model's batcher.
     pub fn build(self, substrate: &Substrate) -> Result<Presence, Error> {
         self.config.validate()?;
-        if self.flush_interval >= self.config.period {
-            return Err(Error::Input(tenure::validate::InputError::InvalidConfig(
-                format!(
-                    "flush interval {:?} must be shorter than the presence period {:?}",
-                    self.flush_interval, self.config.period
-                ),
-            )));
-        }
         let batcher = Batcher::new(BatcherConfig {
-            flush_interval: self.flush_interval,
             jitter_seed: Some(rand::random()),
-            mutant: None,
+            ..self.config.batcher_config()
         })?;
         let worker = Worker::spawn(
             "presence batcher",
@@ -174,11 +161,9 @@ impl std::fmt::Debug for Presence {
 impl Presence {
     /// A builder for `model` (a valid name: the prefix of every presence document's `_id`).
     pub fn builder(model: impl Into<String>) -> PresenceBuilder {
-        let mut config = PresenceConfig::new(model);
-        config.period = DEFAULT_PERIOD;
+        // Juju's timing, 30 s slots and a flush every second, unless told otherwise.
         PresenceBuilder {
-            config,
-            flush_interval: DEFAULT_FLUSH_INTERVAL,
+            config: PresenceConfig::new(model),
             prune_automatically: true,
         }
     }
@@ -191,7 +176,7 @@ impl Presence {
     /// Starts pinging for `key`: measures the offset to the server clock, takes a new sequence,
     /// registers the being, then pings once per slot. Resolves once started.
     pub async fn pinger(&self, key: &str) -> Result<PresencePinger, Error> {
-        let pinger = Pinger::new(self.inner.config.clone(), key)?;
+        let pinger = Pinger::new(self.inner.config.clone(), key, None)?;
         let (started_tx, started) = oneshot::channel();
         let router = PingerRouter {
             batcher: self.inner.batcher.caller(),

@@ -21,6 +21,16 @@ use std::time::Duration;
 /// memory grow without bound while the store is down.
 pub const PENDING_DOCS_MAX: usize = 100_000;
 
+/// A flush comes `[0.8, 1.2)` flush intervals after the first ping it carries, in parts per
+/// million, so batchers of many processes do not flush in lockstep.
+pub const FLUSH_JITTER_PPM: (u64, u64) = (800_000, 1_200_000);
+
+/// The longest a ping waits for the flush that sends it: the flush interval, jittered up.
+pub fn flush_delay_max(flush_interval: Duration) -> Duration {
+    let n = u128::from(crate::time::nanos(flush_interval)) * u128::from(FLUSH_JITTER_PPM.1);
+    Duration::from_nanos(u64::try_from(n / 1_000_000).unwrap_or(u64::MAX))
+}
+
 /// Batcher configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BatcherConfig {
@@ -90,7 +100,7 @@ impl Batcher {
         check_duration(
             "flush interval",
             config.flush_interval,
-            Duration::from_secs(60),
+            super::FLUSH_INTERVAL_MAX,
         )?;
         let jitter = config.jitter_seed.map_or(Jitter::NONE, Jitter::seeded);
         Ok(Batcher {
@@ -123,11 +133,10 @@ impl Batcher {
     fn arm(&mut self, since: LocalTime, now: LocalTime) {
         self.pending_since = Some(self.pending_since.map_or(since, |t| t.min(since)));
         if self.next_flush.is_none() {
-            self.next_flush = Some(now.after(self.jitter.scale(
-                self.config.flush_interval,
-                800_000,
-                1_200_000,
-            )));
+            let (lo, hi) = FLUSH_JITTER_PPM;
+            let delay = self.jitter.scale(self.config.flush_interval, lo, hi);
+            debug_assert!(delay <= flush_delay_max(self.config.flush_interval));
+            self.next_flush = Some(now.after(delay));
         }
     }
 

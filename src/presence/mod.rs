@@ -41,25 +41,36 @@ pub const BATCH_MAX: usize = 1000;
 /// A presence sequence: unique per model, one per pinger start.
 pub type Seq = u64;
 
-/// Presence configuration shared by every presence actor of one model.
+/// Presence configuration shared by every presence actor of one model: its name and its
+/// timing (slot length and flush interval), from which the ping interval follows
+/// ([`PresenceConfig::ping_interval`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PresenceConfig {
     /// The model (namespace) every id is prefixed with; models never see each other (P7).
     pub model: String,
-    /// Slot length (Juju: 30 s). Pings happen every `0.75 × (period + 1 s)`.
+    /// Slot length (Juju: 30 s).
     pub period: Duration,
+    /// Mean time between a batcher's flushes (Juju: 1 s). Pingers need it: a ping must be
+    /// early enough in its slot to be flushed before the slot ends.
+    pub flush_interval: Duration,
 }
 
+/// Longest flush interval: pings wait in memory until the next flush.
+pub const FLUSH_INTERVAL_MAX: Duration = Duration::from_secs(60);
+
 impl PresenceConfig {
-    /// Juju's 30 s period for `model`.
+    /// Juju's timing for `model`: 30 s slots, a flush every second.
     pub fn new(model: impl Into<String>) -> PresenceConfig {
         PresenceConfig {
             model: model.into(),
             period: Duration::from_secs(30),
+            flush_interval: Duration::from_secs(1),
         }
     }
 
-    /// Checks the model name and that the period is whole seconds between 1 s and 1 h.
+    /// Checks the model name, that the period is whole seconds between 1 s and 1 h, the flush
+    /// interval between 0 and [`FLUSH_INTERVAL_MAX`], and that the two leave room for the
+    /// timing rule of [`PresenceConfig::ping_interval`].
     pub fn validate(&self) -> Result<(), InputError> {
         check_name("model", &self.model)?;
         check_duration("presence period", self.period, Duration::from_secs(3600))?;
@@ -69,7 +80,68 @@ impl PresenceConfig {
                 self.period
             )));
         }
+        check_duration("flush interval", self.flush_interval, FLUSH_INTERVAL_MAX)?;
+        if self.ping_interval_bound() < self.flush_interval {
+            return Err(InputError::InvalidConfig(format!(
+                "a presence period of {:?} is too short for a flush interval of {:?}: a ping \
+                 must reach the store (one flush, and one resend) before its slot ends, so the \
+                 period must be at least 3.9 × the flush interval; lengthen the period or \
+                 shorten the flush interval",
+                self.period, self.flush_interval
+            )));
+        }
         Ok(())
+    }
+
+    /// How often a pinger pings: Juju's `0.75 × (period + 1 s)`, but never longer than
+    /// `period − 2 × the longest flush delay − half a flush interval`.
+    ///
+    /// Why: a watcher syncing at a slot boundary reads the slot that just ended and the new
+    /// one; a steadily pinging key is alive to it only if the ended slot's ping is stored by
+    /// then. The first ping of a slot comes at most one interval after the slot begins, waits
+    /// at most [`batcher::flush_delay_max`] for its flush, and as long again if that flush's
+    /// outcome was unknown and it is resent; half a flush interval more covers late timers
+    /// and store round trips. Juju's interval breaks this for short periods (for 3 s and less
+    /// it is a slot or longer, so some slots get no ping at all). A pinger never pings twice
+    /// in one slot, so a shorter interval costs timer wake-ups, not writes. Juju's 30 s slots
+    /// with a 1 s flush keep Juju's interval (23.25 s).
+    pub fn ping_interval(&self) -> Duration {
+        self.juju_ping_interval().min(self.ping_interval_bound())
+    }
+
+    /// Juju's ping interval, `0.75 × (period + 1 s)` (the `presence-juju-ping-interval` mutant
+    /// keeps it whatever the flush interval).
+    pub fn juju_ping_interval(&self) -> Duration {
+        (self.period + Duration::from_secs(1)) * 3 / 4
+    }
+
+    fn ping_interval_bound(&self) -> Duration {
+        let flushes = batcher::flush_delay_max(self.flush_interval) * 2;
+        self.period
+            .saturating_sub(flushes + self.flush_interval / 2)
+    }
+
+    /// How long a key must have been pinging before a watcher's sync for that sync to report
+    /// it alive (P5), at most: the two slots the watcher reads. The ping rule above guarantees
+    /// that the older slot's ping is stored by the time the newer slot begins.
+    pub fn alive_window(&self) -> Duration {
+        self.period * 2
+    }
+
+    /// [`PresenceConfig::alive_window`] for a sync made `phase` into its slot: the slot before
+    /// and this one up to the sync. A key pinging since the previous slot began is alive to
+    /// every sync, even one made the instant a slot begins.
+    pub fn alive_window_at(&self, phase: Duration) -> Duration {
+        self.period + phase.min(self.period)
+    }
+
+    /// The batcher configuration for this model's timing (no jitter seed, no mutant).
+    pub fn batcher_config(&self) -> BatcherConfig {
+        BatcherConfig {
+            flush_interval: self.flush_interval,
+            jitter_seed: None,
+            mutant: None,
+        }
     }
 
     /// Slot length in seconds.
@@ -158,6 +230,12 @@ impl SlotClock {
         SlotClock {
             offset: i128::from(server_nanos) - i128::from(local_before.0),
         }
+    }
+
+    /// The local time at which `slot` (in seconds) begins; 0 if before local time 0.
+    pub fn slot_start(&self, slot: i64) -> LocalTime {
+        let nanos = i128::from(slot) * 1_000_000_000 - self.offset;
+        LocalTime(u64::try_from(nanos.max(0)).unwrap_or(u64::MAX))
     }
 
     /// `floor((now + offset) / period) × period`, in seconds.

@@ -2,11 +2,12 @@
 //!
 //! `start` measures the offset to the server clock, takes a new sequence (find-and-modify `$inc`
 //! with upsert), inserts the being `{seq, key}`, then pings once per slot: every
-//! `0.75 × (period + 1 s)`, and never twice in one slot. Pings are handed to a
+//! [`PresenceConfig::ping_interval`], and never twice in one slot. Pings are handed to a
 //! [`super::Batcher`] as [`PingerOutput::Ping`]. `kill` marks the sequence dead in its last slot.
 
 use super::{encode_seq, OffsetProbe, PresenceConfig, ProbeStep, Seq, SlotClock};
 use crate::effects::{Effects, OpId, OpIds, Renumber};
+use crate::mutant::Mutant;
 use crate::substrate::{fields, Collection, Document, Fields, Op, OpResult, Reply, Update, Value};
 use crate::time::LocalTime;
 use crate::validate::{check_name, InputError};
@@ -51,6 +52,7 @@ enum Phase {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Pinger {
     config: PresenceConfig,
+    mutant: Option<Mutant>,
     key: String,
     ids: OpIds,
     phase: Phase,
@@ -73,11 +75,16 @@ impl Renumber for Pinger {
 
 impl Pinger {
     /// A stopped pinger for `key`.
-    pub fn new(config: PresenceConfig, key: &str) -> Result<Pinger, InputError> {
+    pub fn new(
+        config: PresenceConfig,
+        key: &str,
+        mutant: Option<Mutant>,
+    ) -> Result<Pinger, InputError> {
         config.validate()?;
         check_name("presence key", key)?;
         Ok(Pinger {
             config,
+            mutant,
             key: key.to_owned(),
             ids: OpIds::default(),
             phase: Phase::Idle,
@@ -104,9 +111,12 @@ impl Pinger {
         self.phase == Phase::Running
     }
 
-    /// The ping interval: `0.75 × (period + 1 s)`, shorter than a slot so every slot gets a ping.
+    /// The ping interval ([`PresenceConfig::ping_interval`]).
     pub fn interval(&self) -> Duration {
-        (self.config.period + Duration::from_secs(1)) * 3 / 4
+        if self.mutant == Some(Mutant::PresenceJujuPingInterval) {
+            return self.config.juju_ping_interval();
+        }
+        self.config.ping_interval()
     }
 
     /// When the pinger next wants [`Pinger::handle_timeout`].

@@ -761,9 +761,8 @@ pub mod leadership {
 /// Presence helpers: pingers' pings routed to a batcher.
 pub mod presence {
     use super::{split, Actor, Clock, Note, Sim};
-    use std::time::Duration;
     use tenure::presence::{
-        Batcher, BatcherConfig, Pinger, PingerOutput, PresenceConfig, PresenceWatcher, Pruner,
+        Batcher, Pinger, PingerOutput, PresenceConfig, PresenceWatcher, Pruner,
     };
 
     pub fn config(model: &str) -> PresenceConfig {
@@ -771,17 +770,19 @@ pub mod presence {
     }
 
     pub fn batcher(sim: &mut Sim) -> usize {
-        let cfg = BatcherConfig {
-            flush_interval: Duration::from_secs(1),
-            jitter_seed: None,
-            mutant: None,
-        };
+        let cfg = config("m").batcher_config();
         sim.add(Actor::Batcher(Batcher::new(cfg).unwrap()), Clock::EXACT)
     }
 
-    pub fn pinger(sim: &mut Sim, model: &str, key: &str, clock: Clock) -> usize {
+    pub fn pinger(
+        sim: &mut Sim,
+        config: &PresenceConfig,
+        key: &str,
+        clock: Clock,
+        mutant: Option<tenure::mutant::Mutant>,
+    ) -> usize {
         let n = sim.add(
-            Actor::Pinger(Pinger::new(config(model), key).unwrap()),
+            Actor::Pinger(Pinger::new(config.clone(), key, mutant).unwrap()),
             clock,
         );
         start(sim, n);
@@ -809,16 +810,24 @@ pub mod presence {
         });
     }
 
-    pub fn watcher(sim: &mut Sim, model: &str, mutant: Option<tenure::mutant::Mutant>) -> usize {
+    pub fn watcher(
+        sim: &mut Sim,
+        config: &PresenceConfig,
+        mutant: Option<tenure::mutant::Mutant>,
+    ) -> usize {
         sim.add(
-            Actor::PresenceWatcher(PresenceWatcher::new(config(model), mutant).unwrap()),
+            Actor::PresenceWatcher(PresenceWatcher::new(config.clone(), mutant).unwrap()),
             Clock::EXACT,
         )
     }
 
-    pub fn pruner(sim: &mut Sim, model: &str, mutant: Option<tenure::mutant::Mutant>) -> usize {
+    pub fn pruner(
+        sim: &mut Sim,
+        config: &PresenceConfig,
+        mutant: Option<tenure::mutant::Mutant>,
+    ) -> usize {
         sim.add(
-            Actor::Pruner(Pruner::new(config(model), mutant).unwrap()),
+            Actor::Pruner(Pruner::new(config.clone(), mutant).unwrap()),
             Clock::EXACT,
         )
     }

@@ -51,12 +51,11 @@ impl TenureModel {
         let mutant = self.config.mutant;
         Ok(match role {
             PresenceRole::Pinger(i) => {
-                Actor::Pinger(Box::new(Pinger::new(config, &presence::key(i))?))
+                Actor::Pinger(Box::new(Pinger::new(config, &presence::key(i), mutant)?))
             }
             PresenceRole::Batcher => Actor::Batcher(Box::new(Batcher::new(BatcherConfig {
-                flush_interval: Duration::from_secs(1),
-                jitter_seed: None,
                 mutant,
+                ..config.batcher_config()
             })?)),
             PresenceRole::Watcher => {
                 Actor::PresenceWatcher(Box::new(PresenceWatcher::new(config, mutant)?))

@@ -142,10 +142,7 @@ impl TenureModel {
     fn prune(&self, s: &mut State, why: &mut Vec<Violation>) {
         s.ghost.presence_mut().prunes_left = s.ghost.presence().prunes_left.saturating_sub(1);
         let p = usize::from(self.config.pingers) + 2;
-        let period = presence::config(self).period_secs();
-        let secs = i64::try_from(presence::SERVER_EPOCH_SECS + self.real(s) / 1_000_000_000)
-            .unwrap_or(i64::MAX);
-        let slot = secs.div_euclid(period) * period;
+        let slot = presence::current_slot(self, self.real(s));
         s.ghost.presence_mut().prune_slot = Some(slot);
         s.ghost.presence_mut().prune_referenced = presence::kept_references(self, &s.store, slot);
         let now = self.now(s, p);

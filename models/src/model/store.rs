@@ -15,7 +15,7 @@ use tenure::substrate::{MemoryStore, OpResult};
 impl TenureModel {
     /// Sets what the store answers for server time (presence slots are numbered from it).
     pub(super) fn set_server_time(&self, s: &mut State) {
-        let nanos = presence::SERVER_EPOCH_SECS * 1_000_000_000 + self.real(s);
+        let nanos = self.config.server_epoch_secs * 1_000_000_000 + self.real(s);
         self.server_time_memo.call(
             &mut s.store,
             nanos,
