@@ -186,6 +186,14 @@ async fn bad_presence_input_is_refused() {
         .flush_interval(Duration::from_secs(2))
         .build(&s)
         .is_err());
+    // A ping must be stored, even resent once, before its slot ends: 1 s slots leave no room
+    // for 300 ms flushes.
+    let e = Presence::builder("m")
+        .period(Duration::from_secs(1))
+        .flush_interval(Duration::from_millis(300))
+        .build(&s)
+        .unwrap_err();
+    assert!(e.to_string().contains("too short"), "{e}");
     let p = presence(&s, "m");
     assert!(p.pinger("bad key").await.is_err());
     let w = p.watcher().expect("watcher");
