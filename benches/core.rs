@@ -12,9 +12,10 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::time::Duration;
+use tenure::actor::Actor;
 use tenure::effects::{Effects, OpId, Request};
 use tenure::lease::{LeaseManager, ManagerConfig, ManagerOutput, RequestId};
-use tenure::presence::{Batcher, Pinger, PingerOutput, PresenceConfig, PresenceWatcher};
+use tenure::presence::{Agent, PresenceConfig, PresenceWatcher};
 use tenure::substrate::MemoryStore;
 use tenure::substrate::{fields, Collection, Document, OpResult, Value};
 use tenure::time::LocalTime;
@@ -105,26 +106,16 @@ fn presence_world() -> (MemoryStore, PresenceWatcher, LocalTime) {
     let epoch = 1_000 * SECOND;
     store.set_server_time(epoch);
     let config = PresenceConfig::new("bench");
-    let mut batcher = Batcher::new(config.batcher_config()).expect("valid config");
+    let mut agent = Agent::new(config.clone(), None, None).expect("valid config");
     let now = LocalTime(0);
     for k in 0..KEYS {
-        let mut p = Pinger::new(config.clone(), &format!("unit-{k}"), None).expect("valid key");
-        let fx = p.handle_start(now);
-        let (notes, _) = drive(&mut store, fx, |id, r| p.handle_reply(id, r, now));
-        for n in notes {
-            if let PingerOutput::Ping {
-                model,
-                slot,
-                field,
-                bit,
-            } = n
-            {
-                drop(batcher.handle_ping(&model, slot, &field, bit, now));
-            }
-        }
+        let fx = agent
+            .handle_start(&format!("unit-{k}"), now)
+            .expect("valid key");
+        drive(&mut store, fx, |id, r| agent.handle_reply(id, r, now));
     }
-    let fx = batcher.handle_flush(now);
-    drive(&mut store, fx, |id, r| batcher.handle_reply(id, r, now));
+    let fx = agent.handle_flush(now);
+    drive(&mut store, fx, |id, r| agent.handle_reply(id, r, now));
     let mut w = PresenceWatcher::new(config, None).expect("valid config");
     for k in 0..KEYS {
         drop(

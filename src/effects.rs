@@ -1,17 +1,6 @@
-//! What an actor asks its executor to do after each `handle_*` call.
-//!
-//! Every protocol actor follows one grammar (STYLE.md §7.1, after quinn-proto):
-//! - `handle_*(.., now)` methods take API calls, timer firings and store results, and return
-//!   [`Effects`];
-//! - `next_deadline()` says when the actor next wants `handle_timeout(now)`; calling it early is
-//!   harmless (it does nothing);
-//! - `&self` getters answer questions without I/O.
-//!
-//! `now` passed to one actor must never decrease; actors assert it in debug builds.
-//!
-//! The model checker, the simulator and the MongoDB adapter are three executors of the same
-//! effects: they carry each [`Request`] to a store (and the reply back, tagged with its
-//! [`OpId`]), deliver notifications to users, and arm one timer per actor.
+//! What an actor asks its executor to do after each call: [`Effects`], store [`Request`]s
+//! tagged with an [`OpId`] and notifications for the actor's user. How executors drive actors
+//! is [`crate::actor`]'s subject.
 
 use crate::substrate::Op;
 use serde::{Deserialize, Serialize};

@@ -16,7 +16,9 @@
 //! # Layout
 //! - [`time`]: local time, global time, and the holder's safe-deadline arithmetic;
 //! - [`validate`]: names, holders and durations;
-//! - [`effects`]: the actor grammar (`handle_*`, `next_deadline`, [`effects::Effects`]);
+//! - [`actor`]: the one interface every executor drives actors through ([`actor::Actor`],
+//!   [`actor::Node`]);
+//! - [`effects`]: what a call returns ([`effects::Effects`]: store requests, notifications);
 //! - [`substrate`]: documents and operations as data, and [`substrate::MemoryStore`];
 //! - [`clock`]: the global clock updater, reader and watcher (PROTOCOLS.md §1);
 //! - [`lease`]: the lease store client and manager (§2-§3);
@@ -31,6 +33,7 @@
 //!
 //! ```
 //! use std::time::Duration;
+//! use tenure::actor::Actor; // handle_reply, handle_timeout, next_deadline
 //! use tenure::lease::{LeaseManager, ManagerConfig, ManagerOutput, RequestId};
 //! use tenure::substrate::MemoryStore;
 //! use tenure::time::LocalTime;
@@ -56,6 +59,7 @@
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+pub mod actor;
 pub mod clock;
 pub mod effects;
 pub mod history;

@@ -3,8 +3,9 @@
 
 mod common;
 
-use common::{secs, Actor, Clock, Fault, Note, Sim};
+use common::{secs, Clock, Fault, Node, Note, Sim};
 use std::time::Duration;
+use tenure::actor::Actor;
 use tenure::clock::watcher::WatcherOutput;
 use tenure::clock::{
     ClockError, ClockWatcher, Reader, Updater, UpdaterConfig, UpdaterOutput, WatcherConfig,
@@ -32,9 +33,9 @@ fn updater_outputs(sim: &Sim, node: usize) -> Vec<UpdaterOutput> {
 }
 
 fn start_updater(sim: &mut Sim, clock: Clock) -> usize {
-    let n = sim.add(Actor::Updater(Updater::new(config()).unwrap()), clock);
+    let n = sim.add(Node::Updater(Updater::new(config()).unwrap()), clock);
     sim.call(n, |a, now| match a {
-        Actor::Updater(u) => common::split(u.handle_start(now), Note::Updater),
+        Node::Updater(u) => common::split(u.handle_start(now), Note::Updater),
         _ => unreachable!(),
     });
     n
@@ -153,7 +154,7 @@ fn concurrent_advance_one_wins_loser_refreshes_and_backs_off() {
             observed: GlobalTime(secs(1))
         })
     );
-    let Actor::Updater(u) = &sim.nodes[b].actor else {
+    let Node::Updater(u) = &sim.nodes[b].actor else {
         unreachable!()
     };
     assert_eq!(u.base(), Some(GlobalTime(secs(1))));
@@ -252,7 +253,7 @@ fn watcher_emits_only_strictly_later_values() {
     let mut sim = Sim::new();
     start_updater(&mut sim, Clock::EXACT);
     let w = sim.add(
-        Actor::ClockWatcher(
+        Node::ClockWatcher(
             ClockWatcher::new(WatcherConfig {
                 poll_interval: Duration::from_millis(400),
                 mutant: None,

@@ -7,6 +7,7 @@ use common::leadership::World;
 use common::lease::{manager, set_global};
 use common::{secs, Clock, Sim};
 use std::time::Duration;
+use tenure::actor::Actor;
 use tenure::leadership::{TicketKind, TrackerConfig, TrackerOutput};
 use tenure::lease::ManagerConfig;
 use tenure::time::LocalTime;

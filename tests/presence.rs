@@ -7,12 +7,13 @@ use common::presence::{
     batcher, config, kill, pinger, prune, pruner, route, run_until, start, stop, watch, watcher,
     watcher_ref,
 };
-use common::{secs, Actor, Clock, Fault, Note, Sim};
+use common::{secs, Clock, Fault, Node, Note, Sim};
 use std::collections::BTreeSet;
 use std::time::Duration;
+use tenure::actor::Actor;
 use tenure::presence::batcher::BatcherOutput;
 use tenure::presence::{
-    decode_bits, encode_seq, Batcher, BatcherConfig, Pinger, PingerOutput, PresenceConfig,
+    decode_bits, encode_seq, Batcher, BatcherConfig, Ping, Pinger, PingerOutput, PresenceConfig,
     WatcherOutput, BATCH_MAX,
 };
 use tenure::property::presence::p7_isolated;
@@ -33,6 +34,15 @@ fn changes(sim: &Sim, w: usize) -> Vec<(String, bool)> {
             _ => None,
         })
         .collect()
+}
+
+fn ping(model: &str, slot: i64, field: &str, bit: i64) -> Ping {
+    Ping {
+        model: model.into(),
+        slot,
+        field: field.into(),
+        bit,
+    }
 }
 
 fn pinger_outputs(sim: &Sim, n: usize) -> Vec<PingerOutput> {
@@ -65,7 +75,7 @@ fn pinger_takes_new_sequences_and_pings_once_per_slot() {
     let slots: Vec<i64> = pinger_outputs(&sim, p)
         .into_iter()
         .filter_map(|o| match o {
-            PingerOutput::Ping { slot, .. } => Some(slot),
+            PingerOutput::Ping(ping) => Some(ping.slot),
             _ => None,
         })
         .collect();
@@ -84,7 +94,7 @@ fn pinger_takes_new_sequences_and_pings_once_per_slot() {
     sim.settle();
     assert!(pinger_outputs(&sim, again).contains(&PingerOutput::Started { seq: 3 }));
     sim.call(p, |a, now| match a {
-        Actor::Pinger(x) => common::split(x.handle_start(now), Note::Pinger),
+        Node::Pinger(x) => common::split(x.handle_start(now), Note::Pinger),
         _ => unreachable!(),
     });
     assert_eq!(
@@ -106,10 +116,10 @@ fn batcher_merges_and_chunks() {
     let now = tenure::time::LocalTime(0);
     for seq in 0..200u64 {
         let (f, bit) = encode_seq(seq);
-        let _ = b.handle_ping("m", 30, &f, bit, now);
+        let _ = b.handle_ping(&ping("m", 30, &f, bit), now);
     }
     for slot in 0..(BATCH_MAX as i64 + 5) {
-        let _ = b.handle_ping("n", slot * 30, "0", 1, now);
+        let _ = b.handle_ping(&ping("n", slot * 30, "0", 1), now);
     }
     let due = b.next_deadline().unwrap();
     assert!(due.0 >= 800_000_000 && due.0 < 1_200_000_000, "{due:?}");
@@ -145,8 +155,8 @@ fn flush_lag_counts_from_the_oldest_ping() {
     };
     let mut b = Batcher::new(cfg).unwrap();
     let at = |s: f64| LocalTime((s * 1e9) as u64);
-    let _ = b.handle_ping("m", 30, "0", 1, at(0.0));
-    let _ = b.handle_ping("m", 30, "0", 2, at(0.5));
+    let _ = b.handle_ping(&ping("m", 30, "0", 1), at(0.0));
+    let _ = b.handle_ping(&ping("m", 30, "0", 2), at(0.5));
     let fx = b.handle_timeout(at(1.0));
     assert_eq!(fx.requests.len(), 1);
     let lost = b.handle_reply(fx.requests[0].id, OpResult::Unknown, at(1.2));
@@ -154,7 +164,7 @@ fn flush_lag_counts_from_the_oldest_ping() {
         lost.notifications.as_slice(),
         [BatcherOutput::Requeued { docs: 1, .. }]
     ));
-    let _ = b.handle_ping("m", 60, "0", 1, at(1.5));
+    let _ = b.handle_ping(&ping("m", 60, "0", 1), at(1.5));
     let fx = b.handle_flush(at(2.0));
     let mut store = tenure::substrate::MemoryStore::new();
     let reply = store.apply(&fx.requests[0].op);
@@ -295,7 +305,7 @@ fn a_short_period_never_reports_a_steadily_pinging_key_dead() {
             run_until(&mut sim, b, &mut seen, t);
             if t % secs(4) == 10_000_000 {
                 sim.call(w, |a, now| match a {
-                    Actor::PresenceWatcher(x) => {
+                    Node::PresenceWatcher(x) => {
                         common::split(x.handle_start_sync(now), Note::PresenceWatcher)
                     }
                     _ => panic!("not a watcher"),

@@ -13,7 +13,7 @@ mod common;
 use common::leadership::World;
 use common::lease::manager;
 use common::presence as pres;
-use common::{secs, Actor, Clock, Note, Sim};
+use common::{secs, Clock, Node, Note, Sim};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -23,7 +23,7 @@ use tenure::jitter::Jitter;
 use tenure::leadership::{TicketKind, TrackerConfig, TrackerOutput};
 use tenure::lease::{ManagerConfig, ManagerOutput};
 use tenure::mutant::{Mutant, Protocol};
-use tenure::presence::{PingerOutput, WatcherOutput};
+use tenure::presence::{Ping, PingerOutput, WatcherOutput};
 use tenure::property::lease::{Grant, GrantedTerm, Tenure};
 use tenure::property::presence::{PresenceSnapshot, Report};
 use tenure::property::{clock, leadership, lease, presence, Violation};
@@ -69,9 +69,9 @@ fn start_updater(sim: &mut Sim, mutant: Option<Mutant>, clock: Clock) -> usize {
         backoff_delay: Duration::from_secs(1),
         mutant,
     };
-    let n = sim.add(Actor::Updater(Updater::new(cfg).unwrap()), clock);
+    let n = sim.add(Node::Updater(Updater::new(cfg).unwrap()), clock);
     sim.call(n, |a, now| match a {
-        Actor::Updater(u) => common::split(u.handle_start(now), Note::Updater),
+        Node::Updater(u) => common::split(u.handle_start(now), Note::Updater),
         _ => unreachable!(),
     });
     n
@@ -133,7 +133,7 @@ fn run_clock(choices: &[u32], mutant: Option<Mutant>) -> Run {
         mutant,
     };
     let w = sim.add(
-        Actor::ClockWatcher(ClockWatcher::new(wcfg).unwrap()),
+        Node::ClockWatcher(ClockWatcher::new(wcfg).unwrap()),
         Clock::EXACT,
     );
     for c in choices {
@@ -635,7 +635,7 @@ fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
         ..config.batcher_config()
     };
     let b = sim.add(
-        Actor::Batcher(tenure::presence::Batcher::new(bcfg).unwrap()),
+        Node::Batcher(Box::new(tenure::presence::Batcher::new(bcfg).unwrap())),
         Clock::EXACT,
     );
     let w = pres::watcher(&mut sim, &config, mutant);
@@ -726,19 +726,19 @@ fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
     // P2: every surviving slot document holds exactly the OR of the pings sent to it and
     // acknowledged or still to be resent (the batcher resends until acknowledged).
     sim.faults = false;
-    if let Actor::Batcher(x) = &mut sim.nodes[b].actor {
+    if let Node::Batcher(x) = &mut sim.nodes[b].actor {
         let fx = x.handle_flush(tenure::time::LocalTime(sim.real));
         sim.absorb(b, fx, Note::Batcher);
     }
     settle_nodes(&mut sim, &[b]);
     let mut sent: BTreeMap<(String, String), i64> = BTreeMap::new();
     for (_, _, note) in &sim.notes {
-        if let Note::Pinger(PingerOutput::Ping {
+        if let Note::Pinger(PingerOutput::Ping(Ping {
             model,
             slot,
             field,
             bit,
-        }) = note
+        })) = note
         {
             *sent
                 .entry((format!("{model}:{slot}"), field.clone()))

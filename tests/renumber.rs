@@ -4,39 +4,17 @@
 
 use std::collections::VecDeque;
 use std::time::Duration;
+use tenure::actor::Actor;
 use tenure::clock::{Updater, UpdaterConfig};
 use tenure::effects::{Effects, OpId, Renumber, Request};
 use tenure::lease::{LeaseManager, ManagerConfig, RequestId};
-use tenure::presence::{Batcher, BatcherConfig, BATCH_MAX};
-use tenure::substrate::{MemoryStore, OpResult};
+use tenure::presence::{Batcher, BatcherConfig, Ping, BATCH_MAX};
+use tenure::substrate::MemoryStore;
 use tenure::time::LocalTime;
 
-/// An actor as the drivers below see it.
-trait Driven: Renumber + Clone {
-    type Note: PartialEq + std::fmt::Debug;
-    fn reply(&mut self, id: OpId, result: OpResult, now: LocalTime) -> Effects<Self::Note>;
-}
-
-impl Driven for LeaseManager {
-    type Note = tenure::lease::ManagerOutput;
-    fn reply(&mut self, id: OpId, result: OpResult, now: LocalTime) -> Effects<Self::Note> {
-        self.handle_reply(id, result, now)
-    }
-}
-
-impl Driven for Batcher {
-    type Note = tenure::presence::batcher::BatcherOutput;
-    fn reply(&mut self, id: OpId, result: OpResult, now: LocalTime) -> Effects<Self::Note> {
-        self.handle_reply(id, result, now)
-    }
-}
-
-impl Driven for Updater {
-    type Note = tenure::clock::UpdaterOutput;
-    fn reply(&mut self, id: OpId, result: OpResult, now: LocalTime) -> Effects<Self::Note> {
-        self.handle_reply(id, result, now)
-    }
-}
+/// An actor as the drivers below see it: the core's driver interface, renumberable.
+trait Driven: Actor<Output: PartialEq + std::fmt::Debug> + Renumber + Clone {}
+impl<A: Actor<Output: PartialEq + std::fmt::Debug> + Renumber + Clone> Driven for A {}
 
 /// Two copies of one actor, fed the same inputs on stores of their own: `plain` keeps its ids,
 /// `renumbered` is renumbered from 0 after every call (its requests in flight with it), as the
@@ -62,7 +40,7 @@ impl<A: Driven> Pair<A> {
 
     /// Makes one call on both copies (`call` is told which: 0 plain, 1 renumbered), then
     /// renumbers.
-    fn call(&mut self, call: impl Fn(&mut A, usize) -> Effects<A::Note>) -> Vec<A::Note> {
+    fn call(&mut self, call: impl Fn(&mut A, usize) -> Effects<A::Output>) -> Vec<A::Output> {
         let (p, mut r) = (call(&mut self.plain, 0), call(&mut self.renumbered, 1));
         assert_eq!(p.notifications, r.notifications);
         assert_eq!(p.requests.len(), r.requests.len());
@@ -95,15 +73,24 @@ impl<A: Driven> Pair<A> {
     }
 
     /// Runs every request in flight, in order, answering both copies.
-    fn settle(&mut self, now: LocalTime) -> Vec<A::Note> {
+    fn settle(&mut self, now: LocalTime) -> Vec<A::Output> {
         let mut notes = Vec::new();
         while let Some((p, r)) = self.in_flight.pop_front() {
             let (pr, rr) = (self.stores[0].apply(&p.op), self.stores[1].apply(&r.op));
             assert_eq!(pr, rr, "the stores answer alike");
             let answers = [(p.id, pr), (r.id, rr)];
-            notes.extend(self.call(|a, i| a.reply(answers[i].0, answers[i].1.clone(), now)));
+            notes.extend(self.call(|a, i| a.handle_reply(answers[i].0, answers[i].1.clone(), now)));
         }
         notes
+    }
+}
+
+fn ping(model: &str, slot: i64, bit: i64) -> Ping {
+    Ping {
+        model: model.into(),
+        slot,
+        field: "0".into(),
+        bit,
     }
 }
 
@@ -172,10 +159,10 @@ fn a_renumbered_presence_batcher_flushes_as_the_original() {
         let now = at(round + 1);
         // More slot documents than one bulk takes: two bulks in flight, then a third.
         for slot in 0..(BATCH_MAX as i64 + 5) {
-            pair.call(|b, _| b.handle_ping("m", slot * 30, "0", 1 << round, now));
+            pair.call(|b, _| b.handle_ping(&ping("m", slot * 30, 1 << round), now));
         }
         pair.call(|b, _| b.handle_flush(now));
-        pair.call(|b, _| b.handle_ping("n", 0, "0", 1, now));
+        pair.call(|b, _| b.handle_ping(&ping("n", 0, 1), now));
         pair.call(|b, _| b.handle_flush(now));
         assert_eq!(pair.in_flight.len(), 3);
         flushed += pair

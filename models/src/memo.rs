@@ -249,7 +249,7 @@ mod tests {
                     let Input::Timeout(now) = input else {
                         unreachable!("a timeout was given")
                     };
-                    Arc::new(proc.make_mut().actor.timeout(now))
+                    Arc::new(crate::state::timeout(&mut proc.make_mut().actor, now))
                 },
                 |p| procs.intern(p),
             );

@@ -3,7 +3,7 @@
 //! Nothing here restates a property; it only gathers the observations the core's functions take.
 
 use crate::model::{belief_tenure, namespace, TenureModel};
-use crate::state::{Actor, Belief, CallKind, Note, State};
+use crate::state::{Belief, CallKind, Node, Note, State};
 use tenure::clock::watcher::WatcherOutput;
 use tenure::clock::{UpdaterOutput, CLOCK_ID, TIME_FIELD};
 use tenure::leadership::{TicketKind, TrackerOutput};
@@ -219,7 +219,7 @@ pub(crate) fn candidates_served(
     let waiting = (0..model.config.managers).any(|m| {
         let proc = &s.procs[model.manager_proc(m)];
         let candidate = match &proc.actor {
-            Actor::Unit(u) => !u.tracker().is_stopped() && !u.tracker().is_leader(),
+            Node::Unit(u) => !u.tracker().is_stopped() && !u.tracker().is_leader(),
             _ => false,
         };
         proc.runs() && candidate

@@ -8,7 +8,7 @@ use crate::shared::Shared;
 use crate::state::State;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tenure::presence::{PingerOutput, PresenceConfig, SlotBits, SlotClock, WatcherOutput};
+use tenure::presence::{Ping, PingerOutput, PresenceConfig, SlotBits, SlotClock, WatcherOutput};
 use tenure::property::presence::{
     p1_sequences, p2_or_of_sent, p4_alternate, p5_pinging_never_dead, p6_prune_keeps,
     stored_alive_bits, PresenceSnapshot, Report,
@@ -69,9 +69,9 @@ pub(crate) fn pinger_note(
             record(why, p1_sequences(&s.ghost.presence().seqs));
             s.ghost.presence_mut().pinging_since[i] = Some(model.real(s));
         }
-        PingerOutput::Ping {
+        PingerOutput::Ping(Ping {
             slot, field, bit, ..
-        } => {
+        }) => {
             let at = s
                 .ghost
                 .presence()

@@ -26,7 +26,7 @@
 //! (the request `r` of process `p`, reading collection `C`), when:
 //!
 //! 3. `p` has nothing else in flight, no reply held and no due timer, and no other process
-//!    that may write `C` (`Actor::may_write`) has anything in flight or a due timer: no step
+//!    that may write `C` (`Node::may_write`) has anything in flight or a due timer: no step
 //!    before `r` lands can change what it reads (a process with nothing to do does nothing
 //!    until the next tick, which cannot come while `r` is in flight), and nothing but `r`
 //!    changes `p`; `p` is not the presence batcher, whose state the pingers' steps change;
@@ -53,6 +53,7 @@ use crate::faults::Fault;
 use crate::memo::Input;
 use crate::model::{Action, How, PresenceRole, TenureModel};
 use crate::state::State;
+use tenure::actor::Actor;
 
 /// The due timer to fire alone in `s`, if one meets the conditions above.
 pub(crate) fn lone_timer(model: &TenureModel, s: &State) -> Option<Action> {

@@ -3,71 +3,23 @@
 
 use crate::config::{LEASES_MAX, PROCESSES_MAX};
 use crate::shared::{parts, Interner, Shared};
-use tenure::clock::watcher::WatcherOutput;
-use tenure::clock::{ClockWatcher, Updater, UpdaterOutput};
-use tenure::effects::{Effects, OpId, Renumber, Request};
-use tenure::leadership::{TicketKind, TrackerOutput, Unit, UnitOutput};
-use tenure::lease::{LeaseManager, ManagerOutput};
-use tenure::presence::batcher::BatcherOutput;
-use tenure::presence::pruner::PrunerOutput;
-use tenure::presence::{
-    Batcher, Pinger, PingerOutput, PresenceWatcher, Pruner, WatcherOutput as PresenceWatcherOutput,
-};
-use tenure::substrate::{Collection, MemoryStore, OpResult};
+use tenure::actor::Actor;
+use tenure::effects::{Effects, OpId, Request};
+use tenure::leadership::TicketKind;
+use tenure::substrate::{MemoryStore, OpResult};
 use tenure::time::{DriftingClock, LocalTime};
 
-/// One of the core's actors, as the model runs it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Actor {
-    /// A global clock updater worker.
-    Updater(Updater),
-    /// A global clock watcher.
-    ClockWatcher(ClockWatcher),
-    /// A lease manager (serving holder `h<i>`).
-    Manager(Box<LeaseManager>),
-    /// A leadership unit `h<i>`: a tracker and its manager.
-    Unit(Box<Unit>),
-    /// A presence pinger for key `k<i>`.
-    Pinger(Box<Pinger>),
-    /// The presence batcher every pinger hands its pings to.
-    Batcher(Box<Batcher>),
-    /// The presence watcher, watching every key.
-    PresenceWatcher(Box<PresenceWatcher>),
-    /// The presence pruner.
-    Pruner(Box<Pruner>),
-}
-
-/// What an actor reported, tagged by kind.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Note {
-    /// From an updater.
-    Updater(UpdaterOutput),
-    /// From a clock watcher.
-    ClockWatcher(WatcherOutput),
-    /// From a lease manager.
-    Manager(ManagerOutput),
-    /// From a leadership unit's tracker.
-    Tracker(TrackerOutput),
-    /// From a pinger.
-    Pinger(PingerOutput),
-    /// From the batcher.
-    Batcher(BatcherOutput),
-    /// From the presence watcher.
-    PresenceWatcher(PresenceWatcherOutput),
-    /// From the pruner.
-    Pruner(PrunerOutput),
-}
+/// One of the core's actors, as the model runs it: the core's [`Node`].
+pub use tenure::actor::{Node, Note};
 
 /// Requests and notes out of one actor call. A request is shared: it is copied into every
 /// state in which it is in flight, and into the remembered transitions ([`crate::memo`]).
 pub type Out = (Vec<Shared<Request>>, Vec<Note>);
 
-/// An actor's effects as the model's requests and notes.
-pub fn split<N>(fx: Effects<N>, f: fn(N) -> Note) -> Out {
-    (
-        shared(fx.requests),
-        fx.notifications.into_iter().map(f).collect(),
-    )
+/// An actor's effects as the model's requests and notes, its outputs tagged by `f`.
+pub fn split<N>(fx: Effects<N>, f: impl FnMut(N) -> Note) -> Out {
+    let fx = fx.map(f);
+    (shared(fx.requests), fx.notifications)
 }
 
 /// A store's answer, shared (and kept: see [`Parts`]).
@@ -78,116 +30,35 @@ pub fn shared(requests: Vec<Request>) -> Vec<Shared<Request>> {
     requests.into_iter().map(Shared::new).collect()
 }
 
-/// A unit's output as a note.
-pub fn unit_note(o: UnitOutput) -> Note {
-    match o {
-        UnitOutput::Manager(m) => Note::Manager(m),
-        UnitOutput::Tracker(t) => Note::Tracker(t),
+/// Fires the actor's timer.
+pub fn timeout(actor: &mut Node, now: LocalTime) -> Out {
+    split(actor.handle_timeout(now), |n| n)
+}
+
+/// Hands the actor a store reply.
+pub fn reply(actor: &mut Node, id: OpId, result: OpResult, now: LocalTime) -> Out {
+    split(actor.handle_reply(id, result, now), |n| n)
+}
+
+/// Renumbers the actor's operation ids from 0, and those of `out`, the requests it just issued
+/// (see [`tenure::effects::Renumber`]): the caller has made sure nothing else refers to them
+/// (`TenureModel::alone`).
+pub fn renumber(actor: &mut Node, out: &mut Out) {
+    let by = actor.renumber();
+    if by > 0 {
+        for req in &mut out.0 {
+            let req = req.make_mut();
+            req.id = req.id.lowered(by);
+        }
     }
 }
 
-impl Actor {
-    /// Whether this actor ever writes `coll`. The partial-order reduction relies on it (a read
-    /// of a collection no running process may write commutes with every other step), and
-    /// `TenureModel::absorb` asserts it of every request in debug builds, so a core change that
-    /// makes an actor write elsewhere fails the tests instead of silently unsoundly reducing.
-    pub fn may_write(&self, coll: Collection) -> bool {
-        match self {
-            Actor::Updater(_) => coll == Collection::Clock,
-            Actor::ClockWatcher(_) | Actor::PresenceWatcher(_) => false,
-            Actor::Manager(_) | Actor::Unit(_) => coll == Collection::Leases,
-            // (A pinger's dead marker goes straight to the pings.)
-            Actor::Pinger(_) => matches!(
-                coll,
-                Collection::PresenceSeqs | Collection::PresenceBeings | Collection::PresencePings
-            ),
-            Actor::Batcher(_) => coll == Collection::PresencePings,
-            Actor::Pruner(_) => {
-                matches!(coll, Collection::PresenceBeings | Collection::PresencePings)
-            }
-        }
-    }
-
-    /// When the actor next wants a timeout.
-    pub fn next_deadline(&self) -> Option<LocalTime> {
-        match self {
-            Actor::Updater(a) => a.next_deadline(),
-            Actor::ClockWatcher(a) => a.next_deadline(),
-            Actor::Manager(a) => a.next_deadline(),
-            Actor::Unit(a) => a.next_deadline(),
-            Actor::Pinger(a) => a.next_deadline(),
-            Actor::Batcher(a) => a.next_deadline(),
-            Actor::PresenceWatcher(a) => a.next_deadline(),
-            Actor::Pruner(_) => None,
-        }
-    }
-
-    /// Fires the actor's timer.
-    pub fn timeout(&mut self, now: LocalTime) -> Out {
-        match self {
-            Actor::Updater(a) => split(a.handle_timeout(now), Note::Updater),
-            Actor::ClockWatcher(a) => split(a.handle_timeout(now), Note::ClockWatcher),
-            Actor::Manager(a) => split(a.handle_timeout(now), Note::Manager),
-            Actor::Unit(a) => split(a.handle_timeout(now), unit_note),
-            Actor::Pinger(a) => split(a.handle_timeout(now), Note::Pinger),
-            Actor::Batcher(a) => split(a.handle_timeout(now), Note::Batcher),
-            Actor::PresenceWatcher(a) => split(a.handle_timeout(now), Note::PresenceWatcher),
-            Actor::Pruner(_) => (Vec::new(), Vec::new()),
-        }
-    }
-
-    /// Hands the actor a store reply.
-    pub fn reply(&mut self, id: OpId, result: OpResult, now: LocalTime) -> Out {
-        match self {
-            Actor::Updater(a) => split(a.handle_reply(id, result, now), Note::Updater),
-            Actor::ClockWatcher(a) => split(a.handle_reply(id, result, now), Note::ClockWatcher),
-            Actor::Manager(a) => split(a.handle_reply(id, result, now), Note::Manager),
-            Actor::Unit(a) => split(a.handle_reply(id, result, now), unit_note),
-            Actor::Pinger(a) => split(a.handle_reply(id, result, now), Note::Pinger),
-            Actor::Batcher(a) => split(a.handle_reply(id, result, now), Note::Batcher),
-            Actor::PresenceWatcher(a) => {
-                split(a.handle_reply(id, result, now), Note::PresenceWatcher)
-            }
-            Actor::Pruner(a) => split(a.handle_reply(id, result, now), Note::Pruner),
-        }
-    }
-
-    /// Renumbers the actor's operation ids from 0, and those of `out`, the requests it just
-    /// issued (see [`Renumber`]): the caller has made sure nothing else refers to them
-    /// (`TenureModel::alone`).
-    pub fn renumber(&mut self, out: &mut Out) {
-        fn lower(a: &mut impl Renumber) -> u64 {
-            let by = a.oldest_op_id().0;
-            if by > 0 {
-                a.lower_op_ids(by);
-            }
-            by
-        }
-        let by = match self {
-            Actor::Updater(a) => lower(a),
-            Actor::ClockWatcher(a) => lower(a),
-            Actor::Manager(a) => lower(a.as_mut()),
-            Actor::Unit(a) => lower(a.as_mut()),
-            Actor::Pinger(a) => lower(a.as_mut()),
-            Actor::Batcher(a) => lower(a.as_mut()),
-            Actor::PresenceWatcher(a) => lower(a.as_mut()),
-            Actor::Pruner(a) => lower(a.as_mut()),
-        };
-        if by > 0 {
-            for req in &mut out.0 {
-                let req = req.make_mut();
-                req.id = req.id.lowered(by);
-            }
-        }
-    }
-
-    /// The base an updater's in-flight advance swaps against (G2 needs the writer's intent,
-    /// which a blind write does not put in its filter).
-    pub fn clock_base(&self) -> Option<u64> {
-        match self {
-            Actor::Updater(a) => a.base().map(|g| g.0),
-            _ => None,
-        }
+/// The base an updater's in-flight advance swaps against (G2 needs the writer's intent, which
+/// a blind write does not put in its filter).
+pub fn clock_base(actor: &Node) -> Option<u64> {
+    match actor {
+        Node::Updater(a) => a.base().map(|g| g.0),
+        _ => None,
     }
 }
 
@@ -212,12 +83,12 @@ pub struct Proc {
     /// Its local clock.
     pub clock: DriftingClock,
     /// The actor.
-    pub actor: Actor,
+    pub actor: Node,
 }
 
 impl Proc {
     /// A process running `actor` on `clock`.
-    pub fn new(actor: Actor, clock: DriftingClock) -> Proc {
+    pub fn new(actor: Node, clock: DriftingClock) -> Proc {
         let mut p = Proc {
             actor,
             clock,
@@ -711,6 +582,7 @@ fn sort_by_key<T: Clone + std::hash::Hash, K: Ord>(
 mod tests {
     use crate::model::{Action, TenureModel};
     use crate::ModelConfig;
+    use tenure::actor::Actor;
     use tenure::mutant::Protocol;
 
     /// `Proc::due` is the first real time at which the process's local clock reads its actor's

@@ -15,7 +15,7 @@
 //! symmetry therefore searches depth first, and its counterexamples are real paths but not
 //! necessarily the shortest.
 
-use crate::state::{Actor, State};
+use crate::state::{Node, State};
 
 /// The representative of `s`'s class: interchangeable updaters sorted by their state's hash.
 /// Two states of one class map to the same representative unless two distinct updaters share a
@@ -23,7 +23,7 @@ use crate::state::{Actor, State};
 pub fn representative(s: &State) -> State {
     let n = s.procs.len();
     let updaters: Vec<usize> = (0..n)
-        .filter(|p| matches!(s.procs[*p].actor, Actor::Updater(_)))
+        .filter(|p| matches!(s.procs[*p].actor, Node::Updater(_)))
         .collect();
     // perm[old] = new position of process `old`.
     let mut perm: Vec<usize> = (0..n).collect();

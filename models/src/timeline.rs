@@ -3,7 +3,7 @@
 
 use crate::model::{namespace, Action, How, TenureModel};
 use crate::observe::global;
-use crate::state::{Actor, State};
+use crate::state::{Node, State};
 use serde::Serialize;
 use tenure::lease::LeaseDoc;
 use tenure::substrate::{Collection, Op};
@@ -70,12 +70,12 @@ impl TenureModel {
     /// The name of process `p`.
     pub fn proc_name(&self, s: &State, p: usize) -> String {
         match &s.procs[p].actor {
-            Actor::Updater(_) => format!("updater-{p}"),
-            Actor::ClockWatcher(_) | Actor::PresenceWatcher(_) => "watcher".to_owned(),
-            Actor::Pinger(_) => format!("pinger-k{p}"),
-            Actor::Batcher(_) => "batcher".to_owned(),
-            Actor::Pruner(_) => "pruner".to_owned(),
-            Actor::Manager(_) | Actor::Unit(_) => {
+            Node::Updater(_) => format!("updater-{p}"),
+            Node::ClockWatcher(_) | Node::PresenceWatcher(_) => "watcher".to_owned(),
+            Node::Pinger(_) => format!("pinger-k{p}"),
+            Node::Batcher(_) | Node::Agent(_) => "batcher".to_owned(),
+            Node::Pruner(_) => "pruner".to_owned(),
+            Node::Manager(_) | Node::Unit(_) => {
                 let m = p - self.manager_proc(0);
                 format!("manager-{m} (h{m})")
             }

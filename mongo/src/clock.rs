@@ -6,16 +6,17 @@
 
 use crate::error::Error;
 use crate::record::{self, Recorder};
-use crate::runtime::{Actor, Call, Router, Worker};
+use crate::runtime::{Call, Router, Worker};
 use crate::substrate::Substrate;
 use futures_util::Stream;
 use std::time::Duration;
+use tenure::actor::Actor;
 use tenure::clock::watcher::WatcherOutput;
 use tenure::clock::{ClockWatcher, Reader, Updater, UpdaterConfig, UpdaterOutput, WatcherConfig};
-use tenure::effects::{Effects, OpId};
+use tenure::effects::Effects;
 use tenure::history::Operation;
-use tenure::substrate::{OpResult, ReadConcern};
-use tenure::time::{GlobalTime, LocalTime};
+use tenure::substrate::ReadConcern;
+use tenure::time::GlobalTime;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -33,32 +34,6 @@ pub async fn global_time(substrate: &Substrate) -> Result<GlobalTime, Error> {
         value: known,
     });
     Ok(value?)
-}
-
-impl Actor for Updater {
-    type Output = UpdaterOutput;
-    fn next_deadline(&self) -> Option<LocalTime> {
-        Updater::next_deadline(self)
-    }
-    fn handle_timeout(&mut self, now: LocalTime) -> Effects<UpdaterOutput> {
-        Updater::handle_timeout(self, now)
-    }
-    fn handle_reply(&mut self, id: OpId, r: OpResult, now: LocalTime) -> Effects<UpdaterOutput> {
-        Updater::handle_reply(self, id, r, now)
-    }
-}
-
-impl Actor for ClockWatcher {
-    type Output = WatcherOutput;
-    fn next_deadline(&self) -> Option<LocalTime> {
-        ClockWatcher::next_deadline(self)
-    }
-    fn handle_timeout(&mut self, now: LocalTime) -> Effects<WatcherOutput> {
-        ClockWatcher::handle_timeout(self, now)
-    }
-    fn handle_reply(&mut self, id: OpId, r: OpResult, now: LocalTime) -> Effects<WatcherOutput> {
-        ClockWatcher::handle_reply(self, id, r, now)
-    }
 }
 
 /// Publishes each updater outcome; failures are logged (the worker rebuilds itself).

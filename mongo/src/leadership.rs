@@ -9,18 +9,16 @@
 use crate::error::Error;
 use crate::lease::{claim_outcome, observe_manager_output, random_id, DEFAULT_SKEW};
 use crate::record::{self, CallId, Recorder};
-use crate::runtime::{instant_of, Actor, Call, Router, Worker};
+use crate::runtime::{Call, LocalClock, Router, Worker};
 use crate::substrate::Substrate;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tenure::effects::{Effects, OpId};
 use tenure::history::Operation;
 use tenure::leadership::{TicketId, TicketKind, TrackerConfig, TrackerOutput, Unit, UnitOutput};
 use tenure::lease::ManagerOutput;
 use tenure::lease::{ManagerConfig, RetryConfig};
-use tenure::substrate::OpResult;
-use tenure::time::{LocalTime, SkewBounds};
+use tenure::time::SkewBounds;
 use tenure::validate::InputError;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
@@ -59,19 +57,6 @@ impl LeadershipState {
     }
 }
 
-impl Actor for Unit {
-    type Output = UnitOutput;
-    fn next_deadline(&self) -> Option<LocalTime> {
-        Unit::next_deadline(self)
-    }
-    fn handle_timeout(&mut self, now: LocalTime) -> Effects<UnitOutput> {
-        Unit::handle_timeout(self, now)
-    }
-    fn handle_reply(&mut self, id: OpId, r: OpResult, now: LocalTime) -> Effects<UnitOutput> {
-        Unit::handle_reply(self, id, r, now)
-    }
-}
-
 /// The current term's guard: a token and the deadline a timer task cancels it at.
 struct Term {
     tenure: CancellationToken,
@@ -89,6 +74,7 @@ struct UnitRouter {
     term: Option<Term>,
     application: String,
     unit: String,
+    clock: LocalClock,
 }
 
 impl UnitRouter {
@@ -176,7 +162,7 @@ impl Router<UnitOutput> for UnitRouter {
                 }
             }
             UnitOutput::Tracker(TrackerOutput::BecameLeader { until }) => {
-                self.lead_until(instant_of(until));
+                self.lead_until(self.clock.instant_of(until));
             }
             UnitOutput::Tracker(TrackerOutput::BecameMinion) => {
                 if self.term.is_some() {
@@ -281,6 +267,7 @@ impl LeadershipBuilder {
             term: None,
             application: self.application,
             unit: self.unit,
+            clock: substrate.clock(),
         };
         let start: Call<Unit, UnitRouter> = Box::new(|u, _, now| u.handle_start(now));
         let worker = Worker::spawn(

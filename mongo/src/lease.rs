@@ -7,37 +7,23 @@
 
 use crate::error::Error;
 use crate::record;
-use crate::runtime::{instant_of, local_now, Actor, Call, Router, Worker};
+use crate::runtime::{Call, LocalClock, Router, Worker};
 use crate::substrate::Substrate;
 use mongodb::bson::{doc, Document as BsonDocument};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tenure::effects::{Effects, OpId};
+use tenure::effects::Effects;
 use tenure::history::{ClaimOutcome, Operation};
 use tenure::lease::{
     Epoch, LeaseManager, ManagerConfig, ManagerError, ManagerOutput, RequestId, RetryConfig,
 };
-use tenure::substrate::OpResult;
 use tenure::time::{GlobalTime, LocalTime, SkewBounds};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-
-impl Actor for LeaseManager {
-    type Output = ManagerOutput;
-    fn next_deadline(&self) -> Option<LocalTime> {
-        LeaseManager::next_deadline(self)
-    }
-    fn handle_timeout(&mut self, now: LocalTime) -> Effects<ManagerOutput> {
-        LeaseManager::handle_timeout(self, now)
-    }
-    fn handle_reply(&mut self, id: OpId, r: OpResult, now: LocalTime) -> Effects<ManagerOutput> {
-        LeaseManager::handle_reply(self, id, r, now)
-    }
-}
 
 /// Answers waiting callers by request id; everything else goes to logs and metrics.
 #[derive(Default)]
@@ -251,7 +237,7 @@ impl Token {
     }
     /// The instant until which the holder may act as the holder.
     pub fn local_deadline(&self) -> Instant {
-        instant_of(self.local_deadline)
+        self.clock().instant_of(self.local_deadline)
     }
     /// The global time at which the stored term ends.
     pub fn global_expiry(&self) -> GlobalTime {
@@ -259,7 +245,11 @@ impl Token {
     }
     /// Whether the local deadline is still ahead. Cheap; no I/O.
     pub fn is_valid(&self) -> bool {
-        local_now() < self.local_deadline
+        self.clock().now() < self.local_deadline
+    }
+
+    fn clock(&self) -> LocalClock {
+        self.leases.inner.substrate.clock()
     }
 
     /// Asks the manager whether the holder still holds the lease with this token's epoch
@@ -425,7 +415,12 @@ impl Leases {
                 ..
             } => {
                 span.record("epoch", epoch.0);
-                let validity = instant_of(local_deadline).saturating_duration_since(Instant::now());
+                let validity = self
+                    .inner
+                    .substrate
+                    .clock()
+                    .instant_of(local_deadline)
+                    .saturating_duration_since(Instant::now());
                 metrics::gauge!("tenure_lease_validity_seconds", "lease" => lease.clone())
                     .set(validity.as_secs_f64());
                 Ok(Token {

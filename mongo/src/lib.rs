@@ -48,7 +48,7 @@ pub mod lease;
 pub mod presence;
 pub mod race;
 pub mod record;
-pub mod runtime;
+mod runtime;
 mod substrate;
 
 pub use clock::{ClockUpdater, ClockWatch};
@@ -57,4 +57,5 @@ pub use leadership::{Leadership, LeadershipState};
 pub use lease::{Fenced, Leases, Token};
 pub use presence::{Presence, PresenceBuilder, PresencePinger, PresenceWatch, Pruned};
 pub use record::Recorder;
+pub use runtime::LocalClock;
 pub use substrate::{Substrate, SubstrateBuilder, OP_TIMEOUT_MAX};

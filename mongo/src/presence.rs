@@ -8,13 +8,14 @@
 
 use crate::error::Error;
 use crate::record::{self, Recorder};
-use crate::runtime::{Actor, Caller, Router, Worker};
+use crate::runtime::{Caller, Router, Worker};
 use crate::substrate::Substrate;
 use futures_util::Stream;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tenure::effects::{Effects, OpId};
+use tenure::actor::Actor;
+use tenure::effects::Effects;
 use tenure::history::Operation;
 use tenure::jitter::Jitter;
 use tenure::presence::batcher::BatcherOutput;
@@ -24,43 +25,8 @@ use tenure::presence::{
     Pruner, WatchId, WatcherOutput,
 };
 use tenure::substrate::OpResult;
-use tenure::time::LocalTime;
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
-
-macro_rules! actor {
-    ($t:ty, $o:ty) => {
-        impl Actor for $t {
-            type Output = $o;
-            fn next_deadline(&self) -> Option<LocalTime> {
-                <$t>::next_deadline(self)
-            }
-            fn handle_timeout(&mut self, now: LocalTime) -> Effects<$o> {
-                <$t>::handle_timeout(self, now)
-            }
-            fn handle_reply(&mut self, id: OpId, r: OpResult, now: LocalTime) -> Effects<$o> {
-                <$t>::handle_reply(self, id, r, now)
-            }
-        }
-    };
-}
-actor!(Batcher, BatcherOutput);
-actor!(Pinger, PingerOutput);
-actor!(PresenceWatcher, WatcherOutput);
-
-/// The pruner runs only when a watcher asks it to: no timer of its own.
-impl Actor for Pruner {
-    type Output = PrunerOutput;
-    fn next_deadline(&self) -> Option<LocalTime> {
-        None
-    }
-    fn handle_timeout(&mut self, _now: LocalTime) -> Effects<PrunerOutput> {
-        Effects::none()
-    }
-    fn handle_reply(&mut self, id: OpId, r: OpResult, now: LocalTime) -> Effects<PrunerOutput> {
-        Pruner::handle_reply(self, id, r, now)
-    }
-}
 
 struct BatcherRouter;
 
@@ -289,16 +255,10 @@ impl Router<PingerOutput> for PingerRouter {
                     let _ = tx.send(Ok(seq));
                 }
             }
-            PingerOutput::Ping {
-                model,
-                slot,
-                field,
-                bit,
-            } => {
+            PingerOutput::Ping(ping) => {
                 // A full batcher queue drops this ping; the next interval pings again.
-                self.batcher.try_call(Box::new(move |b, _, now| {
-                    b.handle_ping(&model, slot, &field, bit, now)
-                }));
+                self.batcher
+                    .try_call(Box::new(move |b, _, now| b.handle_ping(&ping, now)));
             }
             PingerOutput::Killed => {
                 if let Some(tx) = self.killed.take() {

@@ -3,10 +3,11 @@
 //! properties as the models and the simulator.
 //!
 //! Attach a [`Recorder`] with [`crate::SubstrateBuilder::recorder`]; every worker built on that
-//! substrate records into it. Real and local time are both this process's monotonic clock
-//! ([`crate::runtime::local_now`]), so histories from several recorders in one process compare.
+//! substrate records into it. Real time is the host's monotonic clock, one origin per process,
+//! so histories from several recorders in one process compare; local time is the substrate's
+//! [`crate::LocalClock`], which a live check may skew.
 
-use crate::runtime::local_now;
+use crate::runtime::{real_now, LocalClock};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use tenure::history::{Entry, History, Operation, Phase};
@@ -18,6 +19,8 @@ pub const ENTRIES_MAX: usize = 10_000_000;
 #[derive(Debug)]
 struct Inner {
     process: u32,
+    /// The recording process's local clock (the substrate's, once attached).
+    clock: LocalClock,
     next_call: u64,
     entries: Vec<Entry>,
     dropped: u64,
@@ -39,6 +42,7 @@ impl Recorder {
         Recorder {
             inner: Arc::new(Mutex::new(Inner {
                 process,
+                clock: LocalClock::SYSTEM,
                 next_call: 0,
                 entries: Vec::new(),
                 dropped: 0,
@@ -52,8 +56,13 @@ impl Recorder {
         f(&mut guard)
     }
 
+    /// Records with `clock` as the local clock (the substrate's it is attached to).
+    pub(crate) fn set_clock(&self, clock: LocalClock) {
+        self.with(|r| r.clock = clock);
+    }
+
     fn push(&self, call: u64, phase: Phase, operation: Operation) {
-        let now = local_now().0;
+        let real_ns = real_now();
         self.with(|r| {
             if r.entries.len() >= ENTRIES_MAX {
                 r.dropped += 1;
@@ -63,8 +72,8 @@ impl Recorder {
                 process: r.process,
                 call,
                 phase,
-                real_ns: now,
-                local_ns: now,
+                real_ns,
+                local_ns: r.clock.now().0,
                 operation,
             });
         });

@@ -1,4 +1,5 @@
-//! The executor: one tokio task per core actor, carrying its effects to MongoDB.
+//! The executor: one tokio task per core actor, carrying its effects to MongoDB, and the local
+//! clock the actors read.
 //!
 //! Each worker task owns its actor and loops over four events: an API call from a handle, the
 //! reply to one of the actor's store requests, the actor's timer, and shutdown. Every store
@@ -8,9 +9,10 @@
 use crate::substrate::Substrate;
 use std::sync::OnceLock;
 use std::time::Duration;
+use tenure::actor::Actor;
 use tenure::effects::{Effects, OpId};
 use tenure::substrate::OpResult;
-use tenure::time::LocalTime;
+use tenure::time::{DriftingClock, LocalTime, RATE_ERROR_PPM_MAX};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -19,34 +21,76 @@ use tokio_util::sync::CancellationToken;
 /// Calls queued per worker before callers wait for room.
 pub(crate) const CALLS_QUEUED_MAX: usize = 1024;
 
-/// This process's monotonic clock, as the core's local time: nanoseconds since the first call.
-/// One origin per process, so local deadlines from different workers compare.
-pub fn local_now() -> LocalTime {
-    LocalTime(nanos(origin().elapsed()))
+/// A process's local clock, as the core's actors read it: monotonic nanoseconds since one
+/// origin per process (so local deadlines from different workers compare), read from tokio's
+/// clock (so `tokio::time::pause()` stops it in tests), and optionally skewed by a rate error
+/// and an offset, as a drifting host clock would be (live checks inject skew to exercise the
+/// protocols' margins). Every worker of one [`Substrate`] reads the same clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalClock {
+    drift: DriftingClock,
 }
 
-/// The instant a local time stands for.
-pub fn instant_of(t: LocalTime) -> Instant {
-    origin() + Duration::from_nanos(t.0)
+impl Default for LocalClock {
+    fn default() -> Self {
+        LocalClock::SYSTEM
+    }
+}
+
+impl LocalClock {
+    /// The host's monotonic clock, unskewed.
+    pub const SYSTEM: LocalClock = LocalClock {
+        drift: DriftingClock::EXACT,
+    };
+
+    /// The host's clock running `rate_ppm` parts per million fast (negative: slow) and reading
+    /// `offset` ahead. The rate error must be within the core's limit (10%).
+    pub fn skewed(rate_ppm: i32, offset: Duration) -> Result<LocalClock, crate::Error> {
+        if rate_ppm.unsigned_abs() > RATE_ERROR_PPM_MAX {
+            return Err(crate::Error::Input(
+                tenure::validate::InputError::InvalidConfig(format!(
+                    "clock rate error {rate_ppm} ppm is beyond the {RATE_ERROR_PPM_MAX} ppm limit"
+                )),
+            ));
+        }
+        Ok(LocalClock {
+            drift: DriftingClock {
+                rate_ppm: i64::from(rate_ppm),
+                offset: nanos(offset),
+            },
+        })
+    }
+
+    /// The local time now.
+    pub fn now(&self) -> LocalTime {
+        self.drift.local(nanos(origin().elapsed()))
+    }
+
+    /// The instant at which this clock reads `t`.
+    pub fn instant_of(&self, t: LocalTime) -> Instant {
+        origin() + Duration::from_nanos(self.drift.real_of(t))
+    }
+}
+
+/// The host's monotonic time since this process first asked, in nanoseconds: the real time of
+/// recorded histories, shared by every clock of the process whatever its skew.
+pub(crate) fn real_now() -> u64 {
+    nanos(origin().elapsed())
 }
 
 fn origin() -> Instant {
-    static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
-    Instant::from_std(*ORIGIN.get_or_init(std::time::Instant::now))
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
 }
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// The part of the core's actor grammar (STYLE.md §7.1) the executor drives.
-pub(crate) trait Actor: Send + 'static {
-    type Output: Send + 'static;
-    fn next_deadline(&self) -> Option<LocalTime>;
-    fn handle_timeout(&mut self, now: LocalTime) -> Effects<Self::Output>;
-    fn handle_reply(&mut self, id: OpId, result: OpResult, now: LocalTime)
-        -> Effects<Self::Output>;
-}
+/// What a worker runs: a core actor (the one driver interface, `tenure::actor::Actor`) that
+/// can move to a task.
+pub(crate) trait Driven: Actor<Output: Send + 'static> + Send + 'static {}
+impl<A: Actor<Output: Send + 'static> + Send + 'static> Driven for A {}
 
 /// Where a worker's notifications go (waiting callers, watch channels, logs).
 pub(crate) trait Router<O>: Send + 'static {
@@ -57,21 +101,21 @@ pub(crate) trait Router<O>: Send + 'static {
 pub(crate) type Call<A, R> =
     Box<dyn FnOnce(&mut A, &mut R, LocalTime) -> Effects<<A as Actor>::Output> + Send>;
 
-enum Msg<A: Actor, R> {
+enum Msg<A: Driven, R> {
     Call(Call<A, R>),
     /// The last call: its effects' notifications are delivered, then the worker ends.
     Last(Call<A, R>),
 }
 
 /// A running worker: a handle to send calls, and its task.
-pub(crate) struct Worker<A: Actor, R> {
+pub(crate) struct Worker<A: Driven, R> {
     name: &'static str,
     calls: mpsc::Sender<Msg<A, R>>,
     cancel: CancellationToken,
     task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
-impl<A: Actor, R: Router<A::Output>> Worker<A, R> {
+impl<A: Driven, R: Router<A::Output>> Worker<A, R> {
     /// Starts `actor` with `start` as its first call. `cancel` stops it at once (in-flight store
     /// operations are abandoned; their outcome stays unknown to this process). Fails outside a
     /// tokio runtime.
@@ -139,12 +183,12 @@ impl<A: Actor, R: Router<A::Output>> Worker<A, R> {
 
 /// Queues calls to a worker without owning it: the worker stops when its owner shuts it down,
 /// whatever callers remain.
-pub(crate) struct Caller<A: Actor, R> {
+pub(crate) struct Caller<A: Driven, R> {
     name: &'static str,
     calls: mpsc::Sender<Msg<A, R>>,
 }
 
-impl<A: Actor, R> Clone for Caller<A, R> {
+impl<A: Driven, R> Clone for Caller<A, R> {
     fn clone(&self) -> Self {
         Caller {
             name: self.name,
@@ -153,7 +197,7 @@ impl<A: Actor, R> Clone for Caller<A, R> {
     }
 }
 
-impl<A: Actor, R> Caller<A, R> {
+impl<A: Driven, R> Caller<A, R> {
     /// Queues a call without waiting; `false` if the worker is gone or its queue is full.
     pub(crate) fn try_call(&self, call: Call<A, R>) -> bool {
         match self.calls.try_send(Msg::Call(call)) {
@@ -166,14 +210,14 @@ impl<A: Actor, R> Caller<A, R> {
     }
 }
 
-impl<A: Actor, R> Drop for Worker<A, R> {
+impl<A: Driven, R> Drop for Worker<A, R> {
     fn drop(&mut self) {
         // A handle dropped without shutdown must not leave a task running forever.
         self.cancel.cancel();
     }
 }
 
-async fn run<A: Actor, R: Router<A::Output>>(
+async fn run<A: Driven, R: Router<A::Output>>(
     name: &'static str,
     mut actor: A,
     mut router: R,
@@ -182,8 +226,9 @@ async fn run<A: Actor, R: Router<A::Output>>(
     mut calls: mpsc::Receiver<Msg<A, R>>,
     cancel: CancellationToken,
 ) {
+    let clock = substrate.clock();
     let mut in_flight: JoinSet<(OpId, OpResult)> = JoinSet::new();
-    let mut fx = start(&mut actor, &mut router, local_now());
+    let mut fx = start(&mut actor, &mut router, clock.now());
     let mut last = false;
     loop {
         for req in fx.requests.drain(..) {
@@ -201,12 +246,12 @@ async fn run<A: Actor, R: Router<A::Output>>(
         if last {
             break;
         }
-        let wake = actor.next_deadline().map(instant_of);
+        let wake = actor.next_deadline().map(|t| clock.instant_of(t));
         fx = tokio::select! {
             biased;
             () = cancel.cancelled() => break,
             Some(joined) = in_flight.join_next() => match joined {
-                Ok((id, result)) => actor.handle_reply(id, result, local_now()),
+                Ok((id, result)) => actor.handle_reply(id, result, clock.now()),
                 Err(e) => {
                     // execute() never panics; if it ever did, the actor would wait forever for
                     // this reply, so stop loudly rather than hang.
@@ -215,14 +260,14 @@ async fn run<A: Actor, R: Router<A::Output>>(
                 }
             },
             msg = calls.recv() => match msg {
-                Some(Msg::Call(call)) => call(&mut actor, &mut router, local_now()),
+                Some(Msg::Call(call)) => call(&mut actor, &mut router, clock.now()),
                 Some(Msg::Last(call)) => {
                     last = true;
-                    call(&mut actor, &mut router, local_now())
+                    call(&mut actor, &mut router, clock.now())
                 }
                 None => break,
             },
-            () = sleep_until(wake), if wake.is_some() => actor.handle_timeout(local_now()),
+            () = sleep_until(wake), if wake.is_some() => actor.handle_timeout(clock.now()),
         };
     }
     calls.close();
@@ -234,5 +279,36 @@ async fn sleep_until(wake: Option<Instant>) {
     match wake {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: the local clock is tokio's (a paused test clock stops it; advancing moves it by
+    /// exactly as much), and a skewed clock runs its rate fast or slow from its offset.
+    #[tokio::test(start_paused = true)]
+    async fn the_local_clock_follows_tokio_time_and_its_skew() {
+        let exact = LocalClock::SYSTEM;
+        let fast = LocalClock::skewed(100_000, Duration::from_secs(5)).expect("within limits");
+        let slow = LocalClock::skewed(-100_000, Duration::ZERO).expect("within limits");
+        let (e0, f0, s0) = (exact.now(), fast.now(), slow.now());
+        assert!(
+            f0 >= e0.after(Duration::from_secs(5)),
+            "the offset reads ahead"
+        );
+        assert_eq!(exact.now(), e0, "paused time stands still");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(exact.now().since(e0), Duration::from_secs(10));
+        let near = |d: Duration, secs: u64| {
+            d.abs_diff(Duration::from_secs(secs)) <= Duration::from_micros(2)
+        };
+        assert!(near(fast.now().since(f0), 11), "{:?}", fast.now().since(f0));
+        assert!(near(slow.now().since(s0), 9), "{:?}", slow.now().since(s0));
+        let later = fast.now().after(Duration::from_secs(11));
+        let at = fast.instant_of(later);
+        assert!(near(at - Instant::now(), 10), "{:?}", at - Instant::now());
+        assert!(LocalClock::skewed(200_000, Duration::ZERO).is_err());
     }
 }

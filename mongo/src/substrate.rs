@@ -10,6 +10,7 @@
 use crate::convert::{cas_filter, doc_from_bson, doc_to_bson, selector_filter, update_to_bson};
 use crate::error::{redact, Error};
 use crate::record::{self, Recorder};
+use crate::runtime::LocalClock;
 use mongodb::bson::{doc, Bson, Document as BsonDocument};
 use mongodb::error::{ErrorKind, WriteFailure, NO_WRITES_PERFORMED};
 use mongodb::options::{
@@ -48,9 +49,18 @@ pub struct SubstrateBuilder {
     allow_standalone_unsafe: bool,
     app_name: Option<String>,
     recorder: Option<Recorder>,
+    clock: LocalClock,
 }
 
 impl SubstrateBuilder {
+    /// The local clock every worker built on this substrate reads (default: the host's
+    /// monotonic clock, [`LocalClock::SYSTEM`]). A skewed clock stands in for a drifting host
+    /// in live checks; tests pause it with `tokio::time::pause()`.
+    pub fn clock(mut self, clock: LocalClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Record every store operation, and every protocol outcome of the workers built on this
     /// substrate, into `recorder` (see [`crate::record`]).
     pub fn recorder(mut self, recorder: Recorder) -> Self {
@@ -156,7 +166,8 @@ impl SubstrateBuilder {
                 op_timeout: self.op_timeout,
                 hosts,
                 replica_set,
-                recorder: self.recorder,
+                recorder: self.recorder.inspect(|r| r.set_clock(self.clock)),
+                clock: self.clock,
             }),
         };
         substrate.ensure_indexes().await?;
@@ -243,6 +254,7 @@ struct Inner {
     hosts: String,
     replica_set: bool,
     recorder: Option<Recorder>,
+    clock: LocalClock,
 }
 
 /// A connection to the MongoDB deployment Tenure runs on; cheap to clone.
@@ -262,6 +274,7 @@ impl Substrate {
             allow_standalone_unsafe: false,
             app_name: None,
             recorder: None,
+            clock: LocalClock::SYSTEM,
         }
     }
 
@@ -294,6 +307,11 @@ impl Substrate {
     /// The recorder attached at connection, if any.
     pub fn recorder(&self) -> Option<&Recorder> {
         self.inner.recorder.as_ref()
+    }
+
+    /// The local clock its workers read.
+    pub fn clock(&self) -> LocalClock {
+        self.inner.clock
     }
 
     /// The hosts connected to, without credentials.

@@ -9,6 +9,7 @@
 //! dependency engine restarts a dead worker.
 
 use super::{decode, ClockError, Reader, CLOCK_ID, TIME_FIELD};
+use crate::actor::Actor;
 use crate::effects::{Effects, OpId, OpIds, Renumber};
 use crate::mutant::Mutant;
 use crate::substrate::{
@@ -118,29 +119,16 @@ impl Renumber for Updater {
     }
 }
 
-impl Updater {
-    /// A worker that does nothing until [`Updater::handle_start`].
-    pub fn new(config: UpdaterConfig) -> Result<Updater, InputError> {
-        config.validate()?;
-        Ok(Updater {
-            config,
-            ids: OpIds::default(),
-            base: None,
-            observed_at: LocalTime(0),
-            built_at: LocalTime(0),
-            next_tick: None,
-            in_flight: None,
-            last_now: LocalTime(0),
-        })
-    }
+impl Actor for Updater {
+    type Output = UpdaterOutput;
 
-    /// The base this updater holds, if it has one.
-    pub fn base(&self) -> Option<GlobalTime> {
-        self.base
+    /// Only the clock document.
+    fn may_write(&self, coll: Collection) -> bool {
+        coll == Collection::Clock
     }
 
     /// When the worker next wants [`Updater::handle_timeout`].
-    pub fn next_deadline(&self) -> Option<LocalTime> {
+    fn next_deadline(&self) -> Option<LocalTime> {
         if self.in_flight.is_some() {
             None
         } else {
@@ -148,55 +136,8 @@ impl Updater {
         }
     }
 
-    /// Whether a store request is outstanding.
-    pub fn is_waiting(&self) -> bool {
-        self.in_flight.is_some()
-    }
-
-    fn tick(&mut self, now: LocalTime) {
-        debug_assert!(
-            now >= self.last_now,
-            "time went backwards: {now} < {}",
-            self.last_now
-        );
-        self.last_now = now;
-    }
-
-    /// Builds a fresh updater: find-and-modify `$inc time 0` with upsert, which creates
-    /// `{_id: "g", time: 0}` if missing and leaves an existing document untouched.
-    pub fn handle_start(&mut self, now: LocalTime) -> Effects<UpdaterOutput> {
-        self.tick(now);
-        if self.in_flight.is_some() {
-            return Effects::none();
-        }
-        self.base = None;
-        self.built_at = now;
-        self.next_tick = None;
-        let op = Op::Update {
-            coll: Collection::Clock,
-            id: CLOCK_ID.to_owned(),
-            expect: Fields::new(),
-            update: Update {
-                inc: fields([(TIME_FIELD, Value::Int(0))]),
-                ..Update::default()
-            },
-            upsert: true,
-            return_new: true,
-        };
-        self.send(op, Pending::Ensure)
-    }
-
-    fn send(&mut self, op: Op, pending: Pending) -> Effects<UpdaterOutput> {
-        let req = self.ids.request(op);
-        self.in_flight = Some((req.id, pending));
-        Effects {
-            requests: vec![req],
-            notifications: Vec::new(),
-        }
-    }
-
     /// Fires the interval or backoff timer. Early or spurious calls do nothing.
-    pub fn handle_timeout(&mut self, now: LocalTime) -> Effects<UpdaterOutput> {
+    fn handle_timeout(&mut self, now: LocalTime) -> Effects<UpdaterOutput> {
         self.tick(now);
         match self.next_tick {
             Some(t) if t <= now && self.in_flight.is_none() => {}
@@ -235,7 +176,7 @@ impl Updater {
     }
 
     /// Takes the result of the outstanding request. Unknown ids are ignored.
-    pub fn handle_reply(
+    fn handle_reply(
         &mut self,
         id: OpId,
         result: OpResult,
@@ -306,6 +247,75 @@ impl Updater {
             },
         }
         fx
+    }
+}
+
+impl Updater {
+    /// A worker that does nothing until [`Updater::handle_start`].
+    pub fn new(config: UpdaterConfig) -> Result<Updater, InputError> {
+        config.validate()?;
+        Ok(Updater {
+            config,
+            ids: OpIds::default(),
+            base: None,
+            observed_at: LocalTime(0),
+            built_at: LocalTime(0),
+            next_tick: None,
+            in_flight: None,
+            last_now: LocalTime(0),
+        })
+    }
+
+    /// The base this updater holds, if it has one.
+    pub fn base(&self) -> Option<GlobalTime> {
+        self.base
+    }
+
+    /// Whether a store request is outstanding.
+    pub fn is_waiting(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    fn tick(&mut self, now: LocalTime) {
+        debug_assert!(
+            now >= self.last_now,
+            "time went backwards: {now} < {}",
+            self.last_now
+        );
+        self.last_now = now;
+    }
+
+    /// Builds a fresh updater: find-and-modify `$inc time 0` with upsert, which creates
+    /// `{_id: "g", time: 0}` if missing and leaves an existing document untouched.
+    pub fn handle_start(&mut self, now: LocalTime) -> Effects<UpdaterOutput> {
+        self.tick(now);
+        if self.in_flight.is_some() {
+            return Effects::none();
+        }
+        self.base = None;
+        self.built_at = now;
+        self.next_tick = None;
+        let op = Op::Update {
+            coll: Collection::Clock,
+            id: CLOCK_ID.to_owned(),
+            expect: Fields::new(),
+            update: Update {
+                inc: fields([(TIME_FIELD, Value::Int(0))]),
+                ..Update::default()
+            },
+            upsert: true,
+            return_new: true,
+        };
+        self.send(op, Pending::Ensure)
+    }
+
+    fn send(&mut self, op: Op, pending: Pending) -> Effects<UpdaterOutput> {
+        let req = self.ids.request(op);
+        self.in_flight = Some((req.id, pending));
+        Effects {
+            requests: vec![req],
+            notifications: Vec::new(),
+        }
     }
 
     fn observe(&mut self, base: GlobalTime, now: LocalTime, wait: Duration) {

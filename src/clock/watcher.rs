@@ -6,9 +6,10 @@
 //! sees only the newest pending value.
 
 use super::{ClockError, Reader};
+use crate::actor::Actor;
 use crate::effects::{Effects, OpId, OpIds, Renumber};
 use crate::mutant::Mutant;
-use crate::substrate::{OpResult, ReadConcern};
+use crate::substrate::{Collection, OpResult, ReadConcern};
 use crate::time::{GlobalTime, LocalTime};
 use crate::validate::{check_duration, InputError};
 use std::time::Duration;
@@ -51,25 +52,16 @@ impl Renumber for ClockWatcher {
     }
 }
 
-impl ClockWatcher {
-    /// A watcher whose first poll happens at the first [`ClockWatcher::handle_timeout`].
-    pub fn new(config: WatcherConfig) -> Result<ClockWatcher, InputError> {
-        check_duration(
-            "poll interval",
-            config.poll_interval,
-            super::updater::INTERVAL_MAX,
-        )?;
-        Ok(ClockWatcher {
-            config,
-            ids: OpIds::default(),
-            last_emitted: None,
-            next_poll: Some(LocalTime(0)),
-            in_flight: None,
-        })
+impl Actor for ClockWatcher {
+    type Output = WatcherOutput;
+
+    /// It only reads.
+    fn may_write(&self, _coll: Collection) -> bool {
+        false
     }
 
     /// When the watcher next wants [`ClockWatcher::handle_timeout`].
-    pub fn next_deadline(&self) -> Option<LocalTime> {
+    fn next_deadline(&self) -> Option<LocalTime> {
         if self.in_flight.is_some() {
             None
         } else {
@@ -77,13 +69,8 @@ impl ClockWatcher {
         }
     }
 
-    /// The last value emitted.
-    pub fn last_emitted(&self) -> Option<GlobalTime> {
-        self.last_emitted
-    }
-
     /// Polls if due; early calls do nothing.
-    pub fn handle_timeout(&mut self, now: LocalTime) -> Effects<WatcherOutput> {
+    fn handle_timeout(&mut self, now: LocalTime) -> Effects<WatcherOutput> {
         match self.next_poll {
             Some(t) if t <= now && self.in_flight.is_none() => {}
             _ => return Effects::none(),
@@ -97,7 +84,7 @@ impl ClockWatcher {
     }
 
     /// Takes a poll result and schedules the next poll.
-    pub fn handle_reply(
+    fn handle_reply(
         &mut self,
         id: OpId,
         result: OpResult,
@@ -120,5 +107,28 @@ impl ClockWatcher {
             Err(e) => fx.notify(WatcherOutput::PollFailed(e)),
         }
         fx
+    }
+}
+
+impl ClockWatcher {
+    /// A watcher whose first poll happens at the first [`ClockWatcher::handle_timeout`].
+    pub fn new(config: WatcherConfig) -> Result<ClockWatcher, InputError> {
+        check_duration(
+            "poll interval",
+            config.poll_interval,
+            super::updater::INTERVAL_MAX,
+        )?;
+        Ok(ClockWatcher {
+            config,
+            ids: OpIds::default(),
+            last_emitted: None,
+            next_poll: Some(LocalTime(0)),
+            in_flight: None,
+        })
+    }
+
+    /// The last value emitted.
+    pub fn last_emitted(&self) -> Option<GlobalTime> {
+        self.last_emitted
     }
 }

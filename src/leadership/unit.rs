@@ -7,9 +7,10 @@
 //! own: it is the routing every executor would otherwise write.
 
 use super::tracker::{ClaimResult, TicketId, TicketKind, Tracker, TrackerConfig, TrackerOutput};
+use crate::actor::Actor;
 use crate::effects::{Effects, OpId, Renumber};
 use crate::lease::{LeaseManager, ManagerConfig, ManagerOutput, RequestId};
-use crate::substrate::OpResult;
+use crate::substrate::{Collection, OpResult};
 use crate::time::LocalTime;
 use crate::validate::InputError;
 use std::collections::BTreeMap;
@@ -49,6 +50,36 @@ impl Renumber for Unit {
     }
 }
 
+impl Actor for Unit {
+    type Output = UnitOutput;
+
+    /// Its manager's lease documents.
+    fn may_write(&self, coll: Collection) -> bool {
+        coll == Collection::Leases
+    }
+
+    /// The earlier of the manager's and the tracker's deadlines.
+    fn next_deadline(&self) -> Option<LocalTime> {
+        [self.manager.next_deadline(), self.tracker.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Fires whichever of the two timers is due.
+    fn handle_timeout(&mut self, now: LocalTime) -> Effects<UnitOutput> {
+        let m = self.manager.handle_timeout(now);
+        let t = self.tracker.handle_timeout(now);
+        self.route(m, t, now)
+    }
+
+    /// Takes a store reply (all requests are the manager's).
+    fn handle_reply(&mut self, id: OpId, result: OpResult, now: LocalTime) -> Effects<UnitOutput> {
+        let m = self.manager.handle_reply(id, result, now);
+        self.route(m, Effects::none(), now)
+    }
+}
+
 impl Unit {
     /// A unit whose tracker claims through a manager of its own.
     pub fn new(manager: ManagerConfig, tracker: TrackerConfig) -> Result<Unit, InputError> {
@@ -71,37 +102,11 @@ impl Unit {
         &self.manager
     }
 
-    /// The earlier of the manager's and the tracker's deadlines.
-    pub fn next_deadline(&self) -> Option<LocalTime> {
-        [self.manager.next_deadline(), self.tracker.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
     /// Starts the manager, then the tracker (whose first claim follows).
     pub fn handle_start(&mut self, now: LocalTime) -> Effects<UnitOutput> {
         let m = self.manager.handle_start(now);
         let t = self.tracker.handle_start(now);
         self.route(m, t, now)
-    }
-
-    /// Fires whichever of the two timers is due.
-    pub fn handle_timeout(&mut self, now: LocalTime) -> Effects<UnitOutput> {
-        let m = self.manager.handle_timeout(now);
-        let t = self.tracker.handle_timeout(now);
-        self.route(m, t, now)
-    }
-
-    /// Takes a store reply (all requests are the manager's).
-    pub fn handle_reply(
-        &mut self,
-        id: OpId,
-        result: OpResult,
-        now: LocalTime,
-    ) -> Effects<UnitOutput> {
-        let m = self.manager.handle_reply(id, result, now);
-        self.route(m, Effects::none(), now)
     }
 
     /// Issues a ticket to the tracker.

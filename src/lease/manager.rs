@@ -19,10 +19,11 @@
 
 use super::store::{LeaseStore, StoreError, StoreStep, StoreSuccess};
 use super::{Epoch, LeaseInfo};
+use crate::actor::Actor;
 use crate::effects::{Effects, OpId, OpIds, Renumber};
 use crate::jitter::Jitter;
 use crate::mutant::Mutant;
-use crate::substrate::{CorruptDocument, OpResult};
+use crate::substrate::{Collection, CorruptDocument, OpResult};
 use crate::time::{GlobalTime, LocalTime, SkewBounds, RATE_ERROR_PPM_MAX};
 use crate::validate::{check_duration, check_lease_duration, check_name, InputError};
 use serde::{Deserialize, Serialize};
@@ -317,6 +318,51 @@ impl Renumber for LeaseManager {
     }
 }
 
+impl Actor for LeaseManager {
+    type Output = ManagerOutput;
+
+    /// Only lease documents.
+    fn may_write(&self, coll: Collection) -> bool {
+        coll == Collection::Leases
+    }
+
+    /// When the manager next wants [`LeaseManager::handle_timeout`].
+    fn next_deadline(&self) -> Option<LocalTime> {
+        if self.stopped || self.running.is_some() {
+            return None;
+        }
+        let backoff = self.claims.iter().map(|c| c.not_before).min();
+        [self.next_tick, backoff].into_iter().flatten().min()
+    }
+
+    /// Runs the expiry tick or a retry if due; early calls do nothing.
+    fn handle_timeout(&mut self, now: LocalTime) -> Effects<ManagerOutput> {
+        self.tick(now);
+        self.pump(now)
+    }
+
+    /// Takes the result of the outstanding store request. Unknown ids are ignored.
+    fn handle_reply(
+        &mut self,
+        id: OpId,
+        result: OpResult,
+        now: LocalTime,
+    ) -> Effects<ManagerOutput> {
+        self.tick(now);
+        let running = match self.running.take() {
+            Some((want, r)) if want == id && !self.stopped => r,
+            other => {
+                self.running = other;
+                return Effects::none();
+            }
+        };
+        let step = self.store.handle_result(result, now);
+        let mut fx = self.step(running, step, now);
+        fx.extend(self.pump(now));
+        fx
+    }
+}
+
 impl LeaseManager {
     /// A manager that does nothing until [`LeaseManager::handle_start`].
     pub fn new(config: ManagerConfig) -> Result<LeaseManager, InputError> {
@@ -361,15 +407,6 @@ impl LeaseManager {
     /// Whether nothing is in flight or queued (waits excepted).
     pub fn is_idle(&self) -> bool {
         self.running.is_none() && self.claims.is_empty() && self.checks.is_empty()
-    }
-
-    /// When the manager next wants [`LeaseManager::handle_timeout`].
-    pub fn next_deadline(&self) -> Option<LocalTime> {
-        if self.stopped || self.running.is_some() {
-            return None;
-        }
-        let backoff = self.claims.iter().map(|c| c.not_before).min();
-        [self.next_tick, backoff].into_iter().flatten().min()
     }
 
     fn tick(&mut self, now: LocalTime) {
@@ -486,33 +523,6 @@ impl LeaseManager {
         let mut fx = Effects::none();
         fx.notify(ManagerOutput::Failed { req, error });
         Some(fx)
-    }
-
-    /// Runs the expiry tick or a retry if due; early calls do nothing.
-    pub fn handle_timeout(&mut self, now: LocalTime) -> Effects<ManagerOutput> {
-        self.tick(now);
-        self.pump(now)
-    }
-
-    /// Takes the result of the outstanding store request. Unknown ids are ignored.
-    pub fn handle_reply(
-        &mut self,
-        id: OpId,
-        result: OpResult,
-        now: LocalTime,
-    ) -> Effects<ManagerOutput> {
-        self.tick(now);
-        let running = match self.running.take() {
-            Some((want, r)) if want == id && !self.stopped => r,
-            other => {
-                self.running = other;
-                return Effects::none();
-            }
-        };
-        let step = self.store.handle_result(result, now);
-        let mut fx = self.step(running, step, now);
-        fx.extend(self.pump(now));
-        fx
     }
 
     /// Starts the next job if no store call runs: checks first (cheap), then the expiry tick,

@@ -7,7 +7,8 @@
 //! flush; Juju, using `$inc`, had to drop it (and a resend would corrupt a neighbour, which the
 //! `presence-inc-resend` mutant shows).
 
-use super::BATCH_MAX;
+use super::{Ping, BATCH_MAX};
+use crate::actor::Actor;
 use crate::effects::{Effects, OpId, OpIds, Renumber};
 use crate::jitter::Jitter;
 use crate::mutant::Mutant;
@@ -94,6 +95,62 @@ impl Renumber for Batcher {
     }
 }
 
+impl Actor for Batcher {
+    type Output = BatcherOutput;
+
+    /// Only ping slots.
+    fn may_write(&self, coll: Collection) -> bool {
+        coll == Collection::PresencePings
+    }
+
+    /// When the batcher next wants [`Batcher::handle_timeout`].
+    fn next_deadline(&self) -> Option<LocalTime> {
+        self.next_flush.filter(|_| !self.pending.is_empty())
+    }
+
+    /// Flushes if due; early calls do nothing.
+    fn handle_timeout(&mut self, now: LocalTime) -> Effects<BatcherOutput> {
+        match self.next_deadline() {
+            Some(t) if t <= now => self.handle_flush(now),
+            _ => Effects::none(),
+        }
+    }
+
+    /// Takes a bulk's result.
+    fn handle_reply(
+        &mut self,
+        id: OpId,
+        result: OpResult,
+        now: LocalTime,
+    ) -> Effects<BatcherOutput> {
+        let Some((chunk, since)) = self.in_flight.remove(&id) else {
+            return Effects::none();
+        };
+        let mut fx = Effects::none();
+        let docs = chunk.len();
+        match result {
+            OpResult::Ok(_) => fx.notify(BatcherOutput::Flushed {
+                docs,
+                lag: now.since(since),
+            }),
+            other => {
+                for (key, bits) in chunk {
+                    let merged = self.pending.entry(key).or_default();
+                    for (f, b) in bits {
+                        *merged.entry(f).or_insert(0) |= b;
+                    }
+                }
+                self.arm(since, now);
+                fx.notify(BatcherOutput::Requeued {
+                    docs,
+                    cause: other.to_string(),
+                });
+            }
+        }
+        fx
+    }
+}
+
 impl Batcher {
     /// A batcher whose first flush is one interval after its first ping.
     pub fn new(config: BatcherConfig) -> Result<Batcher, InputError> {
@@ -125,11 +182,6 @@ impl Batcher {
         self.in_flight.len()
     }
 
-    /// When the batcher next wants [`Batcher::handle_timeout`].
-    pub fn next_deadline(&self) -> Option<LocalTime> {
-        self.next_flush.filter(|_| !self.pending.is_empty())
-    }
-
     fn arm(&mut self, since: LocalTime, now: LocalTime) {
         self.pending_since = Some(self.pending_since.map_or(since, |t| t.min(since)));
         if self.next_flush.is_none() {
@@ -141,15 +193,15 @@ impl Batcher {
     }
 
     /// Merges one ping: `pending[(model, slot)][field] |= bit`.
-    pub fn handle_ping(
-        &mut self,
-        model: &str,
-        slot: i64,
-        field: &str,
-        bit: i64,
-        now: LocalTime,
-    ) -> Effects<BatcherOutput> {
-        let key = (model.to_owned(), slot);
+    pub fn handle_ping(&mut self, ping: &Ping, now: LocalTime) -> Effects<BatcherOutput> {
+        let Ping {
+            model,
+            slot,
+            field,
+            bit,
+        } = ping;
+        let (slot, bit) = (*slot, *bit);
+        let key = (model.clone(), slot);
         if self.stopped
             || (!self.pending.contains_key(&key) && self.pending.len() >= PENDING_DOCS_MAX)
         {
@@ -170,14 +222,6 @@ impl Batcher {
             .or_insert(0) |= bit;
         self.arm(now, now);
         Effects::none()
-    }
-
-    /// Flushes if due; early calls do nothing.
-    pub fn handle_timeout(&mut self, now: LocalTime) -> Effects<BatcherOutput> {
-        match self.next_deadline() {
-            Some(t) if t <= now => self.handle_flush(now),
-            _ => Effects::none(),
-        }
     }
 
     /// Flushes everything pending now (Juju's ForceFlush / Sync).
@@ -224,40 +268,6 @@ impl Batcher {
                 ..Update::default()
             }
         }
-    }
-
-    /// Takes a bulk's result.
-    pub fn handle_reply(
-        &mut self,
-        id: OpId,
-        result: OpResult,
-        now: LocalTime,
-    ) -> Effects<BatcherOutput> {
-        let Some((chunk, since)) = self.in_flight.remove(&id) else {
-            return Effects::none();
-        };
-        let mut fx = Effects::none();
-        let docs = chunk.len();
-        match result {
-            OpResult::Ok(_) => fx.notify(BatcherOutput::Flushed {
-                docs,
-                lag: now.since(since),
-            }),
-            other => {
-                for (key, bits) in chunk {
-                    let merged = self.pending.entry(key).or_default();
-                    for (f, b) in bits {
-                        *merged.entry(f).or_insert(0) |= b;
-                    }
-                }
-                self.arm(since, now);
-                fx.notify(BatcherOutput::Requeued {
-                    docs,
-                    cause: other.to_string(),
-                });
-            }
-        }
-        fx
     }
 
     /// Stops accepting pings; pending ones are dropped (flush first to keep them).

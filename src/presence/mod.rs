@@ -10,19 +10,22 @@
 //! - [`pinger`]: one key's pinger (start, ping once per slot, stop, kill);
 //! - [`batcher`]: merges pings and flushes them as bulk `$bit or` upserts;
 //! - [`watcher`]: syncs, tracks sequences, emits alternating alive/dead events per watch;
-//! - [`pruner`]: removes old slots and superseded beings.
+//! - [`pruner`]: removes old slots and superseded beings;
+//! - [`agent`]: one process's batcher and the pingers it flushes for, wired together.
 //!
 //! # Where Tenure goes further than the reference
 //! Bits are set with `$bit: {or}` rather than `$inc`, so a flush whose outcome is unknown can be
 //! sent again without corrupting a neighbouring sequence (lp:1699678).
 
+pub mod agent;
 pub mod batcher;
 pub mod pinger;
 pub mod pruner;
 pub mod watcher;
 
+pub use agent::{Agent, AgentOutput};
 pub use batcher::{Batcher, BatcherConfig};
-pub use pinger::{Pinger, PingerOutput};
+pub use pinger::{Ping, Pinger, PingerOutput};
 pub use pruner::{PruneTrigger, Pruner};
 pub use watcher::{PresenceWatcher, WatchId, WatcherOutput};
 

@@ -6,12 +6,26 @@
 //! [`super::Batcher`] as [`PingerOutput::Ping`]. `kill` marks the sequence dead in its last slot.
 
 use super::{encode_seq, OffsetProbe, PresenceConfig, ProbeStep, Seq, SlotClock};
+use crate::actor::Actor;
 use crate::effects::{Effects, OpId, OpIds, Renumber};
 use crate::mutant::Mutant;
 use crate::substrate::{fields, Collection, Document, Fields, Op, OpResult, Reply, Update, Value};
 use crate::time::LocalTime;
 use crate::validate::{check_name, InputError};
 use std::time::Duration;
+
+/// One ping: sequence `seq`'s bit in one slot document, as a batcher merges it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Ping {
+    /// The model.
+    pub model: String,
+    /// The slot, in seconds.
+    pub slot: i64,
+    /// The field key, `hex(seq / 63)`.
+    pub field: String,
+    /// The bit, `1 << (seq % 63)`.
+    pub bit: i64,
+}
 
 /// What the pinger asks for or reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,17 +35,8 @@ pub enum PingerOutput {
         /// The new sequence.
         seq: Seq,
     },
-    /// Record this ping (hand it to the batcher).
-    Ping {
-        /// The model.
-        model: String,
-        /// The slot, in seconds.
-        slot: i64,
-        /// The field key, `hex(seq / 63)`.
-        field: String,
-        /// The bit, `1 << (seq % 63)`.
-        bit: i64,
-    },
+    /// Record this ping: hand it to the batcher ([`super::Batcher::handle_ping`]).
+    Ping(Ping),
     /// The dead marker was written (or its outcome is unknown).
     Killed,
     /// Starting failed; the pinger is stopped.
@@ -73,54 +78,19 @@ impl Renumber for Pinger {
     }
 }
 
-impl Pinger {
-    /// A stopped pinger for `key`.
-    pub fn new(
-        config: PresenceConfig,
-        key: &str,
-        mutant: Option<Mutant>,
-    ) -> Result<Pinger, InputError> {
-        config.validate()?;
-        check_name("presence key", key)?;
-        Ok(Pinger {
-            config,
-            mutant,
-            key: key.to_owned(),
-            ids: OpIds::default(),
-            phase: Phase::Idle,
-            in_flight: None,
-            clock: None,
-            seq: None,
-            last_slot: None,
-            next_ping: None,
-        })
-    }
+impl Actor for Pinger {
+    type Output = PingerOutput;
 
-    /// The current sequence, once started.
-    pub fn seq(&self) -> Option<Seq> {
-        self.seq
-    }
-
-    /// The key.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
-    /// Whether the pinger is pinging.
-    pub fn is_running(&self) -> bool {
-        self.phase == Phase::Running
-    }
-
-    /// The ping interval ([`PresenceConfig::ping_interval`]).
-    pub fn interval(&self) -> Duration {
-        if self.mutant == Some(Mutant::PresenceJujuPingInterval) {
-            return self.config.juju_ping_interval();
-        }
-        self.config.ping_interval()
+    /// Sequences and beings at start; its dead marker goes straight to the pings.
+    fn may_write(&self, coll: Collection) -> bool {
+        matches!(
+            coll,
+            Collection::PresenceSeqs | Collection::PresenceBeings | Collection::PresencePings
+        )
     }
 
     /// When the pinger next wants [`Pinger::handle_timeout`].
-    pub fn next_deadline(&self) -> Option<LocalTime> {
+    fn next_deadline(&self) -> Option<LocalTime> {
         if self.phase == Phase::Running {
             self.next_ping
         } else {
@@ -128,28 +98,8 @@ impl Pinger {
         }
     }
 
-    fn send(&mut self, op: Op) -> Effects<PingerOutput> {
-        let req = self.ids.request(op);
-        self.in_flight = Some(req.id);
-        Effects {
-            requests: vec![req],
-            notifications: Vec::new(),
-        }
-    }
-
-    /// Starts with a new sequence. Refused (as `Failed`) if already started.
-    pub fn handle_start(&mut self, now: LocalTime) -> Effects<PingerOutput> {
-        if self.phase != Phase::Idle {
-            let mut fx = Effects::none();
-            fx.notify(PingerOutput::Failed("pinger already started".into()));
-            return fx;
-        }
-        self.phase = Phase::Measuring(OffsetProbe::start(now));
-        self.send(Op::ServerTime)
-    }
-
     /// Pings if due; early calls do nothing.
-    pub fn handle_timeout(&mut self, now: LocalTime) -> Effects<PingerOutput> {
+    fn handle_timeout(&mut self, now: LocalTime) -> Effects<PingerOutput> {
         match self.next_deadline() {
             Some(t) if t <= now => {
                 self.next_ping = Some(now.after(self.interval()));
@@ -159,58 +109,8 @@ impl Pinger {
         }
     }
 
-    fn ping(&mut self, now: LocalTime) -> Effects<PingerOutput> {
-        let mut fx = Effects::none();
-        let (Some(clock), Some(seq)) = (self.clock, self.seq) else {
-            return fx;
-        };
-        let slot = clock.slot(now, self.config.period_secs());
-        // Never the same slot twice: harmless with `$bit or`, fatal with `$inc`.
-        if self.last_slot == Some(slot) {
-            return fx;
-        }
-        self.last_slot = Some(slot);
-        let (field, bit) = encode_seq(seq);
-        fx.notify(PingerOutput::Ping {
-            model: self.config.model.clone(),
-            slot,
-            field,
-            bit,
-        });
-        fx
-    }
-
-    /// Stops pinging. Watchers notice once the last ping ages out of the two-slot window.
-    pub fn handle_stop(&mut self, _now: LocalTime) -> Effects<PingerOutput> {
-        if self.phase == Phase::Running {
-            self.phase = Phase::Idle;
-            self.next_ping = None;
-        }
-        Effects::none()
-    }
-
-    /// Stops and marks the sequence dead in its last slot, so watchers report it dead at their
-    /// next sync.
-    pub fn handle_kill(&mut self, now: LocalTime) -> Effects<PingerOutput> {
-        let (Some(seq), Some(slot)) = (self.seq, self.last_slot) else {
-            return self.handle_stop(now);
-        };
-        self.phase = Phase::Killing;
-        self.next_ping = None;
-        let (field, bit) = encode_seq(seq);
-        let update = Update {
-            set: fields([("slot", slot.into())]),
-            bit_or: fields([(&format!("dead.{field}"), bit.into())]),
-            ..Update::default()
-        };
-        self.send(Op::BulkUpsert {
-            coll: Collection::PresencePings,
-            updates: vec![(self.config.ping_id(slot), update)],
-        })
-    }
-
     /// Takes the result of the outstanding request.
-    pub fn handle_reply(
+    fn handle_reply(
         &mut self,
         id: OpId,
         result: OpResult,
@@ -290,5 +190,122 @@ impl Pinger {
             }
         }
         fx
+    }
+}
+
+impl Pinger {
+    /// A stopped pinger for `key`.
+    pub fn new(
+        config: PresenceConfig,
+        key: &str,
+        mutant: Option<Mutant>,
+    ) -> Result<Pinger, InputError> {
+        config.validate()?;
+        check_name("presence key", key)?;
+        Ok(Pinger {
+            config,
+            mutant,
+            key: key.to_owned(),
+            ids: OpIds::default(),
+            phase: Phase::Idle,
+            in_flight: None,
+            clock: None,
+            seq: None,
+            last_slot: None,
+            next_ping: None,
+        })
+    }
+
+    /// The current sequence, once started.
+    pub fn seq(&self) -> Option<Seq> {
+        self.seq
+    }
+
+    /// The key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Whether the pinger is pinging.
+    pub fn is_running(&self) -> bool {
+        self.phase == Phase::Running
+    }
+
+    /// The ping interval ([`PresenceConfig::ping_interval`]).
+    pub fn interval(&self) -> Duration {
+        if self.mutant == Some(Mutant::PresenceJujuPingInterval) {
+            return self.config.juju_ping_interval();
+        }
+        self.config.ping_interval()
+    }
+
+    fn send(&mut self, op: Op) -> Effects<PingerOutput> {
+        let req = self.ids.request(op);
+        self.in_flight = Some(req.id);
+        Effects {
+            requests: vec![req],
+            notifications: Vec::new(),
+        }
+    }
+
+    /// Starts with a new sequence. Refused (as `Failed`) if already started.
+    pub fn handle_start(&mut self, now: LocalTime) -> Effects<PingerOutput> {
+        if self.phase != Phase::Idle {
+            let mut fx = Effects::none();
+            fx.notify(PingerOutput::Failed("pinger already started".into()));
+            return fx;
+        }
+        self.phase = Phase::Measuring(OffsetProbe::start(now));
+        self.send(Op::ServerTime)
+    }
+
+    fn ping(&mut self, now: LocalTime) -> Effects<PingerOutput> {
+        let mut fx = Effects::none();
+        let (Some(clock), Some(seq)) = (self.clock, self.seq) else {
+            return fx;
+        };
+        let slot = clock.slot(now, self.config.period_secs());
+        // Never the same slot twice: harmless with `$bit or`, fatal with `$inc`.
+        if self.last_slot == Some(slot) {
+            return fx;
+        }
+        self.last_slot = Some(slot);
+        let (field, bit) = encode_seq(seq);
+        fx.notify(PingerOutput::Ping(Ping {
+            model: self.config.model.clone(),
+            slot,
+            field,
+            bit,
+        }));
+        fx
+    }
+
+    /// Stops pinging. Watchers notice once the last ping ages out of the two-slot window.
+    pub fn handle_stop(&mut self, _now: LocalTime) -> Effects<PingerOutput> {
+        if self.phase == Phase::Running {
+            self.phase = Phase::Idle;
+            self.next_ping = None;
+        }
+        Effects::none()
+    }
+
+    /// Stops and marks the sequence dead in its last slot, so watchers report it dead at their
+    /// next sync.
+    pub fn handle_kill(&mut self, now: LocalTime) -> Effects<PingerOutput> {
+        let (Some(seq), Some(slot)) = (self.seq, self.last_slot) else {
+            return self.handle_stop(now);
+        };
+        self.phase = Phase::Killing;
+        self.next_ping = None;
+        let (field, bit) = encode_seq(seq);
+        let update = Update {
+            set: fields([("slot", slot.into())]),
+            bit_or: fields([(&format!("dead.{field}"), bit.into())]),
+            ..Update::default()
+        };
+        self.send(Op::BulkUpsert {
+            coll: Collection::PresencePings,
+            updates: vec![(self.config.ping_id(slot), update)],
+        })
     }
 }

@@ -3,6 +3,7 @@
 //! references. It never removes the newest being of a key (P6).
 
 use super::{beings_by_key, decode_being, PresenceConfig, Seq, SlotBits, BATCH_MAX};
+use crate::actor::Actor;
 use crate::effects::{Effects, OpId, OpIds, Renumber};
 use crate::jitter::Jitter;
 use crate::mutant::Mutant;
@@ -95,57 +96,26 @@ impl Renumber for Pruner {
     }
 }
 
-impl Pruner {
-    /// An idle pruner.
-    pub fn new(config: PresenceConfig, mutant: Option<Mutant>) -> Result<Pruner, InputError> {
-        config.validate()?;
-        Ok(Pruner {
-            config,
-            mutant,
-            ids: OpIds::default(),
-            phase: None,
-        })
+impl Actor for Pruner {
+    type Output = PrunerOutput;
+
+    /// Old slots and superseded beings.
+    fn may_write(&self, coll: Collection) -> bool {
+        matches!(coll, Collection::PresenceBeings | Collection::PresencePings)
     }
 
-    /// Whether a pass is running.
-    pub fn is_running(&self) -> bool {
-        self.phase.is_some()
+    /// A pruner has no timer: passes start on [`Pruner::handle_prune`].
+    fn next_deadline(&self) -> Option<LocalTime> {
+        None
     }
 
-    fn send(&mut self, op: Op, phase: Phase) -> Effects<PrunerOutput> {
-        let req = self.ids.request(op);
-        self.phase = Some((req.id, phase));
-        Effects {
-            requests: vec![req],
-            notifications: Vec::new(),
-        }
-    }
-
-    /// Starts a pass relative to `current_slot` (seconds). Ignored while a pass runs.
-    pub fn handle_prune(&mut self, current_slot: i64, _now: LocalTime) -> Effects<PrunerOutput> {
-        if self.phase.is_some() {
-            return Effects::none();
-        }
-        let period = self.config.period_secs();
-        // Keep four slots: the two a watcher reads, plus two spare.
-        let below = if self.mutant == Some(Mutant::PresencePruneRecentSlots) {
-            current_slot
-        } else {
-            current_slot - 3 * period
-        };
-        let op = Op::DeleteMany {
-            coll: Collection::PresencePings,
-            selector: Selector::IdPrefixFieldBelow {
-                prefix: self.config.prefix(),
-                field: "slot".into(),
-                below,
-            },
-        };
-        self.send(op, Phase::DeletingPings)
+    /// Does nothing: a pruner has no timer.
+    fn handle_timeout(&mut self, _now: LocalTime) -> Effects<PrunerOutput> {
+        Effects::none()
     }
 
     /// Takes the result of the outstanding request.
-    pub fn handle_reply(
+    fn handle_reply(
         &mut self,
         id: OpId,
         result: OpResult,
@@ -209,6 +179,56 @@ impl Pruner {
             ))),
         }
         fx
+    }
+}
+
+impl Pruner {
+    /// An idle pruner.
+    pub fn new(config: PresenceConfig, mutant: Option<Mutant>) -> Result<Pruner, InputError> {
+        config.validate()?;
+        Ok(Pruner {
+            config,
+            mutant,
+            ids: OpIds::default(),
+            phase: None,
+        })
+    }
+
+    /// Whether a pass is running.
+    pub fn is_running(&self) -> bool {
+        self.phase.is_some()
+    }
+
+    fn send(&mut self, op: Op, phase: Phase) -> Effects<PrunerOutput> {
+        let req = self.ids.request(op);
+        self.phase = Some((req.id, phase));
+        Effects {
+            requests: vec![req],
+            notifications: Vec::new(),
+        }
+    }
+
+    /// Starts a pass relative to `current_slot` (seconds). Ignored while a pass runs.
+    pub fn handle_prune(&mut self, current_slot: i64, _now: LocalTime) -> Effects<PrunerOutput> {
+        if self.phase.is_some() {
+            return Effects::none();
+        }
+        let period = self.config.period_secs();
+        // Keep four slots: the two a watcher reads, plus two spare.
+        let below = if self.mutant == Some(Mutant::PresencePruneRecentSlots) {
+            current_slot
+        } else {
+            current_slot - 3 * period
+        };
+        let op = Op::DeleteMany {
+            coll: Collection::PresencePings,
+            selector: Selector::IdPrefixFieldBelow {
+                prefix: self.config.prefix(),
+                field: "slot".into(),
+                below,
+            },
+        };
+        self.send(op, Phase::DeletingPings)
     }
 
     /// Superseded, unreferenced beings: below their key's newest sequence and in no ping.

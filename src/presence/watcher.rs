@@ -9,6 +9,7 @@
 use super::{
     decode_being, OffsetProbe, PresenceConfig, ProbeStep, Seq, SlotBits, SlotClock, BATCH_MAX,
 };
+use crate::actor::Actor;
 use crate::effects::{Effects, OpId, OpIds, Renumber};
 use crate::mutant::Mutant;
 use crate::substrate::{Collection, CorruptDocument, Op, OpResult, ReadConcern, Reply, Selector};
@@ -96,6 +97,65 @@ impl Renumber for PresenceWatcher {
     }
 }
 
+impl Actor for PresenceWatcher {
+    type Output = WatcherOutput;
+
+    /// It only reads.
+    fn may_write(&self, _coll: Collection) -> bool {
+        false
+    }
+
+    /// When the watcher next wants [`PresenceWatcher::handle_timeout`].
+    fn next_deadline(&self) -> Option<LocalTime> {
+        if self.phase.is_some() {
+            None
+        } else {
+            self.next_sync
+        }
+    }
+
+    /// Syncs if due (or requested); early calls do nothing.
+    fn handle_timeout(&mut self, now: LocalTime) -> Effects<WatcherOutput> {
+        if self.phase.is_some()
+            || !(self.sync_requested || self.next_sync.is_some_and(|t| t <= now))
+        {
+            return Effects::none();
+        }
+        self.sync_requested = false;
+        self.next_sync = None;
+        let Some(clock) = self.clock else {
+            return self.send(Op::ServerTime, Phase::Measuring(OffsetProbe::start(now)));
+        };
+        self.read_slots(clock, now)
+    }
+
+    /// Takes the result of the outstanding request.
+    fn handle_reply(
+        &mut self,
+        id: OpId,
+        result: OpResult,
+        now: LocalTime,
+    ) -> Effects<WatcherOutput> {
+        let phase = match self.phase.take() {
+            Some((want, p)) if want == id => p,
+            other => {
+                self.phase = other;
+                return Effects::none();
+            }
+        };
+        match self.advance(phase, result, now) {
+            Ok(fx) => fx,
+            Err(why) => {
+                self.phase = None;
+                self.next_sync = Some(now.after(self.config.period));
+                let mut fx = Effects::none();
+                fx.notify(WatcherOutput::SyncFailed(why));
+                fx
+            }
+        }
+    }
+}
+
 impl PresenceWatcher {
     /// A watcher that measures its clock offset and syncs at its first timeout.
     pub fn new(
@@ -139,15 +199,6 @@ impl PresenceWatcher {
     /// The slot clock, once measured.
     pub fn slot_clock(&self) -> Option<SlotClock> {
         self.clock
-    }
-
-    /// When the watcher next wants [`PresenceWatcher::handle_timeout`].
-    pub fn next_deadline(&self) -> Option<LocalTime> {
-        if self.phase.is_some() {
-            None
-        } else {
-            self.next_sync
-        }
     }
 
     /// Registers a watch on `key`. Its first event (the current state) is in the effects, or,
@@ -206,21 +257,6 @@ impl PresenceWatcher {
         }
     }
 
-    /// Syncs if due (or requested); early calls do nothing.
-    pub fn handle_timeout(&mut self, now: LocalTime) -> Effects<WatcherOutput> {
-        if self.phase.is_some()
-            || !(self.sync_requested || self.next_sync.is_some_and(|t| t <= now))
-        {
-            return Effects::none();
-        }
-        self.sync_requested = false;
-        self.next_sync = None;
-        let Some(clock) = self.clock else {
-            return self.send(Op::ServerTime, Phase::Measuring(OffsetProbe::start(now)));
-        };
-        self.read_slots(clock, now)
-    }
-
     fn read_slots(&mut self, clock: SlotClock, now: LocalTime) -> Effects<WatcherOutput> {
         let period = self.config.period_secs();
         let slot = clock.slot(now, period);
@@ -234,32 +270,6 @@ impl PresenceWatcher {
             concern: ReadConcern::Majority,
         };
         self.send(op, Phase::ReadingSlots { slot })
-    }
-
-    /// Takes the result of the outstanding request.
-    pub fn handle_reply(
-        &mut self,
-        id: OpId,
-        result: OpResult,
-        now: LocalTime,
-    ) -> Effects<WatcherOutput> {
-        let phase = match self.phase.take() {
-            Some((want, p)) if want == id => p,
-            other => {
-                self.phase = other;
-                return Effects::none();
-            }
-        };
-        match self.advance(phase, result, now) {
-            Ok(fx) => fx,
-            Err(why) => {
-                self.phase = None;
-                self.next_sync = Some(now.after(self.config.period));
-                let mut fx = Effects::none();
-                fx.notify(WatcherOutput::SyncFailed(why));
-                fx
-            }
-        }
     }
 
     fn advance(

@@ -10,13 +10,9 @@
 #![allow(dead_code)]
 
 use std::time::Duration;
-use tenure::clock::{self, ClockWatcher, Updater, UpdaterOutput};
+use tenure::clock;
 use tenure::effects::{Effects, OpId, Request};
 use tenure::lease::{LeaseDoc, LeaseManager, ManagerOutput};
-use tenure::presence::{
-    batcher::BatcherOutput, pruner::PrunerOutput, Batcher, Pinger, PingerOutput, PresenceWatcher,
-    Pruner,
-};
 use tenure::property::lease::LeaseChange;
 use tenure::substrate::{Collection, MemoryStore, Op, OpResult};
 use tenure::time::{GlobalTime, LocalTime};
@@ -25,71 +21,15 @@ use tenure::time::{GlobalTime, LocalTime};
 /// Local clocks drift by a rate in ppm (the core's executor helper).
 pub type Clock = tenure::time::DriftingClock;
 
-/// Every actor kind that talks to the store.
-// A handful of nodes per run: boxing the large variants would buy nothing.
-#[allow(clippy::large_enum_variant)]
-pub enum Actor {
-    Updater(Updater),
-    ClockWatcher(ClockWatcher),
-    Manager(LeaseManager),
-    Pinger(Pinger),
-    Batcher(Batcher),
-    PresenceWatcher(PresenceWatcher),
-    Pruner(Pruner),
-}
+pub use tenure::actor::{Actor, Node, Note};
 
-/// Every notification kind.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Note {
-    Updater(UpdaterOutput),
-    ClockWatcher(clock::watcher::WatcherOutput),
-    Manager(ManagerOutput),
-    Pinger(PingerOutput),
-    Batcher(BatcherOutput),
-    PresenceWatcher(tenure::presence::WatcherOutput),
-    Pruner(PrunerOutput),
-}
-
+/// Requests and notes out of one call.
 pub type Out = (Vec<Request>, Vec<Note>);
 
-pub fn split<N>(fx: Effects<N>, f: fn(N) -> Note) -> Out {
-    (fx.requests, fx.notifications.into_iter().map(f).collect())
-}
-
-impl Actor {
-    fn reply(&mut self, id: OpId, r: OpResult, now: LocalTime) -> Out {
-        match self {
-            Actor::Updater(a) => split(a.handle_reply(id, r, now), Note::Updater),
-            Actor::ClockWatcher(a) => split(a.handle_reply(id, r, now), Note::ClockWatcher),
-            Actor::Manager(a) => split(a.handle_reply(id, r, now), Note::Manager),
-            Actor::Pinger(a) => split(a.handle_reply(id, r, now), Note::Pinger),
-            Actor::Batcher(a) => split(a.handle_reply(id, r, now), Note::Batcher),
-            Actor::PresenceWatcher(a) => split(a.handle_reply(id, r, now), Note::PresenceWatcher),
-            Actor::Pruner(a) => split(a.handle_reply(id, r, now), Note::Pruner),
-        }
-    }
-    fn timeout(&mut self, now: LocalTime) -> Out {
-        match self {
-            Actor::Updater(a) => split(a.handle_timeout(now), Note::Updater),
-            Actor::ClockWatcher(a) => split(a.handle_timeout(now), Note::ClockWatcher),
-            Actor::Manager(a) => split(a.handle_timeout(now), Note::Manager),
-            Actor::Pinger(a) => split(a.handle_timeout(now), Note::Pinger),
-            Actor::Batcher(a) => split(a.handle_timeout(now), Note::Batcher),
-            Actor::PresenceWatcher(a) => split(a.handle_timeout(now), Note::PresenceWatcher),
-            Actor::Pruner(_) => (Vec::new(), Vec::new()),
-        }
-    }
-    fn deadline(&self) -> Option<LocalTime> {
-        match self {
-            Actor::Updater(a) => a.next_deadline(),
-            Actor::ClockWatcher(a) => a.next_deadline(),
-            Actor::Manager(a) => a.next_deadline(),
-            Actor::Pinger(a) => a.next_deadline(),
-            Actor::Batcher(a) => a.next_deadline(),
-            Actor::PresenceWatcher(a) => a.next_deadline(),
-            Actor::Pruner(_) => None,
-        }
-    }
+/// An actor's effects as requests and notes, its outputs tagged by `f`.
+pub fn split<N>(fx: Effects<N>, f: impl FnMut(N) -> Note) -> Out {
+    let fx = fx.map(f);
+    (fx.requests, fx.notifications)
 }
 
 /// How a delivered request fares.
@@ -105,8 +45,9 @@ pub enum Fault {
     Refused,
 }
 
-pub struct Node {
-    pub actor: Actor,
+/// A process: an actor, its local clock and whether it is paused.
+pub struct Proc {
+    pub actor: Node,
     pub clock: Clock,
     /// A paused node takes no steps: its requests still reach the store, but the replies wait
     /// in `held` until it resumes (a GC pause or SIGSTOP in the middle of a call).
@@ -118,7 +59,7 @@ pub struct Node {
 pub struct Sim {
     pub store: MemoryStore,
     pub real: u64,
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<Proc>,
     pub in_flight: Vec<(usize, Request)>,
     /// Every notification with its real time and node.
     pub notes: Vec<(u64, usize, Note)>,
@@ -153,8 +94,8 @@ impl Sim {
         }
     }
 
-    pub fn add(&mut self, actor: Actor, clock: Clock) -> usize {
-        self.nodes.push(Node {
+    pub fn add(&mut self, actor: Node, clock: Clock) -> usize {
+        self.nodes.push(Proc {
             actor,
             clock,
             paused: false,
@@ -188,7 +129,7 @@ impl Sim {
     }
 
     /// Calls an API method of a node's actor and absorbs its effects.
-    pub fn call(&mut self, node: usize, f: impl FnOnce(&mut Actor, LocalTime) -> Out) {
+    pub fn call(&mut self, node: usize, f: impl FnOnce(&mut Node, LocalTime) -> Out) {
         let now = self.now(node);
         let out = f(&mut self.nodes[node].actor, now);
         self.absorb_out(node, out);
@@ -260,7 +201,10 @@ impl Sim {
             return;
         }
         let now = self.now(node);
-        let out = self.nodes[node].actor.reply(req.id, result, now);
+        let out = split(
+            self.nodes[node].actor.handle_reply(req.id, result, now),
+            |n| n,
+        );
         self.absorb_out(node, out);
     }
 
@@ -270,7 +214,7 @@ impl Sim {
         if !paused {
             for (id, result) in std::mem::take(&mut self.nodes[node].held) {
                 let now = self.now(node);
-                let out = self.nodes[node].actor.reply(id, result, now);
+                let out = split(self.nodes[node].actor.handle_reply(id, result, now), |n| n);
                 self.absorb_out(node, out);
             }
         }
@@ -279,10 +223,15 @@ impl Sim {
     /// Fires `node`'s timer if due.
     pub fn fire(&mut self, node: usize) {
         let now = self.now(node);
-        if self.nodes[node].paused || self.nodes[node].actor.deadline().is_none_or(|d| d > now) {
+        if self.nodes[node].paused
+            || self.nodes[node]
+                .actor
+                .next_deadline()
+                .is_none_or(|d| d > now)
+        {
             return;
         }
-        let out = self.nodes[node].actor.timeout(now);
+        let out = split(self.nodes[node].actor.handle_timeout(now), |n| n);
         self.absorb_out(node, out);
     }
 
@@ -292,7 +241,7 @@ impl Sim {
             !self.nodes[*n].paused
                 && self.nodes[*n]
                     .actor
-                    .deadline()
+                    .next_deadline()
                     .is_some_and(|d| d <= self.now(*n))
         })
     }
@@ -343,7 +292,12 @@ impl Sim {
         for _ in 0..1_000_000 {
             let next = (0..self.nodes.len())
                 .filter(|n| !self.nodes[*n].paused)
-                .filter_map(|n| self.nodes[n].actor.deadline().map(|d| self.real_of(n, d)))
+                .filter_map(|n| {
+                    self.nodes[n]
+                        .actor
+                        .next_deadline()
+                        .map(|d| self.real_of(n, d))
+                })
                 .min()
                 .filter(|t| *t <= real);
             match next {
@@ -398,7 +352,7 @@ impl Sim {
 
     pub fn manager(&mut self, n: usize) -> &mut LeaseManager {
         match &mut self.nodes[n].actor {
-            Actor::Manager(m) => m,
+            Node::Manager(m) => m,
             _ => panic!("node {n} is not a manager"),
         }
     }
@@ -434,7 +388,7 @@ pub fn ms(s: u64) -> u64 {
 
 /// Lease-manager helpers.
 pub mod lease {
-    use super::{split, Actor, Clock, Note, Sim};
+    use super::{split, Clock, Node, Note, Sim};
     use std::time::Duration;
     use tenure::lease::{LeaseManager, ManagerConfig, RequestId};
     use tenure::substrate::{fields, Collection, Document, Value};
@@ -449,14 +403,17 @@ pub mod lease {
         ) -> tenure::effects::Effects<tenure::lease::ManagerOutput>,
     ) {
         sim.call(n, |a, now| match a {
-            Actor::Manager(m) => split(f(m, now), Note::Manager),
+            Node::Manager(m) => split(f(m, now), Note::Manager),
             _ => panic!("not a manager"),
         });
     }
 
     /// Adds and starts a manager.
     pub fn manager(sim: &mut Sim, config: ManagerConfig, clock: Clock) -> usize {
-        let n = sim.add(Actor::Manager(LeaseManager::new(config).unwrap()), clock);
+        let n = sim.add(
+            Node::Manager(Box::new(LeaseManager::new(config).unwrap())),
+            clock,
+        );
         with(sim, n, |m, now| m.handle_start(now));
         n
     }
@@ -501,6 +458,7 @@ pub mod lease {
 pub mod leadership {
     use super::{lease, Note, Sim};
     use std::collections::BTreeMap;
+    use tenure::actor::Actor;
     use tenure::effects::Effects;
     use tenure::leadership::{
         ClaimResult, TicketId, TicketKind, Tracker, TrackerConfig, TrackerOutput,
@@ -704,7 +662,7 @@ pub mod leadership {
                     .filter_map(|n| {
                         self.sim.nodes[n]
                             .actor
-                            .deadline()
+                            .next_deadline()
                             .map(|d| self.sim.real_of(n, d))
                     });
                 let tracker_next = self.units.iter().filter_map(|u| {
@@ -760,7 +718,7 @@ pub mod leadership {
 
 /// Presence helpers: pingers' pings routed to a batcher.
 pub mod presence {
-    use super::{split, Actor, Clock, Note, Sim};
+    use super::{split, Clock, Node, Note, Sim};
     use tenure::presence::{
         Batcher, Pinger, PingerOutput, PresenceConfig, PresenceWatcher, Pruner,
     };
@@ -771,7 +729,10 @@ pub mod presence {
 
     pub fn batcher(sim: &mut Sim) -> usize {
         let cfg = config("m").batcher_config();
-        sim.add(Actor::Batcher(Batcher::new(cfg).unwrap()), Clock::EXACT)
+        sim.add(
+            Node::Batcher(Box::new(Batcher::new(cfg).unwrap())),
+            Clock::EXACT,
+        )
     }
 
     pub fn pinger(
@@ -782,7 +743,7 @@ pub mod presence {
         mutant: Option<tenure::mutant::Mutant>,
     ) -> usize {
         let n = sim.add(
-            Actor::Pinger(Pinger::new(config.clone(), key, mutant).unwrap()),
+            Node::Pinger(Box::new(Pinger::new(config.clone(), key, mutant).unwrap())),
             clock,
         );
         start(sim, n);
@@ -791,21 +752,21 @@ pub mod presence {
 
     pub fn start(sim: &mut Sim, n: usize) {
         sim.call(n, |a, now| match a {
-            Actor::Pinger(p) => split(p.handle_start(now), Note::Pinger),
+            Node::Pinger(p) => split(p.handle_start(now), Note::Pinger),
             _ => panic!(),
         });
     }
 
     pub fn stop(sim: &mut Sim, n: usize) {
         sim.call(n, |a, now| match a {
-            Actor::Pinger(p) => split(p.handle_stop(now), Note::Pinger),
+            Node::Pinger(p) => split(p.handle_stop(now), Note::Pinger),
             _ => panic!(),
         });
     }
 
     pub fn kill(sim: &mut Sim, n: usize) {
         sim.call(n, |a, now| match a {
-            Actor::Pinger(p) => split(p.handle_kill(now), Note::Pinger),
+            Node::Pinger(p) => split(p.handle_kill(now), Note::Pinger),
             _ => panic!(),
         });
     }
@@ -816,7 +777,9 @@ pub mod presence {
         mutant: Option<tenure::mutant::Mutant>,
     ) -> usize {
         sim.add(
-            Actor::PresenceWatcher(PresenceWatcher::new(config.clone(), mutant).unwrap()),
+            Node::PresenceWatcher(Box::new(
+                PresenceWatcher::new(config.clone(), mutant).unwrap(),
+            )),
             Clock::EXACT,
         )
     }
@@ -827,14 +790,14 @@ pub mod presence {
         mutant: Option<tenure::mutant::Mutant>,
     ) -> usize {
         sim.add(
-            Actor::Pruner(Pruner::new(config.clone(), mutant).unwrap()),
+            Node::Pruner(Box::new(Pruner::new(config.clone(), mutant).unwrap())),
             Clock::EXACT,
         )
     }
 
     pub fn watch(sim: &mut Sim, w: usize, key: &str) {
         sim.call(w, |a, now| match a {
-            Actor::PresenceWatcher(x) => {
+            Node::PresenceWatcher(x) => {
                 split(x.handle_watch(key, now).unwrap().1, Note::PresenceWatcher)
             }
             _ => panic!(),
@@ -843,14 +806,14 @@ pub mod presence {
 
     pub fn prune(sim: &mut Sim, p: usize, slot: i64) {
         sim.call(p, |a, now| match a {
-            Actor::Pruner(x) => split(x.handle_prune(slot, now), Note::Pruner),
+            Node::Pruner(x) => split(x.handle_prune(slot, now), Note::Pruner),
             _ => panic!(),
         });
     }
 
     pub fn watcher_ref(sim: &Sim, w: usize) -> &PresenceWatcher {
         match &sim.nodes[w].actor {
-            Actor::PresenceWatcher(x) => x,
+            Node::PresenceWatcher(x) => x,
             _ => panic!(),
         }
     }
@@ -860,17 +823,9 @@ pub mod presence {
         while *seen < sim.notes.len() {
             let note = sim.notes[*seen].2.clone();
             *seen += 1;
-            if let Note::Pinger(PingerOutput::Ping {
-                model,
-                slot,
-                field,
-                bit,
-            }) = note
-            {
+            if let Note::Pinger(PingerOutput::Ping(ping)) = note {
                 sim.call(b, |a, now| match a {
-                    Actor::Batcher(x) => {
-                        split(x.handle_ping(&model, slot, &field, bit, now), Note::Batcher)
-                    }
+                    Node::Batcher(x) => split(x.handle_ping(&ping, now), Note::Batcher),
                     _ => panic!(),
                 });
             }

@@ -4,7 +4,7 @@
 use super::{call_bit, Action, How, PresenceRole, TenureModel};
 use crate::faults::Fault;
 use crate::observe;
-use crate::state::{Actor, CallKind, State};
+use crate::state::{CallKind, Node, State};
 use std::sync::atomic::Ordering;
 use tenure::leadership::TicketKind;
 use tenure::mutant::Protocol;
@@ -122,7 +122,7 @@ impl TenureModel {
         }
         if s.tick_start && self.config.protocol == Protocol::Presence {
             for i in 0..usize::from(self.config.pingers) {
-                let running = matches!(&s.procs[i].actor, Actor::Pinger(x) if x.is_running());
+                let running = matches!(&s.procs[i].actor, Node::Pinger(x) if x.is_running());
                 let i8 = u8::try_from(i).unwrap_or(u8::MAX);
                 if !s.procs[i].runs() {
                     continue;

@@ -7,10 +7,12 @@ use crate::observe;
 use crate::presence;
 use crate::shared::Shared;
 use crate::state::{
-    shared, split, unit_note, Actor, Answer, CallKind, Flight, Note, Out, Proc, State,
+    clock_base, renumber, reply, shared, split, timeout, Answer, CallKind, Flight, Node, Note, Out,
+    Proc, State,
 };
 use std::sync::Arc;
 use std::time::Duration;
+use tenure::actor::Actor;
 use tenure::clock::{ClockWatcher, Updater, UpdaterConfig, WatcherConfig};
 use tenure::effects::OpId;
 use tenure::leadership::{TrackerConfig, Unit};
@@ -46,36 +48,36 @@ impl TenureModel {
     pub(super) fn presence_actor(
         &self,
         role: PresenceRole,
-    ) -> Result<Actor, tenure::validate::InputError> {
+    ) -> Result<Node, tenure::validate::InputError> {
         let config = presence::config(self);
         let mutant = self.config.mutant;
         Ok(match role {
             PresenceRole::Pinger(i) => {
-                Actor::Pinger(Box::new(Pinger::new(config, &presence::key(i), mutant)?))
+                Node::Pinger(Box::new(Pinger::new(config, &presence::key(i), mutant)?))
             }
-            PresenceRole::Batcher => Actor::Batcher(Box::new(Batcher::new(BatcherConfig {
+            PresenceRole::Batcher => Node::Batcher(Box::new(Batcher::new(BatcherConfig {
                 mutant,
                 ..config.batcher_config()
             })?)),
             PresenceRole::Watcher => {
-                Actor::PresenceWatcher(Box::new(PresenceWatcher::new(config, mutant)?))
+                Node::PresenceWatcher(Box::new(PresenceWatcher::new(config, mutant)?))
             }
-            PresenceRole::Pruner => Actor::Pruner(Box::new(Pruner::new(config, mutant)?)),
+            PresenceRole::Pruner => Node::Pruner(Box::new(Pruner::new(config, mutant)?)),
         })
     }
 
     /// A fresh actor for process `p` (at start and on restart).
-    pub(super) fn fresh_actor(&self, p: usize) -> Actor {
+    pub(super) fn fresh_actor(&self, p: usize) -> Node {
         let built = if let Some(role) = self.presence_role(p) {
             self.presence_actor(role)
         } else if p < usize::from(self.config.updaters) {
-            Updater::new(self.updater_config()).map(Actor::Updater)
+            Updater::new(self.updater_config()).map(Node::Updater)
         } else if Some(p) == self.watcher() {
             ClockWatcher::new(WatcherConfig {
                 poll_interval: self.config.tick,
                 mutant: self.config.mutant,
             })
-            .map(Actor::ClockWatcher)
+            .map(Node::ClockWatcher)
         } else {
             let m = self.manager_of(p).unwrap_or(0);
             if self.config.protocol == Protocol::Leadership {
@@ -85,9 +87,9 @@ impl TenureModel {
                     claim_duration: self.config.lease_duration,
                     mutant: self.config.mutant,
                 };
-                Unit::new(self.manager_config(m), tracker).map(|u| Actor::Unit(Box::new(u)))
+                Unit::new(self.manager_config(m), tracker).map(|u| Node::Unit(Box::new(u)))
             } else {
-                LeaseManager::new(self.manager_config(m)).map(|x| Actor::Manager(Box::new(x)))
+                LeaseManager::new(self.manager_config(m)).map(|x| Node::Manager(Box::new(x)))
             }
         };
         // The configuration was validated by ModelConfig::validate; the actors' own limits are
@@ -101,20 +103,20 @@ impl TenureModel {
         let out = {
             let now = self.now(s, p);
             match &mut s.proc_mut(p).actor {
-                Actor::Updater(a) => {
+                Node::Updater(a) => {
                     let fx = a.handle_start(now);
                     (shared(fx.requests), Vec::new())
                 }
-                Actor::Manager(a) => {
+                Node::Manager(a) => {
                     let fx = a.handle_start(now);
                     (
                         shared(fx.requests),
                         fx.notifications.into_iter().map(Note::Manager).collect(),
                     )
                 }
-                Actor::Unit(a) => split(a.handle_start(now), unit_note),
-                Actor::Pinger(a) => split(a.handle_start(now), Note::Pinger),
-                Actor::PresenceWatcher(a) => {
+                Node::Unit(a) => split(a.handle_start(now), Note::from),
+                Node::Pinger(a) => split(a.handle_start(now), Note::Pinger),
+                Node::PresenceWatcher(a) => {
                     // Watch every key; a (re)started watcher numbers its watches from 0 again.
                     let mut notes = Vec::new();
                     for i in 0..usize::from(self.config.pingers) {
@@ -124,7 +126,7 @@ impl TenureModel {
                     }
                     (Vec::new(), notes)
                 }
-                Actor::ClockWatcher(_) | Actor::Batcher(_) | Actor::Pruner(_) => {
+                Node::ClockWatcher(_) | Node::Batcher(_) | Node::Agent(_) | Node::Pruner(_) => {
                     (Vec::new(), Vec::new())
                 }
             }
@@ -143,7 +145,7 @@ impl TenureModel {
         // (Writing the requests in flight copies them if they are shared: only when there are
         // new ones.)
         if !reqs.is_empty() {
-            let base = s.procs[p].actor.clock_base();
+            let base = clock_base(&s.procs[p].actor);
             let incarnation = s.procs[p].incarnation;
             let proc = u8::try_from(p).unwrap_or(u8::MAX);
             for req in reqs {
@@ -151,7 +153,7 @@ impl TenureModel {
                     req.op
                         .collection()
                         .is_none_or(|c| !req.op.is_write() || s.procs[p].actor.may_write(c)),
-                    "process {p} writes {:?}, which its actor does not declare (Actor::may_write)",
+                    "process {p} writes {:?}, which its actor does not declare (Node::may_write)",
                     req.op.collection()
                 );
                 self.add_flight(
@@ -166,25 +168,14 @@ impl TenureModel {
             }
         }
         for note in notes {
-            // A pinger hands its pings to the batcher at once (an in-process channel).
-            let ping = match note {
-                Note::Pinger(PingerOutput::Ping {
-                    model,
-                    slot,
-                    field,
-                    bit,
-                }) => Some((model.clone(), *slot, field.clone(), *bit)),
-                _ => None,
-            };
             observe::note(self, s, p, note, why);
-            if let Some((model, slot, field, bit)) = ping {
+            // A pinger hands its pings to the batcher at once (an in-process channel). The
+            // model keeps them apart (not one presence::Agent) so each may pause or crash alone.
+            if let Note::Pinger(PingerOutput::Ping(ping)) = note {
                 let b = usize::from(self.config.pingers);
                 let now = self.now(s, b);
                 let out = self.call_directly(s, b, |a| match a {
-                    Actor::Batcher(x) => Some(split(
-                        x.handle_ping(&model, slot, &field, bit, now),
-                        Note::Batcher,
-                    )),
+                    Node::Batcher(x) => Some(split(x.handle_ping(ping, now), Note::Batcher)),
                     _ => None,
                 });
                 if let Some(out) = out {
@@ -239,8 +230,8 @@ impl TenureModel {
             |proc, (input, alone)| {
                 let actor = &mut proc.make_mut().actor;
                 let mut out = match input {
-                    Input::Timeout(now) => actor.timeout(now),
-                    Input::Reply(id, result, now) => actor.reply(id, (*result).clone(), now),
+                    Input::Timeout(now) => timeout(actor, now),
+                    Input::Reply(id, result, now) => reply(actor, id, (*result).clone(), now),
                     Input::Call {
                         kind,
                         req,
@@ -251,7 +242,7 @@ impl TenureModel {
                     } => {
                         let (lease, holder) = (self.lease_name(lease), self.holder_name(holder));
                         match actor {
-                            Actor::Manager(a) => split(
+                            Node::Manager(a) => split(
                                 match kind {
                                     CallKind::Claim => {
                                         a.handle_claim(RequestId(req), lease, holder, duration, now)
@@ -267,7 +258,7 @@ impl TenureModel {
                     }
                 };
                 if alone {
-                    actor.renumber(&mut out);
+                    renumber(actor, &mut out);
                 }
                 for req in &mut out.0 {
                     self.parts.intern_request(req);
@@ -285,13 +276,13 @@ impl TenureModel {
         &self,
         s: &mut State,
         p: usize,
-        call: impl FnOnce(&mut Actor) -> Option<Out>,
+        call: impl FnOnce(&mut Node) -> Option<Out>,
     ) -> Option<Out> {
         let alone = self.alone(s, p);
         let actor = &mut s.proc_mut(p).actor;
         let mut out = call(actor)?;
         if alone {
-            actor.renumber(&mut out);
+            renumber(actor, &mut out);
         }
         Some(out)
     }

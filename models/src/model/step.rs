@@ -4,7 +4,7 @@ use super::{call_bit, Action, How, PresenceRole, TenureModel};
 use crate::memo::Input;
 use crate::observe::{self, WatchedChange};
 use crate::presence;
-use crate::state::{split, unit_note, Actor, Call, CallKind, Note, State, Ticket};
+use crate::state::{split, Call, CallKind, Node, Note, State, Ticket};
 use tenure::leadership::TicketKind;
 use tenure::mutant::Protocol;
 use tenure::property::clock::g6_progress;
@@ -104,7 +104,7 @@ impl TenureModel {
             self.set_server_time(s);
             let b = usize::from(self.config.pingers);
             let idle = match &s.procs[b].actor {
-                Actor::Batcher(x) => x.pending_docs() == 0 && x.in_flight() == 0,
+                Node::Batcher(x) => x.pending_docs() == 0 && x.in_flight() == 0,
                 _ => false,
             };
             if idle && !s.flights.iter().any(|f| usize::from(f.proc) == b) {
@@ -123,7 +123,7 @@ impl TenureModel {
             s.ghost.presence_mut().pinging_since[p] = None;
         }
         let out = self.call_directly(s, p, |a| match a {
-            Actor::Pinger(x) => Some(split(
+            Node::Pinger(x) => Some(split(
                 if stop {
                     x.handle_kill(now)
                 } else {
@@ -147,7 +147,7 @@ impl TenureModel {
         s.ghost.presence_mut().prune_referenced = presence::kept_references(self, &s.store, slot);
         let now = self.now(s, p);
         let out = self.call_directly(s, p, |a| match a {
-            Actor::Pruner(x) => Some(split(x.handle_prune(slot, now), Note::Pruner)),
+            Node::Pruner(x) => Some(split(x.handle_prune(slot, now), Note::Pruner)),
             _ => None,
         });
         if let Some(out) = out {
@@ -242,10 +242,10 @@ impl TenureModel {
         let issued = self.real(s);
         let mut ticket = None;
         let out = self.call_directly(s, p, |a| match a {
-            Actor::Unit(u) => {
+            Node::Unit(u) => {
                 let (id, fx) = u.handle_ticket(kind, now);
                 ticket = Some(id);
-                Some(split(fx, unit_note))
+                Some(split(fx, Note::from))
             }
             _ => None,
         });
@@ -270,7 +270,7 @@ impl TenureModel {
             self.deliver_reply(s, p, id, result, why);
         }
         if let Some(PresenceRole::Pinger(i)) = self.presence_role(p) {
-            let running = matches!(&s.procs[p].actor, Actor::Pinger(x) if x.is_running());
+            let running = matches!(&s.procs[p].actor, Node::Pinger(x) if x.is_running());
             if running && s.ghost.presence().pinging_since[i].is_none() {
                 s.ghost.presence_mut().pinging_since[i] = Some(self.real(s));
             }
