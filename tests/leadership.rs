@@ -267,3 +267,49 @@ fn drive_unit(
     }
     notes
 }
+
+/// Goal: the tracker itself decides when a leader's tenure lapses: a renewal still unanswered
+/// when the guarantee runs out reports `Lapsed` at exactly its end, after which the unit is not
+/// leader and `WaitLeader` waits for the renewal's answer; a unit paused through its renewal
+/// time lapses and claims at once.
+#[test]
+fn a_renewal_unanswered_by_the_end_of_the_guarantee_lapses() {
+    use tenure::leadership::{ClaimResult, Tracker};
+    let at = |s: u64| LocalTime(secs(s));
+    let granted = ClaimResult::Granted {
+        local_deadline: None,
+    };
+    let mut t = Tracker::new(tracker("mysql-0")).unwrap();
+    let _ = t.handle_start(at(0));
+    let _ = t.handle_claim_result(granted.clone(), at(0));
+    assert_eq!(t.leader_until(), Some(at(60)));
+    // The renewal at half-time is sent and not answered.
+    let fx = t.handle_timeout(at(30));
+    assert!(matches!(
+        fx.notifications[..],
+        [TrackerOutput::Claim { .. }]
+    ));
+    assert_eq!(t.next_deadline(), Some(at(60)), "the end of the guarantee");
+    assert!(t.handle_timeout(LocalTime(secs(60) - 1)).is_empty());
+    let fx = t.handle_timeout(at(60));
+    assert_eq!(fx.notifications, [TrackerOutput::Lapsed { until: at(60) }]);
+    assert!(!t.is_leader());
+    let (ticket, fx) = t.handle_ticket(TicketKind::WaitLeader, at(61));
+    assert!(fx.is_empty(), "no answer while the renewal is out");
+    let fx = t.handle_claim_result(granted.clone(), at(62));
+    assert!(fx.notifications.contains(&TrackerOutput::Ticket {
+        id: ticket,
+        kind: TicketKind::WaitLeader,
+        value: true
+    }));
+
+    // Paused through the renewal time: the first timeout after the guarantee lapses and claims.
+    let mut t = Tracker::new(tracker("mysql-0")).unwrap();
+    let _ = t.handle_start(at(0));
+    let _ = t.handle_claim_result(granted, at(0));
+    let fx = t.handle_timeout(at(90));
+    assert!(matches!(
+        fx.notifications[..],
+        [TrackerOutput::Lapsed { .. }, TrackerOutput::Claim { .. }]
+    ));
+}

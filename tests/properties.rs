@@ -754,15 +754,11 @@ fn run_presence(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
     // Slot documents a prune may have deleted (and a later kill marker re-created) are left out.
     let pruned_below = prunes
         .iter()
-        .map(|(_, _, slot)| slot - 3 * period)
+        .map(|(_, _, slot)| tenure::presence::oldest_kept_slot(*slot, period))
         .max()
         .unwrap_or(i64::MIN);
-    let survived = |id: &str| {
-        id.rsplit(':')
-            .next()
-            .and_then(|s| s.parse::<i64>().ok())
-            .is_some_and(|s| s >= pruned_below)
-    };
+    let survived =
+        |id: &str| tenure::presence::slot_of_ping_id(id).is_some_and(|s| s >= pruned_below);
     sent.retain(|(id, _), _| present.contains(id) && survived(id));
     stored.retain(|(id, _), _| survived(id));
     let mut events = Vec::new();

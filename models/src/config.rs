@@ -274,8 +274,10 @@ impl ModelConfig {
                 "the presence model runs 1 to 7 pingers and no updaters or managers".into(),
             );
         }
-        if self.presence_period.is_zero() || self.presence_period.subsec_nanos() != 0 {
-            return err("the presence period must be a positive whole number of seconds".into());
+        if self.protocol == Protocol::Presence {
+            if let Err(e) = crate::presence::config_of(self).validate() {
+                return err(e.to_string());
+            }
         }
         if self.processes() > PROCESSES_MAX {
             return err(format!(

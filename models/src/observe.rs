@@ -5,11 +5,11 @@
 use crate::model::{belief_tenure, namespace, TenureModel};
 use crate::state::{Belief, CallKind, Node, Note, State};
 use tenure::clock::watcher::WatcherOutput;
-use tenure::clock::{UpdaterOutput, CLOCK_ID, TIME_FIELD};
+use tenure::clock::{UpdaterOutput, CLOCK_ID};
 use tenure::leadership::{TicketKind, TrackerOutput};
 use tenure::lease::{LeaseDoc, ManagerOutput};
 use tenure::property::clock::{
-    g2_chain, g3_lowest, g3_rate, g5_watcher_strictly_later, ClockWrite,
+    g1_stored, g2_chain, g3_lowest, g3_rate, g5_watcher_strictly_later, ClockWrite,
 };
 use tenure::property::leadership::{
     t1_backed, t3_one_release_waiter, t4_tickets_once, t5_twice, t6_served_in_time, LeaderAnswer,
@@ -20,7 +20,7 @@ use tenure::property::lease::{
     GrantedTerm, LeaseChange,
 };
 use tenure::property::{PropertyId, Verdict, Violation};
-use tenure::substrate::{Collection, Document, MemoryStore, Op, ReadConcern, Value};
+use tenure::substrate::{Collection, Document, MemoryStore, Op, ReadConcern};
 use tenure::time::GlobalTime;
 
 /// `id`'s place in `PropertyId::ALL` (the bit of its counterexample in the shared word of
@@ -29,15 +29,12 @@ pub fn index(id: PropertyId) -> usize {
     PropertyId::ALL.iter().position(|p| *p == id).unwrap_or(63)
 }
 
-/// The clock document's value (0 while absent).
+/// Global time in the store (0 while the clock document is absent). The model's actors never
+/// write a corrupt clock document: if one appeared, a debug build says so.
 pub fn global(store: &MemoryStore) -> u64 {
-    match store
-        .get(Collection::Clock, CLOCK_ID)
-        .and_then(|d| d.get(TIME_FIELD))
-    {
-        Some(Value::Int(t)) => u64::try_from(*t).unwrap_or(0),
-        _ => 0,
-    }
+    let g = tenure::clock::decode_stored(store.get(Collection::Clock, CLOCK_ID));
+    debug_assert!(g.is_ok(), "a corrupt clock document in the model: {g:?}");
+    g.map_or(0, |g| g.0)
 }
 
 pub(crate) fn record(why: &mut Vec<Violation>, verdict: Verdict) {
@@ -148,16 +145,7 @@ pub(crate) fn store_change(
     let (g0, g1) = change.global;
     let existed = change.clock_existed;
     if g1 != g0 || !existed {
-        if g1 < g0 {
-            why.push(Violation::new(
-                PropertyId::G1,
-                format!(
-                    "the clock document went back from {} to {}",
-                    GlobalTime(g0),
-                    GlobalTime(g1)
-                ),
-            ));
-        }
+        record(why, g1_stored(GlobalTime(g0), GlobalTime(g1)));
         if existed && g1 > g0 && model.observes(PropertyId::G2) {
             let write = (clock_base.unwrap_or(g0), g1);
             let cw = |(from, to): (u64, u64)| ClockWrite {
@@ -323,7 +311,7 @@ fn tracker_note(
             }
         }
         TrackerOutput::BecameMinion => reach(s, Milestone::BecameMinion),
-        TrackerOutput::Stopped(_) => {}
+        TrackerOutput::Lapsed { .. } | TrackerOutput::Stopped(_) => {}
     }
 }
 

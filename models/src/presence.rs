@@ -8,7 +8,10 @@ use crate::shared::Shared;
 use crate::state::State;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tenure::presence::{Ping, PingerOutput, PresenceConfig, SlotBits, SlotClock, WatcherOutput};
+use tenure::presence::{
+    oldest_kept_slot, slot_of_ping_id, Ping, PingerOutput, PresenceConfig, SlotBits, SlotClock,
+    WatcherOutput,
+};
 use tenure::property::presence::{
     p1_sequences, p2_or_of_sent, p4_alternate, p5_pinging_never_dead, p6_prune_keeps,
     stored_alive_bits, PresenceSnapshot, Report,
@@ -25,9 +28,14 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The presence configuration of `model`.
 pub fn config(model: &TenureModel) -> PresenceConfig {
+    config_of(&model.config)
+}
+
+/// The presence configuration a model configuration runs (validated with it).
+pub fn config_of(config: &crate::ModelConfig) -> PresenceConfig {
     PresenceConfig {
         model: MODEL.to_owned(),
-        period: model.config.presence_period,
+        period: config.presence_period,
         flush_interval: FLUSH_INTERVAL,
     }
 }
@@ -189,7 +197,7 @@ pub(crate) fn pruned(
 
 /// Sequences referenced by the pings a pass relative to `slot` must keep.
 pub(crate) fn kept_references(model: &TenureModel, store: &MemoryStore, slot: i64) -> Vec<u64> {
-    let keep_from = slot - 3 * config(model).period_secs();
+    let keep_from = oldest_kept_slot(slot, config(model).period_secs());
     let kept: Vec<_> = store
         .documents(Collection::PresencePings)
         .filter(|d| d.id.starts_with(&format!("{MODEL}:")))
@@ -205,11 +213,9 @@ pub(crate) fn kept_references(model: &TenureModel, store: &MemoryStore, slot: i6
 pub(crate) fn settled_bits(model: &TenureModel, s: &State, why: &mut Vec<Violation>) {
     // Slot documents below the last prune's cut may have been deleted and re-created by a
     // late dead marker: leave them out, on both sides.
-    let cut = s
-        .ghost
-        .presence()
-        .prune_slot
-        .map_or(i64::MIN, |slot| slot - 3 * config(model).period_secs());
+    let cut = s.ghost.presence().prune_slot.map_or(i64::MIN, |slot| {
+        oldest_kept_slot(slot, config(model).period_secs())
+    });
     let sent = &s.ghost.presence().sent;
     let input = (model.settled_memo.hash(sent), cut);
     let mut store = s.store.clone();
@@ -225,12 +231,7 @@ pub(crate) fn settled_bits(model: &TenureModel, s: &State, why: &mut Vec<Violati
 /// P2 on `store`, given the pings `sent`, above the last prune's `cut`.
 fn p2_settled(store: &MemoryStore, sent: &[(i64, String, i64)], cut: i64) -> Verdict {
     let mut stored = stored_alive_bits(store);
-    let slot_of = |id: &str| {
-        id.rsplit(':')
-            .next()
-            .and_then(|x| x.parse::<i64>().ok())
-            .unwrap_or(i64::MIN)
-    };
+    let slot_of = |id: &str| slot_of_ping_id(id).unwrap_or(i64::MIN);
     stored.retain(|(id, _), _| slot_of(id) >= cut);
     let present: Vec<&str> = store
         .documents(Collection::PresencePings)

@@ -19,7 +19,6 @@ use tenure::leadership::{TicketId, TicketKind, TrackerConfig, TrackerOutput, Uni
 use tenure::lease::ManagerOutput;
 use tenure::lease::{ManagerConfig, RetryConfig};
 use tenure::time::SkewBounds;
-use tenure::validate::InputError;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -35,7 +34,7 @@ pub const DEFAULT_CLAIM_DURATION: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum LeadershipState {
-    /// No claim has answered yet.
+    /// No claim has answered yet, or the last tenure lapsed before its renewal answered.
     Unknown,
     /// This unit leads, guaranteed until `until`; `tenure` is cancelled when that guarantee ends.
     Leader {
@@ -57,10 +56,10 @@ impl LeadershipState {
     }
 }
 
-/// The current term's guard: a token and the deadline a timer task cancels it at.
+/// The current term's guard: cancelled when the tracker reports that its tenure ended (lapsed,
+/// another unit leads, or it stopped).
 struct Term {
     tenure: CancellationToken,
-    deadline: watch::Sender<Instant>,
 }
 
 /// A ticket's caller, and its recorded call and history ticket id if recording.
@@ -69,6 +68,8 @@ type WaitingTicket = (oneshot::Sender<bool>, Option<(CallId, TicketId)>);
 struct UnitRouter {
     tickets: HashMap<TicketId, WaitingTicket>,
     claim_duration: Duration,
+    /// What each claim asks for ([`TrackerConfig::lease_duration`]).
+    lease_duration: Duration,
     recorder: Option<Recorder>,
     state: watch::Sender<LeadershipState>,
     term: Option<Term>,
@@ -95,39 +96,24 @@ impl UnitRouter {
         }
     }
 
+    /// Leads until `until`: a renewal moves the current term's end; a new term gets a fresh
+    /// token. The tracker, not a timer here, decides when the term lapses.
     fn lead_until(&mut self, until: Instant) {
-        if let Some(term) = &self.term {
-            if !term.tenure.is_cancelled() {
-                term.deadline.send_replace(until);
-                self.state.send_replace(LeadershipState::Leader {
-                    until,
-                    tenure: term.tenure.clone(),
+        let tenure = match &self.term {
+            Some(term) if !term.tenure.is_cancelled() => term.tenure.clone(),
+            _ => {
+                tracing::info!(application = %self.application, unit = %self.unit, "became leader");
+                metrics::counter!("tenure_leadership_transitions_total", "to" => "leader")
+                    .increment(1);
+                let tenure = CancellationToken::new();
+                self.term = Some(Term {
+                    tenure: tenure.clone(),
                 });
-                return;
+                tenure
             }
-        }
-        let tenure = CancellationToken::new();
-        let (deadline, mut rx) = watch::channel(until);
-        let guard = tenure.clone();
-
-        tokio::spawn(async move {
-            loop {
-                let at = *rx.borrow_and_update();
-                tokio::select! {
-                    () = tokio::time::sleep_until(at) => break,
-                    changed = rx.changed() => if changed.is_err() { break },
-                    () = guard.cancelled() => break,
-                }
-            }
-            guard.cancel();
-        });
-        tracing::info!(application = %self.application, unit = %self.unit, "became leader");
-        metrics::counter!("tenure_leadership_transitions_total", "to" => "leader").increment(1);
-        self.state.send_replace(LeadershipState::Leader {
-            until,
-            tenure: tenure.clone(),
-        });
-        self.term = Some(Term { tenure, deadline });
+        };
+        self.state
+            .send_replace(LeadershipState::Leader { until, tenure });
     }
 }
 
@@ -143,7 +129,7 @@ impl Router<UnitOutput> for UnitRouter {
                         let claim = |outcome| Operation::Claim {
                             lease: lease.clone(),
                             holder: holder.clone(),
-                            duration: self.claim_duration * 2,
+                            duration: self.lease_duration,
                             outcome,
                         };
                         let call = rec.invoke(claim(None));
@@ -163,6 +149,13 @@ impl Router<UnitOutput> for UnitRouter {
             }
             UnitOutput::Tracker(TrackerOutput::BecameLeader { until }) => {
                 self.lead_until(self.clock.instant_of(until));
+            }
+            UnitOutput::Tracker(TrackerOutput::Lapsed { .. }) => {
+                tracing::warn!(application = %self.application, unit = %self.unit, "leadership lapsed before its renewal was granted");
+                metrics::counter!("tenure_leadership_transitions_total", "to" => "lapsed")
+                    .increment(1);
+                self.end_term();
+                self.state.send_replace(LeadershipState::Unknown);
             }
             UnitOutput::Tracker(TrackerOutput::BecameMinion) => {
                 if self.term.is_some() {
@@ -233,18 +226,6 @@ impl LeadershipBuilder {
 
     /// Validates and starts the tracker; its first claim follows at once.
     pub fn build(self, substrate: &Substrate) -> Result<Leadership, Error> {
-        if self.claim_duration <= self.skew.clock_step_max {
-            return Err(Error::Input(InputError::InvalidConfig(format!(
-                "claim duration {:?} must be longer than the clock step bound {:?}",
-                self.claim_duration, self.skew.clock_step_max
-            ))));
-        }
-        if self.retry.delay_max >= self.claim_duration {
-            return Err(Error::Input(InputError::InvalidConfig(format!(
-                "the longest retry delay {:?} must be shorter than the claim duration {:?}",
-                self.retry.delay_max, self.claim_duration
-            ))));
-        }
         let mut manager = ManagerConfig::new(self.namespace, self.writer);
         manager.skew = self.skew;
         manager.retry = self.retry;
@@ -257,11 +238,13 @@ impl LeadershipBuilder {
             claim_duration: self.claim_duration,
             mutant: None,
         };
+        let lease_duration = tracker.lease_duration();
         let unit = Unit::new(manager, tracker)?;
         let (state_tx, state) = watch::channel(LeadershipState::Unknown);
         let router = UnitRouter {
             tickets: HashMap::new(),
             claim_duration: self.claim_duration,
+            lease_duration,
             recorder: substrate.recorder().cloned(),
             state: state_tx,
             term: None,

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::record;
 use crate::runtime::{Call, LocalClock, Router, Worker};
 use crate::substrate::Substrate;
-use mongodb::bson::{doc, Document as BsonDocument};
+use mongodb::bson::{doc, Bson, Document as BsonDocument};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,7 +17,8 @@ use std::time::Duration;
 use tenure::effects::Effects;
 use tenure::history::{ClaimOutcome, Operation};
 use tenure::lease::{
-    Epoch, LeaseManager, ManagerConfig, ManagerError, ManagerOutput, RequestId, RetryConfig,
+    fence_admits, Epoch, LeaseManager, ManagerConfig, ManagerError, ManagerOutput, RequestId,
+    RetryConfig,
 };
 use tenure::time::{GlobalTime, LocalTime, SkewBounds};
 use tokio::sync::oneshot;
@@ -220,6 +221,10 @@ pub enum Fenced {
     Superseded,
     /// No document matched the filter.
     NotFound,
+    /// The document changed between the guarded write and the look that followed it (the
+    /// fence now admits this epoch, but the write did not match): nothing was written; read
+    /// and try again.
+    Changed,
 }
 
 impl Token {
@@ -320,13 +325,28 @@ impl Token {
         if written.matched_count > 0 {
             return Ok(Fenced::Written);
         }
-        // Nothing matched: tell "a later epoch wrote it" from "no such document".
+        // Nothing matched: tell "a later epoch wrote it" from "no such document". The filter
+        // above is the core's fencing rule (`tenure::lease::fence_admits`); a document that
+        // matches the user's filter and is fenced against this epoch was superseded, and one
+        // the rule admits changed between the two calls (so it is no longer what was meant).
         let exists = collection
             .find_one(filter)
             .await
             .map_err(|e| Error::Store(crate::error::redact(&e.to_string())))?;
-        Ok(if exists.is_some() {
-            Fenced::Superseded
+        let fenced_with = |d: &BsonDocument| {
+            let e = match d.get(fence_field)? {
+                Bson::Int64(e) => *e,
+                Bson::Int32(e) => i64::from(*e),
+                _ => return None,
+            };
+            Some(Epoch(u64::try_from(e).unwrap_or(0)))
+        };
+        Ok(if let Some(d) = exists {
+            if !fence_admits(fenced_with(&d), self.epoch) {
+                Fenced::Superseded
+            } else {
+                Fenced::Changed
+            }
         } else {
             Fenced::NotFound
         })

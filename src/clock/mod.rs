@@ -33,6 +33,12 @@ pub fn decode(doc: &Document) -> Result<GlobalTime, CorruptDocument> {
     Ok(GlobalTime(doc.uint(Collection::Clock, TIME_FIELD)?))
 }
 
+/// Global time as the stored clock document says: a missing document reads as the epoch, the
+/// value it will have once created.
+pub fn decode_stored(doc: Option<&Document>) -> Result<GlobalTime, CorruptDocument> {
+    doc.map_or(Ok(GlobalTime(0)), decode)
+}
+
 /// Why a clock operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]

@@ -1,6 +1,6 @@
 //! One read of global time (PROTOCOLS.md §1.2, `Reader.Now`).
 
-use super::{decode, ClockError, CLOCK_ID};
+use super::{decode_stored, ClockError, CLOCK_ID};
 use crate::substrate::{Collection, Op, OpResult, ReadConcern, Reply};
 use crate::time::GlobalTime;
 
@@ -23,8 +23,7 @@ impl Reader {
     /// epoch, the value it will have once created.
     pub fn decode(result: &OpResult) -> Result<GlobalTime, ClockError> {
         match result {
-            OpResult::Ok(Reply::Doc(Some(doc))) => Ok(decode(doc)?),
-            OpResult::Ok(Reply::Doc(None)) => Ok(GlobalTime(0)),
+            OpResult::Ok(Reply::Doc(doc)) => Ok(decode_stored(doc.as_ref())?),
             other => Err(ClockError::Store {
                 context: "reading global time".to_owned(),
                 cause: other.to_string(),

@@ -11,6 +11,7 @@
 //! [`Tracker::handle_claim_result`] and [`Tracker::handle_released`].
 
 use crate::effects::Effects;
+use crate::lease::ManagerConfig;
 use crate::mutant::Mutant;
 use crate::time::LocalTime;
 use crate::validate::{check_duration, check_name, InputError, DURATION_MAX};
@@ -52,6 +53,32 @@ impl TrackerConfig {
         check_name("application", &self.application)?;
         check_name("unit", &self.unit)?;
         check_duration("claim duration", self.claim_duration, DURATION_MAX / 2)
+    }
+
+    /// The duration the tracker claims its lease for: twice the claim duration (Juju), so a
+    /// renewal at half-time leaves a whole claim duration of guaranteed tenure.
+    pub fn lease_duration(&self) -> Duration {
+        self.claim_duration * 2
+    }
+
+    /// Checks that leadership can work with the manager it claims through: the claim duration
+    /// must be longer than the clock step bound (or no tenure is left to guarantee), and the
+    /// longest retry delay shorter than the claim duration (or a renewal that meets a concurrent
+    /// change could not be retried before the tenure lapses).
+    pub fn check_timing(&self, manager: &ManagerConfig) -> Result<(), InputError> {
+        if self.claim_duration <= manager.skew.clock_step_max {
+            return Err(InputError::InvalidConfig(format!(
+                "claim duration {:?} must be longer than the clock step bound {:?}",
+                self.claim_duration, manager.skew.clock_step_max
+            )));
+        }
+        if manager.retry.delay_max >= self.claim_duration {
+            return Err(InputError::InvalidConfig(format!(
+                "the longest retry delay {:?} must be shorter than the claim duration {:?}",
+                manager.retry.delay_max, self.claim_duration
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -103,6 +130,12 @@ pub enum TrackerOutput {
     },
     /// The tracker became a minion.
     BecameMinion,
+    /// The guarantee ending at `until` ran out before a renewal was granted: the unit must stop
+    /// acting as leader. What it is now is known once the renewal in flight answers.
+    Lapsed {
+        /// The end of the guarantee that ran out.
+        until: LocalTime,
+    },
     /// The tracker died; every ticket was resolved false.
     Stopped(String),
 }
@@ -185,13 +218,17 @@ impl Tracker {
         self.pending.len()
     }
 
-    /// When the tracker next wants [`Tracker::handle_timeout`]: the renewal time while leader.
+    /// When the tracker next wants [`Tracker::handle_timeout`]: while leader, the renewal time,
+    /// or, once the renewal is under way, the end of the guarantee (when it lapses unless the
+    /// renewal was granted first).
     pub fn next_deadline(&self) -> Option<LocalTime> {
+        if self.stopped {
+            return None;
+        }
         match self.role {
-            Role::Leader { renew_at, .. } if self.claim_started.is_none() && !self.stopped => {
-                Some(renew_at)
-            }
-            Role::Minion { retry_at } if self.claim_started.is_none() && !self.stopped => retry_at,
+            Role::Leader { renew_at, .. } if self.claim_started.is_none() => Some(renew_at),
+            Role::Leader { until, .. } => Some(until),
+            Role::Minion { retry_at } if self.claim_started.is_none() => retry_at,
             _ => None,
         }
     }
@@ -210,7 +247,7 @@ impl Tracker {
         let duration = if self.config.mutant == Some(Mutant::LeadershipSingleDuration) {
             self.config.claim_duration
         } else {
-            self.config.claim_duration * 2
+            self.config.lease_duration()
         };
         fx.notify(TrackerOutput::Claim {
             application: self.config.application.clone(),
@@ -220,12 +257,28 @@ impl Tracker {
         fx
     }
 
-    /// Renews if the renewal is due; early calls do nothing.
+    /// Renews if the renewal is due, or reports the lapse if the guarantee ran out before the
+    /// renewal answered; early calls do nothing.
     pub fn handle_timeout(&mut self, now: LocalTime) -> Effects<TrackerOutput> {
-        match self.next_deadline() {
-            Some(t) if t <= now => self.refresh(now),
-            _ => Effects::none(),
+        match self.role {
+            Role::Leader { until, .. } if until <= now && !self.stopped => self.lapse(until, now),
+            _ => match self.next_deadline() {
+                Some(t) if t <= now => self.refresh(now),
+                _ => Effects::none(),
+            },
         }
+    }
+
+    /// The guarantee ran out without a granted renewal: this unit may no longer act as leader,
+    /// and does not know whether it leads until a renewal answers (tickets wait for it). One is
+    /// started if none is under way (a unit paused through its renewal time has none).
+    fn lapse(&mut self, until: LocalTime, now: LocalTime) -> Effects<TrackerOutput> {
+        debug_assert!(self.is_leader(), "only a leader's tenure lapses");
+        self.role = Role::Unknown;
+        let mut fx = Effects::none();
+        fx.notify(TrackerOutput::Lapsed { until });
+        fx.extend(self.refresh(now));
+        fx
     }
 
     /// Takes the result of the last claim.
@@ -244,9 +297,9 @@ impl Tracker {
             ClaimResult::Granted { local_deadline } => {
                 let until = if self.config.mutant == Some(Mutant::LeadershipRenewFromClaimEnd) {
                     // Broken: trusts its own arithmetic, from the end of the call.
-                    now.after(self.config.claim_duration * 2)
+                    now.after(self.config.lease_duration())
                 } else {
-                    let own = started.after(self.config.claim_duration * 2);
+                    let own = started.after(self.config.lease_duration());
                     local_deadline.map_or(own, |d| d.min(own))
                 };
                 let renew_at = LocalTime(

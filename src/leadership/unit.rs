@@ -81,9 +81,11 @@ impl Actor for Unit {
 }
 
 impl Unit {
-    /// A unit whose tracker claims through a manager of its own.
+    /// A unit whose tracker claims through a manager of its own; refuses timings that cannot
+    /// work ([`TrackerConfig::check_timing`]).
     pub fn new(manager: ManagerConfig, tracker: TrackerConfig) -> Result<Unit, InputError> {
         tracker.validate()?;
+        tracker.check_timing(&manager)?;
         Ok(Unit {
             manager: LeaseManager::new(manager)?,
             tracker: Tracker::new(tracker)?,

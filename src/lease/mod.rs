@@ -74,6 +74,14 @@ pub struct LeaseDoc {
     pub writer: String,
 }
 
+/// The fencing rule of guarded writes: a write guarded by `epoch` may change a document last
+/// fenced with `stored` only if no later epoch has written it (`stored ≤ epoch`; a document
+/// never fenced admits any epoch). The adapter's guarded update is this rule as a filter
+/// (`{field: {$not: {$gt: epoch}}}`), and F1 checks that it held.
+pub fn fence_admits(stored: Option<Epoch>, epoch: Epoch) -> bool {
+    stored.is_none_or(|s| s <= epoch)
+}
+
 /// The `_id` of the lease `name` in `namespace`: `"<namespace>#<name>#"`. Valid names contain
 /// no `#`, so ids cannot collide.
 pub fn lease_id(namespace: &str, name: &str) -> String {

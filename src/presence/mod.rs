@@ -185,6 +185,18 @@ impl PresenceConfig {
     }
 }
 
+/// The oldest slot a prune pass relative to `current_slot` keeps (seconds): four slots, the two
+/// a watcher reads and two spare (PROTOCOLS.md §5.6).
+pub fn oldest_kept_slot(current_slot: i64, period_secs: i64) -> i64 {
+    current_slot.saturating_sub(period_secs.saturating_mul(3))
+}
+
+/// The slot (seconds) a ping document's `_id`, `"<model>:<slot>"`, names; `None` for an id of
+/// another shape.
+pub fn slot_of_ping_id(id: &str) -> Option<i64> {
+    id.rsplit_once(':')?.1.parse().ok()
+}
+
 /// The field key and bit of a sequence: `hex(seq / 63)` and `1 << (seq % 63)`.
 pub fn encode_seq(seq: Seq) -> (String, i64) {
     (

@@ -213,12 +213,10 @@ impl Pruner {
         if self.phase.is_some() {
             return Effects::none();
         }
-        let period = self.config.period_secs();
-        // Keep four slots: the two a watcher reads, plus two spare.
         let below = if self.mutant == Some(Mutant::PresencePruneRecentSlots) {
             current_slot
         } else {
-            current_slot - 3 * period
+            super::oldest_kept_slot(current_slot, self.config.period_secs())
         };
         let op = Op::DeleteMany {
             coll: Collection::PresencePings,

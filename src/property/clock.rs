@@ -55,6 +55,17 @@ pub fn g1_monotonic(reads: &[ClockRead]) -> Verdict {
     Ok(())
 }
 
+/// G1 on the clock document itself: a write never moves it from `before` back to `after`.
+pub fn g1_stored(before: GlobalTime, after: GlobalTime) -> Verdict {
+    if after < before {
+        return Err(Violation::new(
+            PropertyId::G1,
+            format!("the clock document went back from {before} to {after}"),
+        ));
+    }
+    Ok(())
+}
+
 /// G2: the successful advances form one chain from `initial`: each swaps against the value the
 /// previous one wrote, and no two swap against the same value.
 pub fn g2_chain(initial: GlobalTime, writes: &[ClockWrite]) -> Verdict {

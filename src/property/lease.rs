@@ -1,7 +1,7 @@
 //! Lease properties (PROTOCOLS.md §2.6, §3.4) and fencing.
 
 use super::{PropertyId, Verdict, Violation};
-use crate::lease::{Epoch, LeaseDoc};
+use crate::lease::{fence_admits, Epoch, LeaseDoc};
 use crate::time::{GlobalTime, Secs};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -141,7 +141,7 @@ pub fn f1_fenced_writes(writes: &[FencedWrite]) -> Verdict {
     let mut max: BTreeMap<&str, Epoch> = BTreeMap::new();
     for w in sorted.into_iter().filter(|w| w.accepted) {
         let m = max.entry(&w.lease).or_insert(w.epoch);
-        if w.epoch < *m {
+        if !fence_admits(Some(*m), w.epoch) {
             return Err(Violation::new(
                 PropertyId::F1,
                 format!(

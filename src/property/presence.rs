@@ -1,7 +1,7 @@
 //! Presence properties (PROTOCOLS.md §5.7).
 
 use super::{PropertyId, Verdict, Violation};
-use crate::presence::{beings_by_key, decode_being, Seq, SlotBits};
+use crate::presence::{beings_by_key, decode_being, oldest_kept_slot, Seq, SlotBits};
 use crate::substrate::{Collection, Document, MemoryStore, Op, Selector, Value};
 use crate::time::Secs;
 use std::collections::{BTreeMap, BTreeSet};
@@ -175,7 +175,7 @@ pub fn p6_prune_keeps(
     current_slot: i64,
     period: i64,
 ) -> Verdict {
-    let keep_from = current_slot - 3 * period;
+    let keep_from = oldest_kept_slot(current_slot, period);
     if let Some(s) = before
         .slots
         .iter()

@@ -41,6 +41,10 @@ impl TenureModel {
             clock_step_max: self.config.clock_step_max(),
         };
         c.mutant = self.config.mutant;
+        if self.config.protocol == Protocol::Leadership {
+            // A unit's retries must fit in its claim duration (TrackerConfig::check_timing).
+            c.retry.delay_max = c.retry.delay_max.min(self.config.lease_duration / 2);
+        }
         c
     }
 
