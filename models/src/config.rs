@@ -1,6 +1,6 @@
 //! What one model run checks: the protocol, its size, its faults and its time bounds.
 
-use crate::faults::{Fault, FaultSet};
+use crate::harness::faults::{Fault, FaultSet};
 use crate::properties::CheckedProperty;
 use std::fmt;
 use std::time::Duration;
@@ -74,11 +74,11 @@ pub struct ModelConfig {
     pub fault_budget: u8,
     /// A deliberately broken variant of the protocol, or `None` for the real one.
     pub mutant: Option<Mutant>,
-    /// Symmetry reduction over interchangeable processes (see [`crate::symmetry`]); the search
+    /// Symmetry reduction over interchangeable processes (see [`crate::speedup::symmetry`]); the search
     /// is then depth first.
     pub symmetry: bool,
     /// Partial-order reduction: a step that commutes with everything that can happen before it
-    /// is explored alone (see [`crate::reduction`]). On by default; off to cross-check.
+    /// is explored alone (see [`crate::speedup::reduction`]). On by default; off to cross-check.
     pub partial_order: bool,
     /// Renumber each process's operation ids from 0 whenever nothing else in the state refers
     /// to them (`TenureModel::alone`), so that states differing only in how many operations
@@ -275,7 +275,7 @@ impl ModelConfig {
             );
         }
         if self.protocol == Protocol::Presence {
-            if let Err(e) = crate::presence::config_of(self).validate() {
+            if let Err(e) = crate::protocol::presence::config_of(self).validate() {
                 return err(e.to_string());
             }
         }
@@ -337,7 +337,7 @@ impl ModelConfig {
         }
         if let Some(only) = &self.only {
             // The properties a configuration checks depend on its protocol, faults and horizon.
-            let checkable = crate::model::TenureModel::new(self.clone()).checkable();
+            let checkable = crate::harness::TenureModel::new(self.clone()).checkable();
             if let Some(p) = only.iter().find(|p| !checkable.contains(p)) {
                 return err(format!(
                     "--only {p}: this {} configuration does not check it; it checks {}",

@@ -7,22 +7,19 @@
 //! properties are the core's `tenure::property` functions, evaluated on every transition.
 //!
 //! # Layout
+//! - [`protocol`]: each protocol's model, read top to bottom: what its processes report and
+//!   change, handed to the core's property functions, and the milestones that show a run is
+//!   not vacuous ([`protocol::clock`], [`protocol::lease`], [`protocol::leadership`],
+//!   [`protocol::presence`]);
+//! - [`harness`]: what every protocol's model shares: the stateright [`Model`](stateright::Model)
+//!   ([`harness::TenureModel`]), real time and drifting local clocks, the processes, the store
+//!   and the requests in flight, the faults, and the state that holds them;
+//! - [`speedup`]: what makes the search faster without changing a verdict: interned state parts
+//!   ([`speedup::shared`]), transitions computed once ([`speedup::memo`]), partial-order
+//!   reduction ([`speedup::reduction`]) and symmetry ([`speedup::symmetry`]);
 //! - [`config`]: what a run checks (protocol, sizes, faults, horizon) and its limits;
-//! - [`faults`]: the fault switches;
-//! - [`state`]: processes, flights and the ghost observations properties need;
-//! - [`model`]: the stateright [`Model`](stateright::Model): which actions are enabled in a
-//!   state and what each does, over real time, the processes and the store;
-//! - [`observe`]: transitions handed to the core's property functions;
 //! - [`properties`]: what a check checks, under the short keys stateright knows;
-//! - [`presence`]: the presence model's routing and observations;
-//! - [`run`]: running a check and reading its verdicts;
-//! - [`memory`]: the memory a check may use and uses;
-//! - [`shared`]: copy-on-write state parts, interned (kept, and then not reference-counted),
-//!   whose hash is computed once per version;
-//! - [`memo`]: the actors', the store's and the requests in flight's transitions, each computed
-//!   once;
-//! - [`symmetry`]: interchangeable processes put in a canonical order;
-//! - [`reduction`]: partial-order reduction, a step that commutes with the rest taken alone;
+//! - [`run`]: running a check and reading its verdicts; [`memory`]: the memory it may use;
 //! - [`timeline`]: a counterexample as frames a person can read.
 //!
 //! # Time
@@ -37,12 +34,12 @@
 //! Holders call, units get tickets, pingers stop or start, the pruner runs, and processes pause
 //! or crash only at the start of a time step (their requests still interleave with everything
 //! else); each of those has a budget per run; a crash restarts the process at once with empty
-//! memory. `model/actions.rs` is the place to change any of these. Within a tick, a timer or a
+//! memory. `harness/actions.rs` is the place to change any of these. Within a tick, a timer or a
 //! read that commutes with every other step is taken before them rather than in every
-//! position among them ([`reduction`]; `ModelConfig::partial_order`).
+//! position among them ([`speedup::reduction`]; `ModelConfig::partial_order`).
 //!
 //! # Compact state
-//! Parts are interned ([`shared`]), and a state keeps no history a property does not read (nor
+//! Parts are interned ([`speedup::shared`]), and a state keeps no history a property does not read (nor
 //! any a chosen property does not read: `ModelConfig::only`): of the clock document's changes
 //! only what G2, G3 and G6 compare with, and each process's
 //! operation ids renumbered from 0 whenever nothing outside it refers to them
@@ -50,23 +47,17 @@
 //! differing only in how many operations came before are one state.
 
 pub mod config;
-pub mod faults;
-pub mod memo;
+pub mod harness;
 pub mod memory;
-pub mod model;
-pub mod observe;
-pub mod presence;
 pub mod properties;
-pub mod reduction;
+pub mod protocol;
 pub mod run;
-pub mod shared;
-pub mod state;
-pub mod symmetry;
+pub mod speedup;
 pub mod timeline;
 
 pub use config::ModelConfig;
-pub use faults::{Fault, FaultSet};
-pub use model::{Action, TenureModel};
-pub use observe::Milestone;
+pub use harness::faults::{Fault, FaultSet};
+pub use harness::{Action, TenureModel};
 pub use properties::CheckedProperty;
+pub use protocol::Milestone;
 pub use stateright;

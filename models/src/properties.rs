@@ -7,8 +7,8 @@
 //! are short ("L6", "claimed"); reports and the CLI give the full names, and the keys are what
 //! the Explorer shows and what `--only` takes.
 
-use crate::model::TenureModel;
-use crate::observe::{self, Milestone};
+use crate::harness::TenureModel;
+use crate::protocol::{self, Milestone};
 use stateright::Property;
 use std::fmt;
 use std::sync::OnceLock;
@@ -83,9 +83,9 @@ impl CheckedProperty {
     /// The stateright property: its key and its condition.
     pub(crate) fn stateright(self) -> Property<TenureModel> {
         match self {
-            CheckedProperty::Always(id) => Property::always(self.key(), observe::holds_fn(id)),
+            CheckedProperty::Always(id) => Property::always(self.key(), protocol::holds_fn(id)),
             CheckedProperty::Sometimes(m) => {
-                Property::sometimes(self.key(), observe::reached_fn(m))
+                Property::sometimes(self.key(), protocol::reached_fn(m))
             }
         }
     }
@@ -122,7 +122,7 @@ fn always_name(id: PropertyId) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::CheckedProperty;
-    use crate::observe::Milestone;
+    use crate::protocol::Milestone;
     use tenure::property::PropertyId;
 
     #[test]

@@ -3,10 +3,10 @@
 //! with symmetry reduction the search is depth first and a counterexample need not be shortest).
 
 use crate::config::ModelConfig;
+use crate::harness::state::State;
+use crate::harness::{Action, TenureModel};
 use crate::memory;
-use crate::model::{Action, TenureModel};
 use crate::properties::CheckedProperty;
-use crate::state::State;
 use stateright::report::ReportData;
 use stateright::{Checker, HasDiscoveries, Model, Path};
 use std::collections::HashMap;
@@ -304,7 +304,7 @@ pub fn check(config: &ModelConfig, options: &CheckOptions, progress: Progress<'_
     }
     let started = Instant::now();
     let searched = if config.symmetry {
-        let builder = builder.symmetry_fn(crate::symmetry::representative);
+        let builder = builder.symmetry_fn(crate::speedup::symmetry::representative);
         Searched::from(join_relaying(builder.spawn_dfs(), &mut relay))
     } else {
         Searched::from(join_relaying(builder.spawn_bfs(), &mut relay))

@@ -1,9 +1,9 @@
 //! A counterexample as a timeline a person can read: after each step, real time, every
 //! process's local time, global time, and every lease's holder and epoch.
 
-use crate::model::{namespace, Action, How, TenureModel};
-use crate::observe::global;
-use crate::state::{Node, State};
+use crate::harness::state::{Node, State};
+use crate::harness::{namespace, Action, How, TenureModel};
+use crate::protocol::global;
 use serde::Serialize;
 use tenure::lease::LeaseDoc;
 use tenure::substrate::{Collection, Op};
@@ -132,7 +132,7 @@ impl TenureModel {
     /// `action` in words, naming the process and the operation it concerns (`before` is the
     /// state it was taken in).
     pub fn describe(&self, before: &State, action: Action) -> String {
-        let op_of = |f: &crate::state::Flight| {
+        let op_of = |f: &crate::harness::state::Flight| {
             let target = match &f.req.op {
                 Op::Read { id, .. } | Op::Update { id, .. } | Op::Delete { id, .. } => id.clone(),
                 Op::Insert { doc, .. } => doc.id.clone(),

@@ -2,7 +2,7 @@
 //! requests in flight, and the ghost observations the properties need.
 
 use crate::config::{LEASES_MAX, PROCESSES_MAX};
-use crate::shared::{parts, Interner, Shared};
+use crate::speedup::shared::{parts, Interner, Shared};
 use tenure::actor::Actor;
 use tenure::effects::{Effects, OpId, Request};
 use tenure::leadership::TicketKind;
@@ -13,7 +13,7 @@ use tenure::time::{DriftingClock, LocalTime};
 pub use tenure::actor::{Node, Note};
 
 /// Requests and notes out of one actor call. A request is shared: it is copied into every
-/// state in which it is in flight, and into the remembered transitions ([`crate::memo`]).
+/// state in which it is in flight, and into the remembered transitions ([`crate::speedup::memo`]).
 pub type Out = (Vec<Shared<Request>>, Vec<Note>);
 
 /// An actor's effects as the model's requests and notes, its outputs tagged by `f`.
@@ -66,7 +66,7 @@ pub fn clock_base(actor: &Node) -> Option<u64> {
 ///
 /// In this order (`repr(C)`): what listing a state's steps reads of every process (when its
 /// timer is due, whether it runs, its replies held) comes first, in the cache line that also
-/// holds the kept part's flag and hash ([`crate::shared`]).
+/// holds the kept part's flag and hash ([`crate::speedup::shared`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[repr(C)]
 pub struct Proc {
@@ -367,7 +367,7 @@ pub struct State {
     /// violated on the way to this state. (Held here rather than in the ghost, as `reached`:
     /// the checker asks in every state, and the ghost is most likely out of cache.)
     ///
-    /// [`TenureModel::state_bit`]: crate::model::TenureModel::state_bit
+    /// [`TenureModel::state_bit`]: crate::harness::TenureModel::state_bit
     pub violated: u32,
     /// Milestones reached (for `sometimes` properties), as bits of [`crate::Milestone`].
     pub reached: u16,
@@ -383,7 +383,7 @@ pub struct State {
 parts!(MemoryStore, Proc, Vec<Flight>, Ghost, OpResult, Request);
 
 /// Where a check keeps the one value of each distinct state part, and of each distinct answer
-/// of the store (see [`crate::shared`]).
+/// of the store (see [`crate::speedup::shared`]).
 #[derive(Debug, Default)]
 pub struct Parts {
     stores: Interner<MemoryStore>,
@@ -580,7 +580,7 @@ fn sort_by_key<T: Clone + std::hash::Hash, K: Ord>(
 
 #[cfg(test)]
 mod tests {
-    use crate::model::{Action, TenureModel};
+    use crate::harness::{Action, TenureModel};
     use crate::ModelConfig;
     use tenure::actor::Actor;
     use tenure::mutant::Protocol;
@@ -623,7 +623,7 @@ mod tests {
             &mut Vec::new(),
         );
         let mut kept = next.procs[p].clone();
-        crate::state::Parts::default().intern_proc(&mut kept);
+        crate::harness::state::Parts::default().intern_proc(&mut kept);
         let fresh = kept.actor.next_deadline().map(|d| kept.clock.real_of(d));
         assert_eq!(kept.due(), fresh);
         assert_ne!(kept.due(), before, "firing moved the timer");

@@ -2,12 +2,12 @@
 //! store (remembered, as the store is pure), and handing the answers back.
 
 use super::{PresenceRole, TenureModel};
-use crate::faults::Fault;
-use crate::memo::{FlightEdit, Input, StoreInput, StoreOutcome};
-use crate::observe::{self, WatchedChange};
-use crate::presence;
-use crate::shared::Shared;
-use crate::state::{Answer, Flight, State};
+use crate::harness::faults::Fault;
+use crate::harness::state::{Answer, Flight, State};
+use crate::protocol::presence;
+use crate::protocol::{self, WatchedChange};
+use crate::speedup::memo::{FlightEdit, Input, StoreInput, StoreOutcome};
+use crate::speedup::shared::Shared;
 use std::sync::Arc;
 use tenure::property::Violation;
 use tenure::substrate::{MemoryStore, OpResult};
@@ -104,7 +104,7 @@ impl TenureModel {
             return result;
         }
         if let Some(change) = outcome.changed {
-            observe::store_change(self, s, &change, f.clock_base, why);
+            protocol::store_change(self, s, &change, f.clock_base, why);
         }
         if self.presence_role(usize::from(f.proc)) == Some(PresenceRole::Pruner) {
             presence::pruned(self, s, &before, why);

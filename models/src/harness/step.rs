@@ -1,11 +1,10 @@
 //! What each action does to a state.
 
-use super::{call_bit, Action, How, PresenceRole, TenureModel};
-use crate::memo::Input;
-use crate::observe::{self, WatchedChange};
-use crate::presence;
-use crate::state::{split, Call, CallKind, Node, Note, State, Ticket};
-use tenure::leadership::TicketKind;
+use super::{Action, How, PresenceRole, TenureModel};
+use crate::harness::state::{CallKind, Node, State};
+use crate::protocol::presence;
+use crate::protocol::{self, WatchedChange};
+use crate::speedup::memo::Input;
 use tenure::mutant::Protocol;
 use tenure::property::clock::g6_progress;
 use tenure::property::{PropertyId, Violation};
@@ -50,7 +49,7 @@ impl TenureModel {
                 if let Some(old) = s.unreplicated.take() {
                     let before = std::mem::replace(&mut s.store, old);
                     if let Some(change) = WatchedChange::between(self, &before, &s.store) {
-                        observe::store_change(self, s, &change, None, why);
+                        protocol::store_change(self, s, &change, None, why);
                     }
                 }
             }
@@ -83,18 +82,18 @@ impl TenureModel {
             if self.observes(PropertyId::G6) {
                 let last_change = s.ghost.clock_last.map_or(0, |(r, _)| r);
                 let window = self.progress_window();
-                observe::record(
+                protocol::record(
                     why,
                     g6_progress(last_change, s.ghost.quiet_since, now, window),
                 );
             }
             if self.observes(PropertyId::M6) {
-                observe::expiries_due(self, s, now, why);
+                protocol::lease::expiries_due(self, s, now, why);
             }
         }
         // Not only when every process runs: a paused leader is what frees the lease.
         if self.observes(PropertyId::T6) {
-            observe::candidates_served(self, s, now, why);
+            protocol::leadership::candidates_served(self, s, now, why);
         }
         // A belief that has ended cannot overlap any later one.
         if s.ghost.beliefs.iter().any(|b| b.until <= now) {
@@ -110,48 +109,6 @@ impl TenureModel {
             if idle && !s.flights.iter().any(|f| usize::from(f.proc) == b) {
                 presence::settled_bits(self, s, why);
             }
-        }
-    }
-
-    /// Pinger `k<i>` is stopped (`stop`, leaving a dead marker) or started again.
-    fn switch_pinger(&self, s: &mut State, i: u8, stop: bool, why: &mut Vec<Violation>) {
-        let p = usize::from(i);
-        let now = self.now(s, p);
-        if stop {
-            s.ghost.presence_mut().kills_left[p] =
-                s.ghost.presence().kills_left[p].saturating_sub(1);
-            s.ghost.presence_mut().pinging_since[p] = None;
-        }
-        let out = self.call_directly(s, p, |a| match a {
-            Node::Pinger(x) => Some(split(
-                if stop {
-                    x.handle_kill(now)
-                } else {
-                    x.handle_start(now)
-                },
-                Note::Pinger,
-            )),
-            _ => None,
-        });
-        if let Some(out) = out {
-            self.absorb(s, p, &out, why);
-        }
-    }
-
-    /// The pruner makes a pass, for the slot real time is in.
-    fn prune(&self, s: &mut State, why: &mut Vec<Violation>) {
-        s.ghost.presence_mut().prunes_left = s.ghost.presence().prunes_left.saturating_sub(1);
-        let p = usize::from(self.config.pingers) + 2;
-        let slot = presence::current_slot(self, self.real(s));
-        s.ghost.presence_mut().prune_slot = Some(slot);
-        s.ghost.presence_mut().prune_referenced = presence::kept_references(self, &s.store, slot);
-        let now = self.now(s, p);
-        let out = self.call_directly(s, p, |a| match a {
-            Node::Pruner(x) => Some(split(x.handle_prune(slot, now), Note::Pruner)),
-            _ => None,
-        });
-        if let Some(out) = out {
-            self.absorb(s, p, &out, why);
         }
     }
 
@@ -190,73 +147,6 @@ impl TenureModel {
                     self.reply(s, &f, refused, why);
                 }
             }
-        }
-    }
-
-    /// Holder `h<m>` calls its manager: claim (or extend) lease `l<k>`, or check its token.
-    fn holder_call(&self, s: &mut State, m: u8, k: u8, kind: CallKind, why: &mut Vec<Violation>) {
-        let p = self.manager_proc(m);
-        let slot = self.call_slot(m, k, kind);
-        let left = s.ghost.calls_left.get(slot).copied().unwrap_or(0);
-        let extending = m == 0 && left < self.config.claims_first_holder;
-        let duration = if extending {
-            self.config.extend_duration
-        } else {
-            self.config.lease_duration
-        };
-        if let Some(c) = s.ghost.calls_left.get_mut(slot) {
-            *c = c.saturating_sub(1);
-        }
-        s.ghost.called_this_tick |= call_bit(slot);
-        let req = u64::try_from(slot).unwrap_or(u64::MAX);
-        let global_at_start = observe::global(&s.store);
-        s.ghost.calls.push(Call {
-            manager: m,
-            lease: k,
-            kind,
-            req,
-            global_at_start,
-            duration,
-        });
-        // Remembered, as timers and replies are: a holder's call is an input like them.
-        let now = self.now(s, p);
-        let call = Input::Call {
-            kind,
-            req,
-            lease: k,
-            holder: m,
-            duration,
-            now,
-        };
-        let out = self.call_actor(s, p, call);
-        self.absorb(s, p, &out, why);
-    }
-
-    /// Unit `h<m>` is given a leadership ticket.
-    fn ticket(&self, s: &mut State, m: u8, kind: TicketKind, why: &mut Vec<Violation>) {
-        let p = self.manager_proc(m);
-        let mi = usize::from(m);
-        s.ghost.leadership_mut().tickets_left[mi] =
-            s.ghost.leadership().tickets_left[mi].saturating_sub(1);
-        let now = self.now(s, p);
-        let issued = self.real(s);
-        let mut ticket = None;
-        let out = self.call_directly(s, p, |a| match a {
-            Node::Unit(u) => {
-                let (id, fx) = u.handle_ticket(kind, now);
-                ticket = Some(id);
-                Some(split(fx, Note::from))
-            }
-            _ => None,
-        });
-        if let (Some(id), Some(out)) = (ticket, out) {
-            s.ghost.leadership_mut().tickets.push(Ticket {
-                unit: m,
-                id: id.0,
-                kind,
-                issued,
-            });
-            self.absorb(s, p, &out, why);
         }
     }
 

@@ -5,12 +5,12 @@
 //! operation on a given store the same store and answer. The checker hands the same few
 //! thousand process states and stores the same inputs millions of times (in every interleaving
 //! of what the other processes do), so it runs each distinct (part, input) once and looks the
-//! rest up. Interned parts ([`crate::shared`]) make the key cheap: a kept part is identified by
+//! rest up. Interned parts ([`crate::speedup::shared`]) make the key cheap: a kept part is identified by
 //! where it is kept.
 
-use crate::observe::WatchedChange;
-use crate::shared::Shared;
-use crate::state::{Answer, CallKind, Flight, Out, Proc};
+use crate::harness::state::{Answer, CallKind, Flight, Out, Proc};
+use crate::protocol::WatchedChange;
+use crate::speedup::shared::Shared;
 use dashmap::DashMap;
 use nohash_hasher::NoHashHasher;
 use std::hash::{BuildHasherDefault, Hash};
@@ -79,14 +79,14 @@ pub(crate) enum FlightEdit {
     /// The request at this index left (delivered, or filter-checked to write later).
     Remove(u8),
     /// A request was issued, and is inserted where the canonical order puts it
-    /// ([`crate::state::State::canonical_order`]).
+    /// ([`crate::harness::state::State::canonical_order`]).
     Insert {
         /// The issuing process and its incarnation.
         proc: u8,
         incarnation: u8,
         /// For a clock advance, the base it swaps against.
         clock_base: Option<u64>,
-        /// The request, by its 64-bit hash (as the interner knows parts: [`crate::shared`]).
+        /// The request, by its 64-bit hash (as the interner knows parts: [`crate::speedup::shared`]).
         req: u64,
     },
 }
@@ -124,7 +124,7 @@ pub(crate) type SettledMemo = Memo<MemoryStore, (u64, i64), Option<Violation>>;
 /// (Kept part, input) → (kept next part, output).
 ///
 /// A transition is known by the 64-bit hash of its (kept part, input), as the interner knows a
-/// part ([`crate::shared`]): a remembered transition then takes a third of the memory it took
+/// part ([`crate::speedup::shared`]): a remembered transition then takes a third of the memory it took
 /// with its input beside it, and a lookup reads less of a table far out of cache. Debug builds
 /// keep the input too, and compare.
 pub struct Memo<P: 'static, I: Hash + Eq, O> {
@@ -218,8 +218,8 @@ impl<P: Clone + Hash + 'static, I: Clone + Hash + Eq, O: Clone> Memo<P, I, O> {
 #[cfg(test)]
 mod tests {
     use super::{ActorMemo, Input};
-    use crate::model::{Action, TenureModel};
-    use crate::shared::Interner;
+    use crate::harness::{Action, TenureModel};
+    use crate::speedup::shared::Interner;
     use crate::ModelConfig;
     use std::cell::Cell;
     use std::sync::Arc;
@@ -249,7 +249,10 @@ mod tests {
                     let Input::Timeout(now) = input else {
                         unreachable!("a timeout was given")
                     };
-                    Arc::new(crate::state::timeout(&mut proc.make_mut().actor, now))
+                    Arc::new(crate::harness::state::timeout(
+                        &mut proc.make_mut().actor,
+                        now,
+                    ))
                 },
                 |p| procs.intern(p),
             );

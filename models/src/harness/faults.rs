@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use tenure::substrate::{Op, ReadConcern};
 
 macro_rules! faults {
     ($( $(#[doc = $doc:literal])* $variant:ident = $name:literal; )*) => {
@@ -125,6 +126,25 @@ impl fmt::Display for FaultSet {
         }
         let names: Vec<_> = self.iter().map(Fault::name).collect();
         f.write_str(&names.join(","))
+    }
+}
+
+/// Whether a read may be served stale: only reads that did not ask for linearizability.
+pub(crate) fn tolerates_stale(op: &Op) -> bool {
+    match op {
+        Op::Read { concern, .. } | Op::Find { concern, .. } => {
+            *concern != ReadConcern::Linearizable
+        }
+        _ => false,
+    }
+}
+
+/// Whether a write carries a filter a non-atomic server could check apart from the write.
+pub(crate) fn is_conditional_write(op: &Op) -> bool {
+    match op {
+        Op::Update { expect, .. } => !expect.is_empty(),
+        Op::Delete { .. } => true,
+        _ => false,
     }
 }
 

@@ -2,9 +2,9 @@
 //! properties (G6, M6, T6), worked out from the configuration.
 
 use super::TenureModel;
-use crate::faults::Fault;
-use crate::observe::Milestone;
+use crate::harness::faults::Fault;
 use crate::properties::CheckedProperty;
+use crate::protocol::Milestone;
 use std::time::Duration;
 use tenure::mutant::Protocol;
 use tenure::property::PropertyId;

@@ -2,16 +2,15 @@
 //! timers fired, holders' calls, faults struck, and the tick.
 
 use super::{call_bit, Action, How, PresenceRole, TenureModel};
-use crate::faults::Fault;
-use crate::observe;
-use crate::state::{CallKind, Node, State};
+use crate::harness::faults::{self, Fault};
+use crate::harness::state::{CallKind, Node, State};
 use std::sync::atomic::Ordering;
 use tenure::leadership::TicketKind;
 use tenure::mutant::Protocol;
 
 impl TenureModel {
     /// Pushes the actions enabled in `s`: with the partial-order reduction on, only those of an
-    /// ample set (see [`crate::reduction`]).
+    /// ample set (see [`crate::speedup::reduction`]).
     pub(super) fn enabled_actions(&self, s: &State, actions: &mut Vec<Action>) {
         if self.halt.load(Ordering::Relaxed) {
             return;
@@ -19,7 +18,7 @@ impl TenureModel {
         let lone_timer = self
             .config
             .partial_order
-            .then(|| crate::reduction::lone_timer(self, s))
+            .then(|| crate::speedup::reduction::lone_timer(self, s))
             .flatten();
         if let (Some(alone), false) = (lone_timer, s.tick_start) {
             actions.push(alone);
@@ -28,7 +27,7 @@ impl TenureModel {
         let faults = self.config.faults;
         let spare = s.budget > 0;
         let lone_read = (self.config.partial_order && lone_timer.is_none())
-            .then(|| crate::reduction::lone_read(self, s))
+            .then(|| crate::speedup::reduction::lone_read(self, s))
             .flatten();
         if let (Some(i), false) = (lone_read, s.tick_start) {
             // A read is never ambiguous, and stale reads turn the reduction off.
@@ -55,12 +54,12 @@ impl TenureModel {
                 actions.push(Action::Deliver(i, How::Unreplicated));
             }
             if faults.has(Fault::StaleRead)
-                && observe::tolerates_stale(op)
+                && faults::tolerates_stale(op)
                 && s.before_write.is_some()
             {
                 actions.push(Action::Deliver(i, How::Stale));
             }
-            if faults.has(Fault::NonAtomicCas) && observe::is_conditional_write(op) {
+            if faults.has(Fault::NonAtomicCas) && faults::is_conditional_write(op) {
                 actions.push(Action::Deliver(i, How::FilterOnly));
             }
         }
@@ -165,9 +164,9 @@ impl TenureModel {
             actions.push(Action::Tick);
         }
         if let Some(alone) = lone_timer {
-            crate::reduction::keep_ample(actions, |a| *a == alone);
+            crate::speedup::reduction::keep_ample(actions, |a| *a == alone);
         } else if let Some(i) = lone_read {
-            crate::reduction::keep_ample(
+            crate::speedup::reduction::keep_ample(
                 actions,
                 |a| matches!(a, Action::Deliver(j, _) if *j == i),
             );

@@ -207,11 +207,11 @@ pub trait Part: Clone + Hash + Eq + Send + Sync + 'static {
 /// Implements [`Part`] for each type, with a table of its own.
 macro_rules! parts {
     ($($t:ty),* $(,)?) => {$(
-        impl $crate::shared::Part for $t {
-            fn everywhere() -> &'static $crate::shared::KeptByHash<Self> {
-                static KEPT: ::std::sync::OnceLock<$crate::shared::KeptByHash<$t>> =
+        impl $crate::speedup::shared::Part for $t {
+            fn everywhere() -> &'static $crate::speedup::shared::KeptByHash<Self> {
+                static KEPT: ::std::sync::OnceLock<$crate::speedup::shared::KeptByHash<$t>> =
                     ::std::sync::OnceLock::new();
-                KEPT.get_or_init($crate::shared::KeptByHash::default)
+                KEPT.get_or_init($crate::speedup::shared::KeptByHash::default)
             }
         }
     )*};

@@ -49,10 +49,10 @@
 //! shortest among the reduced orders, so it may carry a timer that fired before it mattered.
 //! `ModelConfig::partial_order` (`tenure check --no-partial-order`) turns it off, to cross-check.
 
-use crate::faults::Fault;
-use crate::memo::Input;
-use crate::model::{Action, How, PresenceRole, TenureModel};
-use crate::state::State;
+use crate::harness::faults::Fault;
+use crate::harness::state::State;
+use crate::harness::{Action, How, PresenceRole, TenureModel};
+use crate::speedup::memo::Input;
 use tenure::actor::Actor;
 
 /// The due timer to fire alone in `s`, if one meets the conditions above.
@@ -183,7 +183,7 @@ pub(crate) fn keep_ample(actions: &mut Vec<Action>, alone: impl Fn(&Action) -> b
 mod tests {
     use super::*;
     use crate::config::ModelConfig;
-    use crate::state::Flight;
+    use crate::harness::state::Flight;
     use stateright::Model;
     use std::collections::{HashSet, VecDeque};
     use std::hash::RandomState;

@@ -1,75 +1,26 @@
 //! The processes: building each one's actor, starting it, handing it timers, replies and
 //! calls (remembered, as the actors are pure), and taking in what it asks and reports.
 
-use super::{PresenceRole, TenureModel, NAMESPACE};
-use crate::memo::Input;
-use crate::observe;
-use crate::presence;
-use crate::shared::Shared;
-use crate::state::{
+use super::TenureModel;
+use crate::harness::state::{
     clock_base, renumber, reply, shared, split, timeout, Answer, CallKind, Flight, Node, Note, Out,
     Proc, State,
 };
+use crate::protocol;
+use crate::protocol::presence;
+use crate::speedup::memo::Input;
+use crate::speedup::shared::Shared;
 use std::sync::Arc;
-use std::time::Duration;
 use tenure::actor::Actor;
-use tenure::clock::{ClockWatcher, Updater, UpdaterConfig, WatcherConfig};
+use tenure::clock::{ClockWatcher, Updater, WatcherConfig};
 use tenure::effects::OpId;
 use tenure::leadership::{TrackerConfig, Unit};
-use tenure::lease::{LeaseManager, ManagerConfig, RequestId};
+use tenure::lease::{LeaseManager, RequestId};
 use tenure::mutant::Protocol;
-use tenure::presence::{Batcher, BatcherConfig, Pinger, PingerOutput, PresenceWatcher, Pruner};
+use tenure::presence::PingerOutput;
 use tenure::property::Violation;
-use tenure::time::SkewBounds;
 
 impl TenureModel {
-    /// The clock updaters' configuration: the model's interval, and a backoff as long.
-    pub(super) fn updater_config(&self) -> UpdaterConfig {
-        UpdaterConfig {
-            update_interval: self.config.update_interval,
-            backoff_delay: self.config.update_interval,
-            mutant: self.config.mutant,
-        }
-    }
-
-    /// Manager `m`'s configuration: the model's skew bounds and mutant.
-    pub(super) fn manager_config(&self, m: u8) -> ManagerConfig {
-        let mut c = ManagerConfig::new(NAMESPACE, format!("ctl-{m}"));
-        c.max_sleep = Duration::from_secs(30);
-        c.skew = SkewBounds {
-            rate_error_ppm: self.config.rate_error_ppm,
-            clock_step_max: self.config.clock_step_max(),
-        };
-        c.mutant = self.config.mutant;
-        if self.config.protocol == Protocol::Leadership {
-            // A unit's retries must fit in its claim duration (TrackerConfig::check_timing).
-            c.retry.delay_max = c.retry.delay_max.min(self.config.lease_duration / 2);
-        }
-        c
-    }
-
-    /// A fresh presence actor in `role`.
-    pub(super) fn presence_actor(
-        &self,
-        role: PresenceRole,
-    ) -> Result<Node, tenure::validate::InputError> {
-        let config = presence::config(self);
-        let mutant = self.config.mutant;
-        Ok(match role {
-            PresenceRole::Pinger(i) => {
-                Node::Pinger(Box::new(Pinger::new(config, &presence::key(i), mutant)?))
-            }
-            PresenceRole::Batcher => Node::Batcher(Box::new(Batcher::new(BatcherConfig {
-                mutant,
-                ..config.batcher_config()
-            })?)),
-            PresenceRole::Watcher => {
-                Node::PresenceWatcher(Box::new(PresenceWatcher::new(config, mutant)?))
-            }
-            PresenceRole::Pruner => Node::Pruner(Box::new(Pruner::new(config, mutant)?)),
-        })
-    }
-
     /// A fresh actor for process `p` (at start and on restart).
     pub(super) fn fresh_actor(&self, p: usize) -> Node {
         let built = if let Some(role) = self.presence_role(p) {
@@ -139,7 +90,7 @@ impl TenureModel {
     }
 
     /// Queues an actor's requests and observes its notes.
-    pub(super) fn absorb(
+    pub(crate) fn absorb(
         &self,
         s: &mut State,
         p: usize,
@@ -172,7 +123,7 @@ impl TenureModel {
             }
         }
         for note in notes {
-            observe::note(self, s, p, note, why);
+            protocol::note(self, s, p, note, why);
             // A pinger hands its pings to the batcher at once (an in-process channel). The
             // model keeps them apart (not one presence::Agent) so each may pause or crash alone.
             if let Note::Pinger(PingerOutput::Ping(ping)) = note {
@@ -219,7 +170,7 @@ impl TenureModel {
     }
 
     /// Hands process `p` a timer or a reply (remembered: the actors are pure).
-    pub(super) fn call_actor(&self, s: &mut State, p: usize, input: Input) -> Arc<Out> {
+    pub(crate) fn call_actor(&self, s: &mut State, p: usize, input: Input) -> Arc<Out> {
         let alone = self.alone(s, p);
         self.run_actor(&mut s.procs[p], input, alone)
     }
@@ -276,7 +227,7 @@ impl TenureModel {
     /// Makes a call on process `p`'s actor that is not remembered (a ticket, a pinger's stop or
     /// start, a prune pass, a batcher's ping),
     /// renumbering its operation ids afterwards when it is [`TenureModel::alone`].
-    pub(super) fn call_directly(
+    pub(crate) fn call_directly(
         &self,
         s: &mut State,
         p: usize,

@@ -1,4 +1,6 @@
-//! The stateright model: the core's actors executed under the fault model.
+//! The stateright model every protocol shares: the core's actors executed under the fault
+//! model. What each protocol adds (its processes' calls, what is observed, which properties)
+//! is in [`crate::protocol`].
 //!
 //! The model owns real time (a tick action), every process's drifting local clock, the store,
 //! and the requests in flight. It executes the actors' effects and never decides anything a
@@ -7,19 +9,23 @@
 //! id reads.
 //!
 //! - `actions`: which actions are enabled in a state (the partial-order reduction's choice
-//!   among them is [`crate::reduction`]'s);
+//!   among them is [`crate::speedup::reduction`]'s);
 //! - `step`: what each action does;
 //! - `time`: real time and each process's drifting local clock;
 //! - `processes`: building, starting and calling the actors, and taking in their effects;
 //! - `store`: the requests in flight, the store that applies them, the answers handed back;
-//! - `checks`: which properties a configuration checks, and the bounded-liveness windows.
+//! - `checks`: which properties a configuration checks, and the bounded-liveness windows;
+//! - [`state`]: the state: processes, requests in flight, the store and the ghost record;
+//! - [`faults`]: the fault switches.
 
 use crate::config::ModelConfig;
-use crate::memo::{ActorMemo, FlightsMemo, PruneMemo, ServerTimeMemo, SettledMemo, StoreMemo};
-use crate::observe;
+use crate::harness::state::{Belief, CallKind, LeadershipGhost, Parts, PresenceGhost, Proc, State};
 use crate::properties::CheckedProperty;
-use crate::shared::Shared;
-use crate::state::{Belief, CallKind, LeadershipGhost, Parts, PresenceGhost, Proc, State};
+use crate::protocol;
+use crate::speedup::memo::{
+    ActorMemo, FlightsMemo, PruneMemo, ServerTimeMemo, SettledMemo, StoreMemo,
+};
+use crate::speedup::shared::Shared;
 use checks::Checks;
 use stateright::{Model, Property};
 use std::fmt;
@@ -32,7 +38,9 @@ use tenure::substrate::MemoryStore;
 
 mod actions;
 mod checks;
+pub mod faults;
 mod processes;
+pub mod state;
 mod step;
 mod store;
 mod time;
@@ -122,7 +130,7 @@ impl Action {
 }
 
 /// A call slot's bit in `Ghost::called_this_tick`.
-fn call_bit(slot: usize) -> u64 {
+pub(crate) fn call_bit(slot: usize) -> u64 {
     u32::try_from(slot)
         .ok()
         .and_then(|s| 1u64.checked_shl(s))
@@ -186,7 +194,7 @@ struct Names {
     holders: Vec<String>,
 }
 
-const NAMESPACE: &str = "app";
+pub(crate) const NAMESPACE: &str = "app";
 
 /// Most store requests delivered while building the initial state.
 const STARTUP_STEPS_MAX: usize = 200;
@@ -234,7 +242,7 @@ impl TenureModel {
         });
         for (b, id) in reported.enumerate() {
             // (A check reports at most 14 of them; there are 32 bits.)
-            if let Some(slot) = model.state_bits.get_mut(observe::index(id)) {
+            if let Some(slot) = model.state_bits.get_mut(protocol::index(id)) {
                 *slot = u32::try_from(b)
                     .ok()
                     .and_then(|b| 1u32.checked_shl(b))
@@ -246,7 +254,7 @@ impl TenureModel {
 
     /// `id`'s bit in `State::violated`, or 0 if this check does not report it.
     pub fn state_bit(&self, id: PropertyId) -> u32 {
-        self.state_bit_at(observe::index(id))
+        self.state_bit_at(protocol::index(id))
     }
 
     /// The state bit of `PropertyId::ALL[i]`.
@@ -273,7 +281,7 @@ impl TenureModel {
         (self, parts)
     }
 
-    /// Whether a counterexample of the property with bit `bit` (`1 << observe::index(id)`) was
+    /// Whether a counterexample of the property with bit `bit` (`1 << protocol::index(id)`) was
     /// already reported (and marks it reported).
     pub(crate) fn already_reported(&self, bit: u64) -> bool {
         already_marked(&self.reported, bit)
@@ -324,7 +332,7 @@ impl TenureModel {
 
     /// Holder `h<m>`'s call slot for `kind` on lease `l<k>` (below `CALL_SLOTS` in every
     /// valid configuration; a slot past it has no calls left, so it is never called).
-    fn call_slot(&self, m: u8, k: u8, kind: CallKind) -> usize {
+    pub(crate) fn call_slot(&self, m: u8, k: u8, kind: CallKind) -> usize {
         (usize::from(m) * usize::from(self.config.leases) + usize::from(k)) * 2
             + usize::from(kind == CallKind::Check)
     }

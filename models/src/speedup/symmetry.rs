@@ -15,7 +15,7 @@
 //! symmetry therefore searches depth first, and its counterexamples are real paths but not
 //! necessarily the shortest.
 
-use crate::state::{Node, State};
+use crate::harness::state::{Node, State};
 
 /// The representative of `s`'s class: interchangeable updaters sorted by their state's hash.
 /// Two states of one class map to the same representative unless two distinct updaters share a
@@ -70,7 +70,7 @@ pub fn representative(s: &State) -> State {
 #[cfg(test)]
 mod tests {
     use super::representative;
-    use crate::model::{Action, TenureModel};
+    use crate::harness::{Action, TenureModel};
     use crate::{FaultSet, ModelConfig};
     use tenure::mutant::Protocol;
 
@@ -84,7 +84,7 @@ mod tests {
     }
 
     /// From the initial state: a tick, then updater `p`'s timer fires.
-    fn after_fire(m: &TenureModel, p: u8) -> crate::state::State {
+    fn after_fire(m: &TenureModel, p: u8) -> crate::harness::state::State {
         let mut s = m.initial();
         let mut why = Vec::new();
         m.step(&mut s, Action::Tick, &mut why);

@@ -2,7 +2,7 @@
 //! clock read from it.
 
 use super::TenureModel;
-use crate::state::State;
+use crate::harness::state::State;
 use std::time::Duration;
 use tenure::time::{nanos, DriftingClock, LocalTime};
 

@@ -1,17 +1,32 @@
-//! The presence model's observations: pings routed to the batcher, and the slot documents,
-//! beings and watch events handed to the core's P1, P2, P4, P5 and P6.
+//! The presence model (PROTOCOLS.md §5): pingers (one per key, each stopped and restarted at
+//! most a few times), the batcher they hand their pings to, a watcher of every key and a
+//! pruner. What the model observes, and the core properties it hands it to:
+//!
+//! - pingers' sequences: P1 (unique, increasing per pinger); pings sent against the stored
+//!   bits once the batcher is idle: P2 (the store holds exactly their OR);
+//! - watch events: P4 (they alternate) and P5 (a key pinging since the slot before a sync is
+//!   alive to it);
+//! - prune passes: P6 (the last four slots, every key's newest being and every referenced
+//!   being survive);
+//! - milestones: a key alive, a key dead, slots pruned.
+//!
+//! The pinger and the batcher are separate processes here (in a service they share one, as
+//! `tenure::presence::Agent`), so each may pause or crash alone.
 
-use crate::memo::PruneInput;
-use crate::model::TenureModel;
-use crate::observe::{reach, record, Milestone};
-use crate::shared::Shared;
-use crate::state::State;
+use crate::harness::state::State;
+use crate::harness::state::{split, Node, Note};
+use crate::harness::PresenceRole;
+use crate::harness::TenureModel;
+use crate::protocol::{reach, record, Milestone};
+use crate::speedup::memo::PruneInput;
+use crate::speedup::shared::Shared;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tenure::presence::{
     oldest_kept_slot, slot_of_ping_id, Ping, PingerOutput, PresenceConfig, SlotBits, SlotClock,
     WatcherOutput,
 };
+use tenure::presence::{Batcher, BatcherConfig, Pinger, PresenceWatcher, Pruner};
 use tenure::property::presence::{
     p1_sequences, p2_or_of_sent, p4_alternate, p5_pinging_never_dead, p6_prune_keeps,
     stored_alive_bits, PresenceSnapshot, Report,
@@ -243,4 +258,70 @@ fn p2_settled(store: &MemoryStore, sent: &[(i64, String, i64)], cut: i64) -> Ver
         .filter(|((id, _), _)| present.contains(&id.as_str()) && slot_of(id) >= cut)
         .collect();
     p2_or_of_sent(&sent, &stored)
+}
+
+impl TenureModel {
+    /// A fresh presence actor in `role`.
+    pub(crate) fn presence_actor(
+        &self,
+        role: PresenceRole,
+    ) -> Result<Node, tenure::validate::InputError> {
+        let config = config(self);
+        let mutant = self.config.mutant;
+        Ok(match role {
+            PresenceRole::Pinger(i) => {
+                Node::Pinger(Box::new(Pinger::new(config, &key(i), mutant)?))
+            }
+            PresenceRole::Batcher => Node::Batcher(Box::new(Batcher::new(BatcherConfig {
+                mutant,
+                ..config.batcher_config()
+            })?)),
+            PresenceRole::Watcher => {
+                Node::PresenceWatcher(Box::new(PresenceWatcher::new(config, mutant)?))
+            }
+            PresenceRole::Pruner => Node::Pruner(Box::new(Pruner::new(config, mutant)?)),
+        })
+    }
+
+    /// Pinger `k<i>` is stopped (`stop`, leaving a dead marker) or started again.
+    pub(crate) fn switch_pinger(&self, s: &mut State, i: u8, stop: bool, why: &mut Vec<Violation>) {
+        let p = usize::from(i);
+        let now = self.now(s, p);
+        if stop {
+            s.ghost.presence_mut().kills_left[p] =
+                s.ghost.presence().kills_left[p].saturating_sub(1);
+            s.ghost.presence_mut().pinging_since[p] = None;
+        }
+        let out = self.call_directly(s, p, |a| match a {
+            Node::Pinger(x) => Some(split(
+                if stop {
+                    x.handle_kill(now)
+                } else {
+                    x.handle_start(now)
+                },
+                Note::Pinger,
+            )),
+            _ => None,
+        });
+        if let Some(out) = out {
+            self.absorb(s, p, &out, why);
+        }
+    }
+
+    /// The pruner makes a pass, for the slot real time is in.
+    pub(crate) fn prune(&self, s: &mut State, why: &mut Vec<Violation>) {
+        s.ghost.presence_mut().prunes_left = s.ghost.presence().prunes_left.saturating_sub(1);
+        let p = usize::from(self.config.pingers) + 2;
+        let slot = current_slot(self, self.real(s));
+        s.ghost.presence_mut().prune_slot = Some(slot);
+        s.ghost.presence_mut().prune_referenced = kept_references(self, &s.store, slot);
+        let now = self.now(s, p);
+        let out = self.call_directly(s, p, |a| match a {
+            Node::Pruner(x) => Some(split(x.handle_prune(slot, now), Note::Pruner)),
+            _ => None,
+        });
+        if let Some(out) = out {
+            self.absorb(s, p, &out, why);
+        }
+    }
 }
