@@ -27,6 +27,7 @@
 //! - [`mutant`]: the deliberately broken variants checkers must catch;
 //! - [`property`]: the invariants, stated once;
 //! - [`history`]: the recorded-history format and its checks;
+//! - [`timeline`]: a run told step by step, as counterexamples and replays are printed;
 //! - [`jitter`]: seeded jitter, so the core stays deterministic.
 //!
 //! # Example: one manager claims a lease on the reference store
@@ -71,4 +72,5 @@ pub mod presence;
 pub mod property;
 pub mod substrate;
 pub mod time;
+pub mod timeline;
 pub mod validate;
