@@ -150,6 +150,28 @@ impl PresenceSnapshot {
     }
 }
 
+/// The sequences a prune pass relative to `current_slot` must keep the beings of: those with a
+/// bit in a ping document of the slots it keeps ([`crate::presence::oldest_kept_slot`]), as the
+/// store is when the pass begins. A ping landing later may reference a being the pass already
+/// judged superseded; P6 holds the pass to what it could see.
+pub fn kept_references(
+    store: &MemoryStore,
+    model: &str,
+    current_slot: i64,
+    period_secs: i64,
+) -> BTreeSet<Seq> {
+    let keep_from = oldest_kept_slot(current_slot, period_secs);
+    let prefix = format!("{model}:");
+    let kept: Vec<Document> = store
+        .documents(Collection::PresencePings)
+        .filter(|d| d.id.starts_with(&prefix))
+        .filter(|d| matches!(d.get("slot"), Some(Value::Int(s)) if *s >= keep_from))
+        .cloned()
+        .collect();
+    let bits = SlotBits::gather(&kept).unwrap_or_default();
+    bits.alive.union(&bits.dead).copied().collect()
+}
+
 /// The alive bits stored in every ping document, keyed `(document _id, field key)`: the
 /// `stored` side of [`p2_or_of_sent`].
 pub fn stored_alive_bits(store: &MemoryStore) -> BTreeMap<(String, String), i64> {

@@ -23,8 +23,7 @@ use crate::speedup::shared::Shared;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tenure::presence::{
-    oldest_kept_slot, slot_of_ping_id, Ping, PingerOutput, PresenceConfig, SlotBits, SlotClock,
-    WatcherOutput,
+    oldest_kept_slot, slot_of_ping_id, Ping, PingerOutput, PresenceConfig, SlotClock, WatcherOutput,
 };
 use tenure::presence::{Batcher, BatcherConfig, Pinger, PresenceWatcher, Pruner};
 use tenure::property::presence::{
@@ -32,7 +31,7 @@ use tenure::property::presence::{
     stored_alive_bits, PresenceSnapshot, Report,
 };
 use tenure::property::{Verdict, Violation};
-use tenure::substrate::{Collection, MemoryStore, Value};
+use tenure::substrate::{Collection, MemoryStore};
 use tenure::time::{nanos, LocalTime};
 
 /// The presence model (namespace) every actor uses.
@@ -212,15 +211,10 @@ pub(crate) fn pruned(
 
 /// Sequences referenced by the pings a pass relative to `slot` must keep.
 pub(crate) fn kept_references(model: &TenureModel, store: &MemoryStore, slot: i64) -> Vec<u64> {
-    let keep_from = oldest_kept_slot(slot, config(model).period_secs());
-    let kept: Vec<_> = store
-        .documents(Collection::PresencePings)
-        .filter(|d| d.id.starts_with(&format!("{MODEL}:")))
-        .filter(|d| matches!(d.get("slot"), Some(Value::Int(s)) if *s >= keep_from))
-        .cloned()
-        .collect();
-    let bits = SlotBits::gather(&kept).unwrap_or_default();
-    bits.alive.union(&bits.dead).copied().collect()
+    let period = config(model).period_secs();
+    tenure::property::presence::kept_references(store, MODEL, slot, period)
+        .into_iter()
+        .collect()
 }
 
 /// P2 when the batcher has nothing pending or in flight: every surviving slot document holds
