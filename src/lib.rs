@@ -19,6 +19,7 @@
 //! - [`actor`]: the one interface every executor drives actors through ([`actor::Actor`],
 //!   [`actor::Node`]);
 //! - [`effects`]: what a call returns ([`effects::Effects`]: store requests, notifications);
+//! - [`fault`]: the fault model's switches, named alike everywhere;
 //! - [`substrate`]: documents and operations as data, and [`substrate::MemoryStore`];
 //! - [`clock`]: the global clock updater, reader and watcher (PROTOCOLS.md §1);
 //! - [`lease`]: the lease store client and manager (§2-§3);
@@ -63,6 +64,7 @@
 pub mod actor;
 pub mod clock;
 pub mod effects;
+pub mod fault;
 pub mod history;
 pub mod jitter;
 pub mod leadership;
