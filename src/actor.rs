@@ -85,10 +85,12 @@ pub enum Note {
     Manager(ManagerOutput),
     /// From a leadership unit's tracker.
     Tracker(TrackerOutput),
-    /// From a pinger (an agent's included).
+    /// From a pinger running alone.
     Pinger(PingerOutput),
-    /// From a batcher (an agent's included).
+    /// From a batcher running alone.
     Batcher(BatcherOutput),
+    /// From a presence agent: its pingers' outputs (tagged with their key) and its batcher's.
+    Agent(AgentOutput),
     /// From a presence watcher.
     PresenceWatcher(WatcherOutput),
     /// From a pruner.
@@ -104,15 +106,6 @@ impl From<UnitOutput> for Note {
     }
 }
 
-impl From<AgentOutput> for Note {
-    fn from(o: AgentOutput) -> Note {
-        match o {
-            AgentOutput::Pinger { output, .. } => Note::Pinger(output),
-            AgentOutput::Batcher(b) => Note::Batcher(b),
-        }
-    }
-}
-
 /// Runs `$body` with `$a` bound to the actor inside `$node`, and tags its effects' outputs.
 macro_rules! dispatch {
     ($node:expr, $a:ident => $body:expr) => {
@@ -123,7 +116,7 @@ macro_rules! dispatch {
             Node::Unit($a) => $body.map(Note::from),
             Node::Pinger($a) => $body.map(Note::Pinger),
             Node::Batcher($a) => $body.map(Note::Batcher),
-            Node::Agent($a) => $body.map(Note::from),
+            Node::Agent($a) => $body.map(Note::Agent),
             Node::PresenceWatcher($a) => $body.map(Note::PresenceWatcher),
             Node::Pruner($a) => $body.map(Note::Pruner),
         }

@@ -114,7 +114,8 @@ pub(crate) fn note(
         Note::Tracker(out) => leadership::tracker_note(model, s, p, out, real, why),
         Note::Pinger(out) => presence::pinger_note(model, s, p, out, why),
         Note::PresenceWatcher(out) => presence::watcher_note(model, s, out, why),
-        Note::Batcher(_) | Note::Pruner(_) => {}
+        // The model runs pingers and the batcher apart, never as an agent.
+        Note::Batcher(_) | Note::Agent(_) | Note::Pruner(_) => {}
     }
 }
 

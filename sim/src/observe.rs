@@ -1,0 +1,771 @@
+//! What the simulator watches, and the core's property functions it hands it to
+//! (`tenure::property`): nothing here restates a property, it only gathers their inputs.
+//!
+//! Checked as the run goes (each at the step that could break it): lease store changes (L2-L4,
+//! F1), exclusion of holders' beliefs (L6) and the term a claim earns (L5) at each grant, token
+//! checks (M4), clock document changes (G1, G2, G3) and watcher values (G5), leadership claims
+//! (T5), release-waiters (T3) and tickets (T4), presence sequences (P1), watch events (P4, P5)
+//! and prune passes (P6). At the end: F1 over every grant, T1 over every `claim_leader` answer,
+//! P2 once every flush has settled, and the bounded-liveness properties of the quiet phase
+//! (G6, M6, T6), sampled each second of it.
+
+use crate::clock::SimClock;
+use crate::config::SimConfig;
+use crate::workload::{
+    presence_config, APPLICATION, CLAIM_DURATION, LEADERSHIP_NS, LEASE_NS, PRESENCE_MODEL,
+};
+use crate::world::{Proc, Role, SERVER_EPOCH};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use tenure::actor::{Node, Note};
+use tenure::clock::watcher::WatcherOutput as ClockWatcherOutput;
+use tenure::clock::UpdaterOutput;
+use tenure::leadership::{TicketId, TicketKind, TrackerOutput};
+use tenure::lease::{lease_name_of, LeaseDoc, ManagerOutput, RequestId};
+use tenure::presence::{AgentOutput, PingerOutput, SlotClock, WatcherOutput};
+use tenure::property::clock::{self, ClockWrite};
+use tenure::property::leadership::{self, LeaderAnswer, TicketEvent};
+use tenure::property::lease::{self, Grant, GrantedTerm, LeaseChange, Tenure};
+use tenure::property::presence::{self, PresenceSnapshot, Report};
+use tenure::property::{Verdict, Violation};
+use tenure::substrate::{Collection, Document, MemoryStore, Op, Update, Value};
+use tenure::time::{nanos, GlobalTime, LocalTime};
+
+/// A property broken, at real time `real`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Found {
+    /// Real time (ns) it was found.
+    pub real: u64,
+    /// The core's account of it.
+    pub violation: Violation,
+}
+
+/// Something that shows the run exercised a protocol (a run that never reaches them proves
+/// little).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Milestone {
+    /// The clock advanced.
+    ClockAdvanced,
+    /// A lease was granted.
+    LeaseClaimed,
+    /// A lease changed holder (an epoch above 1).
+    HolderChanged,
+    /// A lease was expired by a manager.
+    LeaseExpired,
+    /// A claim was denied.
+    ClaimDenied,
+    /// A `claim_leader` ticket was answered true.
+    LeaderConfirmed,
+    /// A second unit became leader.
+    LeadershipMoved,
+    /// A key was reported alive.
+    KeyAlive,
+    /// A key was reported dead.
+    KeyDied,
+    /// A prune pass removed slots.
+    SlotsPruned,
+}
+
+/// The quiet phase's windows (bounded liveness), derived from the workload's timing.
+#[derive(Clone, Copy, Debug)]
+pub struct Windows {
+    /// G6: the updaters' interval and backoff on the slowest clock, and a second to spare.
+    pub progress: Duration,
+    /// M6: the longest term on the slowest clock, one clock step, and two seconds to spare.
+    pub expiry: Duration,
+    /// T6: a waiting unit's manager sweeps every claim duration; two seconds to spare.
+    pub service: Duration,
+}
+
+impl Windows {
+    fn of(config: &SimConfig) -> Windows {
+        let rho = f64::from(config.rate_error_ppm) / 1e6;
+        let slow = |d: Duration| d.mul_f64((1.0 + rho) / (1.0 - rho));
+        let step = crate::workload::UPDATE_INTERVAL;
+        let longest = crate::workload::LEASE_DURATIONS[2];
+        Windows {
+            progress: slow(step * 2) + Duration::from_secs(1),
+            expiry: slow(longest) + step + Duration::from_secs(2),
+            service: slow(CLAIM_DURATION * 2) + Duration::from_secs(2),
+        }
+    }
+}
+
+/// Everything the properties read, gathered as the run goes.
+#[derive(Debug)]
+pub struct Observer {
+    rate_error_ppm: u32,
+    windows: Windows,
+    /// Whether operations complete promptly (no delay fault): P5 is a timing promise that
+    /// holds only then (a pinger's flush, or a watcher's offset probe, held for seconds can
+    /// make a live key look dead; the ping rule budgets half a flush interval for latency).
+    prompt: bool,
+    /// Properties broken, in the order found (one entry per property).
+    found: Vec<Found>,
+    /// Milestones reached.
+    pub reached: BTreeSet<Milestone>,
+    // clock
+    clock_samples: Vec<(u64, GlobalTime)>,
+    clock_lowest: Option<(u64, GlobalTime)>,
+    clock_write_last: Option<ClockWrite>,
+    watcher_emitted: Option<GlobalTime>,
+    // leases, keyed by (namespace, lease)
+    tenures: BTreeMap<(String, String), Vec<(usize, Tenure)>>,
+    all_tenures: Vec<Tenure>,
+    grants: Vec<Grant>,
+    calls: BTreeMap<RequestId, (u64, GlobalTime, Duration)>,
+    // leadership
+    waiters: BTreeMap<usize, i8>,
+    tickets: BTreeMap<(usize, TicketId), (u64, LocalTime, TicketKind)>,
+    answers: Vec<LeaderAnswer>,
+    leaders: BTreeSet<usize>,
+    /// When each unit's tracker last asked its manager for a claim (F1 orders grants by it).
+    unit_claimed_at: BTreeMap<usize, u64>,
+    free_since: Option<u64>,
+    // presence
+    seqs: BTreeMap<String, Vec<u64>>,
+    pinging: BTreeMap<String, Vec<(u64, u64)>>,
+    pinging_since: BTreeMap<String, u64>,
+    watch_last: BTreeMap<u64, bool>,
+    sync_started: Option<u64>,
+    sent: BTreeMap<(String, String), i64>,
+    /// The running prune pass: its slot, and the sequences it must keep the beings of.
+    prune: Option<(i64, BTreeSet<u64>)>,
+    pruned_below: i64,
+    /// When the quiet phase began (faults stopped).
+    pub quiet_since: Option<u64>,
+}
+
+fn record(found: &mut Vec<Found>, real: u64, verdict: Verdict) {
+    if let Err(v) = verdict {
+        if !found.iter().any(|f| f.violation.property == v.property) {
+            found.push(Found { real, violation: v });
+        }
+    }
+}
+
+impl Observer {
+    /// An observer for a run of `config`.
+    pub fn new(config: &SimConfig) -> Observer {
+        Observer {
+            rate_error_ppm: config.rate_error_ppm,
+            windows: Windows::of(config),
+            prompt: true,
+            found: Vec::new(),
+            reached: BTreeSet::new(),
+            clock_samples: Vec::new(),
+            clock_lowest: None,
+            clock_write_last: None,
+            watcher_emitted: None,
+            tenures: BTreeMap::new(),
+            all_tenures: Vec::new(),
+            grants: Vec::new(),
+            calls: BTreeMap::new(),
+            waiters: BTreeMap::new(),
+            tickets: BTreeMap::new(),
+            answers: Vec::new(),
+            leaders: BTreeSet::new(),
+            unit_claimed_at: BTreeMap::new(),
+            free_since: None,
+            seqs: BTreeMap::new(),
+            pinging: BTreeMap::new(),
+            pinging_since: BTreeMap::new(),
+            watch_last: BTreeMap::new(),
+            sync_started: None,
+            sent: BTreeMap::new(),
+            prune: None,
+            pruned_below: i64::MIN,
+            quiet_since: None,
+        }
+    }
+
+    /// Tells the observer this run's faults (P5 is checked only when operations are prompt).
+    pub(crate) fn faults(&mut self, faults: &crate::faults::FaultRates) {
+        self.prompt = !faults.has(tenure::fault::Fault::Delay);
+    }
+
+    /// Whether any property has failed.
+    pub fn failed(&self) -> bool {
+        !self.found.is_empty()
+    }
+
+    /// The properties broken so far, in the order found.
+    pub fn found(&self) -> Vec<Found> {
+        self.found.clone()
+    }
+
+    fn check(&mut self, real: u64, verdict: Verdict) {
+        record(&mut self.found, real, verdict);
+    }
+
+    /// A holder's claim begins: L5 needs global time at its start.
+    pub(crate) fn claim_called(
+        &mut self,
+        real: u64,
+        req: RequestId,
+        _lease: &str,
+        duration: Duration,
+        store: &MemoryStore,
+    ) {
+        self.calls.insert(req, (real, global(store), duration));
+    }
+
+    /// A leadership ticket was issued to the unit of process `p`.
+    pub(crate) fn ticket_issued(
+        &mut self,
+        real: u64,
+        p: usize,
+        clock: &SimClock,
+        id: TicketId,
+        kind: TicketKind,
+    ) {
+        self.tickets
+            .insert((p, id), (real, clock.local(real), kind));
+    }
+
+    /// One note of process `p`.
+    pub(crate) fn note(&mut self, real: u64, p: usize, role: Role, clock: &SimClock, note: &Note) {
+        match note {
+            Note::Updater(UpdaterOutput::Advanced { .. }) => {
+                self.reached.insert(Milestone::ClockAdvanced);
+            }
+            Note::ClockWatcher(ClockWatcherOutput::Time(t)) => {
+                if let Some(last) = self.watcher_emitted {
+                    self.check(real, clock::g5_watcher_strictly_later(&[last, *t]));
+                }
+                self.watcher_emitted = Some(*t);
+            }
+            Note::Manager(out) => self.manager_note(real, p, role, clock, out),
+            Note::Tracker(out) => self.tracker_note(real, p, role, clock, out),
+            Note::Agent(AgentOutput::Pinger { key, output }) => self.pinger_note(real, key, output),
+            Note::PresenceWatcher(out) => self.watcher_note(real, out),
+            _ => {}
+        }
+    }
+
+    fn manager_note(
+        &mut self,
+        real: u64,
+        p: usize,
+        role: Role,
+        clock: &SimClock,
+        out: &ManagerOutput,
+    ) {
+        let ns = match role {
+            Role::Unit(_) => LEADERSHIP_NS,
+            _ => LEASE_NS,
+        };
+        match out {
+            ManagerOutput::Claimed {
+                req,
+                lease,
+                holder,
+                epoch,
+                local_deadline,
+                global_expiry,
+                ..
+            } => {
+                self.reached.insert(Milestone::LeaseClaimed);
+                if epoch.0 > 1 {
+                    self.reached.insert(Milestone::HolderChanged);
+                }
+                let call = self.calls.remove(req).filter(|_| ns == LEASE_NS);
+                let invoked = match role {
+                    Role::Unit(_) => self.unit_claimed_at.get(&p).copied(),
+                    _ => call.map(|(at, _, _)| at),
+                };
+                if let Some((_, g, d)) = call {
+                    let term = GrantedTerm {
+                        lease: lease.clone(),
+                        global_at_call_start: g,
+                        duration: d,
+                        expiry: *global_expiry,
+                    };
+                    self.check(real, lease::l5_claim_lasts(&[term]));
+                }
+                let tenure = Tenure {
+                    lease: lease.clone(),
+                    holder: holder.clone(),
+                    epoch: *epoch,
+                    from_real: real,
+                    until_real: clock.real_of(*local_deadline).max(real),
+                };
+                self.grants.push(Grant {
+                    lease: format!("{ns}/{lease}"),
+                    holder: holder.clone(),
+                    epoch: *epoch,
+                    invoked_real: invoked.unwrap_or(real),
+                    granted_real: real,
+                });
+                self.believe(real, p, ns, tenure);
+            }
+            ManagerOutput::Denied { req, .. } => {
+                self.calls.remove(req);
+                self.reached.insert(Milestone::ClaimDenied);
+            }
+            ManagerOutput::Checked {
+                held, refreshed, ..
+            } => self.check(
+                real,
+                lease::m4_not_held_after_refresh(&[(held.is_some(), *refreshed)]),
+            ),
+            ManagerOutput::Expired { .. } => {
+                self.reached.insert(Milestone::LeaseExpired);
+            }
+            ManagerOutput::Released { .. } | ManagerOutput::WaitCancelled { .. }
+                if matches!(role, Role::Unit(_)) =>
+            {
+                let w = self.waiters.entry(p).or_default();
+                *w = (*w - 1).max(0);
+            }
+            ManagerOutput::Failed { req, .. } => {
+                self.calls.remove(req);
+            }
+            _ => {}
+        }
+    }
+
+    /// L6 at each grant: the new belief against the others in its lease still live.
+    fn believe(&mut self, real: u64, p: usize, ns: &str, tenure: Tenure) {
+        let key = (ns.to_owned(), tenure.lease.clone());
+        let live = self.tenures.entry(key).or_default();
+        live.retain(|(_, t)| t.until_real > real);
+        live.push((p, tenure.clone()));
+        let beliefs: Vec<Tenure> = live.iter().map(|(_, t)| t.clone()).collect();
+        self.all_tenures.push(tenure);
+        if beliefs.len() > 1 {
+            self.check(real, lease::l6_exclusion(&beliefs));
+        }
+    }
+
+    fn tracker_note(
+        &mut self,
+        real: u64,
+        p: usize,
+        role: Role,
+        clock: &SimClock,
+        out: &TrackerOutput,
+    ) {
+        match out {
+            TrackerOutput::Claim { duration, .. } => {
+                self.unit_claimed_at.insert(p, real);
+                self.check(real, leadership::t5_twice(&[*duration], CLAIM_DURATION))
+            }
+            TrackerOutput::WaitReleased { .. } => {
+                let w = self.waiters.entry(p).or_default();
+                *w = w.saturating_add(1);
+                let deltas = vec![1i8; usize::try_from(*w).unwrap_or(0)];
+                self.check(real, leadership::t3_one_release_waiter(&deltas));
+            }
+            TrackerOutput::Ticket { id, kind, value } => {
+                let Some((issued, issued_local, _)) = self.tickets.remove(&(p, *id)) else {
+                    // Resolved twice, or never issued: the core's T4 says which.
+                    self.check(
+                        real,
+                        leadership::t4_tickets_once(&[TicketEvent::Resolved(*id, *value)], false),
+                    );
+                    return;
+                };
+                if *kind == TicketKind::ClaimLeader && *value {
+                    self.reached.insert(Milestone::LeaderConfirmed);
+                    self.answers.push(LeaderAnswer {
+                        application: APPLICATION.into(),
+                        unit: match role {
+                            Role::Unit(i) => format!("u{i}"),
+                            _ => format!("p{p}"),
+                        },
+                        issued_real: issued,
+                        answered_real: real,
+                        claim_until_real: clock.real_of(issued_local.after(CLAIM_DURATION)),
+                    });
+                }
+            }
+            TrackerOutput::BecameLeader { .. } => {
+                self.leaders.insert(p);
+                if self.leaders.len() > 1 {
+                    self.reached.insert(Milestone::LeadershipMoved);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn pinger_note(&mut self, real: u64, key: &str, out: &PingerOutput) {
+        match out {
+            PingerOutput::Started { seq } => {
+                let seqs = self.seqs.entry(key.to_owned()).or_default();
+                seqs.push(*seq);
+                let per_pinger: Vec<Vec<u64>> = self.seqs.values().cloned().collect();
+                self.check(real, presence::p1_sequences(&per_pinger));
+                self.pinging_since.entry(key.to_owned()).or_insert(real);
+            }
+            PingerOutput::Killed | PingerOutput::Failed(_) => self.stop_pinging(real, key),
+            PingerOutput::Ping(_) => {}
+        }
+    }
+
+    fn stop_pinging(&mut self, real: u64, key: &str) {
+        if let Some(from) = self.pinging_since.remove(key) {
+            self.pinging
+                .entry(key.to_owned())
+                .or_default()
+                .push((from, real));
+        }
+    }
+
+    /// The driver started (`true`) or stopped a key: a stopped key stops counting as pinging
+    /// at once, whatever its pinger still does.
+    pub(crate) fn key_wanted(&mut self, real: u64, key: &str, wanted: bool) {
+        if !wanted {
+            self.stop_pinging(real, key);
+        }
+    }
+
+    fn watcher_note(&mut self, real: u64, out: &WatcherOutput) {
+        let WatcherOutput::Change { watch, key, alive } = out else {
+            return;
+        };
+        if let Some(last) = self.watch_last.insert(watch.0, *alive) {
+            self.check(
+                real,
+                presence::p4_alternate(&[
+                    (watch.0, key.clone(), last),
+                    (watch.0, key.clone(), *alive),
+                ]),
+            );
+        }
+        if *alive {
+            self.reached.insert(Milestone::KeyAlive);
+            return;
+        }
+        self.reached.insert(Milestone::KeyDied);
+        if !self.prompt {
+            return;
+        }
+        // Measured from the sync's start: its slots are the ones that began before it.
+        let started = self.sync_started.unwrap_or(real).min(real);
+        let config = presence_config();
+        let server = SlotClock::measured(SERVER_EPOCH, LocalTime(0));
+        let slot = server.slot(LocalTime(started), config.period_secs());
+        let phase = Duration::from_nanos(started.saturating_sub(server.slot_start(slot).0));
+        // Slack: late timers, store round trips, and the offsets pingers and the watcher
+        // measured once at start.
+        let slack = Duration::from_millis(200);
+        let window = nanos(config.alive_window_at(phase) + slack) + (real - started);
+        let mut pinging = self.pinging.clone();
+        if let Some(since) = self.pinging_since.get(key) {
+            pinging
+                .entry(key.clone())
+                .or_default()
+                .push((*since, real + 1));
+        }
+        let report = Report {
+            key: key.clone(),
+            real,
+            alive: false,
+        };
+        self.check(
+            real,
+            presence::p5_pinging_never_dead(&pinging, &[report], window),
+        );
+    }
+
+    /// The presence watcher sent a sync's read (its slots are judged from now).
+    pub(crate) fn sync_started(&mut self, real: u64) {
+        self.sync_started = Some(real);
+    }
+
+    /// A flush was applied to the store: P2's "sent" (what was written with `$bit or`, or
+    /// with `$inc` by a broken batcher), and P2 on the documents it wrote.
+    pub(crate) fn flush_applied(&mut self, real: u64, op: &Op, store: &MemoryStore) {
+        let Op::BulkUpsert {
+            coll: Collection::PresencePings,
+            updates,
+        } = op
+        else {
+            return;
+        };
+        for (id, u) in updates {
+            let Update { bit_or, inc, .. } = u;
+            for (path, v) in bit_or.iter().chain(inc.iter()) {
+                if let (Some(field), Value::Int(bit)) = (path.strip_prefix("alive."), v) {
+                    *self.sent.entry((id.clone(), field.to_owned())).or_insert(0) |= bit;
+                }
+            }
+            let Some(doc) = store.get(Collection::PresencePings, id) else {
+                continue;
+            };
+            let mut stored = BTreeMap::new();
+            if let Ok(m) = doc.map(Collection::PresencePings, "alive") {
+                for (f, v) in m {
+                    if let Value::Int(v) = v {
+                        stored.insert((id.clone(), f), v);
+                    }
+                }
+            }
+            let sent: BTreeMap<(String, String), i64> = self
+                .sent
+                .range((id.clone(), String::new())..)
+                .take_while(|((d, _), _)| d == id)
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            self.check(real, presence::p2_or_of_sent(&sent, &stored));
+        }
+    }
+
+    /// A prune pass begins at `slot`: the beings it must keep are those referenced by the
+    /// pings it keeps, as they are now.
+    pub(crate) fn prune_started(&mut self, slot: i64, store: &MemoryStore) {
+        let period = presence_config().period_secs();
+        let referenced = presence::kept_references(store, PRESENCE_MODEL, slot, period);
+        self.prune = Some((slot, referenced));
+    }
+
+    /// One write of the running prune pass, with the presence documents just before it (P6 is
+    /// judged per write, as the model does: pingers keep writing while a pass runs).
+    pub(crate) fn prune_write(
+        &mut self,
+        real: u64,
+        before: &PresenceSnapshot,
+        store: &MemoryStore,
+    ) {
+        let Some((slot, referenced)) = &self.prune else {
+            return;
+        };
+        let period = presence_config().period_secs();
+        let after = PresenceSnapshot {
+            referenced: referenced.clone(),
+            ..PresenceSnapshot::of(store, PRESENCE_MODEL)
+        };
+        if after.slots.len() < before.slots.len() {
+            self.reached.insert(Milestone::SlotsPruned);
+        }
+        self.pruned_below = self
+            .pruned_below
+            .max(tenure::presence::oldest_kept_slot(*slot, period));
+        let verdict = presence::p6_prune_keeps(before, &after, *slot, period);
+        self.check(real, verdict);
+    }
+
+    /// A watched document changed from `before` to `after`: a lease (L2-L4, F1 over the
+    /// store's own changes) or the clock (G1; G2 against `base`, what the writer meant to swap
+    /// against; G3; and the samples G6 and M6 read).
+    pub(crate) fn store_change(
+        &mut self,
+        real: u64,
+        coll: Collection,
+        id: &str,
+        (before, after): (Option<&Document>, Option<&Document>),
+        base: Option<u64>,
+        store: &MemoryStore,
+    ) {
+        match coll {
+            Collection::Clock => {
+                let g =
+                    |d: Option<&Document>| tenure::clock::decode_stored(d).unwrap_or(GlobalTime(0));
+                let (g0, g1) = (g(before), g(after));
+                // G2 first: a blind write that also moves the clock back is a lost increment
+                // before it is a step back.
+                if before.is_some() && g1 != g0 {
+                    let write = ClockWrite {
+                        from: base.map_or(g0, GlobalTime),
+                        to: g1,
+                    };
+                    let verdict = match self.clock_write_last {
+                        Some(last) => clock::g2_chain(last.from, &[last, write]),
+                        None => clock::g2_chain(write.from, &[write]),
+                    };
+                    self.check(real, verdict);
+                    self.clock_write_last = Some(write);
+                }
+                self.check(real, clock::g1_stored(g0, g1));
+                let sample = (real, g1);
+                let both = [self.clock_lowest.unwrap_or(sample), sample];
+                self.check(
+                    real,
+                    clock::g3_rate(&both, self.rate_error_ppm, crate::workload::UPDATE_INTERVAL),
+                );
+                self.clock_lowest = clock::g3_lowest(&both, self.rate_error_ppm);
+                self.clock_samples.push(sample);
+            }
+            Collection::Leases => {
+                let ns = if id.starts_with(LEADERSHIP_NS) {
+                    LEADERSHIP_NS
+                } else {
+                    LEASE_NS
+                };
+                let decode = |d: Option<&Document>| d.and_then(|d| LeaseDoc::decode(d, ns).ok());
+                let change = LeaseChange {
+                    before: decode(before),
+                    after: decode(after),
+                    global: global(store),
+                };
+                self.check(real, lease::store_changes(&[change]));
+                if ns == LEADERSHIP_NS && lease_name_of(id) == Some(APPLICATION) {
+                    let free = decode(after).is_none_or(|d| d.term.is_none());
+                    self.free_since = match (free, self.free_since) {
+                        (true, Some(since)) => Some(since),
+                        (true, None) => Some(real),
+                        (false, _) => None,
+                    };
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// An agent paused: its keys (`keys`) stop pinging until it resumes. (A paused holder's
+    /// beliefs stand: they are measured on its own clock.)
+    pub(crate) fn agent_paused(&mut self, real: u64, keys: &[String]) {
+        for key in keys {
+            self.stop_pinging(real, key);
+        }
+    }
+
+    /// An agent resumed: those of its keys whose pinger runs count as pinging again from now.
+    pub(crate) fn agent_resumed(&mut self, real: u64, keys: &[String], node: &Node) {
+        if let Node::Agent(a) = node {
+            for key in keys {
+                if a.pinger(key).is_some_and(|x| x.is_running()) {
+                    self.pinging_since.entry(key.clone()).or_insert(real);
+                }
+            }
+        }
+    }
+
+    /// Process `p` crashed: what lived in it (a holder's beliefs, a unit's tickets and
+    /// release-waiter, a watcher's watches) dies with it; an agent's keys stop pinging
+    /// ([`Observer::agent_paused`], called with them).
+    pub(crate) fn crashed(&mut self, real: u64, p: usize, role: Role) {
+        for live in self.tenures.values_mut() {
+            for (q, t) in live.iter_mut() {
+                if *q == p && t.until_real > real {
+                    t.until_real = real.max(t.from_real);
+                }
+            }
+        }
+        self.tickets.retain(|(q, _), _| *q != p);
+        self.waiters.remove(&p);
+        match role {
+            Role::PresenceWatcher => self.watch_last.clear(),
+            Role::ClockWatcher => self.watcher_emitted = None,
+            _ => {}
+        }
+    }
+
+    /// A quiet-phase sample: T6 while the leadership lease is free and a unit waits to lead.
+    pub(crate) fn sample(&mut self, real: u64, procs: &[Proc], _store: &MemoryStore) {
+        let (Some(quiet), Some(free)) = (self.quiet_since, self.free_since) else {
+            return;
+        };
+        let waiting = procs.iter().any(|proc| match &proc.node {
+            Node::Unit(u) => !proc.paused && !u.tracker().is_stopped() && !u.tracker().is_leader(),
+            _ => false,
+        });
+        if waiting {
+            let verdict =
+                leadership::t6_served_in_time(APPLICATION, free, quiet, real, self.windows.service);
+            self.check(real, verdict);
+        }
+    }
+
+    /// The end of the run: what is checked over all of it.
+    pub(crate) fn finish(&mut self, real: u64, store: &MemoryStore, drives: Drives) {
+        self.check(real, lease::f1_epochs(&self.grants));
+        let leadership: Vec<Tenure> = self.all_tenures.clone();
+        if !self.answers.is_empty() {
+            self.check(real, leadership::t1_backed(&self.answers, &leadership));
+        }
+        let Some(quiet) = self.quiet_since else {
+            return;
+        };
+        if drives.clock {
+            let last = self.clock_samples.last().map_or(0, |s| s.0);
+            self.check(
+                real,
+                clock::g6_progress(last, quiet, real, self.windows.progress),
+            );
+        }
+        if drives.leases {
+            self.abandoned_leases_expire(real, quiet, store);
+        }
+        if drives.presence {
+            self.settled_bits(real, store);
+        }
+    }
+
+    /// M6: every lease still held whose expiry global time passed was expired in time.
+    fn abandoned_leases_expire(&mut self, real: u64, quiet: u64, store: &MemoryStore) {
+        let held: Vec<(String, GlobalTime)> = store
+            .documents(Collection::Leases)
+            .filter_map(|d| LeaseDoc::decode(d, LEASE_NS).ok())
+            .filter_map(|d| d.term.map(|t| (d.name, t.expiry())))
+            .collect();
+        for (name, expiry) in held {
+            let Some((passed_at, _)) = self.clock_samples.iter().find(|(_, g)| *g > expiry) else {
+                continue;
+            };
+            let verdict = lease::m6_expired_in_time(
+                &name,
+                expiry,
+                *passed_at,
+                quiet,
+                real,
+                self.windows.expiry,
+            );
+            self.check(real, verdict);
+        }
+    }
+
+    /// P2: once every flush settled, each slot document holds exactly the OR of the bits
+    /// written to it (slots a prune may have deleted are left out).
+    fn settled_bits(&mut self, real: u64, store: &MemoryStore) {
+        let below = self.pruned_below;
+        let kept = |id: &str| tenure::presence::slot_of_ping_id(id).is_some_and(|s| s >= below);
+        let present: BTreeSet<&str> = store
+            .documents(Collection::PresencePings)
+            .map(|d| d.id.as_str())
+            .collect();
+        let mut sent = self.sent.clone();
+        sent.retain(|(id, _), _| present.contains(id.as_str()) && kept(id));
+        let mut stored = presence::stored_alive_bits(store);
+        stored.retain(|(id, _), _| kept(id));
+        self.check(real, presence::p2_or_of_sent(&sent, &stored));
+    }
+
+    /// The beliefs still live at real `real`, every lease's.
+    pub fn live_beliefs(&self, real: u64) -> Vec<Tenure> {
+        self.tenures
+            .values()
+            .flatten()
+            .filter(|(_, t)| t.until_real > real)
+            .map(|(_, t)| t.clone())
+            .collect()
+    }
+
+    /// The quiet phase's windows.
+    pub fn windows(&self) -> Windows {
+        self.windows
+    }
+
+    /// The epochs granted, in order (for reports).
+    pub fn grants(&self) -> usize {
+        self.grants.len()
+    }
+}
+
+/// Which protocols ran, for [`Observer::finish`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Drives {
+    pub(crate) clock: bool,
+    pub(crate) leases: bool,
+    pub(crate) presence: bool,
+}
+
+/// Global time in the store (the epoch while the clock document is absent).
+fn global(store: &MemoryStore) -> GlobalTime {
+    tenure::clock::decode_stored(store.get(Collection::Clock, tenure::clock::CLOCK_ID))
+        .unwrap_or(GlobalTime(0))
+}

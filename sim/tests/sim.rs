@@ -1,0 +1,233 @@
+//! The simulator as its users rely on it: a seed replays its run exactly (on any number of
+//! threads), the correct protocols pass hundreds of swarm seeds under every fault they must
+//! survive, every mutant is caught within a bounded number of seeds (and its shrunk run still
+//! fails), and the configuration exhaustive checking cannot reach runs.
+
+use tenure::fault::{Fault, FaultSet};
+use tenure::mutant::{Mutant, Protocol};
+use tenure::property::PropertyId;
+use tenure_sim::faults::FaultRates;
+use tenure_sim::observe::Milestone;
+use tenure_sim::run::Summary;
+use tenure_sim::shrink::shrink;
+use tenure_sim::{run_seeds, simulate, SimConfig, Workload};
+
+/// Seeds each correct workload must pass in this suite (CI runs it).
+const SWARM_SEEDS: u64 = 300;
+
+/// The most seeds any mutant needed before its property failed, measured on 2026-12-06
+/// (`lease-deadline-from-call-end`: seed 169; `presence-juju-ping-interval`: seed 77), with a
+/// margin of three.
+const MUTANT_SEEDS_MAX: u64 = 600;
+
+/// Goal: one seed, one run: the whole trace hashes alike every time, and on one thread or two.
+/// Method: run seeds twice, alone and through `run_seeds` with 1 and 2 jobs.
+#[test]
+fn a_seed_replays_its_run_exactly() {
+    for w in Workload::ALL {
+        let config = SimConfig::default_for(w);
+        let a = simulate(&config, 11, false);
+        let b = simulate(&config, 11, false);
+        assert_eq!(a.trace_hash, b.trace_hash, "{w}");
+        assert_eq!(a.stats, b.stats, "{w}");
+        assert!(a.stats.events > 100, "{w}: the run did something");
+        assert_ne!(a.trace_hash, simulate(&config, 12, false).trace_hash, "{w}");
+        let one = run_seeds(&config, 0..6, 1, &|_| {});
+        let two = run_seeds(&config, 0..6, 2, &|_| {});
+        let hashes = |r: &[tenure_sim::Report]| -> Vec<(u64, String)> {
+            r.iter().map(|r| (r.seed, r.trace_hash.clone())).collect()
+        };
+        assert_eq!(hashes(&one), hashes(&two), "{w}");
+        assert_eq!(one.len(), 6);
+    }
+}
+
+/// Goal: the correct protocols pass hundreds of swarm seeds under every fault they must
+/// survive (ambiguous, lost, delay, stale read, pause, crash), and the runs reach every
+/// milestone, so the pass is not vacuous.
+#[test]
+fn the_correct_protocols_pass_swarm_seeds_under_every_fault() {
+    for w in Workload::ALL {
+        let config = SimConfig::default_for(w);
+        assert!(config.swarm);
+        let reports = run_seeds(&config, 0..SWARM_SEEDS, 2, &|_| {});
+        let s = Summary::of(&reports);
+        assert!(
+            s.passed(),
+            "{w}: {:?} unfinished {:?}",
+            s.violations,
+            s.unfinished
+        );
+        for f in [
+            Fault::Ambiguous,
+            Fault::Lost,
+            Fault::Delay,
+            Fault::Pause,
+            Fault::Crash,
+        ] {
+            assert!(
+                s.faults.get(f.name()).is_some_and(|n| *n > 0),
+                "{w}: {f} never struck"
+            );
+        }
+        let expect: &[Milestone] = match w {
+            Workload::Clock => &[Milestone::ClockAdvanced],
+            Workload::Lease => &[
+                Milestone::LeaseClaimed,
+                Milestone::HolderChanged,
+                Milestone::LeaseExpired,
+                Milestone::ClaimDenied,
+            ],
+            Workload::Leadership => &[Milestone::LeaderConfirmed, Milestone::LeadershipMoved],
+            Workload::Presence => &[
+                Milestone::KeyAlive,
+                Milestone::KeyDied,
+                Milestone::SlotsPruned,
+            ],
+            Workload::All => &[
+                Milestone::LeaseClaimed,
+                Milestone::LeaderConfirmed,
+                Milestone::KeyAlive,
+                Milestone::SlotsPruned,
+            ],
+        };
+        for m in expect {
+            assert!(s.reached.contains(m), "{w}: never reached {m:?}");
+        }
+        assert!(
+            reports.iter().all(|r| r.stats.spins == 0),
+            "{w}: an actor stayed due after its timeout"
+        );
+    }
+}
+
+/// Seeds until `config` breaks `property` (runs breaking another property do not count).
+fn seeds_to_failure(config: &SimConfig, property: PropertyId) -> Option<tenure_sim::Report> {
+    (0..MUTANT_SEEDS_MAX)
+        .map(|seed| simulate(config, seed, false))
+        .find(|r| r.first().map(|f| f.violation.property) == Some(property))
+}
+
+/// Goal: every mutant breaks the property it is meant to break in its protocol's default
+/// simulation within the measured bound, and its shrunk run still breaks it when replayed.
+#[test]
+fn every_mutant_is_caught_and_its_shrunk_run_still_fails() {
+    let mut missed = Vec::new();
+    for m in Mutant::ALL {
+        let config = SimConfig::for_mutant(*m);
+        let Some(failed) = seeds_to_failure(&config, m.breaks()) else {
+            missed.push(m.name());
+            continue;
+        };
+        let shrunk = shrink(&failed).expect("a failing run shrinks");
+        let replayed = simulate(&shrunk.config, failed.seed, true);
+        assert_eq!(
+            replayed.first().map(|f| f.violation.property),
+            Some(m.breaks()),
+            "{m}: the shrunk run replays its failure"
+        );
+        assert!(!replayed.frames.is_empty(), "{m}: a replay has a timeline");
+        assert!(
+            !shrunk.config.swarm && shrunk.tries <= tenure_sim::shrink::TRIES_MAX,
+            "{m}"
+        );
+    }
+    assert!(missed.is_empty(), "mutants not caught: {missed:?}");
+}
+
+/// Goal: the configuration exhaustive checking cannot reach (3 managers, 2 leases, 2 clock
+/// updaters on a fast and a slow clock, ambiguous writes, pauses and crashes) passes a few
+/// hundred seeds, and every lease mutant is found in it.
+#[test]
+fn the_lease_goal_preset_passes_and_catches_every_lease_mutant() {
+    let goal = SimConfig::preset("lease-goal").expect("a preset");
+    assert_eq!((goal.managers, goal.leases, goal.updaters), (3, 2, 2));
+    assert_eq!(
+        goal.faults.set_of(),
+        FaultSet::NONE
+            .with(Fault::Ambiguous)
+            .with(Fault::Pause)
+            .with(Fault::Crash)
+    );
+    let s = Summary::of(&run_seeds(&goal, 0..SWARM_SEEDS, 2, &|_| {}));
+    assert!(s.passed(), "{:?}", s.violations);
+    for m in Mutant::of(Protocol::Lease) {
+        let config = SimConfig {
+            mutant: Some(m),
+            ..goal.clone()
+        };
+        assert!(
+            seeds_to_failure(&config, m.breaks()).is_some(),
+            "{m} not found in the lease-goal preset"
+        );
+    }
+}
+
+/// Goal: what the model predicts of weak servers, the simulator shows: `w:1` writes rolled back
+/// by a failover, and a server whose compare-and-swap is not atomic, each break leases.
+#[test]
+fn rollback_and_non_atomic_cas_break_leases() {
+    for fault in [Fault::Rollback, Fault::NonAtomicCas] {
+        let mut faults = FaultRates::NONE;
+        faults.set(fault, tenure_sim::faults::default_rate(fault) * 3);
+        let config = SimConfig {
+            faults,
+            swarm: false,
+            ..SimConfig::default_for(Workload::Lease)
+        };
+        let broke = (0..MUTANT_SEEDS_MAX)
+            .map(|seed| simulate(&config, seed, false))
+            .find(|r| r.failed());
+        let broke = broke.unwrap_or_else(|| panic!("{fault} never broke a lease property"));
+        let p = broke.first().map(|f| f.violation.property);
+        assert!(
+            matches!(
+                p,
+                Some(
+                    PropertyId::L6
+                        | PropertyId::F1
+                        | PropertyId::L2
+                        | PropertyId::L3
+                        | PropertyId::L4
+                )
+            ),
+            "{fault}: {p:?}"
+        );
+    }
+}
+
+/// Goal: bad configurations are refused with a message naming what to change.
+#[test]
+fn bad_configurations_say_what_to_change() {
+    let bad = [
+        SimConfig {
+            updaters: 0,
+            ..SimConfig::default_for(Workload::Lease)
+        },
+        SimConfig {
+            keys: 1,
+            agents: 2,
+            ..SimConfig::default_for(Workload::Presence)
+        },
+        SimConfig {
+            sim_time: std::time::Duration::ZERO,
+            ..SimConfig::default_for(Workload::Clock)
+        },
+        SimConfig {
+            mutant: Some(Mutant::LeaseEpochReuse),
+            ..SimConfig::default_for(Workload::Presence)
+        },
+    ];
+    for c in bad {
+        let e = c.validate().expect_err("refused").to_string();
+        assert!(e.contains("--") || e.contains("mutant"), "{e}");
+    }
+    assert!(SimConfig::preset("nope")
+        .unwrap_err()
+        .to_string()
+        .contains("lease-goal"));
+    assert!(FaultRates::parse("ambiguous=30,crash").is_ok());
+    assert!(FaultRates::parse("ambigous")
+        .unwrap_err()
+        .contains("ambiguous"));
+}
