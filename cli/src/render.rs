@@ -136,7 +136,7 @@ pub fn print_report(run: &str, model: &TenureModel, r: &CheckReport, written: &W
 }
 
 /// One timeline line: step, real time, action, global time, local times, leases.
-fn frame_line(f: &Frame) -> String {
+pub fn frame_line(f: &Frame) -> String {
     let locals: Vec<String> = f
         .procs
         .iter()

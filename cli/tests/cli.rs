@@ -293,3 +293,85 @@ fn symmetry_reduction_is_recorded_and_reproduced() {
     let (plain, reduced) = (unique(&[]), unique(&["--symmetry"]));
     assert!(reduced * 3 < plain, "{reduced} vs {plain}");
 }
+
+/// Goal: `tenure sim` runs seeds, passes the correct protocol, and writes a versioned summary
+/// that counts seeds, faults and paths.
+#[test]
+fn sim_passes_the_correct_protocol_and_writes_a_summary() {
+    let dir = scratch("sim-pass");
+    let o = tenure(&["sim", "--protocol", "lease", "--seeds", "0..20"], &dir);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("PASS    every property, every seed"), "{out}");
+    assert!(out.contains("20 seeds (0..20)"), "{out}");
+    let json = std::fs::read_to_string(dir.join("sim/lease/summary.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["outcome"], "pass");
+    assert_eq!(v["summary"]["seeds"], 20);
+    assert!(v["summary"]["events"].as_u64().unwrap() > 1000);
+    assert!(v["summary"]["paths"]["claim"].as_u64().unwrap() > 0);
+}
+
+/// Goal: a failure prints the exact replay command (and its shrunk run's), exits 1, and that
+/// command, run as printed, replays the failure as a timeline with a picture.
+#[test]
+fn sim_failures_print_a_replay_command_that_replays_them() {
+    let dir = scratch("sim-mutant");
+    let o = tenure(
+        &["sim", "--mutant", "lease-epoch-reuse", "--seeds", "0..3"],
+        &dir,
+    );
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("FAIL    F1 fencing epochs strictly increase"),
+        "{out}"
+    );
+    let replay = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("shrunk ("))
+        .and_then(|l| l.split_once("): cargo run --release -p tenure-cli -- "))
+        .map(|(_, cmd)| cmd.to_owned())
+        .unwrap_or_else(|| panic!("no shrunk replay command in\n{out}"));
+    let args: Vec<&str> = replay.split_whitespace().collect();
+    let o = tenure(&args, &dir);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("the last") && out.contains("!! F1"), "{out}");
+    assert!(out.contains("FAIL    F1"), "{out}");
+    let svg = std::fs::read_dir(dir.join("sim"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().ends_with(".svg"));
+    assert!(svg, "a picture is written");
+}
+
+/// Goal: bad simulator input is a usage error (64) that says what to change.
+#[test]
+fn sim_usage_errors_say_what_to_change() {
+    let dir = scratch("sim-usage");
+    for (args, says) in [
+        (&["sim", "--seeds", "5..2"][..], "A..B"),
+        (&["sim", "--faults", "ambigous"][..], "ambiguous"),
+        (&["sim", "--protocol", "leases"][..], "known: clock"),
+        (&["sim", "--preset", "goal"][..], "lease-goal"),
+        (&["sim", "--sim-time", "forever"][..], "30s"),
+        (
+            &[
+                "sim",
+                "--protocol",
+                "presence",
+                "--mutant",
+                "lease-epoch-reuse",
+            ][..],
+            "mutant",
+        ),
+        (&["replay", "--protocol", "lease"][..], "--seed"),
+    ] {
+        let o = tenure(args, &dir);
+        let out = text(&o);
+        assert_eq!(o.status.code(), Some(64), "{args:?}: {out}");
+        assert!(out.contains(says), "{args:?}: {out}");
+    }
+}

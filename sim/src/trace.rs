@@ -205,10 +205,35 @@ fn describe(note: &Note) -> String {
         Note::Manager(ManagerOutput::Expired { lease, epoch, .. }) => {
             format!("expired {lease} #{}", epoch.0)
         }
+        Note::Manager(ManagerOutput::Checked { held, .. }) => match held {
+            Some(e) => format!("check: held #{}", e.0),
+            None => "check: not held".into(),
+        },
+        Note::Manager(ManagerOutput::Released { .. }) => "a wait ended: released".into(),
+        Note::Manager(ManagerOutput::Failed { error, .. }) => format!("failed: {error}"),
+        Note::Updater(UpdaterOutput::Advanced { from, to, .. }) => {
+            format!("advanced global {from} -> {to}")
+        }
+        Note::Updater(UpdaterOutput::Conflict { observed }) => {
+            format!("lost a race at global {observed}")
+        }
+        Note::Tracker(TrackerOutput::Claim { .. }) => "tracker claims".into(),
+        Note::Tracker(TrackerOutput::Ticket { kind, value, .. }) => {
+            format!("ticket {kind:?} answered {value}")
+        }
         Note::Tracker(TrackerOutput::BecameLeader { .. }) => "became leader".into(),
         Note::Tracker(TrackerOutput::BecameMinion) => "became minion".into(),
         Note::PresenceWatcher(WatcherOutput::Change { key, alive, .. }) => {
             format!("{key} {}", if *alive { "alive" } else { "dead" })
+        }
+        Note::Agent(AgentOutput::Pinger { key, output }) => match output {
+            tenure::presence::PingerOutput::Started { seq } => format!("{key} started (seq {seq})"),
+            tenure::presence::PingerOutput::Ping(p) => format!("{key} pings slot {}", p.slot),
+            tenure::presence::PingerOutput::Killed => format!("{key} killed"),
+            tenure::presence::PingerOutput::Failed(why) => format!("{key} failed: {why}"),
+        },
+        Note::Agent(AgentOutput::Batcher(BatcherOutput::Flushed { docs, .. })) => {
+            format!("flushed {docs} slot document(s)")
         }
         other => {
             let s = format!("{other:?}");

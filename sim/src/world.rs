@@ -396,8 +396,11 @@ impl World {
             self.real = at;
             self.stats.steps += 1;
             self.trace.event(at, ev.kind(), event_subject(&ev));
+            if self.trace.framing() {
+                self.describe(&ev);
+            }
             self.handle(ev);
-            if self.trace.framing() && self.trace.has_pending() {
+            if self.trace.framing() && (self.trace.has_pending() || self.observer.failed()) {
                 self.push_frame();
             }
         }
@@ -423,6 +426,21 @@ impl World {
             Ev::Act { who } => self.act(who),
             Ev::FaultTick => self.fault_tick(),
             Ev::Sample => self.sample(),
+        }
+    }
+
+    /// Notes a write reaching the store, for a replay's timeline (reads would drown it).
+    fn describe(&mut self, ev: &Ev) {
+        if let Ev::Deliver { p, req, .. } = ev {
+            if req.op.is_write() {
+                let target = target(&req.op).map_or("", |(_, id)| id);
+                let text = format!(
+                    "{}: {} {target} reaches the store",
+                    self.procs[*p as usize].name,
+                    req.op.verb()
+                );
+                self.trace.mark(self.real, &text);
+            }
         }
     }
 
