@@ -10,88 +10,28 @@
 //!   and previous slot documents, decode every bit, diff against the known state), warm (the
 //!   beings are already known) and cold (the first sync, which also loads every being).
 
+mod shared;
+
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use std::time::Duration;
+use shared::lease::{claim_or_extend, drive, manager_holding_many, SECOND};
 use tenure::actor::Actor;
-use tenure::effects::{Effects, OpId, Request};
-use tenure::lease::{LeaseManager, ManagerConfig, ManagerOutput, RequestId};
 use tenure::presence::{Agent, PresenceConfig, PresenceWatcher};
 use tenure::substrate::MemoryStore;
-use tenure::substrate::{fields, Collection, Document, OpResult, Value};
 use tenure::time::LocalTime;
-
-/// Runs `fx` to completion on `store`: every request is applied and its reply fed back through
-/// `reply`. Returns the notifications and the number of events (replies) fed.
-fn drive<N>(
-    store: &mut MemoryStore,
-    fx: Effects<N>,
-    mut reply: impl FnMut(OpId, OpResult) -> Effects<N>,
-) -> (Vec<N>, u64) {
-    let mut queue: Vec<Request> = fx.requests;
-    let mut notes = fx.notifications;
-    let mut events = 0;
-    while let Some(req) = queue.pop() {
-        let result = store.apply(&req.op);
-        let more = reply(req.id, result);
-        events += 1;
-        queue.extend(more.requests);
-        notes.extend(more.notifications);
-    }
-    (notes, events)
-}
-
-const SECOND: u64 = 1_000_000_000;
-
-fn set_global(store: &mut MemoryStore, nanos: u64) {
-    store.put(
-        Collection::Clock,
-        Document::new(
-            tenure::clock::CLOCK_ID,
-            fields([(tenure::clock::TIME_FIELD, Value::from(nanos))]),
-        ),
-    );
-}
-
-/// A started manager holding lease "a" for "h", at local time 1 s.
-fn manager_holding() -> (LeaseManager, MemoryStore, u64) {
-    let mut store = MemoryStore::new();
-    set_global(&mut store, 0);
-    let mut m = LeaseManager::new(ManagerConfig::new("bench", "ctl-0")).expect("valid config");
-    let now = LocalTime(SECOND);
-    let fx = m.handle_start(now);
-    drive(&mut store, fx, |id, r| m.handle_reply(id, r, now));
-    (m, store, SECOND)
-}
 
 fn lease_manager(c: &mut Criterion) {
     let mut group = c.benchmark_group("lease_manager");
     // Events per claim-or-extend, measured once so the throughput unit is exact.
-    let (mut m, mut store, t) = manager_holding();
-    let fx = m.handle_claim(
-        RequestId(0),
-        "a",
-        "h",
-        Duration::from_secs(60),
-        LocalTime(t),
-    );
-    let (notes, replies) = drive(&mut store, fx, |id, r| m.handle_reply(id, r, LocalTime(t)));
-    assert!(
-        matches!(notes.last(), Some(ManagerOutput::Claimed { .. })),
-        "{notes:?}"
-    );
-    group.throughput(Throughput::Elements(replies + 1));
-    let mut req = 1;
-    let mut now = t;
+    let (mut m, mut store, t) = manager_holding_many(1);
+    let events = claim_or_extend(&mut m, &mut store, t + 1_000_000, 1);
+    group.throughput(Throughput::Elements(events));
+    let mut req = 2;
+    let mut now = t + 1_000_000;
     group.bench_function("claim_or_extend", |b| {
         b.iter(|| {
-            // Global time moves on, so every call is a real extension of the stored term.
             now += 1_000_000;
-            set_global(&mut store, now);
-            let at = LocalTime(now);
-            let fx = m.handle_claim(RequestId(req), "a", "h", Duration::from_secs(60), at);
             req += 1;
-            let (notes, _) = drive(&mut store, fx, |id, r| m.handle_reply(id, r, at));
-            black_box(notes)
+            black_box(claim_or_extend(&mut m, &mut store, now, req))
         })
     });
     group.finish();

@@ -63,7 +63,8 @@ pub struct SimConfigArgs {
     pub protocol: Option<String>,
     /// A named configuration: lease-goal (3 managers, 2 leases, a fast and a slow updater,
     /// ambiguous writes, pauses, crashes), lease-scale (100 managers, 1,000 leases),
-    /// presence-scale (10,000 keys). Flags given too override it.
+    /// lease-bench (100 managers each keeping its own lease, 20 calls/s, no faults),
+    /// presence-scale (10,000 keys on 30 s slots). Flags given too override it.
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
     /// Faults and their rates: `survivable` (every fault the protocols must survive), `all`
@@ -88,6 +89,13 @@ pub struct SimConfigArgs {
     /// Leases the holders use.
     #[arg(long, value_name = "N")]
     pub leases: Option<u32>,
+    /// Each holder keeps only its own lease (holder i, lease i mod --leases), claiming and
+    /// extending it: no contention.
+    #[arg(long)]
+    pub own_leases: bool,
+    /// Calls each lease holder makes per second, on average [default: 1].
+    #[arg(long, value_name = "N")]
+    pub holder_calls_per_sec: Option<u32>,
     /// Leadership units.
     #[arg(long, value_name = "N")]
     pub units: Option<u32>,
@@ -97,6 +105,12 @@ pub struct SimConfigArgs {
     /// Presence keys, spread over the agents.
     #[arg(long, value_name = "N")]
     pub keys: Option<u32>,
+    /// Presence slot length (`6s`, `30s`: whole seconds, at least 4 s) [default: 6s].
+    #[arg(long, value_name = "DURATION")]
+    pub presence_period: Option<String>,
+    /// Presence slots between the pruner's passes [default: 3].
+    #[arg(long, value_name = "N")]
+    pub prune_every: Option<u32>,
     /// Length of the faulty phase (`30s`, `2m`, `1h`) [default: 60s]; a 40 s quiet phase
     /// follows, in which the bounded-liveness properties are checked.
     #[arg(long, value_name = "DURATION")]

@@ -65,11 +65,24 @@ pub fn config(args: &SimConfigArgs) -> Result<SimConfig, String> {
         c.sim_time = humantime::parse_duration(t)
             .map_err(|e| format!("--sim-time {t:?}: {e} (try 30s, 2m, 1h)"))?;
     }
+    if let Some(t) = &args.presence_period {
+        c.presence_period = humantime::parse_duration(t)
+            .map_err(|e| format!("--presence-period {t:?}: {e} (try 6s, 30s)"))?;
+    }
+    if let Some(n) = args.prune_every {
+        c.prune_every = n;
+    }
     if let Some(f) = &args.faults {
         c.faults = FaultRates::parse(f).map_err(|e| format!("--faults: {e}"))?;
     }
     if args.no_swarm {
         c.swarm = false;
+    }
+    if args.own_leases {
+        c.own_leases = true;
+    }
+    if let Some(n) = args.holder_calls_per_sec {
+        c.holder_calls_per_sec = n;
     }
     if let Some(ppm) = args.rate_error_ppm {
         c.rate_error_ppm = ppm;
@@ -81,7 +94,7 @@ pub fn config(args: &SimConfigArgs) -> Result<SimConfig, String> {
 /// The exact command that reruns `seed` of `c`.
 pub fn replay_command(c: &SimConfig, seed: u64) -> String {
     let mut cmd = format!(
-        "cargo run --release -p tenure-cli -- replay --seed {seed} --protocol {} --updaters {} --managers {} --leases {} --units {} --agents {} --keys {} --sim-time {}s --rate-error-ppm {} --faults {}",
+        "cargo run --release -p tenure-cli -- replay --seed {seed} --protocol {} --updaters {} --managers {} --leases {} --units {} --agents {} --keys {} --presence-period {}s --prune-every {} --sim-time {}s --rate-error-ppm {} --faults {}",
         c.workload,
         c.updaters,
         c.managers,
@@ -89,12 +102,20 @@ pub fn replay_command(c: &SimConfig, seed: u64) -> String {
         c.units,
         c.agents,
         c.keys,
+        c.presence_period.as_secs(),
+        c.prune_every,
         c.sim_time.as_secs(),
         c.rate_error_ppm,
         c.faults.to_arg()
     );
     if !c.swarm {
         cmd.push_str(" --no-swarm");
+    }
+    if c.own_leases {
+        cmd.push_str(" --own-leases");
+    }
+    if c.holder_calls_per_sec != 1 {
+        let _ = write!(cmd, " --holder-calls-per-sec {}", c.holder_calls_per_sec);
     }
     if let Some(m) = c.mutant {
         let _ = write!(cmd, " --mutant {m}");
@@ -337,7 +358,7 @@ fn print_summary(c: &SimConfig, doc: &SimSummary, wall: Duration, path: &Path) {
             s.unfinished
         );
     }
-    let counts = |m: &std::collections::BTreeMap<String, u64>| {
+    let counts = |m: &std::collections::BTreeMap<&str, u64>| {
         m.iter()
             .map(|(k, v)| format!("{k} {v}"))
             .collect::<Vec<_>>()

@@ -107,12 +107,23 @@ pub struct SimConfig {
     pub managers: u32,
     /// Leases the holders use.
     pub leases: u32,
+    /// Each holder `h<i>` keeps only lease `l<i mod leases>`, claiming and extending it (no
+    /// checks, no waits) for the longest duration: with as many leases as holders nobody
+    /// contends, and the claim-and-extend path runs at its fastest (the benchmark's workload).
+    pub own_leases: bool,
+    /// Calls each holder makes per second, on average.
+    pub holder_calls_per_sec: u32,
     /// Leadership units of one application.
     pub units: u32,
     /// Presence agents (processes), each keeping some keys alive.
     pub agents: u32,
     /// Presence keys, spread over the agents.
     pub keys: u32,
+    /// Presence slot length (whole seconds, at least 3.9 flush intervals of 1 s).
+    pub presence_period: Duration,
+    /// Slots between the pruner's passes (Juju prunes about once per 260 syncs; tests prune
+    /// often, to judge many passes).
+    pub prune_every: u32,
     /// Length of the faulty phase; a quiet phase follows in which faults stop and the
     /// bounded-liveness properties are checked.
     pub sim_time: Duration,
@@ -143,9 +154,15 @@ impl SimConfig {
             },
             managers: if uses(Protocol::Lease) { 3 } else { 0 },
             leases: if uses(Protocol::Lease) { 2 } else { 0 },
+            own_leases: false,
+            holder_calls_per_sec: 1,
             units: if uses(Protocol::Leadership) { 3 } else { 0 },
             agents: if uses(Protocol::Presence) { 2 } else { 0 },
             keys: if uses(Protocol::Presence) { 6 } else { 0 },
+            // Short slots: many slot boundaries per simulated minute, and Juju's ping interval
+            // too late in them (the `presence-juju-ping-interval` mutant).
+            presence_period: Duration::from_secs(6),
+            prune_every: 3,
             sim_time: Duration::from_secs(60),
             faults: FaultRates::of(survivable()),
             swarm: true,
@@ -193,11 +210,26 @@ impl SimConfig {
                 leases: 1_000,
                 ..SimConfig::default_for(Workload::Lease)
             }),
-            // 10,000 presence keys over 10 agents, with a watcher and a pruner.
+            // 10,000 presence keys over 10 agents, with a watcher and a pruner, on Juju's
+            // 30 s slots.
             "presence-scale" => Ok(SimConfig {
                 agents: 10,
                 keys: 10_000,
+                presence_period: Duration::from_secs(30),
+                prune_every: 20,
                 ..SimConfig::default_for(Workload::Presence)
+            }),
+            // The benchmark's workload: 100 managers each keeping its own lease, 20 calls a
+            // second each, no faults.
+            "lease-bench" => Ok(SimConfig {
+                updaters: 2,
+                managers: 100,
+                leases: 100,
+                own_leases: true,
+                holder_calls_per_sec: 20,
+                faults: FaultRates::NONE,
+                swarm: false,
+                ..SimConfig::default_for(Workload::Lease)
             }),
             other => Err(ConfigError(format!(
                 "unknown preset {other:?}; known: {}",
@@ -248,6 +280,17 @@ impl SimConfig {
                 self.sim_time
             ));
         }
+        if uses(Protocol::Lease) && !(1..=1_000).contains(&self.holder_calls_per_sec) {
+            return err("--holder-calls-per-sec must be between 1 and 1000".into());
+        }
+        if uses(Protocol::Presence) && self.prune_every == 0 {
+            return err("--prune-every must be at least 1".into());
+        }
+        if uses(Protocol::Presence) {
+            crate::workload::presence_config(self)
+                .validate()
+                .map_err(|e| ConfigError(format!("--presence-period: {e}")))?;
+        }
         if self.rate_error_ppm > tenure::time::RATE_ERROR_PPM_MAX {
             return err(format!(
                 "--rate-error-ppm {} exceeds {} ppm",
@@ -269,7 +312,7 @@ impl SimConfig {
 }
 
 /// The names [`SimConfig::preset`] knows.
-pub const PRESETS: [&str; 3] = ["lease-goal", "lease-scale", "presence-scale"];
+pub const PRESETS: [&str; 4] = ["lease-goal", "lease-scale", "lease-bench", "presence-scale"];
 
 impl fmt::Display for SimConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -29,7 +29,7 @@ use tenure::property::leadership::{self, LeaderAnswer, TicketEvent};
 use tenure::property::lease::{self, Grant, GrantedTerm, LeaseChange, Tenure};
 use tenure::property::presence::{self, PresenceSnapshot, Report};
 use tenure::property::{Verdict, Violation};
-use tenure::substrate::{Collection, Document, MemoryStore, Op, Update, Value};
+use tenure::substrate::{Collection, Document, MemoryStore, Op, OpResult, Update, Value};
 use tenure::time::{nanos, GlobalTime, LocalTime};
 
 /// A property broken, at real time `real`.
@@ -98,6 +98,7 @@ impl Windows {
 pub struct Observer {
     rate_error_ppm: u32,
     windows: Windows,
+    presence: tenure::presence::PresenceConfig,
     /// Whether operations complete promptly (no delay fault): P5 is a timing promise that
     /// holds only then (a pinger's flush, or a watcher's offset probe, held for seconds can
     /// make a live key look dead; the ping rule budgets half a flush interval for latency).
@@ -113,6 +114,7 @@ pub struct Observer {
     watcher_emitted: Option<GlobalTime>,
     // leases, keyed by (namespace, lease)
     tenures: BTreeMap<(String, String), Vec<(usize, Tenure)>>,
+    /// Every leadership belief of the run (T1).
     all_tenures: Vec<Tenure>,
     grants: Vec<Grant>,
     calls: BTreeMap<RequestId, (u64, GlobalTime, Duration)>,
@@ -125,8 +127,13 @@ pub struct Observer {
     unit_claimed_at: BTreeMap<usize, u64>,
     free_since: Option<u64>,
     // presence
-    seqs: BTreeMap<String, Vec<u64>>,
-    pinging: BTreeMap<String, Vec<(u64, u64)>>,
+    /// Every being in the store, by key and by sequence: kept as beings are written, so P6
+    /// judges a prune write from the keys it touched instead of decoding every being.
+    beings: BTreeMap<String, BTreeSet<u64>>,
+    being_keys: BTreeMap<String, (u64, String)>,
+    /// Each key's last sequence, and every sequence handed out (P1).
+    seqs: BTreeMap<String, u64>,
+    all_seqs: BTreeSet<u64>,
     pinging_since: BTreeMap<String, u64>,
     watch_last: BTreeMap<u64, bool>,
     sync_started: Option<u64>,
@@ -152,6 +159,7 @@ impl Observer {
         Observer {
             rate_error_ppm: config.rate_error_ppm,
             windows: Windows::of(config),
+            presence: presence_config(config),
             prompt: true,
             found: Vec::new(),
             reached: BTreeSet::new(),
@@ -169,8 +177,10 @@ impl Observer {
             leaders: BTreeSet::new(),
             unit_claimed_at: BTreeMap::new(),
             free_since: None,
+            beings: BTreeMap::new(),
+            being_keys: BTreeMap::new(),
             seqs: BTreeMap::new(),
-            pinging: BTreeMap::new(),
+            all_seqs: BTreeSet::new(),
             pinging_since: BTreeMap::new(),
             watch_last: BTreeMap::new(),
             sync_started: None,
@@ -332,9 +342,20 @@ impl Observer {
         let key = (ns.to_owned(), tenure.lease.clone());
         let live = self.tenures.entry(key).or_default();
         live.retain(|(_, t)| t.until_real > real);
-        live.push((p, tenure.clone()));
+        // An extension of a belief still live is that belief, lasting longer: one entry, so a
+        // lease extended many times is not compared with itself many times.
+        let same = |(q, t): &&mut (usize, Tenure)| {
+            *q == p && t.holder == tenure.holder && t.epoch == tenure.epoch
+        };
+        match live.iter_mut().find(|e| same(e)) {
+            Some((_, t)) => t.until_real = t.until_real.max(tenure.until_real),
+            None => live.push((p, tenure.clone())),
+        }
         let beliefs: Vec<Tenure> = live.iter().map(|(_, t)| t.clone()).collect();
-        self.all_tenures.push(tenure);
+        if ns == LEADERSHIP_NS {
+            // T1 reads the leadership beliefs of the whole run.
+            self.all_tenures.push(tenure);
+        }
         if beliefs.len() > 1 {
             self.check(real, lease::l6_exclusion(&beliefs));
         }
@@ -395,31 +416,33 @@ impl Observer {
     fn pinger_note(&mut self, real: u64, key: &str, out: &PingerOutput) {
         match out {
             PingerOutput::Started { seq } => {
-                let seqs = self.seqs.entry(key.to_owned()).or_default();
-                seqs.push(*seq);
-                let per_pinger: Vec<Vec<u64>> = self.seqs.values().cloned().collect();
-                self.check(real, presence::p1_sequences(&per_pinger));
+                // P1 on what the new sequence could break: this key's order (against its last
+                // start) and uniqueness in the model (against every sequence handed out).
+                let last = self.seqs.insert(key.to_owned(), *seq);
+                let mine: Vec<u64> = last.into_iter().chain([*seq]).collect();
+                let twice = !self.all_seqs.insert(*seq);
+                let pingers = if twice {
+                    vec![mine, vec![*seq]]
+                } else {
+                    vec![mine]
+                };
+                self.check(real, presence::p1_sequences(&pingers));
                 self.pinging_since.entry(key.to_owned()).or_insert(real);
             }
-            PingerOutput::Killed | PingerOutput::Failed(_) => self.stop_pinging(real, key),
+            PingerOutput::Killed | PingerOutput::Failed(_) => self.stop_pinging(key),
             PingerOutput::Ping(_) => {}
         }
     }
 
-    fn stop_pinging(&mut self, real: u64, key: &str) {
-        if let Some(from) = self.pinging_since.remove(key) {
-            self.pinging
-                .entry(key.to_owned())
-                .or_default()
-                .push((from, real));
-        }
+    fn stop_pinging(&mut self, key: &str) {
+        self.pinging_since.remove(key);
     }
 
     /// The driver started (`true`) or stopped a key: a stopped key stops counting as pinging
     /// at once, whatever its pinger still does.
-    pub(crate) fn key_wanted(&mut self, real: u64, key: &str, wanted: bool) {
+    pub(crate) fn key_wanted(&mut self, key: &str, wanted: bool) {
         if !wanted {
-            self.stop_pinging(real, key);
+            self.stop_pinging(key);
         }
     }
 
@@ -446,7 +469,7 @@ impl Observer {
         }
         // Measured from the sync's start: its slots are the ones that began before it.
         let started = self.sync_started.unwrap_or(real).min(real);
-        let config = presence_config();
+        let config = &self.presence;
         let server = SlotClock::measured(SERVER_EPOCH, LocalTime(0));
         let slot = server.slot(LocalTime(started), config.period_secs());
         let phase = Duration::from_nanos(started.saturating_sub(server.slot_start(slot).0));
@@ -454,13 +477,14 @@ impl Observer {
         // measured once at start.
         let slack = Duration::from_millis(200);
         let window = nanos(config.alive_window_at(phase) + slack) + (real - started);
-        let mut pinging = self.pinging.clone();
-        if let Some(since) = self.pinging_since.get(key) {
-            pinging
-                .entry(key.clone())
-                .or_default()
-                .push((*since, real + 1));
-        }
+        // Only the stretch still running can cover the report (every earlier one ended before
+        // it), so only that one is handed over.
+        let mine = self
+            .pinging_since
+            .get(key)
+            .map(|since| vec![(*since, real + 1)])
+            .unwrap_or_default();
+        let pinging = BTreeMap::from([(key.clone(), mine)]);
         let report = Report {
             key: key.clone(),
             real,
@@ -487,30 +511,29 @@ impl Observer {
         else {
             return;
         };
+        let below = self.pruned_below;
         for (id, u) in updates {
-            let Update { bit_or, inc, .. } = u;
-            for (path, v) in bit_or.iter().chain(inc.iter()) {
-                if let (Some(field), Value::Int(bit)) = (path.strip_prefix("alive."), v) {
-                    *self.sent.entry((id.clone(), field.to_owned())).or_insert(0) |= bit;
-                }
-            }
-            let Some(doc) = store.get(Collection::PresencePings, id) else {
+            // A slot a prune pass may have deleted, written again late (a requeued flush, a
+            // kill marker): its bits before the prune are gone, and P2 leaves it out.
+            if tenure::presence::slot_of_ping_id(id).is_none_or(|s| s < below) {
                 continue;
-            };
-            let mut stored = BTreeMap::new();
-            if let Ok(m) = doc.map(Collection::PresencePings, "alive") {
-                for (f, v) in m {
-                    if let Value::Int(v) = v {
-                        stored.insert((id.clone(), f), v);
-                    }
+            }
+            let Update { bit_or, inc, .. } = u;
+            let doc = store.get(Collection::PresencePings, id);
+            // P2 on the fields this write touched (the others did not change).
+            let (mut sent, mut stored) = (BTreeMap::new(), BTreeMap::new());
+            for (path, v) in bit_or.iter().chain(inc.iter()) {
+                let (Some(field), Value::Int(bit)) = (path.strip_prefix("alive."), v) else {
+                    continue;
+                };
+                let key = (id.clone(), field.to_owned());
+                let all = self.sent.entry(key.clone()).or_insert(0);
+                *all |= bit;
+                sent.insert(key.clone(), *all);
+                if let Some(Value::Int(now)) = doc.and_then(|d| d.get(path)) {
+                    stored.insert(key, *now);
                 }
             }
-            let sent: BTreeMap<(String, String), i64> = self
-                .sent
-                .range((id.clone(), String::new())..)
-                .take_while(|((d, _), _)| d == id)
-                .map(|(k, v)| (k.clone(), *v))
-                .collect();
             self.check(real, presence::p2_or_of_sent(&sent, &stored));
         }
     }
@@ -518,9 +541,99 @@ impl Observer {
     /// A prune pass begins at `slot`: the beings it must keep are those referenced by the
     /// pings it keeps, as they are now.
     pub(crate) fn prune_started(&mut self, slot: i64, store: &MemoryStore) {
-        let period = presence_config().period_secs();
+        let period = self.presence.period_secs();
         let referenced = presence::kept_references(store, PRESENCE_MODEL, slot, period);
         self.prune = Some((slot, referenced));
+    }
+
+    /// The beings `op` will remove, by `_id` (only a delete of beings removes any).
+    pub(crate) fn beings_to_remove(&self, op: &Op, store: &MemoryStore) -> Vec<String> {
+        match op {
+            Op::DeleteMany {
+                coll: Collection::PresenceBeings,
+                selector: tenure::substrate::Selector::Ids(ids),
+            } => ids
+                .iter()
+                .filter(|id| store.get(Collection::PresenceBeings, id).is_some())
+                .cloned()
+                .collect(),
+            Op::DeleteMany {
+                coll: Collection::PresenceBeings,
+                selector,
+            } => store
+                .documents(Collection::PresenceBeings)
+                .filter(|d| selector.matches(d))
+                .map(|d| d.id.clone())
+                .collect(),
+            Op::Delete {
+                coll: Collection::PresenceBeings,
+                id,
+                ..
+            } => vec![id.clone()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Keeps the index of beings as `op` (answered `result`) wrote them.
+    pub(crate) fn beings_written(&mut self, op: &Op, result: &OpResult, removed: &[String]) {
+        if let (
+            Op::Insert {
+                coll: Collection::PresenceBeings,
+                doc,
+            },
+            OpResult::Ok(_),
+        ) = (op, result)
+        {
+            if let Ok((seq, key)) = tenure::presence::decode_being(doc) {
+                self.beings.entry(key.clone()).or_default().insert(seq);
+                self.being_keys.insert(doc.id.clone(), (seq, key));
+            }
+        }
+        if matches!(result, OpResult::Ok(_)) {
+            for id in removed {
+                if let Some((seq, key)) = self.being_keys.remove(id) {
+                    if let Some(seqs) = self.beings.get_mut(&key) {
+                        seqs.remove(&seq);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The keys whose beings a pruner's `op` may delete.
+    pub(crate) fn keys_deleted_by(&self, op: &Op, store: &MemoryStore) -> BTreeSet<String> {
+        self.beings_to_remove(op, store)
+            .iter()
+            .filter_map(|id| self.being_keys.get(id).map(|(_, k)| k.clone()))
+            .collect()
+    }
+
+    /// What P6 compares of the presence documents: the ping slots, and the beings of `keys`
+    /// (the only ones a prune write can change).
+    pub(crate) fn presence_view(
+        &self,
+        store: &MemoryStore,
+        keys: &BTreeSet<String>,
+    ) -> PresenceSnapshot {
+        let prefix = format!("{PRESENCE_MODEL}:");
+        PresenceSnapshot {
+            slots: store
+                .documents(Collection::PresencePings)
+                .filter(|d| d.id.starts_with(&prefix))
+                .filter_map(|d| match d.get("slot") {
+                    Some(Value::Int(s)) => Some(*s),
+                    _ => None,
+                })
+                .collect(),
+            beings: keys
+                .iter()
+                .flat_map(|k| {
+                    let seqs = self.beings.get(k).into_iter().flatten();
+                    seqs.map(move |s| (*s, k.clone()))
+                })
+                .collect(),
+            referenced: BTreeSet::new(),
+        }
     }
 
     /// One write of the running prune pass, with the presence documents just before it (P6 is
@@ -529,15 +642,16 @@ impl Observer {
         &mut self,
         real: u64,
         before: &PresenceSnapshot,
-        store: &MemoryStore,
+        after: &PresenceSnapshot,
     ) {
         let Some((slot, referenced)) = &self.prune else {
             return;
         };
-        let period = presence_config().period_secs();
+        let period = self.presence.period_secs();
         let after = PresenceSnapshot {
             referenced: referenced.clone(),
-            ..PresenceSnapshot::of(store, PRESENCE_MODEL)
+            slots: after.slots.clone(),
+            beings: after.beings.clone(),
         };
         if after.slots.len() < before.slots.len() {
             self.reached.insert(Milestone::SlotsPruned);
@@ -545,6 +659,9 @@ impl Observer {
         self.pruned_below = self
             .pruned_below
             .max(tenure::presence::oldest_kept_slot(*slot, period));
+        let below = self.pruned_below;
+        self.sent
+            .retain(|(id, _), _| tenure::presence::slot_of_ping_id(id).is_some_and(|s| s >= below));
         let verdict = presence::p6_prune_keeps(before, &after, *slot, period);
         self.check(real, verdict);
     }
@@ -618,9 +735,9 @@ impl Observer {
 
     /// An agent paused: its keys (`keys`) stop pinging until it resumes. (A paused holder's
     /// beliefs stand: they are measured on its own clock.)
-    pub(crate) fn agent_paused(&mut self, real: u64, keys: &[String]) {
+    pub(crate) fn agent_paused(&mut self, keys: &[String]) {
         for key in keys {
-            self.stop_pinging(real, key);
+            self.stop_pinging(key);
         }
     }
 

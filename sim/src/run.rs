@@ -92,7 +92,8 @@ pub fn simulate(config: &SimConfig, seed: u64, frames: bool) -> Report {
         finished = world.run_until(end + nanos(QUIET));
         if finished && !world.observer.failed() {
             world.flush_all();
-            finished = world.run_until(world.real + 2 * nanos(presence_config().flush_interval));
+            finished =
+                world.run_until(world.real + 2 * nanos(presence_config(config).flush_interval));
             let drives = Drives {
                 clock: !world.procs.is_empty() && config.updaters > 0,
                 leases: config.workload.drives(Protocol::Lease),
@@ -255,9 +256,9 @@ pub struct Summary {
     /// Seeds that did not finish.
     pub unfinished: Vec<u64>,
     /// How often each fault struck, over every seed.
-    pub faults: BTreeMap<String, u64>,
+    pub faults: BTreeMap<&'static str, u64>,
     /// How often each protocol path was taken, over every seed.
-    pub paths: BTreeMap<String, u64>,
+    pub paths: BTreeMap<&'static str, u64>,
     /// Milestones reached by at least one seed.
     pub reached: BTreeSet<Milestone>,
 }
@@ -280,10 +281,10 @@ impl Summary {
                 s.unfinished.push(r.seed);
             }
             for (k, v) in &r.stats.faults {
-                *s.faults.entry(k.clone()).or_default() += v;
+                *s.faults.entry(k).or_default() += v;
             }
             for (k, v) in &r.stats.paths {
-                *s.paths.entry(k.clone()).or_default() += v;
+                *s.paths.entry(k).or_default() += v;
             }
             s.reached.extend(r.reached.iter().copied());
         }

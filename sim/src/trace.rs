@@ -29,9 +29,9 @@ pub struct Stats {
     /// Operations whose outcome the caller could not know.
     pub unknown: u64,
     /// How often each fault struck.
-    pub faults: BTreeMap<String, u64>,
+    pub faults: BTreeMap<&'static str, u64>,
     /// How often each protocol path of note was taken.
-    pub paths: BTreeMap<String, u64>,
+    pub paths: BTreeMap<&'static str, u64>,
     /// The last holder and epoch granted per lease, to tell a claim from an extension.
     #[serde(skip)]
     last_grant: BTreeMap<String, (String, u64)>,
@@ -39,11 +39,11 @@ pub struct Stats {
 
 impl Stats {
     pub(crate) fn fault(&mut self, fault: Fault) {
-        *self.faults.entry(fault.name().to_owned()).or_default() += 1;
+        *self.faults.entry(fault.name()).or_default() += 1;
     }
 
-    pub(crate) fn path(&mut self, path: &str) {
-        *self.paths.entry(path.to_owned()).or_default() += 1;
+    pub(crate) fn path(&mut self, path: &'static str) {
+        *self.paths.entry(path).or_default() += 1;
     }
 
     /// Counts the path a note shows.
@@ -58,10 +58,18 @@ impl Stats {
                     epoch,
                     ..
                 } => {
-                    let now = (holder.clone(), epoch.0);
-                    match self.last_grant.insert(lease.clone(), now.clone()) {
-                        Some(last) if last == now => "extend",
-                        _ => "claim",
+                    let extends = self
+                        .last_grant
+                        .get(lease)
+                        .is_some_and(|(h, e)| h == holder && *e == epoch.0);
+                    if !extends {
+                        self.last_grant
+                            .insert(lease.clone(), (holder.clone(), epoch.0));
+                    }
+                    if extends {
+                        "extend"
+                    } else {
+                        "claim"
                     }
                 }
                 ManagerOutput::Denied { .. } => "denial",

@@ -91,10 +91,10 @@ pub(crate) struct Drive {
     next_req: u64,
 }
 
-/// The presence configuration of every run: 6 s slots, a flush every second.
-pub fn presence_config() -> PresenceConfig {
+/// The presence configuration of a run: its slot length, a flush every second.
+pub fn presence_config(config: &crate::config::SimConfig) -> PresenceConfig {
     PresenceConfig {
-        period: Duration::from_secs(6),
+        period: config.presence_period,
         ..PresenceConfig::new(PRESENCE_MODEL)
     }
 }
@@ -242,14 +242,12 @@ impl World {
                 };
                 Unit::new(c, t).map(|u| Node::Unit(Box::new(u)))
             }
-            Role::Agent(_) => {
-                Agent::new(presence_config(), Some(seed), mutant).map(|a| Node::Agent(Box::new(a)))
-            }
-            Role::PresenceWatcher => PresenceWatcher::new(presence_config(), mutant)
+            Role::Agent(_) => Agent::new(presence_config(&self.config), Some(seed), mutant)
+                .map(|a| Node::Agent(Box::new(a))),
+            Role::PresenceWatcher => PresenceWatcher::new(presence_config(&self.config), mutant)
                 .map(|w| Node::PresenceWatcher(Box::new(w))),
-            Role::Pruner => {
-                Pruner::new(presence_config(), mutant).map(|p| Node::Pruner(Box::new(p)))
-            }
+            Role::Pruner => Pruner::new(presence_config(&self.config), mutant)
+                .map(|p| Node::Pruner(Box::new(p))),
         };
         // Every configuration above is fixed and valid; the tests build each role.
         built.unwrap_or_else(|e| panic!("the simulator built an invalid {role:?}: {e}"))
@@ -309,7 +307,7 @@ impl World {
     }
 
     fn start_key(&mut self, p: usize, key: &str) {
-        self.observer.key_wanted(self.real, key, true);
+        self.observer.key_wanted(key, true);
         self.call(p, |n, now| match n {
             Node::Agent(a) => a
                 .handle_start(key, now)
@@ -330,7 +328,9 @@ impl World {
         let pause = match driver {
             Driver::Holder(i) => {
                 self.holder_acts(i);
-                self.rng.range(50_000_000, 1_500_000_000)
+                // Uniform around the mean: 0.05 to 1.5 times two means.
+                let mean = 1_000_000_000 / u64::from(self.config.holder_calls_per_sec.max(1));
+                self.rng.range(mean / 20, mean * 3 / 2)
             }
             Driver::Tickets(i) => {
                 self.unit_asked(i);
@@ -344,7 +344,8 @@ impl World {
             }
             Driver::Prunes => {
                 self.prune();
-                nanos(presence_config().period) * 3
+                nanos(presence_config(&self.config).period)
+                    * u64::from(self.config.prune_every.max(1))
             }
         };
         self.schedule(self.real + pause.max(1_000_000), Ev::Act { who });
@@ -358,12 +359,19 @@ impl World {
         if self.procs[p].paused || h.busy.is_some() {
             return;
         }
-        let k = self.rng.below(u64::from(self.config.leases)) as u32;
+        let k = if self.config.own_leases {
+            (i as u32) % self.config.leases
+        } else {
+            self.rng.below(u64::from(self.config.leases)) as u32
+        };
         let now = self.procs[p].now(self.real);
         let holds = h.held.get(&k).is_some_and(|d| *d > now);
         let waiting = h.waiting.is_some();
         let roll = self.rng.below(100);
         let lease = format!("l{k}");
+        if self.config.own_leases {
+            return self.claim(i, &lease);
+        }
         match (holds, roll) {
             (true, 0..=59) | (false, 0..=49) => self.claim(i, &lease),
             (true, 60..=79) | (false, 50..=64) => self.check(i, &lease),
@@ -379,7 +387,11 @@ impl World {
 
     fn claim(&mut self, i: usize, lease: &str) {
         let req = self.next_req();
-        let d = LEASE_DURATIONS[self.rng.below(LEASE_DURATIONS.len() as u64) as usize];
+        let d = if self.config.own_leases {
+            LEASE_DURATIONS[LEASE_DURATIONS.len() - 1]
+        } else {
+            LEASE_DURATIONS[self.rng.below(LEASE_DURATIONS.len() as u64) as usize]
+        };
         let h = &mut self.drive.holders[i];
         h.busy = Some(req);
         let (p, holder) = (h.p, h.name.clone());
@@ -457,7 +469,7 @@ impl World {
         }
         if key.wanted {
             self.drive.keys[j].wanted = false;
-            self.observer.key_wanted(self.real, &key.name, false);
+            self.observer.key_wanted(&key.name, false);
             let kill = self.rng.chance(PPM / 2);
             self.call(p, |n, now| match n {
                 Node::Agent(a) if kill => a.handle_kill(&key.name, now).map(Note::Agent),
@@ -477,7 +489,7 @@ impl World {
         if self.procs[p].paused {
             return;
         }
-        let config = presence_config();
+        let config = presence_config(&self.config);
         let slot = tenure::presence::SlotClock::measured(SERVER_EPOCH, LocalTime(0))
             .slot(LocalTime(self.real), config.period_secs());
         let started = match &self.procs[p].node {
@@ -514,7 +526,7 @@ impl World {
                 if let Some(k) = self.drive.keys.iter_mut().find(|k| &k.name == key) {
                     k.wanted = false;
                 }
-                self.observer.key_wanted(self.real, key, false);
+                self.observer.key_wanted(key, false);
             }
             _ => {}
         }

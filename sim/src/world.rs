@@ -31,7 +31,9 @@ pub const LATENCY_NS: (u64, u64) = (100_000, 2_000_000);
 pub const UNKNOWN_AFTER: Duration = Duration::from_secs(1);
 /// How much later than usual a delayed request reaches the store: up to this.
 pub const DELAY_MAX: Duration = Duration::from_secs(3);
-/// How often pauses and crashes may strike, and the stale-read snapshot is renewed.
+/// How old the store a stale read sees may be: a secondary lagging by a fault tick.
+pub const STALE_MAX: Duration = Duration::from_millis(100);
+/// How often pauses and crashes may strike.
 pub const FAULT_TICK: Duration = Duration::from_millis(100);
 /// A pause lasts between these.
 pub const PAUSE: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(10));
@@ -198,8 +200,9 @@ pub struct World {
     pub procs: Vec<Proc>,
     /// The store (linearizable; faults are injected around it).
     pub store: MemoryStore,
-    /// The store as it was up to a fault tick ago, for stale reads.
-    stale: Option<MemoryStore>,
+    /// The store as it was when last copied (at most [`STALE_MAX`] before the stale read that
+    /// copied it), with the real time of the copy: what a lagging secondary serves.
+    stale: Option<(u64, MemoryStore)>,
     /// What the properties watch.
     pub observer: Observer,
     /// The workload's drivers.
@@ -470,8 +473,7 @@ impl World {
         let (result, unknown) = if self.strikes(Fault::Lost) {
             (OpResult::Unknown, true)
         } else if !op.is_write() && tolerates_stale(&op) && self.strikes(Fault::StaleRead) {
-            let stale = self.stale.as_ref().unwrap_or(&self.store);
-            (stale.query(&op).unwrap_or(OpResult::Unknown), false)
+            (self.read_stale(&op), false)
         } else if is_conditional_write(&op) && self.strikes(Fault::NonAtomicCas) {
             (self.check_then_land(op, base), false)
         } else {
@@ -484,15 +486,14 @@ impl World {
             };
             // P6 judges each of a prune pass's writes against the documents just before it.
             let pruning = self.procs[p as usize].role == Role::Pruner && op.is_write();
-            let snapshot = pruning.then(|| {
-                tenure::property::presence::PresenceSnapshot::of(
-                    &self.store,
-                    crate::workload::PRESENCE_MODEL,
-                )
-            });
+            let keys = pruning.then(|| self.observer.keys_deleted_by(&op, &self.store));
+            let view = keys
+                .as_ref()
+                .map(|k| self.observer.presence_view(&self.store, k));
             let result = self.write(&op, false, base);
-            if let Some(snapshot) = snapshot {
-                self.observer.prune_write(self.real, &snapshot, &self.store);
+            if let (Some(keys), Some(view)) = (keys, view) {
+                let after = self.observer.presence_view(&self.store, &keys);
+                self.observer.prune_write(self.real, &view, &after);
             }
             if matches!(op, Op::BulkUpsert { .. }) {
                 self.observer.flush_applied(self.real, &op, &self.store);
@@ -521,6 +522,21 @@ impl World {
         self.schedule(self.real + delay, Ev::Reply { p, inc, id, result });
     }
 
+    /// A stale read: served from a copy of the store at most [`STALE_MAX`] old (as a lagging
+    /// secondary would). Copies are made only when a stale read strikes, so large stores cost
+    /// little.
+    fn read_stale(&mut self, op: &Op) -> OpResult {
+        let age = self
+            .stale
+            .as_ref()
+            .map_or(u64::MAX, |(at, _)| self.real - at);
+        if age > nanos(STALE_MAX) {
+            self.stale = Some((self.real, self.store.clone()));
+        }
+        let old = self.stale.as_ref().map_or(&self.store, |(_, s)| s);
+        old.query(op).unwrap_or(OpResult::Unknown)
+    }
+
     /// A non-atomic server: the filter is checked now, the write lands a little later by
     /// `_id` alone. The answer is what the server would say had the write applied now.
     fn check_then_land(&mut self, op: Op, base: Option<u64>) -> OpResult {
@@ -545,11 +561,13 @@ impl World {
         let watched =
             target(op).filter(|(c, _)| matches!(c, Collection::Clock | Collection::Leases));
         let before = watched.and_then(|(c, id)| self.store.get(c, id).cloned());
+        let removed = self.observer.beings_to_remove(op, &self.store);
         let result = if unchecked {
             self.store.apply_unchecked(op)
         } else {
             self.store.apply(op)
         };
+        self.observer.beings_written(op, &result, &removed);
         if let Some((coll, id)) = watched {
             let after = self.store.get(coll, id);
             if after != before.as_ref() {
@@ -636,7 +654,7 @@ impl World {
         proc.timer_gen += 1;
         proc.timer_at = None;
         let keys = self.keys_of(p);
-        self.observer.agent_paused(self.real, &keys);
+        self.observer.agent_paused(&keys);
         self.trace
             .mark(self.real, &format!("{} pauses", self.procs[p].name));
         self.schedule(self.real + d, Ev::Resume { p: p as u32 });
@@ -684,7 +702,7 @@ impl World {
         let role = self.procs[p].role;
         self.observer.crashed(self.real, p, role);
         let keys = self.keys_of(p);
-        self.observer.agent_paused(self.real, &keys);
+        self.observer.agent_paused(&keys);
         self.trace.mark(
             self.real,
             &format!("{} crashes and restarts", self.procs[p].name),
@@ -703,9 +721,6 @@ impl World {
     fn fault_tick(&mut self) {
         if self.quiet {
             return;
-        }
-        if self.faults.has(Fault::StaleRead) {
-            self.stale = Some(self.store.clone());
         }
         // Per process and tick: the rates are per second.
         let ticks = (1_000_000_000 / nanos(FAULT_TICK)).max(1) as u32;

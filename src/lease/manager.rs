@@ -679,8 +679,8 @@ impl LeaseManager {
                 let mut due: Vec<String> = match outcome {
                     Ok(_) => self
                         .store
-                        .leases()
-                        .filter(|(_, i)| i.local_expiry <= now)
+                        .local_expiries()
+                        .filter(|(_, at)| *at <= now)
                         .map(|(n, _)| n.to_owned())
                         .collect(),
                     Err(_) => Vec::new(),
@@ -730,8 +730,8 @@ impl LeaseManager {
             .after(self.config.retry.delay_min.min(self.config.max_sleep));
         let soonest = self
             .store
-            .leases()
-            .map(|(_, i)| i.local_expiry)
+            .local_expiries()
+            .map(|(_, at)| at)
             .min()
             .filter(|_| self.config.mutant != Some(Mutant::ManagerSleepsPastExpiry));
         let next = soonest.map_or(cap, |s| s.min(cap)).max(floor).max(now);

@@ -205,17 +205,32 @@ impl LeaseStore {
     pub fn leases(&self) -> impl Iterator<Item = (&str, LeaseInfo)> + '_ {
         self.cache.iter().filter_map(|(name, doc)| {
             let t = doc.term.as_ref()?;
-            let left = t.expiry().0.saturating_add(1).saturating_sub(self.global.0);
             Some((
                 name.as_str(),
                 LeaseInfo {
                     holder: t.holder.clone(),
                     epoch: doc.epoch,
                     global_expiry: t.expiry(),
-                    local_expiry: LocalTime(self.global_read_at.0.saturating_add(left)),
+                    local_expiry: self.local_expiry(t.expiry()),
                 },
             ))
         })
+    }
+
+    /// Each held lease's first local instant at which it may be expired (as in
+    /// [`LeaseStore::leases`], without copying names or holders: the manager asks on every call).
+    pub fn local_expiries(&self) -> impl Iterator<Item = (&str, LocalTime)> + '_ {
+        self.cache.iter().filter_map(|(name, doc)| {
+            let t = doc.term.as_ref()?;
+            Some((name.as_str(), self.local_expiry(t.expiry())))
+        })
+    }
+
+    /// The local instant from which global time may be past `expiry`, judged from the last
+    /// global read (it errs late: global time advances no faster than local time does).
+    fn local_expiry(&self, expiry: GlobalTime) -> LocalTime {
+        let left = expiry.0.saturating_add(1).saturating_sub(self.global.0);
+        LocalTime(self.global_read_at.0.saturating_add(left))
     }
 
     fn begin(&mut self, call: Call, op: Op) -> StoreStep {

@@ -89,7 +89,13 @@ pub fn f1_epochs(grants: &[Grant]) -> Verdict {
             while i < by_granted.len() && by_granted[i].granted_real < g.invoked_real {
                 let d = by_granted[i];
                 match &mut max {
-                    Some((e, hs)) if d.epoch == *e => hs.push(d),
+                    // One grant per holder is enough to find a second holder of the epoch:
+                    // a lease extended many times would otherwise make this quadratic.
+                    Some((e, hs)) if d.epoch == *e => {
+                        if hs.iter().all(|h| h.holder != d.holder) {
+                            hs.push(d);
+                        }
+                    }
                     Some((e, _)) if d.epoch < *e => {}
                     _ => max = Some((d.epoch, vec![d])),
                 }

@@ -31,11 +31,12 @@ impl MemoryStore {
         self.docs.get(&(coll, id.to_owned()))
     }
 
-    /// Every document of `coll`, ordered by `_id`.
+    /// Every document of `coll`, ordered by `_id` (a range of the map: documents are keyed by
+    /// collection first, so other collections are never visited).
     pub fn documents(&self, coll: Collection) -> impl Iterator<Item = &Document> {
         self.docs
-            .iter()
-            .filter(move |((c, _), _)| *c == coll)
+            .range((coll, String::new())..)
+            .take_while(move |((c, _), _)| *c == coll)
             .map(|(_, d)| d)
     }
 
@@ -161,22 +162,47 @@ impl MemoryStore {
                 }
             }
             Op::DeleteMany { coll, selector } => {
-                let before = self.docs.len();
-                self.docs
-                    .retain(|(c, _), d| !(*c == *coll && selector.matches(d)));
-                OpResult::Ok(Reply::Count((before - self.docs.len()) as u64))
+                // Only `coll`'s documents are visited (by `_id` when the selector names them).
+                let doomed: Vec<(Collection, String)> = match selector {
+                    Selector::Ids(ids) => ids
+                        .iter()
+                        .map(|id| (*coll, id.clone()))
+                        .filter(|k| self.docs.contains_key(k))
+                        .collect(),
+                    _ => self
+                        .documents(*coll)
+                        .filter(|d| selector.matches(d))
+                        .map(|d| (*coll, d.id.clone()))
+                        .collect(),
+                };
+                let mut count = 0;
+                for key in doomed {
+                    count += u64::from(self.docs.remove(&key).is_some());
+                }
+                OpResult::Ok(Reply::Count(count))
             }
             Op::BulkUpsert { coll, updates } => {
-                // Validate every update first so a type error leaves the store untouched.
-                let mut next = self.clone();
+                // Each update applies to a copy of its document; the copies are stored only
+                // once every one succeeded, so a type error leaves the store untouched (without
+                // copying the store: a bulk touches a few documents of many).
+                let mut staged: BTreeMap<&str, Document> = BTreeMap::new();
                 for (id, update) in updates {
-                    if let OpResult::Failed(m) =
-                        next.update(*coll, id, &Fields::new(), update, true, false)
-                    {
+                    let mut doc = match staged.remove(id.as_str()) {
+                        Some(d) => d,
+                        None => self
+                            .docs
+                            .get(&(*coll, id.clone()))
+                            .cloned()
+                            .unwrap_or_else(|| Document::new(id.as_str(), Fields::new())),
+                    };
+                    if let Err(m) = apply_update(&mut doc, update) {
                         return OpResult::Failed(m);
                     }
+                    staged.insert(id.as_str(), doc);
                 }
-                *self = next;
+                for (id, doc) in staged {
+                    self.docs.insert((*coll, id.to_owned()), doc);
+                }
                 OpResult::Ok(Reply::Count(updates.len() as u64))
             }
             // Answered by `query` above.

@@ -1,0 +1,3 @@
+//! Benchmark code shared with the simulator's benchmark.
+
+pub mod lease;
