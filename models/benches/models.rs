@@ -165,7 +165,7 @@ fn measuring() -> bool {
 /// The goal for the lease model, as a row: 3 managers, 2 leases, 2 clock updaters (a
 /// slow and a fast clock, as every process here runs slow, fast or exact), ambiguous writes,
 /// pauses and crashes, over the default lease horizon, checked to completion in at most 60 s
-/// with two checker threads. Reported, not asserted: it is not reached (reports/README.md says
+/// with two checker threads. Reported, not asserted: it is not reached (docs/perf-log.md says
 /// how far it gets and why).
 fn goal_row(_: &mut Criterion) {
     const LIMIT: Duration = Duration::from_secs(60);

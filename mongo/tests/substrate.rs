@@ -312,7 +312,7 @@ async fn compare_and_swap_has_one_winner_per_version() {
         assert!(report.is_atomic(), "{report:?}");
     }
     // On a standalone (FerretDB under the unsafe opt-in) the outcome is the finding itself:
-    // scripts/test prints it, reports/README.md records it.
+    // scripts/test prints it, docs/perf-log.md records it.
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
