@@ -5,6 +5,9 @@
 
 use serde::Serialize;
 
+use crate::lease::LeaseDoc;
+use crate::substrate::Document;
+
 /// One process after a step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ProcFrame {
@@ -27,6 +30,23 @@ pub struct LeaseFrame {
     pub epoch: u64,
     /// The stored global expiry (ns), if held.
     pub expiry: Option<u64>,
+}
+
+impl LeaseFrame {
+    /// The frame of `lease` as `doc` (its stored document, if any) shows it; a document that
+    /// does not decode as a lease of `namespace` shows as no document.
+    pub fn stored(lease: impl Into<String>, doc: Option<&Document>, namespace: &str) -> Self {
+        let doc = doc.and_then(|d| LeaseDoc::decode(d, namespace).ok());
+        LeaseFrame {
+            lease: lease.into(),
+            holder: doc.as_ref().and_then(|d| d.holder().map(str::to_owned)),
+            epoch: doc.as_ref().map_or(0, |d| d.epoch.0),
+            expiry: doc
+                .as_ref()
+                .and_then(|d| d.term.as_ref())
+                .map(|t| t.expiry().0),
+        }
+    }
 }
 
 /// A holder's belief that it holds a lease, live at this step.

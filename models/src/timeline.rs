@@ -4,7 +4,6 @@
 use crate::harness::state::{Node, State};
 use crate::harness::{namespace, Action, How, TenureModel};
 use crate::protocol::global;
-use tenure::lease::LeaseDoc;
 use tenure::substrate::{Collection, Op};
 
 pub use tenure::timeline::{BeliefFrame, Frame, LeaseFrame, ProcFrame};
@@ -42,19 +41,11 @@ impl TenureModel {
             leases: self
                 .lease_ids()
                 .map(|(k, id)| {
-                    let doc = s
-                        .store
-                        .get(Collection::Leases, id)
-                        .and_then(|d| LeaseDoc::decode(d, namespace()).ok());
-                    LeaseFrame {
-                        lease: format!("l{k}"),
-                        holder: doc.as_ref().and_then(|d| d.holder().map(str::to_owned)),
-                        epoch: doc.as_ref().map_or(0, |d| d.epoch.0),
-                        expiry: doc
-                            .as_ref()
-                            .and_then(|d| d.term.as_ref())
-                            .map(|t| t.expiry().0),
-                    }
+                    LeaseFrame::stored(
+                        format!("l{k}"),
+                        s.store.get(Collection::Leases, id),
+                        namespace(),
+                    )
                 })
                 .collect(),
             beliefs: s

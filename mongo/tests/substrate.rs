@@ -6,6 +6,7 @@ mod common;
 
 use rand::{Rng, SeedableRng};
 use std::time::Duration;
+use tenure::presence::PresenceConfig;
 use tenure::substrate::{
     fields, Collection, Document, Fields, MemoryStore, Op, OpResult, ReadConcern, Reply, Selector,
     Update, Value,
@@ -321,20 +322,7 @@ async fn concurrent_upserts_of_a_missing_document_all_apply() {
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let s = s.clone();
-            tokio::spawn(async move {
-                s.execute(&Op::Update {
-                    coll: Collection::PresenceSeqs,
-                    id: "m:beings".into(),
-                    expect: Fields::new(),
-                    update: Update {
-                        inc: fields([("seq", Value::Int(1))]),
-                        ..Update::default()
-                    },
-                    upsert: true,
-                    return_new: true,
-                })
-                .await
-            })
+            tokio::spawn(async move { s.execute(&PresenceConfig::new("m").next_seq_op()).await })
         })
         .collect();
     let mut seqs = Vec::new();

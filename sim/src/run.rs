@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 use tenure::actor::{Node, Note};
-use tenure::lease::LeaseDoc;
 use tenure::mutant::Protocol;
 use tenure::property::PropertyId;
 use tenure::substrate::Collection;
@@ -157,19 +156,11 @@ impl World {
         let leases = (0..self.config.leases)
             .map(|k| {
                 let id = tenure::lease::lease_id(LEASE_NS, &format!("l{k}"));
-                let doc = self
-                    .store
-                    .get(Collection::Leases, &id)
-                    .and_then(|d| LeaseDoc::decode(d, LEASE_NS).ok());
-                LeaseFrame {
-                    lease: format!("l{k}"),
-                    holder: doc.as_ref().and_then(|d| d.holder().map(str::to_owned)),
-                    epoch: doc.as_ref().map_or(0, |d| d.epoch.0),
-                    expiry: doc
-                        .as_ref()
-                        .and_then(|d| d.term.as_ref())
-                        .map(|t| t.expiry().0),
-                }
+                LeaseFrame::stored(
+                    format!("l{k}"),
+                    self.store.get(Collection::Leases, &id),
+                    LEASE_NS,
+                )
             })
             .collect();
         let beliefs = self

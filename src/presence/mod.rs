@@ -29,7 +29,10 @@ pub use pinger::{Ping, Pinger, PingerOutput};
 pub use pruner::{PruneTrigger, Pruner};
 pub use watcher::{PresenceWatcher, WatchId, WatcherOutput};
 
-use crate::substrate::{Collection, CorruptDocument, Document, Op, OpResult, Reply, Selector};
+use crate::substrate::{
+    fields, Collection, CorruptDocument, Document, Fields, Op, OpResult, Reply, Selector, Update,
+    Value,
+};
 use crate::time::LocalTime;
 use crate::validate::{check_duration, check_name, InputError};
 use std::collections::{BTreeMap, BTreeSet};
@@ -155,6 +158,21 @@ impl PresenceConfig {
     /// `"<model>:beings"`, the sequence counter.
     pub fn seqs_id(&self) -> String {
         format!("{}:beings", self.model)
+    }
+    /// Draws the next being sequence number: an upserted `$inc` of the counter, returning the
+    /// new value, so concurrent pingers of one model never share a number.
+    pub fn next_seq_op(&self) -> Op {
+        Op::Update {
+            coll: Collection::PresenceSeqs,
+            id: self.seqs_id(),
+            expect: Fields::new(),
+            update: Update {
+                inc: fields([("seq", Value::Int(1))]),
+                ..Update::default()
+            },
+            upsert: true,
+            return_new: true,
+        }
     }
     /// `"<model>:<seq>"`, a being.
     pub fn being_id(&self, seq: Seq) -> String {

@@ -9,7 +9,7 @@ use super::{encode_seq, OffsetProbe, PresenceConfig, ProbeStep, Seq, SlotClock};
 use crate::actor::Actor;
 use crate::effects::{Effects, OpId, OpIds, Renumber};
 use crate::mutant::Mutant;
-use crate::substrate::{fields, Collection, Document, Fields, Op, OpResult, Reply, Update, Value};
+use crate::substrate::{fields, Collection, Document, Op, OpResult, Reply, Update};
 use crate::time::LocalTime;
 use crate::validate::{check_name, InputError};
 use std::time::Duration;
@@ -126,18 +126,7 @@ impl Actor for Pinger {
                 ProbeStep::Measured(clock) => {
                     self.clock = Some(clock);
                     self.phase = Phase::Sequencing;
-                    let op = Op::Update {
-                        coll: Collection::PresenceSeqs,
-                        id: self.config.seqs_id(),
-                        expect: Fields::new(),
-                        update: Update {
-                            inc: fields([("seq", Value::Int(1))]),
-                            ..Update::default()
-                        },
-                        upsert: true,
-                        return_new: true,
-                    };
-                    return self.send(op);
+                    return self.send(self.config.next_seq_op());
                 }
                 ProbeStep::Retry(probe) => {
                     self.phase = Phase::Measuring(probe);

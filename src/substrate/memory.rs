@@ -425,17 +425,7 @@ mod tests {
     #[test]
     fn upsert_seeds_from_filter_and_type_errors_change_nothing() {
         let mut s = MemoryStore::new();
-        let op = Op::Update {
-            coll: Collection::PresenceSeqs,
-            id: "m:beings".into(),
-            expect: Fields::new(),
-            update: Update {
-                inc: fields([("seq", Value::Int(1))]),
-                ..Update::default()
-            },
-            upsert: true,
-            return_new: true,
-        };
+        let op = crate::presence::PresenceConfig::new("m").next_seq_op();
         let OpResult::Ok(Reply::Doc(Some(d))) = s.apply(&op) else {
             panic!()
         };
