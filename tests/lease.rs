@@ -4,7 +4,7 @@
 mod common;
 
 use common::lease::{cancel, check, claim, manager, set_global, stop, wait};
-use common::{secs, Clock, Fault, Sim};
+use common::{secs, Actor, Clock, Fault, Sim};
 use std::time::Duration;
 use tenure::lease::{
     lease_id, Epoch, LeaseDoc, ManagerConfig, ManagerError, ManagerOutput, RequestId,
@@ -590,4 +590,167 @@ fn stop_answers_pending_requests() {
     }));
     assert!(matches!(outs.last(), Some(ManagerOutput::Stopped(_))));
     assert!(sim.manager(m).is_stopped());
+}
+
+/// Delivers the newest request in flight until `done` holds, leaving the oldest `keep` alone.
+fn deliver_newest_until(sim: &mut Sim, keep: usize, done: impl Fn(&Sim) -> bool) {
+    for _ in 0..50 {
+        if done(sim) {
+            return;
+        }
+        assert!(
+            sim.in_flight.len() > keep,
+            "nothing else to deliver: {:?}",
+            sim.manager_outputs(0)
+        );
+        let i = sim.in_flight.len() - 1;
+        sim.deliver(i, Fault::None);
+    }
+    panic!("not done after 50 deliveries: {:?}", sim.manager_outputs(0));
+}
+
+/// Goal (issue 19, bug 3): a slow store call on one lease delays no other lease. With the
+/// first claim's call stuck in flight, a claim on another lease, a check that needs a refresh
+/// and the expiry of a third lease all complete; two calls on one lease still run in turn.
+#[test]
+fn a_slow_lease_delays_no_other_lease() {
+    let mut sim = Sim::new();
+    let m = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
+    sim.settle();
+    claim(&mut sim, m, 1, "old", "u", Duration::from_secs(1));
+    sim.settle();
+    claim(&mut sim, m, 2, "slow", "u", D);
+    assert_eq!(sim.in_flight.len(), 1, "the slow claim's call is in flight");
+
+    claim(&mut sim, m, 3, "fast", "u", D);
+    claim(&mut sim, m, 4, "slow", "v", D);
+    let claimed = |req| {
+        move |s: &Sim| {
+            s.manager_outputs(0)
+                .iter()
+                .any(|o| matches!(o, ManagerOutput::Claimed { req: r, .. } if *r == req))
+        }
+    };
+    deliver_newest_until(&mut sim, 1, claimed(RequestId(3)));
+    assert_eq!(sim.in_flight.len(), 1, "only the slow call is left");
+
+    check(&mut sim, m, 5, "elsewhere", "u");
+    deliver_newest_until(&mut sim, 1, |s| {
+        s.manager_outputs(0).contains(&ManagerOutput::Checked {
+            req: RequestId(5),
+            held: None,
+            refreshed: true,
+        })
+    });
+
+    set_global(&mut sim, secs(10));
+    sim.real = secs(10);
+    sim.fire(m);
+    deliver_newest_until(&mut sim, 1, |s| {
+        s.manager_outputs(0)
+            .iter()
+            .any(|o| matches!(o, ManagerOutput::Expired { lease, .. } if lease == "old"))
+    });
+    assert!(
+        !sim.manager_outputs(m).iter().any(|o| matches!(
+            o,
+            ManagerOutput::Claimed {
+                req: RequestId(2) | RequestId(4),
+                ..
+            } | ManagerOutput::Denied {
+                req: RequestId(2) | RequestId(4),
+                ..
+            }
+        )),
+        "the slow lease's calls wait for its store call, in turn"
+    );
+
+    sim.settle();
+    let outs = sim.manager_outputs(m);
+    assert!(claimed(RequestId(2))(&sim), "{outs:?}");
+    assert!(
+        outs.contains(&ManagerOutput::Denied {
+            req: RequestId(4),
+            lease: "slow".into(),
+            holder: "u".into()
+        }),
+        "{outs:?}"
+    );
+}
+
+/// Goal: `calls_max` bounds the store calls one manager runs at once; 1 serialises them all,
+/// as Juju's 2016 manager did, and 0 is refused.
+#[test]
+fn calls_max_bounds_concurrent_store_calls() {
+    let mut sim = Sim::new();
+    let mut one = cfg("ctl-0");
+    one.calls_max = 1;
+    let m = manager(&mut sim, one, Clock::EXACT);
+    sim.settle();
+    claim(&mut sim, m, 1, "a", "u", D);
+    claim(&mut sim, m, 2, "b", "u", D);
+    assert_eq!(sim.in_flight.len(), 1);
+    sim.settle();
+    assert_eq!(
+        sim.manager_outputs(m)
+            .iter()
+            .filter(|o| matches!(o, ManagerOutput::Claimed { .. }))
+            .count(),
+        2
+    );
+
+    let mut sim = Sim::new();
+    let m = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
+    sim.settle();
+    for (i, lease) in ["a", "b", "c"].into_iter().enumerate() {
+        claim(&mut sim, m, i as u64, lease, "u", D);
+    }
+    assert_eq!(sim.in_flight.len(), 3, "three leases, three calls at once");
+
+    let mut zero = cfg("ctl-0");
+    zero.calls_max = 0;
+    let err = tenure::lease::LeaseManager::new(zero).unwrap_err();
+    assert!(err.to_string().contains("calls_max"), "{err}");
+}
+
+/// Goal: a tick skips a lease while that lease's own call runs; when the call ends without
+/// renewing it, the lease is expired soon after, not a `max_sleep` later (M6; the model found
+/// this when calls on different leases first ran at once).
+#[test]
+fn a_lease_skipped_by_a_tick_is_expired_once_its_call_ends() {
+    let mut sim = Sim::new();
+    let m = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
+    sim.settle();
+    claim(&mut sim, m, 1, "db", "u", Duration::from_secs(1));
+    sim.settle();
+    set_global(&mut sim, secs(10));
+    sim.real = secs(10);
+    // The tick is due too: its refresh (a find) starts first, then the extension's read.
+    claim(&mut sim, m, 2, "db", "u", D);
+    assert!(
+        matches!(sim.in_flight[..], [(_, ref find), (_, ref read)]
+            if matches!(find.op, Op::Find { .. }) && matches!(read.op, Op::Read { .. })),
+        "{:?}",
+        sim.in_flight
+    );
+    sim.deliver(0, Fault::None);
+    deliver_newest_until(&mut sim, 1, |s| s.in_flight.len() == 1);
+    sim.deliver(0, Fault::Lost);
+    assert!(sim.manager_outputs(m).contains(&ManagerOutput::Failed {
+        req: RequestId(2),
+        error: ManagerError::OutcomeUnknown("db".into())
+    }));
+    let next = sim.manager(m).next_deadline().expect("a tick is scheduled");
+    assert!(
+        next <= sim.now(m).after(Duration::from_secs(1)),
+        "the due lease is looked at again soon, not at max_sleep: {next}"
+    );
+    sim.run_until(secs(12));
+    assert!(
+        sim.manager_outputs(m)
+            .iter()
+            .any(|o| matches!(o, ManagerOutput::Expired { lease, .. } if lease == "db")),
+        "{:?}",
+        sim.manager_outputs(m)
+    );
 }

@@ -138,6 +138,13 @@ impl LeasesBuilder {
         self
     }
 
+    /// Most store calls the manager runs at once (default 16): calls on different leases
+    /// proceed independently, so one slow lease delays no other; 1 serialises every call.
+    pub fn calls_max(mut self, n: usize) -> Self {
+        self.config.calls_max = n;
+        self
+    }
+
     /// Retry policy for claims that meet a concurrent change.
     pub fn retry(mut self, retry: RetryConfig) -> Self {
         self.config.retry = retry;

@@ -193,3 +193,64 @@ async fn a_claim_whose_write_reply_is_lost_is_resolved_by_rereading() {
     m.shutdown().await;
     updater.shutdown().await;
 }
+
+/// Issue 19, bug 3: a slow store call on one lease delays no other. The first lease's insert is
+/// held 3 s by the server (`blockConnection`); a claim of another lease, made meanwhile, is
+/// granted while the first is still waiting, and then the first is granted too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_claim_delays_no_other_lease() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(s) = server("failpoint_slow").await else {
+        return;
+    };
+    let clock_client = Substrate::builder(
+        common::own_server(
+            "failpoint_slow",
+            &["secantus", "--port", PORT, "--test-commands"],
+        )
+        .expect("running"),
+    )
+    .database(s.database().name())
+    .connect()
+    .await
+    .expect("connect");
+    let updater = ClockUpdater::builder()
+        .update_interval(Duration::from_millis(20))
+        .backoff_delay(Duration::from_millis(100))
+        .spawn(&clock_client)
+        .expect("updater");
+    let m = Leases::builder("app")
+        .skew(SkewBounds {
+            rate_error_ppm: 500,
+            clock_step_max: Duration::from_millis(100),
+        })
+        .build(&s)
+        .expect("manager");
+    arm(
+        &s,
+        &["insert"],
+        1,
+        doc! { "blockConnection": true, "blockTimeMS": 3000 },
+    )
+    .await;
+    let slow = {
+        let m = m.clone();
+        tokio::spawn(async move { m.claim("slow", "unit-0", Duration::from_secs(30)).await })
+    };
+    // Real time, not a paused clock: the server must have taken the slow insert (and with it
+    // the failpoint's one firing) before the other lease's insert arrives.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fast = tokio::time::timeout(
+        Duration::from_millis(2000),
+        m.claim("fast", "unit-0", Duration::from_secs(30)),
+    )
+    .await
+    .expect("the other lease's claim is not held up by the slow one");
+    assert!(fast.is_ok(), "{fast:?}");
+    assert!(!slow.is_finished(), "the slow claim is still blocked");
+    let slow = slow.await.expect("task");
+    assert!(slow.is_ok(), "{slow:?}");
+    disarm(&s).await;
+    m.shutdown().await;
+    updater.shutdown().await;
+}

@@ -13,11 +13,15 @@
 //!   expire every lease whose local expiry has passed, in name order. The store refuses early
 //!   expiries whatever the manager computed (M7).
 //!
+//! - **Independent leases**: calls on different leases run at once (up to
+//!   [`ManagerConfig::calls_max`]), so a slow claim or expiry of one lease delays no other
+//!   (Juju's 2018 manager); the calls of one lease, and refreshes, run in turn.
+//!
 //! A granted claim carries the holder's **local deadline**, measured from the start of the store
 //! call that earned it and shrunk by the configured skew bounds (DESIGN.md, "The arithmetic a
 //! holder must get right"), and the fencing epoch.
 
-use super::store::{LeaseStore, StoreError, StoreStep, StoreSuccess};
+use super::store::{CallOn, LeaseStore, StoreError, StoreStep, StoreSuccess};
 use super::{Epoch, LeaseInfo};
 use crate::actor::Actor;
 use crate::effects::{Effects, OpId, OpIds, Renumber};
@@ -34,6 +38,12 @@ use thiserror::Error;
 /// Most API requests queued in one manager. Past it, callers get [`ManagerError::Overloaded`]
 /// rather than unbounded memory growth.
 pub const PENDING_MAX: usize = 10_000;
+
+/// The default for [`ManagerConfig::calls_max`].
+pub const CALLS_MAX_DEFAULT: usize = 16;
+
+/// The largest [`ManagerConfig::calls_max`] accepted.
+pub const CALLS_MAX_LIMIT: usize = 1_000;
 
 /// Identifies one API request; chosen by the caller, echoed in the answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -74,6 +84,9 @@ pub struct ManagerConfig {
     pub retry: RetryConfig,
     /// The clock bounds used to compute holders' local deadlines.
     pub skew: SkewBounds,
+    /// Most store calls run at once (each on its own lease, plus one refresh); 1 serialises
+    /// every call, as Juju's 2016 manager did.
+    pub calls_max: usize,
     /// Seed for retry jitter; `None` disables jitter (models).
     pub jitter_seed: Option<u64>,
     /// A deliberately broken variant, for checker tests.
@@ -90,6 +103,7 @@ impl ManagerConfig {
             max_sleep: Duration::from_secs(60),
             retry: RetryConfig::default(),
             skew: SkewBounds::EXACT,
+            calls_max: CALLS_MAX_DEFAULT,
             jitter_seed: None,
             mutant: None,
         }
@@ -120,6 +134,12 @@ impl ManagerConfig {
             return Err(InputError::InvalidConfig(
                 "retry attempts_max must be between 1 and 1000".into(),
             ));
+        }
+        if !(1..=CALLS_MAX_LIMIT).contains(&self.calls_max) {
+            return Err(InputError::InvalidConfig(format!(
+                "calls_max must be between 1 and {CALLS_MAX_LIMIT}, not {}",
+                self.calls_max
+            )));
         }
         if self.skew.rate_error_ppm > RATE_ERROR_PPM_MAX {
             return Err(InputError::InvalidConfig(format!(
@@ -262,7 +282,6 @@ enum Running {
     TickRefresh,
     Expire {
         lease: String,
-        rest: Vec<String>,
     },
 }
 
@@ -274,6 +293,15 @@ impl Running {
             Running::Claim { job, .. } => Some(job.req),
             Running::CheckRefresh { req, .. } => Some(*req),
             Running::TickRefresh | Running::Expire { .. } => None,
+        }
+    }
+
+    /// The key its store call runs under.
+    fn on(&self) -> CallOn<'_> {
+        match self {
+            Running::Claim { job, .. } => CallOn::Lease(&job.lease),
+            Running::Expire { lease } => CallOn::Lease(lease),
+            Running::CheckRefresh { .. } | Running::TickRefresh => CallOn::Refresh,
         }
     }
 }
@@ -301,7 +329,8 @@ pub struct LeaseManager {
     claims: VecDeque<ClaimJob>,
     checks: VecDeque<(RequestId, String, String)>,
     waits: BTreeMap<RequestId, String>,
-    running: Option<(OpId, Running)>,
+    /// The store calls in progress, by the id of the operation each waits on.
+    running: BTreeMap<OpId, Running>,
     last_tick: LocalTime,
     next_tick: Option<LocalTime>,
     stopped: bool,
@@ -310,11 +339,15 @@ pub struct LeaseManager {
 
 impl Renumber for LeaseManager {
     fn oldest_op_id(&self) -> OpId {
-        self.ids.oldest(self.running.as_ref().map(|(id, _)| *id))
+        self.ids.oldest(self.running.keys().copied())
     }
 
     fn lower_op_ids(&mut self, by: u64) {
-        self.ids.lower(by, self.running.as_mut().map(|(id, _)| id));
+        self.running = std::mem::take(&mut self.running)
+            .into_iter()
+            .map(|(id, r)| (id.lowered(by), r))
+            .collect();
+        self.ids.lower(by, None);
     }
 }
 
@@ -327,12 +360,22 @@ impl Actor for LeaseManager {
     }
 
     /// When the manager next wants [`LeaseManager::handle_timeout`].
+    /// Only what could start then: a tick while no refresh runs, a claim whose lease is idle
+    /// (a busy one starts when its call ends), and nothing while `calls_max` calls run.
     fn next_deadline(&self) -> Option<LocalTime> {
-        if self.stopped || self.running.is_some() {
+        if !self.has_room() {
             return None;
         }
-        let backoff = self.claims.iter().map(|c| c.not_before).min();
-        [self.next_tick, backoff].into_iter().flatten().min()
+        let tick = self
+            .next_tick
+            .filter(|_| !self.store.is_busy(CallOn::Refresh));
+        let backoff = self
+            .claims
+            .iter()
+            .filter(|c| !self.store.is_busy(CallOn::Lease(&c.lease)))
+            .map(|c| c.not_before)
+            .min();
+        [tick, backoff].into_iter().flatten().min()
     }
 
     /// Runs the expiry tick or a retry if due; early calls do nothing.
@@ -349,14 +392,13 @@ impl Actor for LeaseManager {
         now: LocalTime,
     ) -> Effects<ManagerOutput> {
         self.tick(now);
-        let running = match self.running.take() {
-            Some((want, r)) if want == id && !self.stopped => r,
-            other => {
-                self.running = other;
-                return Effects::none();
-            }
+        if self.stopped {
+            return Effects::none();
+        }
+        let Some(running) = self.running.remove(&id) else {
+            return Effects::none();
         };
-        let step = self.store.handle_result(result, now);
+        let step = self.store.handle_result(running.on(), result, now);
         let mut fx = self.step(running, step, now);
         fx.extend(self.pump(now));
         fx
@@ -381,7 +423,7 @@ impl LeaseManager {
             claims: VecDeque::new(),
             checks: VecDeque::new(),
             waits: BTreeMap::new(),
-            running: None,
+            running: BTreeMap::new(),
             last_tick: LocalTime(0),
             next_tick: None,
             stopped: false,
@@ -406,7 +448,7 @@ impl LeaseManager {
 
     /// Whether nothing is in flight or queued (waits excepted).
     pub fn is_idle(&self) -> bool {
-        self.running.is_none() && self.claims.is_empty() && self.checks.is_empty()
+        self.running.is_empty() && self.claims.is_empty() && self.checks.is_empty()
     }
 
     fn tick(&mut self, now: LocalTime) {
@@ -525,89 +567,121 @@ impl LeaseManager {
         Some(fx)
     }
 
-    /// Starts the next job if no store call runs: checks first (cheap), then the expiry tick,
-    /// then claims whose backoff has passed.
+    /// Whether another store call may start.
+    fn has_room(&self) -> bool {
+        !self.stopped && self.running.len() < self.config.calls_max
+    }
+
+    /// Starts what can start: the expiry tick if due, then checks (answered from the cache, or
+    /// by a refresh), then claims whose backoff has passed and whose lease has no call running.
     fn pump(&mut self, now: LocalTime) -> Effects<ManagerOutput> {
         let mut fx = Effects::none();
-        // Bounded: each iteration either starts a store call (and returns) or answers one job.
-        for _ in 0..=(self.checks.len() + self.claims.len() + 1) {
-            if self.stopped || self.running.is_some() {
-                break;
-            }
-            if let Some((req, lease, holder)) = self.checks.pop_front() {
-                match self
-                    .store
-                    .cached(&lease)
-                    .and_then(|d| d.holder().map(|h| (h == holder, d.epoch)))
-                {
-                    Some((true, epoch)) => fx.notify(ManagerOutput::Checked {
+        if self.stopped {
+            return fx;
+        }
+        if self.next_tick.is_some_and(|t| t <= now)
+            && self.has_room()
+            && !self.store.is_busy(CallOn::Refresh)
+        {
+            fx.extend(self.start_tick(now));
+        }
+        fx.extend(self.pump_checks(now));
+        fx.extend(self.pump_claims(now));
+        fx
+    }
+
+    fn start_tick(&mut self, now: LocalTime) -> Effects<ManagerOutput> {
+        self.last_tick = now;
+        self.next_tick = None;
+        // The mutant trusts its cached projection of global time instead of re-reading.
+        let step = if self.config.mutant == Some(Mutant::LeaseExpireOnLocalClock) {
+            StoreStep::Done(Ok(StoreSuccess::Refreshed))
+        } else {
+            self.store.start_refresh()
+        };
+        self.step(Running::TickRefresh, step, now)
+    }
+
+    /// Answers the checks the cache can; starts a refresh for the first that needs one if none
+    /// runs. The others wait, in order, for a refresh of their own.
+    fn pump_checks(&mut self, now: LocalTime) -> Effects<ManagerOutput> {
+        let mut fx = Effects::none();
+        let mut waiting = VecDeque::new();
+        while let Some((req, lease, holder)) = self.checks.pop_front() {
+            let cached = self
+                .store
+                .cached(&lease)
+                .and_then(|d| d.holder().map(|h| (h == holder, d.epoch)));
+            match cached {
+                Some((true, epoch)) => fx.notify(ManagerOutput::Checked {
+                    req,
+                    held: Some(epoch),
+                    refreshed: false,
+                }),
+                _ if self.config.mutant == Some(Mutant::ManagerNotHeldWithoutRefresh) => {
+                    fx.notify(ManagerOutput::Checked {
                         req,
-                        held: Some(epoch),
+                        held: None,
                         refreshed: false,
-                    }),
-                    _ if self.config.mutant == Some(Mutant::ManagerNotHeldWithoutRefresh) => fx
-                        .notify(ManagerOutput::Checked {
-                            req,
-                            held: None,
-                            refreshed: false,
-                        }),
-                    _ => {
-                        let step = self.store.start_refresh();
-                        fx.extend(self.step(
-                            Running::CheckRefresh { req, lease, holder },
-                            step,
-                            now,
-                        ));
-                    }
+                    })
                 }
+                _ if self.store.is_busy(CallOn::Refresh) || !self.has_room() => {
+                    waiting.push_back((req, lease, holder));
+                }
+                _ => {
+                    let step = self.store.start_refresh();
+                    let running = Running::CheckRefresh { req, lease, holder };
+                    fx.extend(self.step(running, step, now));
+                }
+            }
+        }
+        self.checks = waiting;
+        fx
+    }
+
+    /// Starts every claim that can start, oldest first.
+    fn pump_claims(&mut self, now: LocalTime) -> Effects<ManagerOutput> {
+        let mut fx = Effects::none();
+        let mut i = 0;
+        while i < self.claims.len() && self.has_room() {
+            let c = &self.claims[i];
+            if c.not_before > now || self.store.is_busy(CallOn::Lease(&c.lease)) {
+                i += 1;
                 continue;
             }
-            if self.next_tick.is_some_and(|t| t <= now) {
-                self.last_tick = now;
-                self.next_tick = None;
-                // The mutant trusts its cached projection of global time instead of re-reading.
-                let step = if self.config.mutant == Some(Mutant::LeaseExpireOnLocalClock) {
-                    StoreStep::Done(Ok(StoreSuccess::Refreshed))
-                } else {
-                    self.store.start_refresh()
-                };
-                fx.extend(self.step(Running::TickRefresh, step, now));
-                continue;
-            }
-            let Some(pos) = self.claims.iter().position(|c| c.not_before <= now) else {
+            let Some(job) = self.claims.remove(i) else {
                 break;
             };
-            let Some(job) = self.claims.remove(pos) else {
-                break;
-            };
-            let step = match self.store.cached(&job.lease).and_then(|d| d.holder()) {
-                None => self
-                    .store
-                    .start_claim(&job.lease, &job.holder, job.duration, now),
-                Some(h) if h == job.holder => {
-                    self.store
-                        .start_extend(&job.lease, &job.holder, job.duration, now)
-                }
-                Some(h) => {
-                    // Ownership moves only through expiry: deny without a store call (M2).
-                    fx.notify(ManagerOutput::Denied {
-                        req: job.req,
-                        lease: job.lease,
-                        holder: h.to_owned(),
-                    });
-                    continue;
-                }
-            };
-            fx.extend(self.step(
-                Running::Claim {
-                    job,
-                    call_start: now,
-                },
-                step,
-                now,
-            ));
+            fx.extend(self.start_claim(job, now));
         }
         fx
+    }
+
+    fn start_claim(&mut self, job: ClaimJob, now: LocalTime) -> Effects<ManagerOutput> {
+        let step = match self.store.cached(&job.lease).and_then(|d| d.holder()) {
+            None => self
+                .store
+                .start_claim(&job.lease, &job.holder, job.duration, now),
+            Some(h) if h == job.holder => {
+                self.store
+                    .start_extend(&job.lease, &job.holder, job.duration, now)
+            }
+            Some(h) => {
+                // Ownership moves only through expiry: deny without a store call (M2).
+                let mut fx = Effects::none();
+                fx.notify(ManagerOutput::Denied {
+                    req: job.req,
+                    lease: job.lease,
+                    holder: h.to_owned(),
+                });
+                return fx;
+            }
+        };
+        let running = Running::Claim {
+            job,
+            call_start: now,
+        };
+        self.step(running, step, now)
     }
 
     /// Issues the store's next operation, or finishes the running job.
@@ -619,8 +693,12 @@ impl LeaseManager {
     ) -> Effects<ManagerOutput> {
         match step {
             StoreStep::Issue(op) => {
+                debug_assert!(
+                    self.store.is_busy(running.on()),
+                    "the store tracks the call"
+                );
                 let req = self.ids.request(op);
-                self.running = Some((req.id, running));
+                self.running.insert(req.id, running);
                 Effects {
                     requests: vec![req],
                     notifications: Vec::new(),
@@ -646,7 +724,9 @@ impl LeaseManager {
         let mut fx = Effects::none();
         match running {
             Running::Claim { job, call_start } => {
-                fx.extend(self.finish_claim(job, call_start, outcome, now))
+                fx.extend(self.finish_claim(job, call_start, outcome, now));
+                // A tick skips a lease while its call runs: look at it again now.
+                self.schedule_tick(now);
             }
             Running::CheckRefresh { req, lease, holder } => {
                 let held = self
@@ -676,20 +756,12 @@ impl LeaseManager {
                 // the tick's start (earlier by the read's latency) it would never be due. A
                 // refresh whose outcome is unknown expires nothing: the schedule looks again
                 // soon if a lease is due.
-                let mut due: Vec<String> = match outcome {
-                    Ok(_) => self
-                        .store
-                        .local_expiries()
-                        .filter(|(_, at)| *at <= now)
-                        .map(|(n, _)| n.to_owned())
-                        .collect(),
-                    Err(_) => Vec::new(),
-                };
-                due.sort();
-                due.reverse();
-                fx.extend(self.expire_next(due, now));
+                if outcome.is_ok() {
+                    fx.extend(self.expire_due(now));
+                }
+                self.schedule_tick(now);
             }
-            Running::Expire { lease, rest } => {
+            Running::Expire { lease } => {
                 if let Ok(StoreSuccess::Expired { epoch }) = outcome {
                     fx.notify(ManagerOutput::Expired {
                         lease,
@@ -697,24 +769,32 @@ impl LeaseManager {
                         global: self.store.global_time(),
                     });
                 }
-                // Invalid is ignored: the refreshed cache is picked up on the next tick.
-                fx.extend(self.expire_next(rest, now));
+                // Invalid is ignored: the refreshed cache is picked up on the next tick, which
+                // comes soon if the lease is still due.
+                self.schedule_tick(now);
             }
         }
         fx
     }
 
-    fn expire_next(&mut self, mut due: Vec<String>, now: LocalTime) -> Effects<ManagerOutput> {
-        match due.pop() {
-            Some(lease) => {
-                let step = self.store.start_expire(&lease, now);
-                self.step(Running::Expire { lease, rest: due }, step, now)
+    /// Starts the expiry of every lease due by `now`, in name order, that has no call running
+    /// (one that does is judged again at the next tick), while there is room.
+    fn expire_due(&mut self, now: LocalTime) -> Effects<ManagerOutput> {
+        let due: Vec<String> = self
+            .store
+            .local_expiries()
+            .filter(|(name, at)| *at <= now && !self.store.is_busy(CallOn::Lease(name)))
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let mut fx = Effects::none();
+        for lease in due {
+            if !self.has_room() {
+                break;
             }
-            None => {
-                self.schedule_tick(now);
-                Effects::none()
-            }
+            let step = self.store.start_expire(&lease);
+            fx.extend(self.step(Running::Expire { lease }, step, now));
         }
+        fx
     }
 
     /// `next = min(last tick + max_sleep, the earliest local expiry)`, but never sooner than
@@ -728,9 +808,11 @@ impl LeaseManager {
         let floor = self
             .last_tick
             .after(self.config.retry.delay_min.min(self.config.max_sleep));
+        // A lease being expired is left out: its expiry's reply reschedules.
         let soonest = self
             .store
             .local_expiries()
+            .filter(|(name, _)| !self.store.is_busy(CallOn::Lease(name)))
             .map(|(_, at)| at)
             .min()
             .filter(|_| self.config.mutant != Some(Mutant::ManagerSleepsPastExpiry));
@@ -775,8 +857,7 @@ impl LeaseManager {
                         },
                     }),
                 }
-                // Wake no later than the new expiry so an abandoned lease is noticed (2019+).
-                self.schedule_tick(now);
+                // (The caller reschedules: wake no later than the new expiry, 2019+.)
             }
             Ok(_) => fx.notify(ManagerOutput::Failed {
                 req: job.req,
@@ -846,9 +927,10 @@ impl LeaseManager {
         self.stopped = true;
         self.next_tick = None;
         // The request whose store call is in flight first: its reply will be ignored.
-        let running = self.running.take().and_then(|(_, r)| r.req());
+        let running = std::mem::take(&mut self.running);
         let reqs = running
-            .into_iter()
+            .into_values()
+            .filter_map(|r| r.req())
             .chain(self.claims.drain(..).map(|c| c.req))
             .chain(self.checks.drain(..).map(|c| c.0))
             .chain(std::mem::take(&mut self.waits).into_keys());

@@ -19,7 +19,7 @@ pub mod store;
 pub use manager::{
     LeaseManager, ManagerConfig, ManagerError, ManagerOutput, RequestId, RetryConfig,
 };
-pub use store::{LeaseInfo, LeaseStore, StoreError};
+pub use store::{CallOn, LeaseInfo, LeaseStore, StoreError};
 
 use crate::substrate::{fields, Collection, CorruptDocument, Document, Fields, Value};
 use crate::time::GlobalTime;

@@ -3,8 +3,9 @@
 //!
 //! The client is a sub-machine driven by its owner (the [`super::LeaseManager`]): each `start_*`
 //! call and each [`LeaseStore::handle_result`] returns a [`StoreStep`], either a store operation
-//! to run or the call's outcome. One call runs at a time, as Juju's store held a mutex across
-//! each request.
+//! to run or the call's outcome. Calls on different leases run independently (Juju's 2018
+//! manager ran them in goroutines); at most one call per lease, and one refresh, run at a time
+//! ([`CallOn`]), so a lease's own calls stay in order.
 //!
 //! Juju's transaction runner retried three times; here a failed assert refreshes the one
 //! document involved and returns [`StoreError::Invalid`] with the cache up to date, and the
@@ -84,6 +85,15 @@ pub enum StoreSuccess {
     },
 }
 
+/// What a store call is about: the key under which at most one call runs at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallOn<'a> {
+    /// Re-reading the whole namespace and global time.
+    Refresh,
+    /// One lease: a claim, an extension or an expiry.
+    Lease(&'a str),
+}
+
 /// What the owner must do next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreStep {
@@ -147,6 +157,20 @@ enum Call {
     },
 }
 
+impl Call {
+    /// The lease this call is about, or `None` for a refresh.
+    fn lease(&self) -> Option<&str> {
+        match self {
+            Call::RefreshDocs | Call::RefreshClock { .. } => None,
+            Call::WriteReadClock { name, .. }
+            | Call::Write { name, .. }
+            | Call::Reread { name, .. }
+            | Call::ExpireReadClock { name }
+            | Call::Expire { name, .. } => Some(name),
+        }
+    }
+}
+
 /// The store client for one namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LeaseStore {
@@ -158,7 +182,10 @@ pub struct LeaseStore {
     corrupt: BTreeMap<String, CorruptDocument>,
     global: GlobalTime,
     global_read_at: LocalTime,
-    call: Option<Call>,
+    /// The refresh in progress, if any.
+    refresh: Option<Call>,
+    /// The call in progress on each busy lease.
+    calls: BTreeMap<String, Call>,
 }
 
 impl LeaseStore {
@@ -172,7 +199,8 @@ impl LeaseStore {
             corrupt: BTreeMap::new(),
             global: GlobalTime(0),
             global_read_at: LocalTime(0),
-            call: None,
+            refresh: None,
+            calls: BTreeMap::new(),
         }
     }
 
@@ -181,9 +209,12 @@ impl LeaseStore {
         &self.namespace
     }
 
-    /// Whether a call is in progress.
-    pub fn is_busy(&self) -> bool {
-        self.call.is_some()
+    /// Whether a call on `on` is in progress (a new one must wait for it).
+    pub fn is_busy(&self, on: CallOn<'_>) -> bool {
+        match on {
+            CallOn::Refresh => self.refresh.is_some(),
+            CallOn::Lease(name) => self.calls.contains_key(name),
+        }
     }
 
     /// The cached document of `name`, held or vacant.
@@ -234,8 +265,18 @@ impl LeaseStore {
     }
 
     fn begin(&mut self, call: Call, op: Op) -> StoreStep {
-        debug_assert!(self.call.is_none(), "one store call at a time");
-        self.call = Some(call);
+        // The owner starts a call only on a key that is not busy (`is_busy`): two calls on
+        // one key would lose one of them, and its caller would never be answered.
+        match call.lease().map(str::to_owned) {
+            None => {
+                assert!(self.refresh.is_none(), "one refresh at a time");
+                self.refresh = Some(call);
+            }
+            Some(name) => {
+                let before = self.calls.insert(name, call);
+                assert!(before.is_none(), "one store call per lease at a time");
+            }
+        }
         StoreStep::Issue(op)
     }
 
@@ -320,30 +361,28 @@ impl LeaseStore {
         };
         if self.mutant == Some(Mutant::LeaseStaleGlobalRead) {
             // Broken: decide on the cached global time instead of reading it fresh.
-            self.call = Some(call);
             let cached = OpResult::Ok(Reply::Doc(Some(crate::substrate::Document::new(
                 crate::clock::CLOCK_ID,
                 fields([(crate::clock::TIME_FIELD, Value::from(self.global.0))]),
             ))));
-            return self.handle_result(cached, now);
+            return self.resume(call, cached, now);
         }
         self.begin(call, Self::fresh_global())
     }
 
     /// Expires `name` (§2.4 ExpireLease): only once global time is strictly past its expiry.
-    pub fn start_expire(&mut self, name: &str, now: LocalTime) -> StoreStep {
+    pub fn start_expire(&mut self, name: &str) -> StoreStep {
         let Some(term) = self.cache.get(name).and_then(|d| d.term.as_ref()) else {
             return StoreStep::Done(Err(StoreError::Invalid(format!(
                 "lease {name:?} is not held"
             ))));
         };
+        if self.global > term.expiry() || self.mutant == Some(Mutant::LeaseExpireOnLocalClock) {
+            return self.expire_write(name);
+        }
         let call = Call::ExpireReadClock {
             name: name.to_owned(),
         };
-        if self.global > term.expiry() || self.mutant == Some(Mutant::LeaseExpireOnLocalClock) {
-            self.call = Some(call);
-            return self.expire_write(name, now);
-        }
         self.begin(call, Self::fresh_global())
     }
 
@@ -354,14 +393,22 @@ impl LeaseStore {
         }
     }
 
-    /// Takes the result of the operation last issued.
-    pub fn handle_result(&mut self, result: OpResult, now: LocalTime) -> StoreStep {
-        let Some(call) = self.call.take() else {
+    /// Takes the result of the operation last issued on `on`.
+    pub fn handle_result(&mut self, on: CallOn<'_>, result: OpResult, now: LocalTime) -> StoreStep {
+        let call = match on {
+            CallOn::Refresh => self.refresh.take(),
+            CallOn::Lease(name) => self.calls.remove(name),
+        };
+        let Some(call) = call else {
             return StoreStep::Done(Err(StoreError::Store {
                 context: "lease store".into(),
                 cause: "unexpected reply".into(),
             }));
         };
+        self.resume(call, result, now)
+    }
+
+    fn resume(&mut self, call: Call, result: OpResult, now: LocalTime) -> StoreStep {
         match self.advance(call, result, now) {
             Ok(step) => step,
             Err(e) => StoreStep::Done(Err(e)),
@@ -396,7 +443,7 @@ impl LeaseStore {
             }
             Call::RefreshClock { docs } => {
                 let g = Reader::decode(&result)?;
-                (self.cache, self.corrupt) = docs;
+                self.replace_cache(docs);
                 self.note_global(g, now);
                 Ok(StoreStep::Done(Ok(StoreSuccess::Refreshed)))
             }
@@ -491,8 +538,7 @@ impl LeaseStore {
             Call::ExpireReadClock { name } => {
                 let g = Reader::decode(&result)?;
                 self.note_global(g, now);
-                self.call = Some(Call::ExpireReadClock { name: name.clone() });
-                Ok(self.expire_write(&name, now))
+                Ok(self.expire_write(&name))
             }
             Call::Expire { name, wrote } => match result {
                 OpResult::Ok(_) => Ok(self.wrote(name, wrote, self.global)),
@@ -528,6 +574,23 @@ impl LeaseStore {
                 }),
             },
         }
+    }
+
+    /// Takes a refresh's documents, except for the leases with a call in progress: the refresh
+    /// may have read them before that call's write, and the call's reply will say what they
+    /// hold (a cache moving backwards would undo what the call learnt).
+    fn replace_cache(&mut self, (mut cache, mut corrupt): Decoded) {
+        for name in self.calls.keys() {
+            match self.cache.remove(name) {
+                Some(doc) => cache.insert(name.clone(), doc),
+                None => cache.remove(name),
+            };
+            match self.corrupt.remove(name) {
+                Some(c) => corrupt.insert(name.clone(), c),
+                None => corrupt.remove(name),
+            };
+        }
+        (self.cache, self.corrupt) = (cache, corrupt);
     }
 
     /// Every document of the namespace, decoded, and the corrupt ones by lease name. A
@@ -660,14 +723,8 @@ impl LeaseStore {
         }
     }
 
-    fn expire_write(&mut self, name: &str, _now: LocalTime) -> StoreStep {
-        let Some(Call::ExpireReadClock { name: n }) = self.call.take() else {
-            return StoreStep::Done(Err(StoreError::Store {
-                context: "expire".into(),
-                cause: "no call".into(),
-            }));
-        };
-        debug_assert_eq!(n, name);
+    /// Writes the expiry of `name` if global time, as last read, is past its term.
+    fn expire_write(&mut self, name: &str) -> StoreStep {
         let Some(old) = self.cache.get(name).cloned() else {
             return StoreStep::Done(Err(StoreError::Invalid(format!(
                 "lease {name:?} is not held"
