@@ -58,6 +58,30 @@ async fn disarm(s: &Substrate) {
         .expect("failpoint off");
 }
 
+/// A lease manager on `s`, and a fast clock updater on a client of its own (the failpoints
+/// are scoped to the manager's appName, so they never hit the updater).
+async fn leases_on(s: &Substrate, test: &str) -> (Leases, ClockUpdater) {
+    let uri = common::own_server(test, &["secantus", "--port", PORT, "--test-commands"]);
+    let clock_client = Substrate::builder(uri.expect("running"))
+        .database(s.database().name())
+        .connect()
+        .await
+        .expect("connect");
+    let updater = ClockUpdater::builder()
+        .update_interval(Duration::from_millis(20))
+        .backoff_delay(Duration::from_millis(100))
+        .spawn(&clock_client)
+        .expect("updater");
+    let leases = Leases::builder("app")
+        .skew(SkewBounds {
+            rate_error_ppm: 500,
+            clock_step_max: Duration::from_millis(100),
+        })
+        .build(s)
+        .expect("manager");
+    (leases, updater)
+}
+
 fn write_concern_error() -> BsonDocument {
     doc! { "writeConcernError": { "code": 64, "codeName": "WriteConcernFailed", "errmsg": "injected: replication failed" } }
 }
@@ -137,30 +161,7 @@ async fn a_claim_whose_write_reply_is_lost_is_resolved_by_rereading() {
     let Some(s) = server("failpoint_claim").await else {
         return;
     };
-    // The updater gets a client of its own: the failpoints are scoped to the manager's appName.
-    let clock_client = Substrate::builder(
-        common::own_server(
-            "failpoint_claim",
-            &["secantus", "--port", PORT, "--test-commands"],
-        )
-        .expect("running"),
-    )
-    .database(s.database().name())
-    .connect()
-    .await
-    .expect("connect");
-    let updater = ClockUpdater::builder()
-        .update_interval(Duration::from_millis(20))
-        .backoff_delay(Duration::from_millis(100))
-        .spawn(&clock_client)
-        .expect("updater");
-    let m = Leases::builder("app")
-        .skew(SkewBounds {
-            rate_error_ppm: 500,
-            clock_step_max: Duration::from_millis(100),
-        })
-        .build(&s)
-        .expect("manager");
+    let (m, updater) = leases_on(&s, "failpoint_claim").await;
     // The first claim inserts the lease document: its reply reports a write concern error.
     arm(&s, &["insert"], 1, write_concern_error()).await;
     let token = m
@@ -203,29 +204,7 @@ async fn a_slow_claim_delays_no_other_lease() {
     let Some(s) = server("failpoint_slow").await else {
         return;
     };
-    let clock_client = Substrate::builder(
-        common::own_server(
-            "failpoint_slow",
-            &["secantus", "--port", PORT, "--test-commands"],
-        )
-        .expect("running"),
-    )
-    .database(s.database().name())
-    .connect()
-    .await
-    .expect("connect");
-    let updater = ClockUpdater::builder()
-        .update_interval(Duration::from_millis(20))
-        .backoff_delay(Duration::from_millis(100))
-        .spawn(&clock_client)
-        .expect("updater");
-    let m = Leases::builder("app")
-        .skew(SkewBounds {
-            rate_error_ppm: 500,
-            clock_step_max: Duration::from_millis(100),
-        })
-        .build(&s)
-        .expect("manager");
+    let (m, updater) = leases_on(&s, "failpoint_slow").await;
     arm(
         &s,
         &["insert"],
