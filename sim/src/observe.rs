@@ -103,6 +103,9 @@ pub struct Observer {
     /// holds only then (a pinger's flush, or a watcher's offset probe, held for seconds can
     /// make a live key look dead; the ping rule budgets half a flush interval for latency).
     prompt: bool,
+    /// Whether stored leases change only through the protocol (no rollback, no non-atomic
+    /// compare-and-swap): M5's bound on waits holds only then.
+    leases_as_written: bool,
     /// Properties broken, in the order found (one entry per property).
     found: Vec<Found>,
     /// Milestones reached.
@@ -118,6 +121,8 @@ pub struct Observer {
     all_tenures: Vec<Tenure>,
     grants: Vec<Grant>,
     calls: BTreeMap<RequestId, (u64, GlobalTime, Duration)>,
+    /// Each holder's wait in progress: its lease (M5).
+    waits: BTreeMap<RequestId, String>,
     // leadership
     waiters: BTreeMap<usize, i8>,
     tickets: BTreeMap<(usize, TicketId), (u64, LocalTime, TicketKind)>,
@@ -161,6 +166,7 @@ impl Observer {
             windows: Windows::of(config),
             presence: presence_config(config),
             prompt: true,
+            leases_as_written: true,
             found: Vec::new(),
             reached: BTreeSet::new(),
             clock_samples: Vec::new(),
@@ -171,6 +177,7 @@ impl Observer {
             all_tenures: Vec::new(),
             grants: Vec::new(),
             calls: BTreeMap::new(),
+            waits: BTreeMap::new(),
             waiters: BTreeMap::new(),
             tickets: BTreeMap::new(),
             answers: Vec::new(),
@@ -194,6 +201,8 @@ impl Observer {
     /// Tells the observer this run's faults (P5 is checked only when operations are prompt).
     pub(crate) fn faults(&mut self, faults: &crate::faults::FaultRates) {
         self.prompt = !faults.has(tenure::fault::Fault::Delay);
+        self.leases_as_written = !faults.has(tenure::fault::Fault::Rollback)
+            && !faults.has(tenure::fault::Fault::NonAtomicCas);
     }
 
     /// Whether any property has failed.
@@ -220,6 +229,11 @@ impl Observer {
         store: &MemoryStore,
     ) {
         self.calls.insert(req, (real, global(store), duration));
+    }
+
+    /// A holder waits for a lease to expire (M5).
+    pub(crate) fn wait_called(&mut self, req: RequestId, lease: &str) {
+        self.waits.insert(req, lease.to_owned());
     }
 
     /// A leadership ticket was issued to the unit of process `p`.
@@ -330,11 +344,39 @@ impl Observer {
                 let w = self.waiters.entry(p).or_default();
                 *w = (*w - 1).max(0);
             }
+            ManagerOutput::Released { req } => self.wait_ended(real, p, *req),
+            ManagerOutput::WaitCancelled { req } => {
+                self.waits.remove(req);
+            }
             ManagerOutput::Failed { req, .. } => {
                 self.calls.remove(req);
+                self.waits.remove(req);
             }
             _ => {}
         }
+    }
+
+    /// M5 when holder `req`'s wait at manager `p` ends: against the beliefs `p` granted.
+    fn wait_ended(&mut self, real: u64, p: usize, req: RequestId) {
+        let Some(lease) = self.waits.remove(&req) else {
+            return;
+        };
+        if !self.leases_as_written {
+            return;
+        }
+        let key = (LEASE_NS.to_owned(), lease);
+        let granted: Vec<Tenure> = self
+            .tenures
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .filter(|(by, _)| *by == p)
+            .map(|(_, t)| t.clone())
+            .collect();
+        self.check(
+            real,
+            lease::m5_wait_ends_after_expiry(&key.1, real, &granted),
+        );
     }
 
     /// L6 at each grant: the new belief against the others in its lease still live.

