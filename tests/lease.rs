@@ -837,3 +837,39 @@ fn a_refresh_keeps_a_lease_learnt_about_and_still_busy() {
         sim.manager_outputs(m)
     );
 }
+
+/// Goal: past a lease's local expiry the cache no longer answers "held": another manager may
+/// have expired it already, so the check refreshes first (M4's "held" half: held in the store's
+/// view while the check ran; found live, where a check raced this manager's own expiry).
+#[test]
+fn a_check_past_the_local_expiry_refreshes_before_held() {
+    let mut sim = Sim::new();
+    let a = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
+    let b = manager(&mut sim, cfg("ctl-1"), Clock::EXACT);
+    sim.settle();
+    claim(&mut sim, a, 1, "db", "u", D);
+    sim.settle();
+    set_global(&mut sim, secs(61));
+    sim.real = secs(61);
+    sim.set_paused(a, true);
+    sim.settle();
+    sim.set_paused(a, false);
+    assert_eq!(stored(&sim, "db").term, None);
+    assert!(
+        sim.manager_outputs(b)
+            .iter()
+            .any(|o| matches!(o, ManagerOutput::Expired { .. })),
+        "b expired the lease while a was paused"
+    );
+
+    check(&mut sim, a, 2, "db", "u");
+    sim.settle();
+    assert_eq!(
+        last(&sim, a),
+        ManagerOutput::Checked {
+            req: RequestId(2),
+            held: None,
+            refreshed: true
+        }
+    );
+}

@@ -123,6 +123,9 @@ pub struct Observer {
     calls: BTreeMap<RequestId, (u64, GlobalTime, Duration)>,
     /// Each holder's wait in progress: its lease (M5).
     waits: BTreeMap<RequestId, String>,
+    /// Each check in progress: its lease, holder, and whether that holder held the lease in
+    /// the store at some instant since the check began (M4).
+    checks: BTreeMap<RequestId, (String, String, bool)>,
     // leadership
     waiters: BTreeMap<usize, i8>,
     tickets: BTreeMap<(usize, TicketId), (u64, LocalTime, TicketKind)>,
@@ -178,6 +181,7 @@ impl Observer {
             grants: Vec::new(),
             calls: BTreeMap::new(),
             waits: BTreeMap::new(),
+            checks: BTreeMap::new(),
             waiters: BTreeMap::new(),
             tickets: BTreeMap::new(),
             answers: Vec::new(),
@@ -229,6 +233,25 @@ impl Observer {
         store: &MemoryStore,
     ) {
         self.calls.insert(req, (real, global(store), duration));
+    }
+
+    /// A holder checks its token (M4): whether it holds the lease in the store now.
+    pub(crate) fn check_called(
+        &mut self,
+        req: RequestId,
+        lease: &str,
+        holder: &str,
+        store: &MemoryStore,
+    ) {
+        let now = store
+            .get(
+                Collection::Leases,
+                &tenure::lease::lease_id(LEASE_NS, lease),
+            )
+            .and_then(|d| LeaseDoc::decode(d, LEASE_NS).ok())
+            .is_some_and(|d| d.holder() == Some(holder));
+        self.checks
+            .insert(req, (lease.to_owned(), holder.to_owned(), now));
     }
 
     /// A holder waits for a lease to expire (M5).
@@ -330,11 +353,24 @@ impl Observer {
                 self.reached.insert(Milestone::ClaimDenied);
             }
             ManagerOutput::Checked {
-                held, refreshed, ..
-            } => self.check(
-                real,
-                lease::m4_not_held_after_refresh(&[(held.is_some(), *refreshed)]),
-            ),
+                req,
+                held,
+                refreshed,
+            } => {
+                self.check(
+                    real,
+                    lease::m4_not_held_after_refresh(&[(held.is_some(), *refreshed)]),
+                );
+                let check = self.checks.remove(req);
+                if let (Some((lease, holder, meanwhile)), Some(_), true) =
+                    (check, held, self.leases_as_written)
+                {
+                    self.check(
+                        real,
+                        lease::m4_held_while_checked(&lease, &holder, meanwhile),
+                    );
+                }
+            }
             ManagerOutput::Expired { .. } => {
                 self.reached.insert(Milestone::LeaseExpired);
             }
@@ -351,6 +387,7 @@ impl Observer {
             ManagerOutput::Failed { req, .. } => {
                 self.calls.remove(req);
                 self.waits.remove(req);
+                self.checks.remove(req);
             }
             _ => {}
         }
@@ -761,6 +798,9 @@ impl Observer {
                     after: decode(after),
                     global: global(store),
                 };
+                if ns == LEASE_NS {
+                    self.held_meanwhile(id, change.after.as_ref());
+                }
                 self.check(real, lease::store_changes(&[change]));
                 if ns == LEADERSHIP_NS && lease_name_of(id) == Some(APPLICATION) {
                     let free = decode(after).is_none_or(|d| d.term.is_none());
@@ -775,11 +815,33 @@ impl Observer {
         }
     }
 
+    /// Marks the checks on the lease stored as `id` whose holder now holds it (M4).
+    fn held_meanwhile(&mut self, id: &str, after: Option<&LeaseDoc>) {
+        let (Some(lease), Some(holder)) = (lease_name_of(id), after.and_then(|d| d.holder()))
+        else {
+            return;
+        };
+        for (l, h, seen) in self.checks.values_mut() {
+            *seen |= l == lease && h == holder;
+        }
+    }
+
     /// An agent paused: its keys (`keys`) stop pinging until it resumes. (A paused holder's
     /// beliefs stand: they are measured on its own clock.)
     pub(crate) fn agent_paused(&mut self, keys: &[String]) {
         for key in keys {
             self.stop_pinging(key);
+        }
+    }
+
+    /// An agent's flush failed or its outcome is unknown, and was requeued: to a watcher its
+    /// keys' pings are as late as if the agent had paused until now, so their pinging
+    /// stretches restart now (P5 promises nothing while the store loses writes).
+    pub(crate) fn flush_requeued(&mut self, real: u64, keys: &[String]) {
+        for key in keys {
+            if let Some(since) = self.pinging_since.get_mut(key) {
+                *since = real;
+            }
         }
     }
 

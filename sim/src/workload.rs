@@ -9,14 +9,17 @@ use crate::clock::SimClock;
 use crate::config::Workload;
 use crate::rng::PPM;
 use crate::world::{Ev, Proc, Role, World, SERVER_EPOCH};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tenure::actor::{Node, Note};
 use tenure::clock::{ClockWatcher, Updater, UpdaterConfig, WatcherConfig};
 use tenure::leadership::{TicketKind, TrackerConfig, Unit};
 use tenure::lease::{LeaseManager, ManagerConfig, ManagerOutput, RequestId};
 use tenure::mutant::Protocol;
-use tenure::presence::{Agent, AgentOutput, PingerOutput, PresenceConfig, PresenceWatcher, Pruner};
+use tenure::presence::{
+    batcher::BatcherOutput, Agent, AgentOutput, PingerOutput, PresenceConfig, PresenceWatcher,
+    Pruner,
+};
 use tenure::time::{nanos, LocalTime, SkewBounds};
 
 /// The plain leases' namespace.
@@ -66,6 +69,8 @@ pub(crate) struct Holder {
     waiting: Option<RequestId>,
     /// Its beliefs: lease index → local deadline.
     held: BTreeMap<u32, LocalTime>,
+    /// Every lease it was ever granted (a former holder checks one when it expires).
+    granted: BTreeSet<u32>,
 }
 
 /// A presence key and the agent that keeps it alive.
@@ -120,6 +125,7 @@ impl World {
                     busy: None,
                     waiting: None,
                     held: BTreeMap::new(),
+                    granted: BTreeSet::new(),
                 });
                 self.drive.drivers.push(Driver::Holder(i as usize));
             }
@@ -412,10 +418,44 @@ impl World {
         let h = &mut self.drive.holders[i];
         h.busy = Some(req);
         let (p, holder) = (h.p, h.name.clone());
+        self.observer.check_called(req, lease, &holder, &self.store);
         self.call(p, |n, now| match n {
             Node::Manager(m) => m.handle_check(req, lease, &holder, now).map(Note::Manager),
             _ => Default::default(),
         });
+    }
+
+    /// Holder `i` checks lease `k` now, unless it is busy or paused.
+    pub(crate) fn check_if_idle(&mut self, i: usize, k: u32) {
+        let Some(h) = self.drive.holders.get(i) else {
+            return;
+        };
+        if self.quiet || h.busy.is_some() || self.procs[h.p].paused {
+            return;
+        }
+        self.check(i, &format!("l{k}"));
+    }
+
+    /// Manager `p` expired lease `lease`: each former holder served by another manager checks
+    /// it a few milliseconds later, as a service would on hearing the lease has gone.
+    fn former_holders_check(&mut self, p: usize, lease: &str) {
+        let Some(k) = lease.strip_prefix('l').and_then(|k| k.parse::<u32>().ok()) else {
+            return;
+        };
+        let former: Vec<usize> = (self.drive.holders.iter().enumerate())
+            .filter(|(_, h)| h.p != p && h.granted.contains(&k))
+            .map(|(i, _)| i)
+            .collect();
+        for i in former {
+            let at = self.real + self.rng.range(0, 5_000_000);
+            self.schedule(
+                at,
+                Ev::Check {
+                    holder: i as u32,
+                    lease: k,
+                },
+            );
+        }
     }
 
     fn wait(&mut self, i: usize, lease: &str) {
@@ -520,6 +560,13 @@ impl World {
                 if let Some(h) = self.drive.holders.get_mut(i as usize) {
                     holder_learns(h, out, now);
                 }
+                if let ManagerOutput::Expired { lease, .. } = out {
+                    self.former_holders_check(p, lease);
+                }
+            }
+            Note::Agent(AgentOutput::Batcher(BatcherOutput::Requeued { .. })) => {
+                let keys = self.keys_of(p);
+                self.observer.flush_requeued(self.real, &keys);
             }
             Note::Agent(AgentOutput::Pinger {
                 key,
@@ -549,6 +596,7 @@ fn holder_learns(h: &mut Holder, out: &ManagerOutput, now: LocalTime) {
             h.busy = None;
             if let Some(k) = lease_index(lease) {
                 h.held.insert(k, *local_deadline);
+                h.granted.insert(k);
             }
         }
         ManagerOutput::Denied { req, lease, .. } if h.busy == Some(*req) => {

@@ -137,6 +137,9 @@ pub(crate) enum Ev {
     Resume { p: u32 },
     /// A workload driver acts (a holder calls, a unit gets a ticket, a key stops or starts).
     Act { who: u32 },
+    /// Holder `holder` checks lease `lease` (its index), if idle: how former holders react to
+    /// an expiry another manager made, the moment a stale cache would vouch for them (M4).
+    Check { holder: u32, lease: u32 },
     /// Pauses and crashes may strike; the stale snapshot is renewed.
     FaultTick,
     /// In the quiet phase: the bounded-liveness properties are sampled.
@@ -156,6 +159,7 @@ impl Ev {
             Ev::Act { .. } => 7,
             Ev::FaultTick => 8,
             Ev::Sample => 9,
+            Ev::Check { .. } => 10,
         }
     }
 }
@@ -427,6 +431,7 @@ impl World {
             } => self.roll_back(coll, &id, before, after),
             Ev::Resume { p } => self.resume(p as usize),
             Ev::Act { who } => self.act(who),
+            Ev::Check { holder, lease } => self.check_if_idle(holder as usize, lease),
             Ev::FaultTick => self.fault_tick(),
             Ev::Sample => self.sample(),
         }
@@ -678,7 +683,7 @@ impl World {
     }
 
     /// The presence keys process `p` keeps alive (none unless it is an agent).
-    fn keys_of(&self, p: usize) -> Vec<String> {
+    pub(crate) fn keys_of(&self, p: usize) -> Vec<String> {
         let Role::Agent(i) = self.procs[p].role else {
             return Vec::new();
         };
@@ -768,6 +773,7 @@ fn event_subject(ev: &Ev) -> u64 {
         Ev::Reply { p, id, .. } => (u64::from(*p) << 32) ^ id.0,
         Ev::Resume { p } => u64::from(*p),
         Ev::Act { who } => u64::from(*who),
+        Ev::Check { holder, lease } => (u64::from(*holder) << 32) ^ u64::from(*lease),
         Ev::Land { .. } | Ev::Rollback { .. } | Ev::FaultTick | Ev::Sample => 0,
     }
 }

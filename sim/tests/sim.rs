@@ -180,24 +180,20 @@ fn rollback_and_non_atomic_cas_break_leases() {
             swarm: false,
             ..SimConfig::default_for(Workload::Lease)
         };
-        let broke = (0..MUTANT_SEEDS_MAX)
-            .map(|seed| simulate(&config, seed, false))
-            .find(|r| r.failed());
-        let broke = broke.unwrap_or_else(|| panic!("{fault} never broke a lease property"));
-        let p = broke.first().map(|f| f.violation.property);
-        assert!(
+        // A rollback may break the clock (G2) first in some seeds; some seed breaks a lease.
+        let lease_property = |p: PropertyId| {
             matches!(
                 p,
-                Some(
-                    PropertyId::L6
-                        | PropertyId::F1
-                        | PropertyId::L2
-                        | PropertyId::L3
-                        | PropertyId::L4
-                )
-            ),
-            "{fault}: {p:?}"
-        );
+                PropertyId::L6 | PropertyId::F1 | PropertyId::L2 | PropertyId::L3 | PropertyId::L4
+            )
+        };
+        let broke = (0..MUTANT_SEEDS_MAX)
+            .map(|seed| simulate(&config, seed, false))
+            .find(|r| {
+                r.first()
+                    .is_some_and(|f| lease_property(f.violation.property))
+            });
+        assert!(broke.is_some(), "{fault} never broke a lease property");
     }
 }
 

@@ -5,8 +5,8 @@
 //!   extend, held by another → deny without a store call. `Invalid` from the store is retried
 //!   (the cache is already refreshed) with bounded, jittered exponential backoff; it never
 //!   reaches the caller (M3).
-//! - **Check** answers from the cache when held, and refreshes once before saying "not held"
-//!   (M4).
+//! - **Check** answers from the cache when held and not past its local expiry, and refreshes
+//!   once otherwise, before saying "not held" or vouching for an expirable lease (M4).
 //! - **Wait until expired** resolves after a store call observes the lease absent (M5), or on
 //!   cancellation.
 //! - **Expiry ticks** happen at `min(last tick + max_sleep, next local expiry)`: refresh, then
@@ -595,7 +595,9 @@ impl LeaseManager {
         self.next_tick = None;
         // The mutant trusts its cached projection of global time instead of re-reading.
         let step = if self.config.mutant == Some(Mutant::LeaseExpireOnLocalClock) {
-            StoreStep::Done(Ok(StoreSuccess::Refreshed))
+            StoreStep::Done(Ok(StoreSuccess::Refreshed {
+                kept: BTreeMap::new(),
+            }))
         } else {
             self.store.start_refresh()
         };
@@ -613,11 +615,16 @@ impl LeaseManager {
                 .cached(&lease)
                 .and_then(|d| d.holder().map(|h| (h == holder, d.epoch)));
             match cached {
-                Some((true, epoch)) => fx.notify(ManagerOutput::Checked {
-                    req,
-                    held: Some(epoch),
-                    refreshed: false,
-                }),
+                // Past its local expiry another manager may have expired it: refresh first.
+                Some((true, epoch))
+                    if !self.store.may_have_expired(&lease, now, &self.config.skew) =>
+                {
+                    fx.notify(ManagerOutput::Checked {
+                        req,
+                        held: Some(epoch),
+                        refreshed: false,
+                    })
+                }
                 _ if self.config.mutant == Some(Mutant::ManagerNotHeldWithoutRefresh) => {
                     fx.notify(ManagerOutput::Checked {
                         req,
@@ -729,9 +736,14 @@ impl LeaseManager {
                 self.schedule_tick(now);
             }
             Running::CheckRefresh { req, lease, holder } => {
-                let held = self
-                    .store
-                    .cached(&lease)
+                // What the refresh read, even where a call kept the cache's entry: the read is
+                // the store's view at an instant of the check.
+                let read = match &outcome {
+                    Ok(StoreSuccess::Refreshed { kept }) => kept.get(&lease).map(Option::as_ref),
+                    _ => None,
+                };
+                let held = read
+                    .unwrap_or_else(|| self.store.cached(&lease))
                     .filter(|d| d.holder() == Some(holder.as_str()))
                     .map(|d| d.epoch);
                 let outcome = match (outcome, self.store.corrupt(&lease)) {
@@ -752,8 +764,8 @@ impl LeaseManager {
             }
             Running::TickRefresh => {
                 // Judged when the refresh answers, not when the tick began: the refresh dates its
-                // local expiries from its own reply, so an expired lease's is `now`, and against
-                // the tick's start (earlier by the read's latency) it would never be due. A
+                // local expiries from its own clock read, sent after the tick began, so an
+                // expired lease's may lie after the tick's start and would never be due. A
                 // refresh whose outcome is unknown expires nothing: the schedule looks again
                 // soon if a lease is due.
                 if outcome.is_ok() {
@@ -791,7 +803,7 @@ impl LeaseManager {
             if !self.has_room() {
                 break;
             }
-            let step = self.store.start_expire(&lease);
+            let step = self.store.start_expire(&lease, now);
             fx.extend(self.step(Running::Expire { lease }, step, now));
         }
         fx

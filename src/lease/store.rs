@@ -23,7 +23,7 @@ use crate::mutant::Mutant;
 use crate::substrate::{
     fields, Collection, CorruptDocument, Op, OpResult, ReadConcern, Reply, Selector, Update, Value,
 };
-use crate::time::{nanos, GlobalTime, LocalTime};
+use crate::time::{nanos, GlobalTime, LocalTime, SkewBounds};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use thiserror::Error;
@@ -67,8 +67,13 @@ impl From<ClockError> for StoreError {
 /// A successful store call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreSuccess {
-    /// The cache was replaced from the store.
-    Refreshed,
+    /// The cache was replaced from the store, except for the leases a call was busy with or
+    /// learnt about meanwhile: `kept` has what the refresh read of those (`None`: absent).
+    /// A check answers from the read, an instant of the store's view while it ran (M4).
+    Refreshed {
+        /// The read of each lease whose cache entry the refresh left alone.
+        kept: BTreeMap<String, Option<LeaseDoc>>,
+    },
     /// The lease is held by the requested holder, at least until `term.expiry()`.
     Holds {
         /// The epoch of the term.
@@ -129,12 +134,14 @@ enum Call {
     RefreshDocs,
     RefreshClock {
         docs: Decoded,
+        asked_at: LocalTime,
     },
     /// Claim or extend, reading global time first.
     WriteReadClock {
         name: String,
         holder: String,
         duration: Duration,
+        asked_at: LocalTime,
     },
     Write {
         name: String,
@@ -150,6 +157,7 @@ enum Call {
     },
     ExpireReadClock {
         name: String,
+        asked_at: LocalTime,
     },
     Expire {
         name: String,
@@ -165,7 +173,7 @@ impl Call {
             Call::WriteReadClock { name, .. }
             | Call::Write { name, .. }
             | Call::Reread { name, .. }
-            | Call::ExpireReadClock { name }
+            | Call::ExpireReadClock { name, .. }
             | Call::Expire { name, .. } => Some(name),
         }
     }
@@ -181,7 +189,9 @@ pub struct LeaseStore {
     /// Leases whose document is corrupt or foreign, by name: never written, never expired.
     corrupt: BTreeMap<String, CorruptDocument>,
     global: GlobalTime,
-    global_read_at: LocalTime,
+    /// When the read that returned `global` was sent: global time may have advanced from
+    /// then on, so this, not the reply's arrival, dates it.
+    global_asked_at: LocalTime,
     /// The refresh in progress, if any.
     refresh: Option<Call>,
     /// The call in progress on each busy lease.
@@ -201,7 +211,7 @@ impl LeaseStore {
             cache: BTreeMap::new(),
             corrupt: BTreeMap::new(),
             global: GlobalTime(0),
-            global_read_at: LocalTime(0),
+            global_asked_at: LocalTime(0),
             refresh: None,
             calls: BTreeMap::new(),
             learnt_meanwhile: BTreeSet::new(),
@@ -261,11 +271,25 @@ impl LeaseStore {
         })
     }
 
+    /// Whether `name`'s cached term may have expired by local instant `now`, from the last
+    /// global read and the skew bounds (global time may run faster than this clock, and step):
+    /// from then on another manager may expire it at any moment, and the cache cannot vouch
+    /// for its holder. The same arithmetic as a holder's local deadline, with the time left.
+    pub fn may_have_expired(&self, name: &str, now: LocalTime, skew: &SkewBounds) -> bool {
+        let Some(term) = self.cache.get(name).and_then(|doc| doc.term.as_ref()) else {
+            return false;
+        };
+        let left = term.expiry().0.saturating_sub(self.global.0);
+        skew.local_deadline(self.global_asked_at, Duration::from_nanos(left))
+            .is_none_or(|until| until <= now)
+    }
+
     /// The local instant from which global time may be past `expiry`, judged from the last
-    /// global read (it errs late: global time advances no faster than local time does).
+    /// global read as if global time ran at this clock's rate (the expiry itself re-reads it,
+    /// and the store refuses early expiries).
     fn local_expiry(&self, expiry: GlobalTime) -> LocalTime {
         let left = expiry.0.saturating_add(1).saturating_sub(self.global.0);
-        LocalTime(self.global_read_at.0.saturating_add(left))
+        LocalTime(self.global_asked_at.0.saturating_add(left))
     }
 
     fn begin(&mut self, call: Call, op: Op) -> StoreStep {
@@ -365,6 +389,7 @@ impl LeaseStore {
             name: name.to_owned(),
             holder: holder.to_owned(),
             duration,
+            asked_at: now,
         };
         if self.mutant == Some(Mutant::LeaseStaleGlobalRead) {
             // Broken: decide on the cached global time instead of reading it fresh.
@@ -378,7 +403,7 @@ impl LeaseStore {
     }
 
     /// Expires `name` (§2.4 ExpireLease): only once global time is strictly past its expiry.
-    pub fn start_expire(&mut self, name: &str) -> StoreStep {
+    pub fn start_expire(&mut self, name: &str, now: LocalTime) -> StoreStep {
         let Some(term) = self.cache.get(name).and_then(|d| d.term.as_ref()) else {
             return StoreStep::Done(Err(StoreError::Invalid(format!(
                 "lease {name:?} is not held"
@@ -389,14 +414,15 @@ impl LeaseStore {
         }
         let call = Call::ExpireReadClock {
             name: name.to_owned(),
+            asked_at: now,
         };
         self.begin(call, Self::fresh_global())
     }
 
-    fn note_global(&mut self, g: GlobalTime, now: LocalTime) {
+    fn note_global(&mut self, g: GlobalTime, asked_at: LocalTime) {
         if g >= self.global {
             self.global = g;
-            self.global_read_at = now;
+            self.global_asked_at = asked_at;
         }
     }
 
@@ -442,7 +468,7 @@ impl LeaseStore {
         if result == OpResult::Unknown {
             let read = match &call {
                 Call::RefreshDocs | Call::RefreshClock { .. } => Some("refreshing leases".into()),
-                Call::WriteReadClock { name, .. } | Call::ExpireReadClock { name } => {
+                Call::WriteReadClock { name, .. } | Call::ExpireReadClock { name, .. } => {
                     Some(format!("lease {name:?}: reading global time"))
                 }
                 _ => None,
@@ -454,21 +480,23 @@ impl LeaseStore {
         match call {
             Call::RefreshDocs => {
                 let docs = self.decode_all(result)?;
-                Ok(self.begin(Call::RefreshClock { docs }, Self::fresh_global()))
+                let asked_at = now;
+                Ok(self.begin(Call::RefreshClock { docs, asked_at }, Self::fresh_global()))
             }
-            Call::RefreshClock { docs } => {
+            Call::RefreshClock { docs, asked_at } => {
                 let g = Reader::decode(&result)?;
-                self.replace_cache(docs);
-                self.note_global(g, now);
-                Ok(StoreStep::Done(Ok(StoreSuccess::Refreshed)))
+                let kept = self.replace_cache(docs);
+                self.note_global(g, asked_at);
+                Ok(StoreStep::Done(Ok(StoreSuccess::Refreshed { kept })))
             }
             Call::WriteReadClock {
                 name,
                 holder,
                 duration,
+                asked_at,
             } => {
                 let g = Reader::decode(&result)?;
-                self.note_global(g, now);
+                self.note_global(g, asked_at);
                 self.write_term(name, holder, duration, g)
             }
             Call::Write { name, wrote, read } => match result {
@@ -550,9 +578,9 @@ impl LeaseStore {
                     }
                 }
             }
-            Call::ExpireReadClock { name } => {
+            Call::ExpireReadClock { name, asked_at } => {
                 let g = Reader::decode(&result)?;
-                self.note_global(g, now);
+                self.note_global(g, asked_at);
                 Ok(self.expire_write(&name))
             }
             Call::Expire { name, wrote } => match result {
@@ -595,11 +623,17 @@ impl LeaseStore {
     /// about, while the refresh ran: the refresh may have read them before that call's write,
     /// and a cache moved backwards would undo what the call learnt (a wait would end on a lease
     /// just claimed, a check would find an expired lease held).
-    fn replace_cache(&mut self, (mut cache, mut corrupt): Decoded) {
+    /// Returns what the refresh read of the entries it kept.
+    fn replace_cache(
+        &mut self,
+        (mut cache, mut corrupt): Decoded,
+    ) -> BTreeMap<String, Option<LeaseDoc>> {
         let learnt = std::mem::take(&mut self.learnt_meanwhile);
         // A set: a lease both busy and learnt about must be kept once, not kept then dropped.
         let keep: BTreeSet<&String> = self.calls.keys().chain(&learnt).collect();
+        let mut read = BTreeMap::new();
         for name in keep {
+            read.insert(name.clone(), cache.remove(name));
             match self.cache.get(name) {
                 Some(doc) => cache.insert(name.clone(), doc.clone()),
                 None => cache.remove(name),
@@ -610,6 +644,7 @@ impl LeaseStore {
             };
         }
         (self.cache, self.corrupt) = (cache, corrupt);
+        read
     }
 
     /// Every document of the namespace, decoded, and the corrupt ones by lease name. A

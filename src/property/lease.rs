@@ -313,6 +313,20 @@ pub fn m4_not_held_after_refresh(answers: &[(bool, bool)]) -> Verdict {
     }
 }
 
+/// M4's other half: a check answers "held" only if its holder held the lease in the store at
+/// some instant while the check ran (`held_meanwhile`, gathered by the driver from the store's
+/// changes between the request and the answer). Rollbacks and non-atomic writes rewrite the
+/// store's history: this holds only without them.
+pub fn m4_held_while_checked(lease: &str, holder: &str, held_meanwhile: bool) -> Verdict {
+    if held_meanwhile {
+        return Ok(());
+    }
+    Err(Violation::new(
+        PropertyId::M4,
+        format!("a check answered {holder:?} holds lease {lease:?}, but it held it at no instant while the check ran"),
+    ))
+}
+
 /// M5, as one manager can be held to it: a wait on a lease ends only after the lease expired,
 /// so never while a holder that same manager granted it to still believes it holds it. The
 /// grant put the lease in that manager's cache; only an expiry, or a read made after the grant,

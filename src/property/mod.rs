@@ -110,7 +110,7 @@ properties! {
     /// The store's Invalid signal never reaches a caller.
     M3 = "invalid never escapes the manager";
     /// A token says "not held" only after a refresh showed it not held.
-    M4 = "not held only after refresh";
+    M4 = "checks agree with the store";
     /// A wait for expiry ends only after the lease was observed absent.
     M5 = "wait ends only after expiry";
     /// An abandoned lease is expired in bounded time once global time passes its expiry
