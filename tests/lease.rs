@@ -873,3 +873,50 @@ fn a_check_past_the_local_expiry_refreshes_before_held() {
         }
     );
 }
+
+/// Goal: while the store refuses every read, a check that needs a refresh is answered with the
+/// store's error when the refresh it waited behind fails, not queued behind the ticks' retries
+/// for ever (issue 20: a check never answered with the server down).
+#[test]
+fn a_check_waiting_for_a_refresh_fails_with_it() {
+    let mut sim = Sim::new();
+    let m = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
+    sim.settle();
+    claim(&mut sim, m, 1, "db", "u", D);
+    sim.settle();
+    sim.real = secs(61);
+    sim.fire(m);
+    assert_eq!(sim.in_flight.len(), 1, "the tick's refresh");
+    check(&mut sim, m, 2, "db", "v");
+    for _ in 0..10 {
+        if sim.in_flight.is_empty() {
+            break;
+        }
+        // Each refusal takes a store timeout: by then the tick's retry is due.
+        sim.real += secs(2);
+        sim.deliver(0, Fault::Refused);
+    }
+    let answered = sim.manager_outputs(m).into_iter().find(|o| {
+        matches!(
+            o,
+            ManagerOutput::Failed {
+                req: RequestId(2),
+                ..
+            } | ManagerOutput::Checked {
+                req: RequestId(2),
+                ..
+            }
+        )
+    });
+    assert!(
+        matches!(
+            answered,
+            Some(ManagerOutput::Failed {
+                error: ManagerError::Unavailable(_),
+                ..
+            })
+        ),
+        "{:?}",
+        sim.manager_outputs(m)
+    );
+}

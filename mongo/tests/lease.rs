@@ -165,6 +165,46 @@ async fn claim_extend_deny_expire_and_reclaim_with_a_larger_epoch() {
     clock.shutdown().await;
 }
 
+/// Goal: a manager waiting on a lease wakes soon after it expires (M6: within the clock step
+/// bound and the skew margin), not at its `max_sleep` (60 s by default; issue 20 saw 56 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_manager_notices_an_expiry_promptly() {
+    let s = live!("prompt_expiry");
+    let clock = updater(&s);
+    let manager = |w: &str| {
+        Leases::builder("app")
+            .writer(w)
+            .skew(SKEW)
+            .build(&s)
+            .expect("valid manager")
+    };
+    let (a, b) = (manager("manager-a"), manager("manager-b"));
+    let d = Duration::from_secs(2);
+    a.claim("db", "unit-0", d).await.expect("claim");
+    // b learns of the lease by being denied it; a then extends it and stops.
+    assert!(matches!(
+        b.claim("db", "unit-1", d).await,
+        Err(Error::ClaimDenied { .. })
+    ));
+    sleep(Duration::from_millis(700)).await;
+    a.claim("db", "unit-0", d).await.expect("extend");
+    a.shutdown().await;
+    let end = stored_term_end(&s, "db").await;
+
+    timeout(Duration::from_secs(30), b.wait_until_expired("db"))
+        .await
+        .expect("the wait ends")
+        .expect("wait");
+    let late = global_time(&s).await.expect("read").0.saturating_sub(end);
+    assert!(
+        late < 1_500_000_000,
+        "the expiry was noticed {:?} late",
+        Duration::from_nanos(late)
+    );
+    b.shutdown().await;
+    clock.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_managers_racing_for_one_lease_make_exactly_one_holder_per_round() {
     let s = live!("lease_race");

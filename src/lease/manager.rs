@@ -756,10 +756,13 @@ impl LeaseManager {
                         held,
                         refreshed: true,
                     }),
-                    Err(e) => fx.notify(ManagerOutput::Failed {
-                        req,
-                        error: failure(&lease, e),
-                    }),
+                    Err(e) => {
+                        fx.extend(self.fail_waiting_checks(&e));
+                        fx.notify(ManagerOutput::Failed {
+                            req,
+                            error: failure(&lease, e),
+                        });
+                    }
                 }
             }
             Running::TickRefresh => {
@@ -768,8 +771,9 @@ impl LeaseManager {
                 // expired lease's may lie after the tick's start and would never be due. A
                 // refresh whose outcome is unknown expires nothing: the schedule looks again
                 // soon if a lease is due.
-                if outcome.is_ok() {
-                    fx.extend(self.expire_due(now));
+                match outcome {
+                    Ok(_) => fx.extend(self.expire_due(now)),
+                    Err(e) => fx.extend(self.fail_waiting_checks(&e)),
                 }
                 self.schedule_tick(now);
             }
@@ -785,6 +789,18 @@ impl LeaseManager {
                 // comes soon if the lease is still due.
                 self.schedule_tick(now);
             }
+        }
+        fx
+    }
+
+    /// A refresh failed: the checks waiting for one (every queued check needs one) get its
+    /// error now. Made to wait for a refresh of their own, each would cost its caller another
+    /// store timeout, or wait for ever behind the ticks' retries while the store is down.
+    fn fail_waiting_checks(&mut self, e: &StoreError) -> Effects<ManagerOutput> {
+        let mut fx = Effects::none();
+        for (req, lease, _) in std::mem::take(&mut self.checks) {
+            let error = failure(&lease, e.clone());
+            fx.notify(ManagerOutput::Failed { req, error });
         }
         fx
     }

@@ -67,11 +67,7 @@ pub fn fresh_db(test: &str) -> String {
 /// A builder for the server under test with a per-test database, or `None` (after saying why)
 /// when no server is available locally. Panics in CI.
 pub fn server(test: &str) -> Option<SubstrateBuilder> {
-    // RUST_LOG=tenure_mongo=debug shows what the workers do.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    init_tracing();
     match uri() {
         Ok(u) => Some(
             Substrate::builder(u)
@@ -89,10 +85,19 @@ pub fn server(test: &str) -> Option<SubstrateBuilder> {
     }
 }
 
+/// RUST_LOG=tenure_mongo=debug shows what the workers do.
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 /// Starts a server of the test's own through `scripts/substrate start <args>` (whatever
 /// `TENURE_TEST_URI` says: the test needs a particular setup) and returns its URI, or `None`
 /// after saying why locally. Panics in CI.
 pub fn own_server(test: &str, args: &[&str]) -> Option<String> {
+    init_tracing();
     let mut all = vec!["start"];
     all.extend_from_slice(args);
     match substrate_script(&all) {
