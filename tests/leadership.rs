@@ -313,3 +313,65 @@ fn a_renewal_unanswered_by_the_end_of_the_guarantee_lapses() {
         [TrackerOutput::Lapsed { .. }, TrackerOutput::Claim { .. }]
     ));
 }
+
+/// Goal: a claim the store could not answer is retried after a quarter of the claim duration,
+/// not fatal (issue 20: a server restart stopped leadership for good). A leader keeps leading
+/// until its guarantee lapses, a `claim_leader` ticket waiting on the failed renewal is answered
+/// false, and a first claim that failed is tried again.
+#[test]
+fn a_claim_the_store_could_not_answer_is_retried() {
+    use tenure::leadership::{ClaimResult, Tracker};
+    let at = |s: u64| LocalTime(secs(s));
+    let down = || ClaimResult::Unavailable("store unreachable".into());
+    let granted = ClaimResult::Granted {
+        local_deadline: None,
+    };
+    let claims = |fx: &tenure::effects::Effects<TrackerOutput>| {
+        fx.notifications
+            .iter()
+            .filter(|n| matches!(n, TrackerOutput::Claim { .. }))
+            .count()
+    };
+    let mut t = Tracker::new(tracker("mysql-0")).unwrap();
+    let _ = t.handle_start(at(0));
+    assert!(t.handle_claim_result(down(), at(2)).is_empty());
+    assert!(!t.is_stopped());
+    assert_eq!(t.next_deadline(), Some(LocalTime(secs(2) + secs(30) / 4)));
+    let (ticket, fx) = t.handle_ticket(TicketKind::ClaimLeader, at(3));
+    assert_eq!(
+        fx.notifications,
+        [TrackerOutput::Ticket {
+            id: ticket,
+            kind: TicketKind::ClaimLeader,
+            value: false
+        }]
+    );
+    assert_eq!(claims(&t.handle_timeout(at(10))), 1, "the retry");
+    let _ = t.handle_claim_result(granted, at(10));
+    assert_eq!(t.leader_until(), Some(at(70)));
+
+    // The renewal at 40 s fails; a ticket waiting for it is answered false; the leader still
+    // leads, retries at 47.5 s, and lapses at 70 s if the store never answers.
+    assert_eq!(claims(&t.handle_timeout(at(40))), 1);
+    let (ticket, fx) = t.handle_ticket(TicketKind::ClaimLeader, at(41));
+    assert!(fx.is_empty(), "waits for the renewal");
+    let fx = t.handle_claim_result(down(), at(42));
+    assert!(fx.notifications.contains(&TrackerOutput::Ticket {
+        id: ticket,
+        kind: TicketKind::ClaimLeader,
+        value: false
+    }));
+    assert!(t.is_leader());
+    assert_eq!(t.next_deadline(), Some(LocalTime(secs(42) + secs(30) / 4)));
+    assert_eq!(
+        claims(&t.handle_timeout(LocalTime(secs(42) + secs(30) / 4))),
+        1
+    );
+    let _ = t.handle_claim_result(down(), at(60));
+    assert_eq!(t.next_deadline(), Some(LocalTime(secs(67) + 500_000_000)));
+    let fx = t.handle_timeout(at(70));
+    assert!(matches!(
+        fx.notifications[..],
+        [TrackerOutput::Lapsed { .. }, TrackerOutput::Claim { .. }]
+    ));
+}

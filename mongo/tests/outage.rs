@@ -12,7 +12,7 @@ use std::time::Duration;
 use tenure::history::CheckParams;
 use tenure::time::SkewBounds;
 use tenure_mongo::clock::global_time;
-use tenure_mongo::{ClockUpdater, Error, Leases, Recorder, Substrate};
+use tenure_mongo::{ClockUpdater, Error, Leadership, Leases, Presence, Recorder, Substrate};
 use tokio::time::{sleep, Instant};
 
 const PORT: &str = "27157";
@@ -66,6 +66,8 @@ async fn until_granted(m: &Leases, lease: &str, holder: &str) -> tenure_mongo::T
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handles_survive_a_server_restart_and_calls_stay_bounded_meanwhile() {
+    // A server left behind by an earlier failed run would keep the directory open.
+    let _ = common::substrate_script(&["stop", "secantus", "--port", PORT]);
     let dir = common::root().join("target/substrates/outage-data");
     let _ = std::fs::remove_dir_all(&dir);
     let dir = dir.to_string_lossy().into_owned();
@@ -89,6 +91,22 @@ async fn handles_survive_a_server_restart_and_calls_stay_bounded_meanwhile() {
     let (a, b) = (leases(&s, "ctl-a"), leases(&s, "ctl-b"));
     let first = until_granted(&a, "db", "unit-a").await;
     until_granted(&b, "web", "unit-b").await;
+    let unit = Leadership::builder("app", "unit-0")
+        .claim_duration(Duration::from_secs(6))
+        .skew(SKEW)
+        .build(&s)
+        .expect("leadership");
+    tokio::time::timeout(Duration::from_secs(20), unit.wait_leader())
+        .await
+        .expect("leads")
+        .expect("leads");
+    let presence = Presence::builder("m")
+        .period(Duration::from_secs(4))
+        .flush_interval(Duration::from_millis(200))
+        .build(&s)
+        .expect("presence");
+    let _pinger = presence.pinger("k").await.expect("pinger");
+    let watch = presence.watcher().expect("watcher");
 
     common::substrate_script(&["stop", "secantus", "--port", PORT, "--kill"]).expect("kill");
     let down = [
@@ -98,7 +116,10 @@ async fn handles_survive_a_server_restart_and_calls_stay_bounded_meanwhile() {
         bounded("a check", b.check("web", "unit-b")).await.err(),
         bounded("a token check", first.check()).await.err(),
         bounded("a clock read", global_time(&s)).await.err(),
+        bounded("a presence sync", watch.sync()).await.err(),
     ];
+    // A flush only hands the pings to the batcher, which requeues what the store refuses.
+    let _ = bounded("a presence flush", presence.flush()).await;
     assert!(
         down.iter().all(Option::is_some),
         "calls succeeded with the server down: {down:?}"
@@ -113,6 +134,18 @@ async fn handles_survive_a_server_restart_and_calls_stay_bounded_meanwhile() {
     let again = until_granted(&a, "db", "unit-a").await;
     until_granted(&b, "web", "unit-b").await;
     assert!(again.epoch() >= first.epoch(), "epochs survive the crash");
+    tokio::time::timeout(Duration::from_secs(30), unit.wait_leader())
+        .await
+        .expect("the unit leads again after the restart")
+        .expect("leads");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(watch.sync().await.is_ok() && watch.alive("k").await.expect("alive")) {
+        assert!(
+            Instant::now() < deadline,
+            "the pinging key never showed alive after the restart"
+        );
+        sleep(Duration::from_millis(500)).await;
+    }
     assert!(
         bounded("a check after the restart", b.check("web", "unit-b"))
             .await
@@ -123,6 +156,9 @@ async fn handles_survive_a_server_restart_and_calls_stay_bounded_meanwhile() {
 
     a.shutdown().await;
     b.shutdown().await;
+    unit.shutdown().await;
+    watch.shutdown().await;
+    presence.shutdown().await;
     updater.shutdown().await;
     let _ = common::substrate_script(&["stop", "secantus", "--port", PORT]);
     let verdicts: BTreeMap<_, _> = rec

@@ -10,6 +10,9 @@ use crate::config::Workload;
 use crate::rng::PPM;
 use crate::world::{Ev, Proc, Role, World, SERVER_EPOCH};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// A leading unit leaves for good at about one ticket in this many (see `World::leaves`).
+const LEAVE_ONE_IN: u64 = 40;
 use std::time::Duration;
 use tenure::actor::{Node, Note};
 use tenure::clock::{ClockWatcher, Updater, UpdaterConfig, WatcherConfig};
@@ -93,6 +96,8 @@ pub(crate) struct Drive {
     pub(crate) agents: Vec<usize>,
     pub(crate) watcher: Option<usize>,
     pub(crate) pruner: Option<usize>,
+    /// Processes that left for good (a unit scaled down): never restarted.
+    pub(crate) left: BTreeSet<usize>,
     next_req: u64,
 }
 
@@ -388,6 +393,25 @@ impl World {
         }
     }
 
+    /// A leading unit shuts down for good, as in a scale-down, while another remains: the
+    /// lease it leaves expires and a waiting unit must take over (T6). Its tracker stops and
+    /// its lease is not released.
+    fn leaves(&mut self, p: usize) -> bool {
+        let leads = matches!(&self.procs[p].node, Node::Unit(u) if u.tracker().is_leader());
+        if !leads || self.drive.left.len() + 2 > self.drive.units.len() {
+            return false;
+        }
+        self.drive.left.insert(p);
+        let name = self.procs[p].name.clone();
+        self.trace
+            .mark(self.real, &format!("{name} leaves for good"));
+        self.call(p, |n, now| match n {
+            Node::Unit(u) => u.handle_stop(now).map(Note::from),
+            _ => Default::default(),
+        });
+        true
+    }
+
     fn next_req(&mut self) -> RequestId {
         self.drive.next_req += 1;
         RequestId(self.drive.next_req)
@@ -474,7 +498,10 @@ impl World {
         let Some(&p) = self.drive.units.get(i) else {
             return;
         };
-        if self.procs[p].paused {
+        if self.procs[p].paused || self.drive.left.contains(&p) {
+            return;
+        }
+        if self.rng.below(LEAVE_ONE_IN) == 0 && self.leaves(p) {
             return;
         }
         let kind = [

@@ -704,6 +704,9 @@ impl World {
 
     /// Process `p` crashes and restarts at once with empty memory; the store keeps its writes.
     pub(crate) fn crash(&mut self, p: usize) {
+        if self.drive.left.contains(&p) {
+            return;
+        }
         let role = self.procs[p].role;
         self.observer.crashed(self.real, p, role);
         let keys = self.keys_of(p);

@@ -11,7 +11,7 @@
 //! [`Tracker::handle_claim_result`] and [`Tracker::handle_released`].
 
 use crate::effects::Effects;
-use crate::lease::ManagerConfig;
+use crate::lease::{ManagerConfig, ManagerOutput};
 use crate::mutant::Mutant;
 use crate::time::LocalTime;
 use crate::validate::{check_duration, check_name, InputError, DURATION_MAX};
@@ -55,6 +55,13 @@ impl TrackerConfig {
         check_duration("claim duration", self.claim_duration, DURATION_MAX / 2)
     }
 
+    /// How long after a claim the store could not answer the tracker claims again: a quarter
+    /// of the claim duration, so a leader whose renewal failed tries about four more times
+    /// before its guarantee lapses.
+    pub fn retry_delay(&self) -> Duration {
+        self.claim_duration / 4
+    }
+
     /// The duration the tracker claims its lease for: twice the claim duration (Juju), so a
     /// renewal at half-time leaves a whole claim duration of guaranteed tenure.
     pub fn lease_duration(&self) -> Duration {
@@ -93,8 +100,30 @@ pub enum ClaimResult {
     },
     /// Another unit leads.
     Denied,
-    /// Anything else: the tracker dies ("leadership failure").
+    /// The store was unreachable or the outcome unknown: nothing is learnt. The tracker keeps
+    /// what it knew (a leader stays one until its guarantee lapses) and claims again after
+    /// [`TrackerConfig::retry_delay`].
+    Unavailable(String),
+    /// Anything else (a corrupt lease document, a stopped manager): the tracker dies
+    /// ("leadership failure").
     Failed(String),
+}
+
+impl ClaimResult {
+    /// The claim result a manager's answer to the tracker's claim is. `share_deadline`: whether
+    /// the manager runs on the tracker's clock, so its local deadline can tighten the tracker's.
+    pub fn from_answer(answer: &ManagerOutput, share_deadline: bool) -> ClaimResult {
+        match answer {
+            ManagerOutput::Claimed { local_deadline, .. } => ClaimResult::Granted {
+                local_deadline: share_deadline.then_some(*local_deadline),
+            },
+            ManagerOutput::Denied { .. } => ClaimResult::Denied,
+            ManagerOutput::Failed { error, .. } if error.is_transient() => {
+                ClaimResult::Unavailable(error.to_string())
+            }
+            other => ClaimResult::Failed(format!("{other:?}")),
+        }
+    }
 }
 
 /// What the tracker asks for or reports.
@@ -142,15 +171,14 @@ pub enum TrackerOutput {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Role {
+    /// Not known yet, or no longer (after a lapse).
     Unknown,
     Leader {
         renew_at: LocalTime,
         until: LocalTime,
     },
     /// `retry_at` is set only by the `leadership-second-release-waiter` mutant.
-    Minion {
-        retry_at: Option<LocalTime>,
-    },
+    Minion { retry_at: Option<LocalTime> },
 }
 
 /// The tracker actor.
@@ -159,6 +187,8 @@ pub struct Tracker {
     config: TrackerConfig,
     role: Role,
     claim_started: Option<LocalTime>,
+    /// When to claim again after a claim the store could not answer.
+    retry_at: Option<LocalTime>,
     waiting_release: bool,
     pending: BTreeMap<TicketId, TicketKind>,
     next_ticket: u64,
@@ -173,6 +203,7 @@ impl Tracker {
             config,
             role: Role::Unknown,
             claim_started: None,
+            retry_at: None,
             waiting_release: false,
             pending: BTreeMap::new(),
             next_ticket: 0,
@@ -226,10 +257,14 @@ impl Tracker {
             return None;
         }
         match self.role {
-            Role::Leader { renew_at, .. } if self.claim_started.is_none() => Some(renew_at),
-            Role::Leader { until, .. } => Some(until),
-            Role::Minion { retry_at } if self.claim_started.is_none() => retry_at,
-            _ => None,
+            Role::Leader { until, .. } if self.claim_started.is_some() => Some(until),
+            // A failed renewal is retried later, but the lapse comes when it comes.
+            Role::Leader { renew_at, until } => {
+                Some(self.retry_at.map_or(renew_at, |r| r.min(until)))
+            }
+            _ if self.claim_started.is_some() => None,
+            Role::Minion { retry_at } => self.retry_at.or(retry_at),
+            Role::Unknown => self.retry_at,
         }
     }
 
@@ -244,6 +279,7 @@ impl Tracker {
             return fx;
         }
         self.claim_started = Some(now);
+        self.retry_at = None;
         let duration = if self.config.mutant == Some(Mutant::LeadershipSingleDuration) {
             self.config.claim_duration
         } else {
@@ -342,8 +378,17 @@ impl Tracker {
                 }));
                 fx
             }
+            ClaimResult::Unavailable(_) => self.claim_later(now),
             ClaimResult::Failed(e) => self.stop(format!("leadership failure: {e}")),
         }
+    }
+
+    /// A claim the store could not answer: claim again after the retry delay, whatever the role
+    /// (a leader's guarantee still lapses at `until` if no renewal is granted by then). A
+    /// `claim_leader` ticket waiting for the claim cannot be promised: it is answered false.
+    fn claim_later(&mut self, now: LocalTime) -> Effects<TrackerOutput> {
+        self.retry_at = Some(now.after(self.config.retry_delay()));
+        self.resolve(|k| (k == TicketKind::ClaimLeader).then_some(false))
     }
 
     /// The release-waiter returned (whatever it returned): claim again.
@@ -376,6 +421,8 @@ impl Tracker {
             return (id, fx);
         }
         let answer = match (kind, self.role) {
+            // The store could not answer the last claim: nothing can be promised now.
+            (TicketKind::ClaimLeader, Role::Unknown) if self.retry_at.is_some() => Some(false),
             (_, Role::Unknown) => None,
             (TicketKind::ClaimLeader, Role::Leader { renew_at, .. }) => {
                 if renew_at > now

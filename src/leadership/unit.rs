@@ -184,20 +184,9 @@ impl Unit {
                     _ => None,
                 };
                 let fx = match (answered, &note) {
-                    (Some(Waiting::Claim), ManagerOutput::Claimed { local_deadline, .. }) => {
-                        self.tracker.handle_claim_result(
-                            ClaimResult::Granted {
-                                local_deadline: Some(*local_deadline),
-                            },
-                            now,
-                        )
-                    }
-                    (Some(Waiting::Claim), ManagerOutput::Denied { .. }) => {
-                        self.tracker.handle_claim_result(ClaimResult::Denied, now)
-                    }
-                    (Some(Waiting::Claim), other) => self
+                    (Some(Waiting::Claim), answer) => self
                         .tracker
-                        .handle_claim_result(ClaimResult::Failed(format!("{other:?}")), now),
+                        .handle_claim_result(ClaimResult::from_answer(answer, true), now),
                     (Some(Waiting::Release), _) => self.tracker.handle_released(now),
                     (None, _) => Effects::none(),
                 };

@@ -189,6 +189,22 @@ pub enum ManagerError {
     Stopped(String),
 }
 
+impl ManagerError {
+    /// Whether the same request may succeed later without anyone changing anything: the store
+    /// was unreachable, the outcome unknown, the lease contended or the manager busy. The others
+    /// (bad input, a corrupt document, a stopped manager, no guarantee) need a person or a
+    /// different request.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ManagerError::Contended(_)
+                | ManagerError::OutcomeUnknown(_)
+                | ManagerError::Overloaded
+                | ManagerError::Unavailable(_)
+        )
+    }
+}
+
 /// What the manager reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ManagerOutput {

@@ -593,28 +593,11 @@ pub mod leadership {
                 };
                 let now = self.sim.now(node);
                 let fx = match (waiting, out) {
-                    (Waiting::Claim(u), ManagerOutput::Claimed { local_deadline, .. }) => {
-                        let d = self.units[u].share_deadline.then_some(local_deadline);
-                        (
-                            u,
-                            self.units[u].tracker.handle_claim_result(
-                                ClaimResult::Granted { local_deadline: d },
-                                now,
-                            ),
-                        )
+                    (Waiting::Claim(u), answer) => {
+                        let share = self.units[u].share_deadline;
+                        let result = ClaimResult::from_answer(&answer, share);
+                        (u, self.units[u].tracker.handle_claim_result(result, now))
                     }
-                    (Waiting::Claim(u), ManagerOutput::Denied { .. }) => (
-                        u,
-                        self.units[u]
-                            .tracker
-                            .handle_claim_result(ClaimResult::Denied, now),
-                    ),
-                    (Waiting::Claim(u), other) => (
-                        u,
-                        self.units[u]
-                            .tracker
-                            .handle_claim_result(ClaimResult::Failed(format!("{other:?}")), now),
-                    ),
                     (Waiting::Release(u), _) => {
                         self.released.push((self.sim.real, u));
                         (u, self.units[u].tracker.handle_released(now))
