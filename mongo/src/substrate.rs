@@ -124,8 +124,13 @@ impl SubstrateBuilder {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(",");
+        // Unless the URI says otherwise, no call waits on the driver longer than the op timeout
+        // (its defaults are 30 s to select a server and 10 s to connect).
         if options.server_selection_timeout.is_none() {
             options.server_selection_timeout = Some(self.op_timeout);
+        }
+        if options.connect_timeout.is_none() {
+            options.connect_timeout = Some(self.op_timeout);
         }
         if self.app_name.is_some() {
             options.app_name = self.app_name.clone();

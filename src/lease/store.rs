@@ -56,6 +56,8 @@ impl From<ClockError> for StoreError {
     fn from(e: ClockError) -> Self {
         match e {
             ClockError::Corrupt(c) => StoreError::Corrupt(c),
+            // Already says what it was doing: said twice, the message reads as a stutter.
+            ClockError::Store { context, cause } => StoreError::Store { context, cause },
             other => StoreError::Store {
                 context: "reading global time".to_owned(),
                 cause: other.to_string(),
