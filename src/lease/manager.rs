@@ -5,8 +5,9 @@
 //!   extend, held by another → deny without a store call. `Invalid` from the store is retried
 //!   (the cache is already refreshed) with bounded, jittered exponential backoff; it never
 //!   reaches the caller (M3).
-//! - **Check** answers from the cache when held and not past its local expiry, and refreshes
-//!   once otherwise, before saying "not held" or vouching for an expirable lease (M4).
+//! - **Check** answers from the cache when held and not past its local expiry; otherwise it
+//!   reads its lease's document (one linearizable read, never waiting for a refresh or for the
+//!   lease's own calls) before saying "not held" or vouching for an expirable lease (M4).
 //! - **Wait until expired** resolves after a store call observes the lease absent (M5), or on
 //!   cancellation.
 //! - **Expiry ticks** happen at `min(last tick + max_sleep, next local expiry)`: refresh, then
@@ -238,9 +239,11 @@ pub enum ManagerOutput {
     Checked {
         /// The request answered.
         req: RequestId,
-        /// The epoch if held by the asked-for holder (after a refresh if the cache disagreed).
+        /// The epoch if held by the asked-for holder (read from the store if the cache could
+        /// not say).
         held: Option<Epoch>,
-        /// Whether the answer came after a refresh.
+        /// Whether the answer came from a read of the store made during the check, not from
+        /// the cache (M4: "not held" only so).
         refreshed: bool,
     },
     /// A wait ended because the lease was observed not held.
@@ -290,7 +293,8 @@ enum Running {
         job: ClaimJob,
         call_start: LocalTime,
     },
-    CheckRefresh {
+    /// A check reading its lease's document (not a store call: see [`LeaseStore::check_read`]).
+    CheckRead {
         req: RequestId,
         lease: String,
         holder: String,
@@ -307,17 +311,19 @@ impl Running {
     fn req(&self) -> Option<RequestId> {
         match self {
             Running::Claim { job, .. } => Some(job.req),
-            Running::CheckRefresh { req, .. } => Some(*req),
+            Running::CheckRead { req, .. } => Some(*req),
             Running::TickRefresh | Running::Expire { .. } => None,
         }
     }
 
-    /// The key its store call runs under.
-    fn on(&self) -> CallOn<'_> {
+    /// The key its store call runs under; `None` for a check's read, which the store does not
+    /// track.
+    fn on(&self) -> Option<CallOn<'_>> {
         match self {
-            Running::Claim { job, .. } => CallOn::Lease(&job.lease),
-            Running::Expire { lease } => CallOn::Lease(lease),
-            Running::CheckRefresh { .. } | Running::TickRefresh => CallOn::Refresh,
+            Running::Claim { job, .. } => Some(CallOn::Lease(&job.lease)),
+            Running::Expire { lease } => Some(CallOn::Lease(lease)),
+            Running::TickRefresh => Some(CallOn::Refresh),
+            Running::CheckRead { .. } => None,
         }
     }
 }
@@ -414,7 +420,16 @@ impl Actor for LeaseManager {
         let Some(running) = self.running.remove(&id) else {
             return Effects::none();
         };
-        let step = self.store.handle_result(running.on(), result, now);
+        let step = match (&running, running.on()) {
+            (Running::CheckRead { lease, .. }, _) => {
+                StoreStep::Done(self.store.decode_check_read(lease, result))
+            }
+            (_, Some(on)) => self.store.handle_result(on, result, now),
+            (_, None) => StoreStep::Done(Err(StoreError::Store {
+                context: "lease manager".into(),
+                cause: "a reply for a call the store does not track".into(),
+            })),
+        };
         let mut fx = self.step(running, step, now);
         fx.extend(self.pump(now));
         fx
@@ -589,7 +604,7 @@ impl LeaseManager {
     }
 
     /// Starts what can start: the expiry tick if due, then checks (answered from the cache, or
-    /// by a refresh), then claims whose backoff has passed and whose lease has no call running.
+    /// by a read of their lease), then claims whose backoff has passed and whose lease has no call running.
     fn pump(&mut self, now: LocalTime) -> Effects<ManagerOutput> {
         let mut fx = Effects::none();
         if self.stopped {
@@ -611,9 +626,7 @@ impl LeaseManager {
         self.next_tick = None;
         // The mutant trusts its cached projection of global time instead of re-reading.
         let step = if self.config.mutant == Some(Mutant::LeaseExpireOnLocalClock) {
-            StoreStep::Done(Ok(StoreSuccess::Refreshed {
-                kept: BTreeMap::new(),
-            }))
+            StoreStep::Done(Ok(StoreSuccess::Refreshed))
         } else {
             self.store.start_refresh()
         };
@@ -648,12 +661,10 @@ impl LeaseManager {
                         refreshed: false,
                     })
                 }
-                _ if self.store.is_busy(CallOn::Refresh) || !self.has_room() => {
-                    waiting.push_back((req, lease, holder));
-                }
+                _ if !self.has_room() => waiting.push_back((req, lease, holder)),
                 _ => {
-                    let step = self.store.start_refresh();
-                    let running = Running::CheckRefresh { req, lease, holder };
+                    let step = StoreStep::Issue(self.store.check_read(&lease));
+                    let running = Running::CheckRead { req, lease, holder };
                     fx.extend(self.step(running, step, now));
                 }
             }
@@ -717,7 +728,7 @@ impl LeaseManager {
         match step {
             StoreStep::Issue(op) => {
                 debug_assert!(
-                    self.store.is_busy(running.on()),
+                    running.on().is_none_or(|on| self.store.is_busy(on)),
                     "the store tracks the call"
                 );
                 let req = self.ids.request(op);
@@ -751,35 +762,25 @@ impl LeaseManager {
                 // A tick skips a lease while its call runs: look at it again now.
                 self.schedule_tick(now);
             }
-            Running::CheckRefresh { req, lease, holder } => {
-                // What the refresh read, even where a call kept the cache's entry: the read is
-                // the store's view at an instant of the check.
-                let read = match &outcome {
-                    Ok(StoreSuccess::Refreshed { kept }) => kept.get(&lease).map(Option::as_ref),
-                    _ => None,
-                };
-                let held = read
-                    .unwrap_or_else(|| self.store.cached(&lease))
-                    .filter(|d| d.holder() == Some(holder.as_str()))
-                    .map(|d| d.epoch);
-                let outcome = match (outcome, self.store.corrupt(&lease)) {
-                    (Ok(_), Some(c)) => Err(StoreError::Corrupt(c.clone())),
-                    (outcome, _) => outcome,
-                };
-                match outcome {
-                    Ok(_) => fx.notify(ManagerOutput::Checked {
+            Running::CheckRead { req, lease, holder } => {
+                let answer = match outcome {
+                    Ok(StoreSuccess::Read { doc }) => ManagerOutput::Checked {
                         req,
-                        held,
+                        held: doc
+                            .filter(|d| d.holder() == Some(holder.as_str()))
+                            .map(|d| d.epoch),
                         refreshed: true,
-                    }),
-                    Err(e) => {
-                        fx.extend(self.fail_waiting_checks(&e));
-                        fx.notify(ManagerOutput::Failed {
-                            req,
-                            error: failure(&lease, e),
-                        });
-                    }
-                }
+                    },
+                    Ok(other) => ManagerOutput::Failed {
+                        req,
+                        error: ManagerError::Unavailable(format!("unexpected answer {other:?}")),
+                    },
+                    Err(e) => ManagerOutput::Failed {
+                        req,
+                        error: failure(&lease, e),
+                    },
+                };
+                fx.notify(answer);
             }
             Running::TickRefresh => {
                 // Judged when the refresh answers, not when the tick began: the refresh dates its
@@ -787,9 +788,8 @@ impl LeaseManager {
                 // expired lease's may lie after the tick's start and would never be due. A
                 // refresh whose outcome is unknown expires nothing: the schedule looks again
                 // soon if a lease is due.
-                match outcome {
-                    Ok(_) => fx.extend(self.expire_due(now)),
-                    Err(e) => fx.extend(self.fail_waiting_checks(&e)),
+                if outcome.is_ok() {
+                    fx.extend(self.expire_due(now));
                 }
                 self.schedule_tick(now);
             }
@@ -805,18 +805,6 @@ impl LeaseManager {
                 // comes soon if the lease is still due.
                 self.schedule_tick(now);
             }
-        }
-        fx
-    }
-
-    /// A refresh failed: the checks waiting for one (every queued check needs one) get its
-    /// error now. Made to wait for a refresh of their own, each would cost its caller another
-    /// store timeout, or wait for ever behind the ticks' retries while the store is down.
-    fn fail_waiting_checks(&mut self, e: &StoreError) -> Effects<ManagerOutput> {
-        let mut fx = Effects::none();
-        for (req, lease, _) in std::mem::take(&mut self.checks) {
-            let error = failure(&lease, e.clone());
-            fx.notify(ManagerOutput::Failed { req, error });
         }
         fx
     }

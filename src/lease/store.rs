@@ -70,11 +70,12 @@ impl From<ClockError> for StoreError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreSuccess {
     /// The cache was replaced from the store, except for the leases a call was busy with or
-    /// learnt about meanwhile: `kept` has what the refresh read of those (`None`: absent).
-    /// A check answers from the read, an instant of the store's view while it ran (M4).
-    Refreshed {
-        /// The read of each lease whose cache entry the refresh left alone.
-        kept: BTreeMap<String, Option<LeaseDoc>>,
+    /// learnt about meanwhile.
+    Refreshed,
+    /// A check's read of its lease ([`LeaseStore::check_read`]): the document, `None` if absent.
+    Read {
+        /// The lease's document as read.
+        doc: Option<LeaseDoc>,
     },
     /// The lease is held by the requested holder, at least until `term.expiry()`.
     Holds {
@@ -294,6 +295,34 @@ impl LeaseStore {
         LocalTime(self.global_asked_at.0.saturating_add(left))
     }
 
+    /// The read a check makes when the cache cannot answer it: its lease's document alone,
+    /// linearizable. Outside the calls tracked here: it changes nothing, so any number run at
+    /// once, and a check never waits for a refresh or for its lease's claim or expiry.
+    pub fn check_read(&self, name: &str) -> Op {
+        self.read_doc(name)
+    }
+
+    /// The result of [`LeaseStore::check_read`] on `name`.
+    pub fn decode_check_read(
+        &self,
+        name: &str,
+        result: OpResult,
+    ) -> Result<StoreSuccess, StoreError> {
+        match result {
+            OpResult::Ok(Reply::Doc(d)) => {
+                let doc = d
+                    .map(|d| LeaseDoc::decode(&d, &self.namespace))
+                    .transpose()?;
+                Ok(StoreSuccess::Read { doc })
+            }
+            OpResult::Unknown => Err(StoreError::Unknown(format!("reading lease {name:?}"))),
+            other => Err(StoreError::Store {
+                context: format!("reading lease {name:?}"),
+                cause: other.to_string(),
+            }),
+        }
+    }
+
     fn begin(&mut self, call: Call, op: Op) -> StoreStep {
         // The owner starts a call only on a key that is not busy (`is_busy`): two calls on
         // one key would lose one of them, and its caller would never be answered.
@@ -487,9 +516,9 @@ impl LeaseStore {
             }
             Call::RefreshClock { docs, asked_at } => {
                 let g = Reader::decode(&result)?;
-                let kept = self.replace_cache(docs);
+                self.replace_cache(docs);
                 self.note_global(g, asked_at);
-                Ok(StoreStep::Done(Ok(StoreSuccess::Refreshed { kept })))
+                Ok(StoreStep::Done(Ok(StoreSuccess::Refreshed)))
             }
             Call::WriteReadClock {
                 name,
@@ -625,17 +654,11 @@ impl LeaseStore {
     /// about, while the refresh ran: the refresh may have read them before that call's write,
     /// and a cache moved backwards would undo what the call learnt (a wait would end on a lease
     /// just claimed, a check would find an expired lease held).
-    /// Returns what the refresh read of the entries it kept.
-    fn replace_cache(
-        &mut self,
-        (mut cache, mut corrupt): Decoded,
-    ) -> BTreeMap<String, Option<LeaseDoc>> {
+    fn replace_cache(&mut self, (mut cache, mut corrupt): Decoded) {
         let learnt = std::mem::take(&mut self.learnt_meanwhile);
         // A set: a lease both busy and learnt about must be kept once, not kept then dropped.
         let keep: BTreeSet<&String> = self.calls.keys().chain(&learnt).collect();
-        let mut read = BTreeMap::new();
         for name in keep {
-            read.insert(name.clone(), cache.remove(name));
             match self.cache.get(name) {
                 Some(doc) => cache.insert(name.clone(), doc.clone()),
                 None => cache.remove(name),
@@ -646,7 +669,6 @@ impl LeaseStore {
             };
         }
         (self.cache, self.corrupt) = (cache, corrupt);
-        read
     }
 
     /// Every document of the namespace, decoded, and the corrupt ones by lease name. A
