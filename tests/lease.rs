@@ -839,10 +839,10 @@ fn a_refresh_keeps_a_lease_learnt_about_and_still_busy() {
 }
 
 /// Goal: past a lease's local expiry the cache no longer answers "held": another manager may
-/// have expired it already, so the check refreshes first (M4's "held" half: held in the store's
-/// view while the check ran; found live, where a check raced this manager's own expiry).
+/// have expired it already, so the check reads the store first (M4's "held" half: held in the
+/// store's view while the check ran; found live, where a check raced this manager's own expiry).
 #[test]
-fn a_check_past_the_local_expiry_refreshes_before_held() {
+fn a_check_past_the_local_expiry_reads_the_store_before_held() {
     let mut sim = Sim::new();
     let a = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
     let b = manager(&mut sim, cfg("ctl-1"), Clock::EXACT);

@@ -33,6 +33,8 @@ fn leases(s: &Substrate, writer: &str) -> Leases {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_and_the_clock_survive_a_server_kill_and_restart() {
+    // A server left behind by an earlier failed run would keep the directory open.
+    let _ = common::substrate_script(&["stop", "secantus", "--port", PORT]);
     let dir = common::root().join("target/substrates/durability-data");
     let _ = std::fs::remove_dir_all(&dir);
     let dir = dir.to_string_lossy().into_owned();

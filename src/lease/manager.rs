@@ -644,7 +644,7 @@ impl LeaseManager {
                 .cached(&lease)
                 .and_then(|d| d.holder().map(|h| (h == holder, d.epoch)));
             match cached {
-                // Past its local expiry another manager may have expired it: refresh first.
+                // Past its local expiry another manager may have expired it: read the store first.
                 Some((true, epoch))
                     if !self.store.may_have_expired(&lease, now, &self.config.skew) =>
                 {
