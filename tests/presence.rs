@@ -172,6 +172,7 @@ fn flush_lag_counts_from_the_oldest_ping() {
     assert_eq!(
         done.notifications,
         vec![BatcherOutput::Flushed {
+            bulk: fx.requests[0].id,
             docs: 2,
             lag: Duration::from_millis(2250)
         }]

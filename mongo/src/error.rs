@@ -60,6 +60,15 @@ pub enum Error {
     /// A wait ran past its deadline.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// A call got no answer within [`crate::Substrate::call_bound`]: the store is slow or
+    /// unreachable. Its outcome is unknown (a claim may yet be granted); call again to learn.
+    #[error("{call} got no answer within {after:?} (op_timeout + CALL_MARGIN): the store is slow or unreachable, so the outcome is unknown; call again to learn it")]
+    Unanswered {
+        /// The call, for example `"claim"`.
+        call: &'static str,
+        /// How long the caller waited.
+        after: Duration,
+    },
 }
 
 /// `text` with the password (and user) of any `scheme://user:pass@host` removed.

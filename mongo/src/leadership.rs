@@ -312,6 +312,8 @@ impl Leadership {
         self.inner.state.clone()
     }
 
+    /// A ticket of `kind`, answered when the tracker resolves it. Waits are unbounded (drop
+    /// the future to give up); a claim is bounded by the substrate's call bound.
     async fn ticket(&self, kind: TicketKind) -> Result<bool, Error> {
         let (tx, rx) = oneshot::channel();
         let call: Call<Unit, UnitRouter> = Box::new(move |u, r, now| {
@@ -324,8 +326,18 @@ impl Leadership {
             r.tickets.insert(id, (tx, recorded));
             fx
         });
-        self.inner.worker.call(call).await?;
-        rx.await.map_err(|_| Error::Stopped("leadership tracker"))
+        match kind {
+            TicketKind::ClaimLeader => {
+                self.inner
+                    .worker
+                    .call_and_wait("claim_leader", call, rx)
+                    .await
+            }
+            _ => {
+                self.inner.worker.call(call).await?;
+                rx.await.map_err(|_| Error::Stopped("leadership tracker"))
+            }
+        }
     }
 
     fn tenure(&self) -> Option<CancellationToken> {

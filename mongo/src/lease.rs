@@ -294,7 +294,13 @@ impl Token {
         };
         let call = record::invoke(rec, || fenced_write(None));
         let result = self
-            .fenced_write(collection, fence_field, filter, update)
+            .leases
+            .inner
+            .substrate
+            .bounded(
+                "fenced_update_one",
+                self.fenced_write(collection, fence_field, filter, update),
+            )
             .await;
         let accepted = match &result {
             Ok(Fenced::Written) => Some(true),
@@ -376,20 +382,32 @@ impl Leases {
         &self.inner.substrate
     }
 
-    async fn ask(
+    /// A request to the manager (`make` runs in its task), and where its answer will come.
+    fn request(
         &self,
         make: impl FnOnce(&mut LeaseManager, RequestId, LocalTime) -> Effects<ManagerOutput>
             + Send
             + 'static,
-    ) -> Result<(RequestId, oneshot::Receiver<ManagerOutput>), Error> {
+    ) -> (RequestId, ManagerCall, oneshot::Receiver<ManagerOutput>) {
         let req = RequestId(self.inner.next_req.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
         let call: ManagerCall = Box::new(move |m, waiters, now| {
             waiters.pending.insert(req, tx);
             make(m, req, now)
         });
-        self.inner.worker.call(call).await?;
-        Ok((req, rx))
+        (req, call, rx)
+    }
+
+    /// Asks the manager and waits for its answer, at most the substrate's call bound.
+    async fn answer(
+        &self,
+        what: &'static str,
+        make: impl FnOnce(&mut LeaseManager, RequestId, LocalTime) -> Effects<ManagerOutput>
+            + Send
+            + 'static,
+    ) -> Result<ManagerOutput, Error> {
+        let (_, call, rx) = self.request(make);
+        self.inner.worker.call_and_wait(what, call, rx).await
     }
 
     /// Claims `lease` for `holder` for `duration`, or extends it if `holder` holds it already
@@ -424,10 +442,22 @@ impl Leases {
         };
         let call = record::invoke(rec, || claim(None));
         let (l, h) = (lease.to_owned(), holder.to_owned());
-        let (_, rx) = self
-            .ask(move |m, req, now| m.handle_claim(req, &l, &h, duration, now))
-            .await?;
-        let answer = rx.await.map_err(|_| Error::Stopped("lease manager"))?;
+        let answer = self
+            .answer("claim", move |m, req, now| {
+                m.handle_claim(req, &l, &h, duration, now)
+            })
+            .await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(error) => {
+                let unknown = matches!(error, Error::Unanswered { .. });
+                let outcome = ClaimOutcome::Failed {
+                    error: error.to_string(),
+                };
+                record::complete(rec, call, unknown, || claim(Some(outcome)));
+                return Err(error);
+            }
+        };
         if let Some((outcome, unknown)) = claim_outcome(&answer) {
             record::complete(rec, call, unknown, || claim(Some(outcome)));
         }
@@ -472,10 +502,10 @@ impl Leases {
     /// The epoch with which `holder` holds `lease`, or `None` if it does not.
     pub async fn check(&self, lease: &str, holder: &str) -> Result<Option<Epoch>, Error> {
         let (l, h) = (lease.to_owned(), holder.to_owned());
-        let (_, rx) = self
-            .ask(move |m, req, now| m.handle_check(req, &l, &h, now))
+        let answer = self
+            .answer("check", move |m, req, now| m.handle_check(req, &l, &h, now))
             .await?;
-        match rx.await.map_err(|_| Error::Stopped("lease manager"))? {
+        match answer {
             ManagerOutput::Checked { held, .. } => Ok(held),
             ManagerOutput::Failed { error, .. } => Err(Error::Lease(error)),
             other => Err(Error::Store(format!(
@@ -488,9 +518,8 @@ impl Leases {
     /// dropping the future (for example in `tokio::select!` or with a timeout).
     pub async fn wait_until_expired(&self, lease: &str) -> Result<(), Error> {
         let l = lease.to_owned();
-        let (req, rx) = self
-            .ask(move |m, req, now| m.handle_wait_expired(req, &l, now))
-            .await?;
+        let (req, call, rx) = self.request(move |m, req, now| m.handle_wait_expired(req, &l, now));
+        self.inner.worker.call(call).await?;
         let mut guard = CancelWait {
             leases: self,
             req,

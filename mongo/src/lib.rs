@@ -58,4 +58,4 @@ pub use lease::{Fenced, Leases, Token};
 pub use presence::{Presence, PresenceBuilder, PresencePinger, PresenceWatch, Pruned};
 pub use record::Recorder;
 pub use runtime::LocalClock;
-pub use substrate::{Substrate, SubstrateBuilder, OP_TIMEOUT_MAX};
+pub use substrate::{Substrate, SubstrateBuilder, CALL_MARGIN, OP_TIMEOUT_MAX};

@@ -8,14 +8,14 @@
 
 use crate::error::Error;
 use crate::record::{self, Recorder};
-use crate::runtime::{Caller, Router, Worker};
+use crate::runtime::{Call, Caller, Router, Worker};
 use crate::substrate::Substrate;
 use futures_util::Stream;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tenure::actor::Actor;
-use tenure::effects::Effects;
+use tenure::effects::{Effects, OpId};
 use tenure::history::Operation;
 use tenure::jitter::Jitter;
 use tenure::presence::batcher::BatcherOutput;
@@ -28,17 +28,44 @@ use tenure::substrate::OpResult;
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-struct BatcherRouter;
+/// A caller of [`Presence::flush`]: answered once every bulk in flight when it called has
+/// landed, with the first failure if one did not.
+struct FlushWaiter {
+    bulks: BTreeSet<OpId>,
+    failed: Option<String>,
+    answer: oneshot::Sender<Result<(), String>>,
+}
+
+#[derive(Default)]
+struct BatcherRouter {
+    flushes: Vec<FlushWaiter>,
+}
+
+impl BatcherRouter {
+    /// Bulk `bulk` ended (`failed` says how, if it did not land).
+    fn ended(&mut self, bulk: OpId, failed: Option<String>) {
+        for w in &mut self.flushes {
+            if w.bulks.remove(&bulk) && w.failed.is_none() {
+                w.failed.clone_from(&failed);
+            }
+        }
+        for w in self.flushes.extract_if(.., |w| w.bulks.is_empty()) {
+            let _ = w.answer.send(w.failed.map_or(Ok(()), Err));
+        }
+    }
+}
 
 impl Router<BatcherOutput> for BatcherRouter {
     fn route(&mut self, out: BatcherOutput) {
         match out {
-            BatcherOutput::Flushed { docs, lag } => {
+            BatcherOutput::Flushed { bulk, docs, lag } => {
                 metrics::histogram!("tenure_presence_flush_docs").record(docs as f64);
                 metrics::histogram!("tenure_presence_flush_lag_seconds").record(lag.as_secs_f64());
+                self.ended(bulk, None);
             }
-            BatcherOutput::Requeued { docs, cause } => {
+            BatcherOutput::Requeued { bulk, docs, cause } => {
                 tracing::debug!(docs, %cause, "presence flush failed; pings requeued");
+                self.ended(bulk, Some(cause));
             }
             BatcherOutput::Refused(why) => tracing::warn!(%why, "ping refused"),
         }
@@ -87,7 +114,7 @@ impl PresenceBuilder {
         let worker = Worker::spawn(
             "presence batcher",
             batcher,
-            BatcherRouter,
+            BatcherRouter::default(),
             substrate.clone(),
             Box::new(|_, _, _| Effects::none()),
             CancellationToken::new(),
@@ -158,6 +185,9 @@ impl Presence {
             Box::new(|p, _, now| p.handle_start(now)),
             CancellationToken::new(),
         )?;
+        let started = self.inner.substrate.bounded("pinger", async {
+            started.await.map_err(|_| Error::Stopped("presence pinger"))
+        });
         match started.await {
             Ok(Ok(seq)) => Ok(PresencePinger { worker, seq }),
             Ok(Err(why)) => {
@@ -166,7 +196,10 @@ impl Presence {
                     "presence pinger for {key:?} failed to start: {why}"
                 )))
             }
-            Err(_) => Err(Error::Stopped("presence pinger")),
+            Err(e) => {
+                worker.shutdown(Box::new(|_, _, _| Effects::none())).await;
+                Err(e)
+            }
         }
     }
 
@@ -211,22 +244,49 @@ impl Presence {
     /// Deletes every presence document of this model (and of no other). Stop its pingers and
     /// watchers first.
     pub async fn remove_model(&self) -> Result<u64, Error> {
-        let mut removed = 0;
-        for op in self.inner.config.remove_model_ops() {
-            match self.inner.substrate.execute(&op).await {
-                OpResult::Ok(tenure::substrate::Reply::Count(n)) => removed += n,
-                other => return Err(Error::Store(format!("removing model: {other}"))),
-            }
-        }
-        Ok(removed)
+        let substrate = &self.inner.substrate;
+        substrate
+            .bounded("remove_model", async {
+                let mut removed = 0;
+                for op in self.inner.config.remove_model_ops() {
+                    match substrate.execute(&op).await {
+                        OpResult::Ok(tenure::substrate::Reply::Count(n)) => removed += n,
+                        other => return Err(Error::Store(format!("removing model: {other}"))),
+                    }
+                }
+                Ok(removed)
+            })
+            .await
     }
 
-    /// Writes the pings gathered so far now, rather than at the next flush interval.
+    /// Writes the pings gathered so far now, rather than at the next flush interval, and waits
+    /// (at most the substrate's call bound) until they, and any write already under way, have
+    /// landed. On failure the pings stay queued for the next flush.
     pub async fn flush(&self) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        let call: Call<Batcher, BatcherRouter> = Box::new(move |b, r, now| {
+            let fx = b.handle_flush(now);
+            let waiter = FlushWaiter {
+                bulks: b.bulks_in_flight().collect(),
+                failed: None,
+                answer: tx,
+            };
+            if waiter.bulks.is_empty() {
+                let _ = waiter.answer.send(Ok(()));
+            } else {
+                r.flushes.push(waiter);
+            }
+            fx
+        });
         self.inner
             .batcher
-            .call(Box::new(|b, _, now| b.handle_flush(now)))
-            .await
+            .call_and_wait("flush", call, rx)
+            .await?
+            .map_err(|why| {
+                Error::Store(format!(
+                    "presence flush failed (pings kept for the next flush): {why}"
+                ))
+            })
     }
 
     /// Flushes what is pending, then stops the batcher (later pings are refused).
@@ -303,24 +363,18 @@ impl PresencePinger {
     }
 
     /// Stops and marks the sequence dead at once: watchers see the key dead at their next sync.
-    /// Waits (at most the substrate's op timeout) for the dead marker to be written.
+    /// Waits (at most the substrate's call bound) for the dead marker to be written.
     pub async fn kill(self) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
-        self.worker
-            .call(Box::new(move |p, r, now| {
-                r.killed = Some(tx);
-                p.handle_kill(now)
-            }))
-            .await?;
-        let killed = tokio::time::timeout(Duration::from_secs(30), rx).await;
+        let call: Call<Pinger, PingerRouter> = Box::new(move |p, r, now| {
+            r.killed = Some(tx);
+            p.handle_kill(now)
+        });
+        let killed = self.worker.call_and_wait("kill", call, rx).await;
         self.worker
             .shutdown(Box::new(|_, _, _| Effects::none()))
             .await;
-        match killed {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Error::Stopped("presence pinger")),
-            Err(_) => Err(Error::Timeout(Duration::from_secs(30))),
-        }
+        killed
     }
 }
 
@@ -479,28 +533,29 @@ impl PresenceWatch {
     pub async fn alive(&self, key: &str) -> Result<bool, Error> {
         let (tx, rx) = oneshot::channel();
         let k = key.to_owned();
-        self.inner
-            .worker
-            .call(Box::new(move |w, _, _| {
-                let _ = tx.send(w.alive(&k));
-                Effects::none()
-            }))
-            .await?;
-        rx.await.map_err(|_| Error::Stopped("presence watcher"))
+        let call: Call<PresenceWatcher, WatcherRouter> = Box::new(move |w, _, _| {
+            let _ = tx.send(w.alive(&k));
+            Effects::none()
+        });
+        self.inner.worker.call_and_wait("alive", call, rx).await
     }
 
     /// Syncs as soon as possible and waits until a sync has completed after this call.
     pub async fn sync(&self) -> Result<(), Error> {
         let mut synced = self.inner.synced.clone();
         synced.mark_unchanged();
-        self.inner
-            .worker
-            .call(Box::new(|w, _, now| w.handle_start_sync(now)))
+        let worker = &self.inner.worker;
+        worker
+            .bounded("sync", async {
+                worker
+                    .call(Box::new(|w, _, now| w.handle_start_sync(now)))
+                    .await?;
+                synced
+                    .changed()
+                    .await
+                    .map_err(|_| Error::Stopped("presence watcher"))
+            })
             .await?;
-        synced
-            .changed()
-            .await
-            .map_err(|_| Error::Stopped("presence watcher"))?;
         let failed = synced.borrow().failed.clone();
         match failed {
             None => Ok(()),
@@ -521,22 +576,21 @@ impl PresenceWatch {
             }
         };
         let (tx, rx) = oneshot::channel();
+        let call: Call<Pruner, PrunerRouter> = Box::new(move |p, r, now| {
+            r.waiting.push(tx);
+            let fx = p.handle_prune(slot, now);
+            if fx.is_empty() && !p.is_running() {
+                // Nothing started (cannot happen: a pass always starts with a delete).
+                for tx in r.waiting.drain(..) {
+                    let _ = tx.send(Err("no prune pass started".into()));
+                }
+            }
+            fx
+        });
         self.inner
             .pruner
-            .call(Box::new(move |p, r, now| {
-                r.waiting.push(tx);
-                let fx = p.handle_prune(slot, now);
-                if fx.is_empty() && !p.is_running() {
-                    // Nothing started (cannot happen: a pass always starts with a delete).
-                    for tx in r.waiting.drain(..) {
-                        let _ = tx.send(Err("no prune pass started".into()));
-                    }
-                }
-                fx
-            }))
-            .await?;
-        rx.await
-            .map_err(|_| Error::Stopped("presence pruner"))?
+            .call_and_wait("prune", call, rx)
+            .await?
             .map_err(Error::Store)
     }
 

@@ -13,7 +13,7 @@ use tenure::actor::Actor;
 use tenure::effects::{Effects, OpId};
 use tenure::substrate::OpResult;
 use tenure::time::{DriftingClock, LocalTime, RATE_ERROR_PPM_MAX};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -113,6 +113,8 @@ pub(crate) struct Worker<A: Driven, R> {
     calls: mpsc::Sender<Msg<A, R>>,
     cancel: CancellationToken,
     task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Bounds the calls that wait for an answer.
+    substrate: Substrate,
 }
 
 impl<A: Driven, R: Router<A::Output>> Worker<A, R> {
@@ -134,7 +136,7 @@ impl<A: Driven, R: Router<A::Output>> Worker<A, R> {
             name,
             actor,
             router,
-            substrate,
+            substrate.clone(),
             start,
             rx,
             cancel.clone(),
@@ -144,6 +146,7 @@ impl<A: Driven, R: Router<A::Output>> Worker<A, R> {
             calls: tx,
             cancel,
             task: tokio::sync::Mutex::new(Some(task)),
+            substrate,
         })
     }
 
@@ -153,6 +156,30 @@ impl<A: Driven, R: Router<A::Output>> Worker<A, R> {
             .send(Msg::Call(call))
             .await
             .map_err(|_| crate::Error::Stopped(self.name))
+    }
+
+    /// Queues `call` and waits for what it sends on `answer`, at most the substrate's call bound
+    /// ([`Substrate::bounded`]; `what` names the public call in the error).
+    pub(crate) async fn call_and_wait<T>(
+        &self,
+        what: &'static str,
+        call: Call<A, R>,
+        answer: oneshot::Receiver<T>,
+    ) -> Result<T, crate::Error> {
+        self.bounded(what, async {
+            self.call(call).await?;
+            answer.await.map_err(|_| crate::Error::Stopped(self.name))
+        })
+        .await
+    }
+
+    /// Runs a public call of this worker for at most the substrate's call bound.
+    pub(crate) async fn bounded<T>(
+        &self,
+        what: &'static str,
+        call: impl std::future::Future<Output = Result<T, crate::Error>>,
+    ) -> Result<T, crate::Error> {
+        self.substrate.bounded(what, call).await
     }
 
     /// Runs `last` (say, the actor's stop), delivers its notifications, and waits for the task.

@@ -27,6 +27,10 @@ use tenure::substrate::{Collection, Document, Op, OpResult, ReadConcern, Reply};
 /// longer than any lease is likely to last.
 pub const OP_TIMEOUT_MAX: Duration = Duration::from_secs(300);
 
+/// What a call may take beyond the op timeout: room for the driver to give up on its own
+/// first and for the worker's bookkeeping, small enough that a caller is not kept waiting.
+pub const CALL_MARGIN: Duration = Duration::from_secs(1);
+
 /// MongoDB error codes that mean the server refused a write before applying it.
 const REFUSED_BEFORE_WRITE: [i32; 8] = [
     2,     // BadValue
@@ -82,7 +86,9 @@ impl SubstrateBuilder {
     }
 
     /// Bound on every store operation (default 5 s): `wtimeout` of writes, `maxTimeMS` of reads,
-    /// and the client-side deadline after which the outcome is unknown.
+    /// and the client-side deadline after which the outcome is unknown. Every public call of
+    /// the adapter answers within [`Substrate::call_bound`] (this plus [`CALL_MARGIN`]), however
+    /// many store operations it needs and whatever the server does.
     pub fn op_timeout(mut self, timeout: Duration) -> Self {
         self.op_timeout = timeout;
         self
@@ -304,6 +310,26 @@ impl Substrate {
         self.inner.op_timeout
     }
 
+    /// The longest any store operation or public call takes to answer: the op timeout plus
+    /// [`CALL_MARGIN`]. A call that needs more store operations than fit answers
+    /// [`Error::Unanswered`], its outcome unknown.
+    pub fn call_bound(&self) -> Duration {
+        self.inner.op_timeout + CALL_MARGIN
+    }
+
+    /// Runs one public call (`call` names it in the error) for at most [`Self::call_bound`].
+    /// The worker behind the call carries on; only the caller stops waiting.
+    pub(crate) async fn bounded<T>(
+        &self,
+        call: &'static str,
+        answer: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let after = self.call_bound();
+        tokio::time::timeout(after, answer)
+            .await
+            .unwrap_or(Err(Error::Unanswered { call, after }))
+    }
+
     /// Whether the server is a replica-set member (false only under the unsafe opt-in).
     pub fn is_replica_set(&self) -> bool {
         self.inner.replica_set
@@ -357,7 +383,7 @@ impl Substrate {
             result,
         };
         let call = record::invoke(rec, || store(None));
-        let bound = self.inner.op_timeout + Duration::from_secs(1);
+        let bound = self.call_bound();
         let result = match tokio::time::timeout(bound, self.run(op)).await {
             Ok(r) => r,
             Err(_) if op.is_write() => OpResult::Unknown,

@@ -9,7 +9,7 @@ use mongodb::bson::{doc, Document as BsonDocument};
 use std::time::Duration;
 use tenure::substrate::{fields, Collection, Document, Op, OpResult, ReadConcern, Reply, Value};
 use tenure::time::SkewBounds;
-use tenure_mongo::{ClockUpdater, Leases, Substrate};
+use tenure_mongo::{ClockUpdater, Leadership, Leases, Presence, Substrate};
 
 const PORT: &str = "27147";
 const APP: &str = "tenure-failpoints";
@@ -24,14 +24,14 @@ async fn server(test: &str) -> Option<Substrate> {
     // A "not primary" refusal marks the server unknown until the driver's monitor looks again;
     // look soon, or the next operation's server selection outlasts its timeout.
     let uri = format!("{uri}&heartbeatFrequencyMS=500");
-    Some(
-        Substrate::builder(uri)
-            .database(common::fresh_db(test))
-            .app_name(APP)
-            .connect()
-            .await
-            .expect("connect"),
-    )
+    let s = Substrate::builder(uri)
+        .database(common::fresh_db(test))
+        .app_name(APP)
+        .connect()
+        .await
+        .expect("connect");
+    disarm(&s).await; // a failed earlier test may have left it armed
+    Some(s)
 }
 
 /// Arms `failCommand` for the next `times` of `commands` from this test's client.
@@ -230,6 +230,110 @@ async fn a_slow_claim_delays_no_other_lease() {
     let slow = slow.await.expect("task");
     assert!(slow.is_ok(), "{slow:?}");
     disarm(&s).await;
+    m.shutdown().await;
+    updater.shutdown().await;
+}
+
+/// Issue 20, item 2: on a server that answers every write from the adapter's client only after
+/// 4 s (slow, not down), every public call still answers within `op_timeout` + 1 s, however
+/// many store calls it would need (a claim retried its unknown writes for 36 s before), and the
+/// handles serve again once the server is quick again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_answers_within_its_bound_on_a_slow_server() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(s) = server("failpoint_bound").await else {
+        return;
+    };
+    let op_timeout = Duration::from_secs(1);
+    let uri = common::own_server(
+        "failpoint_bound",
+        &["secantus", "--port", PORT, "--test-commands"],
+    );
+    let slow = Substrate::builder(format!(
+        "{}&heartbeatFrequencyMS=500",
+        uri.expect("running")
+    ))
+    .database(s.database().name())
+    .app_name(APP)
+    .op_timeout(op_timeout)
+    .connect()
+    .await
+    .expect("connect");
+    let (_, updater) = leases_on(&s, "failpoint_bound").await;
+    let m = Leases::builder("app").build(&slow).expect("manager");
+    let held = m
+        .claim("held", "unit-0", Duration::from_secs(60))
+        .await
+        .expect("claim while the server is quick");
+    let unit = Leadership::builder("app", "unit-0")
+        .build(&slow)
+        .expect("leadership");
+    let presence = Presence::builder("m").build(&slow).expect("presence");
+    let _pinger = presence.pinger("k").await.expect("pinger");
+    arm(
+        &s,
+        &["insert", "update", "findAndModify", "delete"],
+        1_000,
+        doc! { "blockConnection": true, "blockTimeMS": 4000 },
+    )
+    .await;
+    let bound = op_timeout + Duration::from_secs(1);
+    let margin = Duration::from_millis(500);
+    macro_rules! bounded {
+        ($what:literal, $call:expr) => {{
+            let started = tokio::time::Instant::now();
+            let answer = $call.await;
+            let took = started.elapsed();
+            assert!(
+                took <= bound + margin,
+                "{} answered after {took:?}, past op_timeout + 1 s: {answer:?}",
+                $what
+            );
+            answer
+        }};
+    }
+    let fresh = bounded!(
+        "a claim of a new lease",
+        m.claim("new", "unit-0", Duration::from_secs(60))
+    );
+    assert!(
+        fresh.is_err(),
+        "a blocked claim cannot be granted in time: {fresh:?}"
+    );
+    let _ = bounded!(
+        "an extension",
+        m.claim("held", "unit-0", Duration::from_secs(60))
+    );
+    let _ = bounded!("a check", m.check("new", "unit-0"));
+    let _ = bounded!("a token check", held.check());
+    let _ = bounded!("a leadership claim", unit.claim_leader());
+    let flushed = bounded!("a presence flush", presence.flush());
+    assert!(
+        flushed.is_err(),
+        "a blocked flush cannot land in time: {flushed:?}"
+    );
+    disarm(&s).await;
+    let mut served = false;
+    for _ in 0..20 {
+        if m.claim("new", "unit-0", Duration::from_secs(60))
+            .await
+            .is_ok()
+        {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        served,
+        "the same handle claims again once the server is quick"
+    );
+    presence
+        .flush()
+        .await
+        .expect("the requeued pings land once the server is quick");
+    presence.shutdown().await;
+    unit.shutdown().await;
     m.shutdown().await;
     updater.shutdown().await;
 }

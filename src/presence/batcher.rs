@@ -48,6 +48,8 @@ pub struct BatcherConfig {
 pub enum BatcherOutput {
     /// A bulk was acknowledged.
     Flushed {
+        /// The bulk's request (see [`Batcher::bulks_in_flight`]).
+        bulk: OpId,
         /// Slot documents written.
         docs: usize,
         /// How long the oldest ping in the bulk waited to be acknowledged (the flush lag).
@@ -55,6 +57,8 @@ pub enum BatcherOutput {
     },
     /// A bulk's outcome was unknown or failed; its bits were merged back for the next flush.
     Requeued {
+        /// The bulk's request.
+        bulk: OpId,
         /// Slot documents affected.
         docs: usize,
         /// What the store said.
@@ -130,6 +134,7 @@ impl Actor for Batcher {
         let docs = chunk.len();
         match result {
             OpResult::Ok(_) => fx.notify(BatcherOutput::Flushed {
+                bulk: id,
                 docs,
                 lag: now.since(since),
             }),
@@ -142,6 +147,7 @@ impl Actor for Batcher {
                 }
                 self.arm(since, now);
                 fx.notify(BatcherOutput::Requeued {
+                    bulk: id,
                     docs,
                     cause: other.to_string(),
                 });
@@ -180,6 +186,12 @@ impl Batcher {
     /// Bulks in flight.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// The requests of the bulks in flight: each ends in one `Flushed` or `Requeued` naming it
+    /// (unless the batcher stops first), which is how a caller of a flush learns it landed.
+    pub fn bulks_in_flight(&self) -> impl Iterator<Item = OpId> + '_ {
+        self.in_flight.keys().copied()
     }
 
     fn arm(&mut self, since: LocalTime, now: LocalTime) {
