@@ -256,7 +256,10 @@ fn wait_until_expired_releases_and_cancels() {
     let m = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
     sim.settle();
     wait(&mut sim, m, 1, "free");
-    assert_eq!(last(&sim, m), ManagerOutput::Released { req: RequestId(1) });
+    assert_eq!(
+        last(&sim, m),
+        ManagerOutput::WaitEnded { req: RequestId(1) }
+    );
     claim(&mut sim, m, 2, "db", "u", D);
     sim.settle();
     wait(&mut sim, m, 3, "db");
@@ -271,10 +274,10 @@ fn wait_until_expired_releases_and_cancels() {
     sim.run_until(secs(120));
     assert!(sim
         .manager_outputs(m)
-        .contains(&ManagerOutput::Released { req: RequestId(3) }));
+        .contains(&ManagerOutput::WaitEnded { req: RequestId(3) }));
     assert!(!sim
         .manager_outputs(m)
-        .contains(&ManagerOutput::Released { req: RequestId(4) }));
+        .contains(&ManagerOutput::WaitEnded { req: RequestId(4) }));
 }
 
 /// A manager whose holder claimed "db" for `D` and stopped, with global time now past the
@@ -782,7 +785,7 @@ fn a_refresh_never_undoes_what_a_call_learnt() {
     check(&mut sim, m, 3, "db", "u");
     let outs = sim.manager_outputs(m);
     assert!(
-        !outs.contains(&ManagerOutput::Released { req: RequestId(2) }),
+        !outs.contains(&ManagerOutput::WaitEnded { req: RequestId(2) }),
         "{outs:?}"
     );
     assert!(
@@ -820,7 +823,7 @@ fn a_refresh_keeps_a_lease_learnt_about_and_still_busy() {
     wait(&mut sim, m, 3, "db");
     let outs = sim.manager_outputs(m);
     assert!(
-        !outs.contains(&ManagerOutput::Released { req: RequestId(3) }),
+        !outs.contains(&ManagerOutput::WaitEnded { req: RequestId(3) }),
         "{outs:?}"
     );
     sim.settle();

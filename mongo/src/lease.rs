@@ -83,7 +83,7 @@ pub(crate) fn observe_manager_output(out: &ManagerOutput) {
         }
         ManagerOutput::Stopped(e) => tracing::info!(reason = %e, "lease manager stopped"),
         ManagerOutput::Checked { .. }
-        | ManagerOutput::Released { .. }
+        | ManagerOutput::WaitEnded { .. }
         | ManagerOutput::WaitCancelled { .. }
         | ManagerOutput::Failed { .. } => {}
     }
@@ -96,7 +96,7 @@ impl Router<ManagerOutput> for Waiters {
             ManagerOutput::Claimed { req, .. }
             | ManagerOutput::Denied { req, .. }
             | ManagerOutput::Checked { req, .. }
-            | ManagerOutput::Released { req }
+            | ManagerOutput::WaitEnded { req }
             | ManagerOutput::WaitCancelled { req }
             | ManagerOutput::Failed { req, .. } => *req,
             ManagerOutput::Expired { .. } | ManagerOutput::Stopped(_) => return,
@@ -528,7 +528,7 @@ impl Leases {
         let out = rx.await.map_err(|_| Error::Stopped("lease manager"));
         guard.armed = false;
         match out? {
-            ManagerOutput::Released { .. } => Ok(()),
+            ManagerOutput::WaitEnded { .. } => Ok(()),
             ManagerOutput::Failed { error, .. } => Err(Error::Lease(error)),
             ManagerOutput::WaitCancelled { .. } => Err(Error::Lease(ManagerError::Stopped(
                 "the wait was cancelled".into(),

@@ -374,13 +374,13 @@ impl Observer {
             ManagerOutput::Expired { .. } => {
                 self.reached.insert(Milestone::LeaseExpired);
             }
-            ManagerOutput::Released { .. } | ManagerOutput::WaitCancelled { .. }
+            ManagerOutput::WaitEnded { .. } | ManagerOutput::WaitCancelled { .. }
                 if matches!(role, Role::Unit(_)) =>
             {
                 let w = self.waiters.entry(p).or_default();
                 *w = (*w - 1).max(0);
             }
-            ManagerOutput::Released { req } => self.wait_ended(real, p, *req),
+            ManagerOutput::WaitEnded { req } => self.wait_ended(real, p, *req),
             ManagerOutput::WaitCancelled { req } => {
                 self.waits.remove(req);
             }

@@ -217,7 +217,7 @@ fn describe(note: &Note) -> String {
             Some(e) => format!("check: held #{}", e.0),
             None => "check: not held".into(),
         },
-        Note::Manager(ManagerOutput::Released { .. }) => "a wait ended: released".into(),
+        Note::Manager(ManagerOutput::WaitEnded { .. }) => "a wait ended: released".into(),
         Note::Manager(ManagerOutput::Failed { error, .. }) => format!("failed: {error}"),
         Note::Updater(UpdaterOutput::Advanced { from, to, .. }) => {
             format!("advanced global {from} -> {to}")

@@ -637,7 +637,7 @@ fn holder_learns(h: &mut Holder, out: &ManagerOutput, now: LocalTime) {
         {
             h.busy = None;
         }
-        ManagerOutput::Released { req }
+        ManagerOutput::WaitEnded { req }
         | ManagerOutput::WaitCancelled { req }
         | ManagerOutput::Failed { req, .. }
             if h.waiting == Some(*req) =>

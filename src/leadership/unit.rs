@@ -179,7 +179,7 @@ impl Unit {
                     ManagerOutput::Claimed { req, .. }
                     | ManagerOutput::Denied { req, .. }
                     | ManagerOutput::Failed { req, .. }
-                    | ManagerOutput::Released { req }
+                    | ManagerOutput::WaitEnded { req }
                     | ManagerOutput::WaitCancelled { req } => self.waiting.remove(req),
                     _ => None,
                 };

@@ -247,7 +247,7 @@ pub enum ManagerOutput {
         refreshed: bool,
     },
     /// A wait ended because the lease was observed not held.
-    Released {
+    WaitEnded {
         /// The request answered.
         req: RequestId,
     },
@@ -944,7 +944,7 @@ impl LeaseManager {
         for (req, error) in ended {
             self.waits.remove(&req);
             fx.notify(match error {
-                None => ManagerOutput::Released { req },
+                None => ManagerOutput::WaitEnded { req },
                 Some(error) => ManagerOutput::Failed { req, error },
             });
         }

@@ -584,7 +584,7 @@ pub mod leadership {
                     ManagerOutput::Claimed { req, .. }
                     | ManagerOutput::Denied { req, .. }
                     | ManagerOutput::Failed { req, .. }
-                    | ManagerOutput::Released { req }
+                    | ManagerOutput::WaitEnded { req }
                     | ManagerOutput::WaitCancelled { req } => *req,
                     _ => continue,
                 };

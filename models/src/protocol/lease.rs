@@ -99,7 +99,7 @@ pub(crate) fn manager_note(
     why: &mut Vec<Violation>,
 ) {
     // A unit's release-waiter returned.
-    if let (ManagerOutput::Released { .. } | ManagerOutput::WaitCancelled { .. }, Some(m)) =
+    if let (ManagerOutput::WaitEnded { .. } | ManagerOutput::WaitCancelled { .. }, Some(m)) =
         (out, model.manager_of(p))
     {
         if let Some(w) = s.ghost.leadership_mut().waiters.get_mut(usize::from(m)) {
