@@ -119,6 +119,19 @@ fn minion_waits_for_release_then_leads() {
     w.run_until(secs(120));
     assert_eq!(w.answer(b, lead), Some(true));
     assert!(w.units[b].tracker.is_leader());
+    // Each leader learns its term's fencing epoch; the next leader's is larger.
+    let epochs = |u: usize| -> Vec<u64> {
+        w.units[u]
+            .outputs
+            .iter()
+            .filter_map(|(_, o)| match o {
+                TrackerOutput::BecameLeader { epoch, .. } => Some(epoch.0),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(epochs(a).first(), Some(&1), "{:?}", epochs(a));
+    assert_eq!(epochs(b).first(), Some(&2), "{:?}", epochs(b));
 }
 
 /// Goal: stopping resolves every pending ticket false (T4), and later tickets answer false.
@@ -278,6 +291,7 @@ fn a_renewal_unanswered_by_the_end_of_the_guarantee_lapses() {
     let at = |s: u64| LocalTime(secs(s));
     let granted = ClaimResult::Granted {
         local_deadline: None,
+        epoch: tenure::lease::Epoch(1),
     };
     let mut t = Tracker::new(tracker("mysql-0")).unwrap();
     let _ = t.handle_start(at(0));
@@ -325,6 +339,7 @@ fn a_claim_the_store_could_not_answer_is_retried() {
     let down = || ClaimResult::Unavailable("store unreachable".into());
     let granted = ClaimResult::Granted {
         local_deadline: None,
+        epoch: tenure::lease::Epoch(1),
     };
     let claims = |fx: &tenure::effects::Effects<TrackerOutput>| {
         fx.notifications

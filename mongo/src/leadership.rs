@@ -1,22 +1,26 @@
 //! Leadership (PROTOCOLS.md §4): one unit's view of whether it leads its application.
 //!
 //! A [`Leadership`] handle drives the core's [`Unit`] (a tracker wired to its own lease manager)
-//! in a tokio task. While the unit leads, it holds a [`CancellationToken`] that is cancelled the
-//! moment leadership can no longer be guaranteed: when the guaranteed tenure runs out without a
-//! renewal, when the unit becomes a minion, or when the tracker stops. Do leader-only work under
-//! that token and stop when it fires.
+//! in a tokio task. While the unit leads, it holds a [`Tenure`]: a [`CancellationToken`] that is
+//! cancelled the moment leadership can no longer be guaranteed (the guaranteed tenure runs out
+//! without a renewal, the unit becomes a minion, or the tracker stops), and the leadership
+//! lease's fencing [`Epoch`]. Do leader-only work under the token and stop when it fires; fence
+//! leader-only writes with [`Tenure::fenced_update_one`], so a deposed leader's late write
+//! cannot land after its successor's.
 
 use crate::error::Error;
+use crate::fence::{Fence, Fenced};
 use crate::lease::{claim_outcome, observe_manager_output, random_id, DEFAULT_SKEW};
 use crate::record::{self, CallId, Recorder};
 use crate::runtime::{Call, LocalClock, Router, Worker};
 use crate::substrate::Substrate;
+use mongodb::bson::Document as BsonDocument;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tenure::history::Operation;
 use tenure::leadership::{TicketId, TicketKind, TrackerConfig, TrackerOutput, Unit, UnitOutput};
-use tenure::lease::ManagerOutput;
+use tenure::lease::{Epoch, ManagerOutput};
 use tenure::lease::{ManagerConfig, RetryConfig};
 use tenure::time::SkewBounds;
 use tokio::sync::{oneshot, watch};
@@ -40,8 +44,8 @@ pub enum LeadershipState {
     Leader {
         /// End of the current guarantee (moves later with each renewal).
         until: Instant,
-        /// Cancelled the moment leadership can no longer be guaranteed.
-        tenure: CancellationToken,
+        /// This tenure: cancelled the moment leadership can no longer be guaranteed.
+        tenure: Tenure,
     },
     /// Another unit leads.
     Minion,
@@ -56,10 +60,60 @@ impl LeadershipState {
     }
 }
 
+/// One tenure of leadership: what a leader holds while it may act as leader.
+#[derive(Clone, Debug)]
+pub struct Tenure {
+    token: CancellationToken,
+    epoch: Epoch,
+    application: Arc<str>,
+    substrate: Substrate,
+}
+
+impl Tenure {
+    /// Cancelled the moment this unit can no longer be guaranteed to lead: stop leader-only
+    /// work then.
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+    /// Resolves when the tenure ends (see [`Tenure::token`]).
+    pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.token.cancelled()
+    }
+    /// Whether the tenure has ended.
+    pub fn is_cancelled(&self) -> bool {
+        self.token.is_cancelled()
+    }
+    /// The leadership lease's fencing epoch: larger than every earlier leader's (renewals keep
+    /// it).
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+    /// A leader-only update of one document of the user's `collection`, refused once a leader
+    /// of a later epoch has written it: as [`crate::Token::fenced_update_one`], with this
+    /// tenure's epoch. After the tenure ended nothing is written ([`Fenced::Superseded`]).
+    pub async fn fenced_update_one(
+        &self,
+        collection: &mongodb::Collection<BsonDocument>,
+        fence_field: &str,
+        filter: BsonDocument,
+        update: BsonDocument,
+    ) -> Result<Fenced, Error> {
+        let fence = Fence {
+            substrate: &self.substrate,
+            lease: &self.application,
+            epoch: self.epoch,
+        };
+        let valid = !self.token.is_cancelled();
+        fence
+            .update_one(valid, collection, fence_field, filter, update)
+            .await
+    }
+}
+
 /// The current term's guard: cancelled when the tracker reports that its tenure ended (lapsed,
 /// another unit leads, or it stopped).
 struct Term {
-    tenure: CancellationToken,
+    tenure: Tenure,
 }
 
 /// A ticket's caller, and its recorded call and history ticket id if recording.
@@ -76,12 +130,13 @@ struct UnitRouter {
     application: String,
     unit: String,
     clock: LocalClock,
+    substrate: Substrate,
 }
 
 impl UnitRouter {
     fn end_term(&mut self) {
         if let Some(term) = self.term.take() {
-            term.tenure.cancel();
+            term.tenure.token.cancel();
         }
     }
 
@@ -96,16 +151,25 @@ impl UnitRouter {
         }
     }
 
-    /// Leads until `until`: a renewal moves the current term's end; a new term gets a fresh
-    /// token. The tracker, not a timer here, decides when the term lapses.
-    fn lead_until(&mut self, until: Instant) {
+    /// Leads until `until` in `epoch`: a renewal moves the current term's end; a new term (or
+    /// a new epoch) gets a fresh tenure. The tracker, not a timer here, decides when the term
+    /// lapses.
+    fn lead_until(&mut self, until: Instant, epoch: Epoch) {
         let tenure = match &self.term {
-            Some(term) if !term.tenure.is_cancelled() => term.tenure.clone(),
+            Some(term) if !term.tenure.is_cancelled() && term.tenure.epoch == epoch => {
+                term.tenure.clone()
+            }
             _ => {
-                tracing::info!(application = %self.application, unit = %self.unit, "became leader");
+                self.end_term();
+                tracing::info!(application = %self.application, unit = %self.unit, epoch = epoch.0, "became leader");
                 metrics::counter!("tenure_leadership_transitions_total", "to" => "leader")
                     .increment(1);
-                let tenure = CancellationToken::new();
+                let tenure = Tenure {
+                    token: CancellationToken::new(),
+                    epoch,
+                    application: Arc::from(self.application.as_str()),
+                    substrate: self.substrate.clone(),
+                };
                 self.term = Some(Term {
                     tenure: tenure.clone(),
                 });
@@ -147,8 +211,8 @@ impl Router<UnitOutput> for UnitRouter {
                     let _ = tx.send(value);
                 }
             }
-            UnitOutput::Tracker(TrackerOutput::BecameLeader { until }) => {
-                self.lead_until(self.clock.instant_of(until));
+            UnitOutput::Tracker(TrackerOutput::BecameLeader { until, epoch }) => {
+                self.lead_until(self.clock.instant_of(until), epoch);
             }
             UnitOutput::Tracker(TrackerOutput::Lapsed { .. }) => {
                 tracing::warn!(application = %self.application, unit = %self.unit, "leadership lapsed before its renewal was granted");
@@ -251,6 +315,7 @@ impl LeadershipBuilder {
             application: self.application,
             unit: self.unit,
             clock: substrate.clock(),
+            substrate: substrate.clone(),
         };
         let start: Call<Unit, UnitRouter> = Box::new(|u, _, now| u.handle_start(now));
         let worker = Worker::spawn(
@@ -340,7 +405,7 @@ impl Leadership {
         }
     }
 
-    fn tenure(&self) -> Option<CancellationToken> {
+    fn tenure(&self) -> Option<Tenure> {
         match &*self.inner.state.borrow() {
             LeadershipState::Leader { tenure, .. } if !tenure.is_cancelled() => {
                 Some(tenure.clone())
@@ -360,7 +425,7 @@ impl Leadership {
 
     /// "Do I lead now, for at least the claim duration?" `Some(tenure)` if so (renewing first if
     /// a renewal is due), `None` if another unit leads.
-    pub async fn claim_leader(&self) -> Result<Option<CancellationToken>, Error> {
+    pub async fn claim_leader(&self) -> Result<Option<Tenure>, Error> {
         if self.ticket(TicketKind::ClaimLeader).await? {
             Ok(self.tenure())
         } else if matches!(&*self.inner.state.borrow(), LeadershipState::Stopped(_)) {
@@ -371,7 +436,7 @@ impl Leadership {
     }
 
     /// Resolves when this unit leads, with the token of its tenure.
-    pub async fn wait_leader(&self) -> Result<CancellationToken, Error> {
+    pub async fn wait_leader(&self) -> Result<Tenure, Error> {
         loop {
             if !self.ticket(TicketKind::WaitLeader).await? {
                 return Err(self.stopped());

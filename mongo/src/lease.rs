@@ -6,10 +6,12 @@
 //! instant the holder must stop acting, whatever it believes, until a new claim succeeds.
 
 use crate::error::Error;
+use crate::fence::Fence;
+pub use crate::fence::Fenced;
 use crate::record;
 use crate::runtime::{Call, LocalClock, Router, Worker};
 use crate::substrate::Substrate;
-use mongodb::bson::{doc, Bson, Document as BsonDocument};
+use mongodb::bson::{doc, Document as BsonDocument};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,8 +19,7 @@ use std::time::Duration;
 use tenure::effects::Effects;
 use tenure::history::{ClaimOutcome, Operation};
 use tenure::lease::{
-    fence_admits, Epoch, LeaseManager, ManagerConfig, ManagerError, ManagerOutput, RequestId,
-    RetryConfig,
+    Epoch, LeaseManager, ManagerConfig, ManagerError, ManagerOutput, RequestId, RetryConfig,
 };
 use tenure::time::{GlobalTime, LocalTime, SkewBounds};
 use tokio::sync::oneshot;
@@ -218,22 +219,6 @@ pub struct Token {
     global_expiry: GlobalTime,
 }
 
-/// What a fenced write did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Fenced {
-    /// The document matched and was written, stamped with this token's epoch.
-    Written,
-    /// A write from a later epoch got there first: this holder has been superseded.
-    Superseded,
-    /// No document matched the filter.
-    NotFound,
-    /// The document changed between the guarded write and the look that followed it (the
-    /// fence now admits this epoch, but the write did not match): nothing was written; read
-    /// and try again.
-    Changed,
-}
-
 impl Token {
     /// The lease name.
     pub fn lease(&self) -> &str {
@@ -274,7 +259,8 @@ impl Token {
     /// Updates one document of the user's `collection` only if no holder of a later epoch has
     /// written it: the filter adds `{<fence_field>: {$not: {$gt: epoch}}}` and the update sets
     /// `fence_field` to this epoch. Use the same field for every write guarded by this lease.
-    /// The write uses the collection's own write concern.
+    /// The write uses the collection's own write concern. Past the local deadline nothing is
+    /// written and the answer is [`Fenced::Superseded`].
     pub async fn fenced_update_one(
         &self,
         collection: &mongodb::Collection<BsonDocument>,
@@ -282,87 +268,14 @@ impl Token {
         filter: BsonDocument,
         update: BsonDocument,
     ) -> Result<Fenced, Error> {
-        tenure::validate::check_name("fence field", fence_field)?;
-        if !self.is_valid() {
-            return Ok(Fenced::Superseded);
-        }
-        let rec = self.leases.inner.substrate.recorder();
-        let fenced_write = |accepted| Operation::FencedWrite {
-            lease: self.lease.clone(),
+        let fence = Fence {
+            substrate: &self.leases.inner.substrate,
+            lease: &self.lease,
             epoch: self.epoch,
-            accepted,
         };
-        let call = record::invoke(rec, || fenced_write(None));
-        let result = self
-            .leases
-            .inner
-            .substrate
-            .bounded(
-                "fenced_update_one",
-                self.fenced_write(collection, fence_field, filter, update),
-            )
-            .await;
-        let accepted = match &result {
-            Ok(Fenced::Written) => Some(true),
-            Ok(_) => Some(false),
-            Err(_) => None,
-        };
-        record::complete(rec, call, accepted.is_none(), || fenced_write(accepted));
-        result
-    }
-
-    async fn fenced_write(
-        &self,
-        collection: &mongodb::Collection<BsonDocument>,
-        fence_field: &str,
-        filter: BsonDocument,
-        mut update: BsonDocument,
-    ) -> Result<Fenced, Error> {
-        let epoch = i64::try_from(self.epoch.0).unwrap_or(i64::MAX);
-        let mut fenced = filter.clone();
-        fenced.insert(fence_field, doc! { "$not": { "$gt": epoch } });
-        let set = match update.get_document_mut("$set") {
-            Ok(set) => set,
-            Err(_) => {
-                update.insert("$set", BsonDocument::new());
-                update
-                    .get_document_mut("$set")
-                    .map_err(|e| Error::Store(e.to_string()))?
-            }
-        };
-        set.insert(fence_field, epoch);
-        let written = collection
-            .update_one(fenced, update)
+        fence
+            .update_one(self.is_valid(), collection, fence_field, filter, update)
             .await
-            .map_err(|e| Error::Store(crate::error::redact(&e.to_string())))?;
-        if written.matched_count > 0 {
-            return Ok(Fenced::Written);
-        }
-        // Nothing matched: tell "a later epoch wrote it" from "no such document". The filter
-        // above is the core's fencing rule (`tenure::lease::fence_admits`); a document that
-        // matches the user's filter and is fenced against this epoch was superseded, and one
-        // the rule admits changed between the two calls (so it is no longer what was meant).
-        let exists = collection
-            .find_one(filter)
-            .await
-            .map_err(|e| Error::Store(crate::error::redact(&e.to_string())))?;
-        let fenced_with = |d: &BsonDocument| {
-            let e = match d.get(fence_field)? {
-                Bson::Int64(e) => *e,
-                Bson::Int32(e) => i64::from(*e),
-                _ => return None,
-            };
-            Some(Epoch(u64::try_from(e).unwrap_or(0)))
-        };
-        Ok(if let Some(d) = exists {
-            if !fence_admits(fenced_with(&d), self.epoch) {
-                Fenced::Superseded
-            } else {
-                Fenced::Changed
-            }
-        } else {
-            Fenced::NotFound
-        })
     }
 }
 

@@ -43,6 +43,7 @@
 pub mod clock;
 mod convert;
 mod error;
+mod fence;
 pub mod leadership;
 pub mod lease;
 pub mod presence;
@@ -53,8 +54,9 @@ mod substrate;
 
 pub use clock::{ClockUpdater, ClockWatch};
 pub use error::{redact, Error};
-pub use leadership::{Leadership, LeadershipState};
-pub use lease::{Fenced, Leases, Token};
+pub use fence::Fenced;
+pub use leadership::{Leadership, LeadershipState, Tenure};
+pub use lease::{Leases, Token};
 pub use presence::{Presence, PresenceBuilder, PresencePinger, PresenceWatch, Pruned};
 pub use record::Recorder;
 pub use runtime::LocalClock;

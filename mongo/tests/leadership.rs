@@ -3,9 +3,10 @@
 
 mod common;
 
+use mongodb::bson::{doc, Document};
 use std::time::Duration;
 use tenure::time::SkewBounds;
-use tenure_mongo::{ClockUpdater, Error, Leadership, LeadershipState, Substrate};
+use tenure_mongo::{ClockUpdater, Error, Fenced, Leadership, LeadershipState, Substrate};
 use tokio::time::{timeout, Instant};
 
 const CLAIM: Duration = Duration::from_millis(800);
@@ -61,6 +62,15 @@ async fn one_unit_leads_and_hands_over_when_it_goes_away() {
         .expect("ticket")
         .expect("the leader's claim_leader is true");
     assert!(!tenure.is_cancelled());
+    // Leader-only writes are fenced with the tenure's epoch.
+    let jobs = s.database().collection::<Document>("leader_jobs");
+    jobs.insert_one(doc! { "_id": "nightly", "runs": 0 })
+        .await
+        .expect("insert");
+    let run = doc! { "$inc": { "runs": 1 } };
+    let nightly = || doc! { "_id": "nightly" };
+    let wrote = tenure.fenced_update_one(&jobs, "leader_epoch", nightly(), run.clone());
+    assert_eq!(wrote.await.expect("fenced write"), Fenced::Written);
     assert!(minion.claim_leader().await.expect("ticket").is_none());
     minion.wait_minion().await.expect("already a minion");
 
@@ -81,6 +91,22 @@ async fn one_unit_leads_and_hands_over_when_it_goes_away() {
         .expect("the minion takes over")
         .expect("leads");
     assert!(!next.is_cancelled());
+    assert!(
+        next.epoch() > tenure.epoch(),
+        "the next leader fences with a larger epoch: {:?} then {:?}",
+        tenure.epoch(),
+        next.epoch()
+    );
+    let wrote = next.fenced_update_one(&jobs, "leader_epoch", nightly(), run.clone());
+    assert_eq!(wrote.await.expect("fenced write"), Fenced::Written);
+    // The deposed leader's write is refused: its tenure ended (a write already on its way
+    // would meet the fence, which admits only epochs at least the stored one).
+    let late = tenure.fenced_update_one(&jobs, "leader_epoch", nightly(), run.clone());
+    assert_eq!(late.await.expect("fenced write"), Fenced::Superseded);
+    let job = jobs.find_one(nightly()).await.expect("read").expect("job");
+    assert_eq!(job.get_i32("runs"), Ok(2), "{job:?}");
+    let fenced_with = job.get_i64("leader_epoch").expect("fenced");
+    assert_eq!(u64::try_from(fenced_with), Ok(next.epoch().0), "{job:?}");
     let took = gone.elapsed();
     assert!(
         took >= CLAIM,

@@ -11,7 +11,7 @@
 //! [`Tracker::handle_claim_result`] and [`Tracker::handle_released`].
 
 use crate::effects::Effects;
-use crate::lease::{ManagerConfig, ManagerOutput};
+use crate::lease::{Epoch, ManagerConfig, ManagerOutput};
 use crate::mutant::Mutant;
 use crate::time::LocalTime;
 use crate::validate::{check_duration, check_name, InputError, DURATION_MAX};
@@ -97,6 +97,8 @@ pub enum ClaimResult {
     Granted {
         /// The manager's safe local deadline, when known.
         local_deadline: Option<LocalTime>,
+        /// The leadership lease's fencing epoch: the unit's leader-only writes carry it.
+        epoch: Epoch,
     },
     /// Another unit leads.
     Denied,
@@ -114,8 +116,13 @@ impl ClaimResult {
     /// the manager runs on the tracker's clock, so its local deadline can tighten the tracker's.
     pub fn from_answer(answer: &ManagerOutput, share_deadline: bool) -> ClaimResult {
         match answer {
-            ManagerOutput::Claimed { local_deadline, .. } => ClaimResult::Granted {
+            ManagerOutput::Claimed {
+                local_deadline,
+                epoch,
+                ..
+            } => ClaimResult::Granted {
                 local_deadline: share_deadline.then_some(*local_deadline),
+                epoch: *epoch,
             },
             ManagerOutput::Denied { .. } => ClaimResult::Denied,
             ManagerOutput::Failed { error, .. } if error.is_transient() => {
@@ -156,6 +163,9 @@ pub enum TrackerOutput {
     BecameLeader {
         /// End of the guarantee.
         until: LocalTime,
+        /// The leadership lease's fencing epoch, for fenced leader-only writes. A renewal
+        /// keeps it; it grows when another unit led in between.
+        epoch: Epoch,
     },
     /// The tracker became a minion.
     BecameMinion,
@@ -330,7 +340,10 @@ impl Tracker {
             return Effects::none();
         }
         match result {
-            ClaimResult::Granted { local_deadline } => {
+            ClaimResult::Granted {
+                local_deadline,
+                epoch,
+            } => {
                 let until = if self.config.mutant == Some(Mutant::LeadershipRenewFromClaimEnd) {
                     // Broken: trusts its own arithmetic, from the end of the call.
                     now.after(self.config.lease_duration())
@@ -345,7 +358,7 @@ impl Tracker {
                 );
                 self.role = Role::Leader { renew_at, until };
                 let mut fx = Effects::none();
-                fx.notify(TrackerOutput::BecameLeader { until });
+                fx.notify(TrackerOutput::BecameLeader { until, epoch });
                 // A renewal that was due when a ClaimLeader ticket arrived answers it now.
                 let leader_now = renew_at > now;
                 fx.extend(self.resolve(|k| match k {
