@@ -109,6 +109,9 @@ mutants! {
     LeaseExpireAnyVersion = "lease-expire-any-version", Lease, L4;
     /// A claim after expiry starts the fencing epoch again from 1.
     LeaseEpochReuse = "lease-epoch-reuse", Lease, F1;
+    /// A release vacates whatever term its holder has, whatever the token's epoch: a stale
+    /// token given up after its holder claimed again ends the holder's newer term, under it.
+    LeaseReleaseAnyEpoch = "lease-release-any-epoch", Lease, L6;
     /// A token answers "not held" from the cache without refreshing first.
     ManagerNotHeldWithoutRefresh = "manager-not-held-without-refresh", Lease, M4;
     /// The manager's expiry ticks ignore the leases it knows and come only every `max_sleep`,

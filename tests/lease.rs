@@ -493,6 +493,7 @@ fn a_corrupt_document_costs_only_its_lease() {
             epoch: Epoch(4),
             term: None,
             writer: "by-hand".into(),
+            released_by: None,
         }
         .encode("app"),
     );

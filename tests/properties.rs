@@ -21,7 +21,7 @@ use tenure::clock::watcher::WatcherOutput as ClockWatcherOutput;
 use tenure::clock::{ClockWatcher, Updater, UpdaterConfig, UpdaterOutput, WatcherConfig};
 use tenure::jitter::Jitter;
 use tenure::leadership::{TicketKind, TrackerConfig, TrackerOutput};
-use tenure::lease::{ManagerConfig, ManagerOutput};
+use tenure::lease::{Epoch, ManagerConfig, ManagerOutput};
 use tenure::mutant::{Mutant, Protocol};
 use tenure::presence::{Ping, PingerOutput, WatcherOutput};
 use tenure::property::lease::{Grant, GrantedTerm, Tenure};
@@ -210,7 +210,11 @@ const LEASE_DURATIONS: [u64; 3] = [5, 10, 20];
 
 /// Every tenure a manager granted: from the claim's answer until its local deadline, in real
 /// time.
-fn tenures(sim: &Sim) -> Vec<Tenure> {
+/// A holder's release: (real time asked, holder, lease, epoch of the token given up).
+type Release = (u64, String, String, Epoch);
+
+/// Every belief granted, each ended early where its holder gave its token up.
+fn tenures(sim: &Sim, releases: &[Release]) -> Vec<Tenure> {
     let mut tenures = Vec::new();
     for (real, node, note) in &sim.notes {
         if let Note::Manager(ManagerOutput::Claimed {
@@ -230,7 +234,33 @@ fn tenures(sim: &Sim) -> Vec<Tenure> {
             });
         }
     }
+    for (at, holder, lease, epoch) in releases {
+        for t in tenures.iter_mut().filter(|t| {
+            t.holder == *holder && t.lease == *lease && t.epoch == *epoch && t.from_real <= *at
+        }) {
+            t.until_real = t.until_real.min(*at);
+        }
+    }
     tenures
+}
+
+/// The distinct epochs `holder` was granted in `lease`, oldest first.
+fn granted_epochs(sim: &Sim, holder: &str, lease: &str) -> Vec<Epoch> {
+    let mut epochs: Vec<Epoch> = sim
+        .notes
+        .iter()
+        .filter_map(|(_, _, n)| match n {
+            Note::Manager(ManagerOutput::Claimed {
+                holder: h,
+                lease: l,
+                epoch,
+                ..
+            }) if h == holder && l == lease => Some(*epoch),
+            _ => None,
+        })
+        .collect();
+    epochs.dedup();
+    epochs
 }
 
 /// M6's window in the lease runs: the longest term on the slowest clock, one clock step, and a
@@ -343,6 +373,7 @@ fn run_lease(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
     sim.settle();
     sim.faults = faults;
     let mut asked: BTreeMap<u64, (u64, GlobalTime, Duration)> = BTreeMap::new();
+    let mut releases: Vec<Release> = Vec::new();
     for (k, c) in choices.iter().enumerate() {
         let req = k as u64;
         match c % 8 {
@@ -370,12 +401,22 @@ fn run_lease(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
                 let m = managers[(*c as usize / 128) % 3];
                 sim.set_paused(m, !sim.nodes[m].paused);
             }
+            // A holder gives up a token of "a" it was granted, perhaps a stale one.
+            5 if (c / 8) % 16 == 2 || (c / 8) % 16 == 3 => {
+                let i = (*c as usize / 128) % 3;
+                let holder = format!("h{i}");
+                let epochs: Vec<Epoch> = granted_epochs(&sim, &holder, "a");
+                if let Some(epoch) = epochs.get((*c as usize / 384) % epochs.len().max(1)) {
+                    releases.push((sim.real, holder.clone(), "a".into(), *epoch));
+                    common::lease::release(&mut sim, managers[i], req, "a", &holder, epoch.0);
+                }
+            }
             _ => sim.step(*c, STEP_MAX),
         }
         settle_nodes(&mut sim, &[up]);
     }
     let expiries = abandoned_leases_expire(&mut sim);
-    let tenures = tenures(&sim);
+    let tenures = tenures(&sim, &releases);
     let mut grants = Vec::new();
     let mut granted = Vec::new();
     let mut checks = Vec::new();
@@ -417,6 +458,9 @@ fn run_lease(choices: &[u32], mutant: Option<Mutant>, faults: bool) -> Run {
             Note::Manager(ManagerOutput::Claimed { .. }) => reached.insert("lease claimed"),
             Note::Manager(ManagerOutput::Denied { .. }) => reached.insert("lease denied"),
             Note::Manager(ManagerOutput::Expired { .. }) => reached.insert("lease expired"),
+            Note::Manager(ManagerOutput::Released { vacated: true, .. }) => {
+                reached.insert("lease released")
+            }
             _ => false,
         };
     }
@@ -505,7 +549,7 @@ fn run_leadership(choices: &[u32], mutant: Option<Mutant>) -> Run {
         w.route();
     }
     let mut results = candidates_served(&mut w, "db");
-    let tenures = tenures(&w.sim);
+    let tenures = tenures(&w.sim, &[]);
     results.push(lease::l6_exclusion(&tenures));
     let mut answers = Vec::new();
     for &u in &units {
@@ -921,6 +965,7 @@ fn random_runs_reach_every_milestone() {
         "lease claimed",
         "lease denied",
         "lease expired",
+        "lease released",
         "lease extended",
         "lease changed holder",
         "leader answered",

@@ -185,6 +185,10 @@ pub enum ManagerError {
     /// manager keeps its state and serves again once the store answers.
     #[error("store unavailable ({0}); the lease manager keeps serving: try again once the store answers")]
     Unavailable(String),
+    /// The holder asked to release this very term while the claim ran: the grant is void
+    /// (the release ends it). Claim again for a new term.
+    #[error("lease {0:?}: its holder released this term while the claim ran; claim again for a new term")]
+    ReleasedMeanwhile(String),
     /// The manager has stopped (after [`LeaseManager::handle_stop`]).
     #[error("lease manager stopped: {0}")]
     Stopped(String),
@@ -199,6 +203,7 @@ impl ManagerError {
         matches!(
             self,
             ManagerError::Contended(_)
+                | ManagerError::ReleasedMeanwhile(_)
                 | ManagerError::OutcomeUnknown(_)
                 | ManagerError::Overloaded
                 | ManagerError::Unavailable(_)
@@ -246,6 +251,18 @@ pub enum ManagerOutput {
         /// the cache (M4: "not held" only so).
         refreshed: bool,
     },
+    /// The holder's term of `epoch` is over: released by this request, or already ended. The
+    /// holder stopped acting as the holder when it asked.
+    Released {
+        /// The request answered.
+        req: RequestId,
+        /// The lease name.
+        lease: String,
+        /// The epoch of the term released.
+        epoch: Epoch,
+        /// Whether this request's write vacated it (else it had ended before).
+        vacated: bool,
+    },
     /// A wait ended because the lease was observed not held.
     WaitEnded {
         /// The request answered.
@@ -285,6 +302,18 @@ struct ClaimJob {
     duration: Duration,
     attempts: u32,
     not_before: LocalTime,
+    /// Whether this claim has read its lease's document (itself, or through an invalid write):
+    /// only then may it deny from the cache, which a release elsewhere may have outdated.
+    looked: bool,
+}
+
+/// A holder giving up its term of `epoch`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ReleaseJob {
+    req: RequestId,
+    lease: String,
+    holder: String,
+    epoch: Epoch,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -292,6 +321,10 @@ enum Running {
     Claim {
         job: ClaimJob,
         call_start: LocalTime,
+    },
+    Release {
+        req: RequestId,
+        lease: String,
     },
     /// A check reading its lease's document (not a store call: see [`LeaseStore::check_read`]).
     CheckRead {
@@ -311,7 +344,7 @@ impl Running {
     fn req(&self) -> Option<RequestId> {
         match self {
             Running::Claim { job, .. } => Some(job.req),
-            Running::CheckRead { req, .. } => Some(*req),
+            Running::CheckRead { req, .. } | Running::Release { req, .. } => Some(*req),
             Running::TickRefresh | Running::Expire { .. } => None,
         }
     }
@@ -321,7 +354,9 @@ impl Running {
     fn on(&self) -> Option<CallOn<'_>> {
         match self {
             Running::Claim { job, .. } => Some(CallOn::Lease(&job.lease)),
-            Running::Expire { lease } => Some(CallOn::Lease(lease)),
+            Running::Expire { lease } | Running::Release { lease, .. } => {
+                Some(CallOn::Lease(lease))
+            }
             Running::TickRefresh => Some(CallOn::Refresh),
             Running::CheckRead { .. } => None,
         }
@@ -349,6 +384,7 @@ pub struct LeaseManager {
     ids: OpIds,
     jitter: Jitter,
     claims: VecDeque<ClaimJob>,
+    releases: VecDeque<ReleaseJob>,
     checks: VecDeque<(RequestId, String, String)>,
     waits: BTreeMap<RequestId, String>,
     /// The store calls in progress, by the id of the operation each waits on.
@@ -452,6 +488,7 @@ impl LeaseManager {
             ids: OpIds::default(),
             jitter,
             claims: VecDeque::new(),
+            releases: VecDeque::new(),
             checks: VecDeque::new(),
             waits: BTreeMap::new(),
             running: BTreeMap::new(),
@@ -479,7 +516,10 @@ impl LeaseManager {
 
     /// Whether nothing is in flight or queued (waits excepted).
     pub fn is_idle(&self) -> bool {
-        self.running.is_empty() && self.claims.is_empty() && self.checks.is_empty()
+        self.running.is_empty()
+            && self.claims.is_empty()
+            && self.releases.is_empty()
+            && self.checks.is_empty()
     }
 
     fn tick(&mut self, now: LocalTime) {
@@ -522,8 +562,35 @@ impl LeaseManager {
             duration,
             attempts: 0,
             not_before: now,
+            looked: false,
         };
         self.claims.push_back(job);
+        self.pump(now)
+    }
+
+    /// Releases `holder`'s term of `epoch` in `lease` before it expires, so another holder
+    /// may claim it at once. The holder must stop acting as the holder before it asks (its
+    /// token is spent whatever the answer). Safe whatever the token's age: only that exact
+    /// term is vacated, never another holder's or a later one.
+    pub fn handle_release(
+        &mut self,
+        req: RequestId,
+        lease: &str,
+        holder: &str,
+        epoch: Epoch,
+        now: LocalTime,
+    ) -> Effects<ManagerOutput> {
+        self.tick(now);
+        let checked = check_name("lease name", lease).and(check_name("holder", holder));
+        if let Some(fx) = self.refuse(req, checked) {
+            return fx;
+        }
+        self.releases.push_back(ReleaseJob {
+            req,
+            lease: lease.to_owned(),
+            holder: holder.to_owned(),
+            epoch,
+        });
         self.pump(now)
     }
 
@@ -588,7 +655,10 @@ impl LeaseManager {
         let error = match checked {
             Err(e) => ManagerError::Input(e),
             Ok(()) if self.stopped => ManagerError::Stopped("no longer serving requests".into()),
-            Ok(()) if self.claims.len() + self.checks.len() + self.waits.len() >= PENDING_MAX => {
+            Ok(())
+                if self.claims.len() + self.releases.len() + self.checks.len() + self.waits.len()
+                    >= PENDING_MAX =>
+            {
                 ManagerError::Overloaded
             }
             Ok(()) => return None,
@@ -617,7 +687,30 @@ impl LeaseManager {
             fx.extend(self.start_tick(now));
         }
         fx.extend(self.pump_checks(now));
+        fx.extend(self.pump_releases(now));
         fx.extend(self.pump_claims(now));
+        fx
+    }
+
+    /// Starts every release whose lease has no call running, oldest first.
+    fn pump_releases(&mut self, now: LocalTime) -> Effects<ManagerOutput> {
+        let mut fx = Effects::none();
+        let mut i = 0;
+        while i < self.releases.len() && self.has_room() {
+            if self.store.is_busy(CallOn::Lease(&self.releases[i].lease)) {
+                i += 1;
+                continue;
+            }
+            let Some(job) = self.releases.remove(i) else {
+                break;
+            };
+            let step = self.store.start_release(&job.lease, &job.holder, job.epoch);
+            let running = Running::Release {
+                req: job.req,
+                lease: job.lease,
+            };
+            fx.extend(self.step(running, step, now));
+        }
         fx
     }
 
@@ -646,7 +739,7 @@ impl LeaseManager {
             match cached {
                 // Past its local expiry another manager may have expired it: read the store first.
                 Some((true, epoch))
-                    if !self.store.may_have_expired(&lease, now, &self.config.skew) =>
+                    if !self.store.may_have_ended(&lease, now, &self.config.skew) =>
                 {
                     fx.notify(ManagerOutput::Checked {
                         req,
@@ -700,8 +793,10 @@ impl LeaseManager {
                 self.store
                     .start_extend(&job.lease, &job.holder, job.duration, now)
             }
+            // Another holder in the cache: it may have released the lease since. Look first.
+            Some(_) if !job.looked => self.store.start_look(&job.lease),
             Some(h) => {
-                // Ownership moves only through expiry: deny without a store call (M2).
+                // Held by another in a fresh view: deny without a store write (M2).
                 let mut fx = Effects::none();
                 fx.notify(ManagerOutput::Denied {
                     req: job.req,
@@ -782,6 +877,25 @@ impl LeaseManager {
                 };
                 fx.notify(answer);
             }
+            Running::Release { req, lease } => {
+                fx.notify(match outcome {
+                    Ok(StoreSuccess::Released { epoch, vacated }) => ManagerOutput::Released {
+                        req,
+                        lease,
+                        epoch,
+                        vacated,
+                    },
+                    Ok(other) => ManagerOutput::Failed {
+                        req,
+                        error: ManagerError::Unavailable(format!("unexpected answer {other:?}")),
+                    },
+                    Err(e) => ManagerOutput::Failed {
+                        req,
+                        error: failure(&lease, e),
+                    },
+                });
+                self.schedule_tick(now);
+            }
             Running::TickRefresh => {
                 // Judged when the refresh answers, not when the tick began: the refresh dates its
                 // local expiries from its own clock read, sent after the tick began, so an
@@ -861,6 +975,12 @@ impl LeaseManager {
     ) -> Effects<ManagerOutput> {
         let mut fx = Effects::none();
         match outcome {
+            Ok(StoreSuccess::Holds { epoch, .. }) if self.release_pending(&job, epoch) => {
+                fx.notify(ManagerOutput::Failed {
+                    req: job.req,
+                    error: ManagerError::ReleasedMeanwhile(job.lease),
+                });
+            }
             Ok(StoreSuccess::Holds { epoch, term, read }) => {
                 debug_assert_eq!(
                     term.holder, job.holder,
@@ -895,6 +1015,12 @@ impl LeaseManager {
                 req: job.req,
                 error: ManagerError::OutcomeUnknown(job.lease),
             }),
+            // A look (or a raced write) refreshed the cache: decide again, at once, the first
+            // time; a look is not a failed attempt.
+            Err(StoreError::Invalid(_)) if !job.looked => {
+                job.looked = true;
+                self.claims.push_front(job);
+            }
             Err(StoreError::Invalid(_)) => {
                 job.attempts += 1;
                 if job.attempts >= self.config.retry.attempts_max {
@@ -925,6 +1051,14 @@ impl LeaseManager {
             }),
         }
         fx
+    }
+
+    /// Whether `job`'s holder has asked to release its term of `epoch` in the job's lease: a
+    /// grant of that term answered now would outlive the release queued behind it.
+    fn release_pending(&self, job: &ClaimJob, epoch: Epoch) -> bool {
+        self.releases
+            .iter()
+            .any(|r| r.lease == job.lease && r.holder == job.holder && r.epoch == epoch)
     }
 
     /// Ends the waits whose lease the cache shows not held (released), or corrupt (failed:
@@ -964,6 +1098,7 @@ impl LeaseManager {
             .into_values()
             .filter_map(|r| r.req())
             .chain(self.claims.drain(..).map(|c| c.req))
+            .chain(self.releases.drain(..).map(|r| r.req))
             .chain(self.checks.drain(..).map(|c| c.0))
             .chain(std::mem::take(&mut self.waits).into_keys());
         for req in reqs.collect::<Vec<_>>() {

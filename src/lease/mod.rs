@@ -11,7 +11,10 @@
 //! Every lease carries a **fencing epoch**. Expiry does not delete the document: it clears the
 //! term and keeps the epoch (a *vacant* document), and the next claim swaps the vacant version for
 //! a held one with `epoch + 1`. So epochs strictly increase across holders and are never reused,
-//! even for a claim delayed in flight. Ownership still moves only through expiry (L2).
+//! even for a claim delayed in flight. A holder may also **release** its term early: a
+//! compare-and-swap from the exact version it holds to a vacant one marked `released_by` (the
+//! holder), so a release never ends another holder's term, nor a later term of its own.
+//! Ownership moves only through a vacant document (L2): expired, or released by its holder.
 
 pub mod manager;
 pub mod store;
@@ -68,10 +71,13 @@ pub struct LeaseDoc {
     pub name: String,
     /// The epoch of the current (or, if vacant, the last) term.
     pub epoch: Epoch,
-    /// The current term; `None` once expired (a vacant document).
+    /// The current term; `None` once expired or released (a vacant document).
     pub term: Option<Term>,
-    /// The last writer (the expirer, when vacant).
+    /// The last writer (the expirer or releaser, when vacant).
     pub writer: String,
+    /// On a vacant document whose last term its holder released: that holder (the term ended
+    /// before its expiry, by its holder's choice). `None` on held and expired documents.
+    pub released_by: Option<String>,
 }
 
 /// The fencing rule of guarded writes: a write guarded by `epoch` may change a document last
@@ -120,6 +126,14 @@ impl LeaseDoc {
         }
         let writer = doc.str(C, "writer")?.to_owned();
         check_name("writer", &writer).map_err(|e| bad(e.to_string()))?;
+        let released_by = match doc.get("released_by") {
+            None | Some(Value::Null) => None,
+            Some(_) => {
+                let by = doc.str(C, "released_by")?.to_owned();
+                check_name("released_by", &by).map_err(|e| bad(e.to_string()))?;
+                Some(by)
+            }
+        };
         let term = match doc.get("holder") {
             None | Some(Value::Null) => None,
             Some(_) => {
@@ -138,11 +152,15 @@ impl LeaseDoc {
                 })
             }
         };
+        if term.is_some() && released_by.is_some() {
+            return Err(bad("a held lease cannot be released_by anyone".to_owned()));
+        }
         Ok(LeaseDoc {
             name,
             epoch,
             term,
             writer,
+            released_by,
         })
     }
 
@@ -156,6 +174,9 @@ impl LeaseDoc {
         ]);
         if let Some(t) = &self.term {
             f.extend(term_fields(t));
+        }
+        if let Some(by) = &self.released_by {
+            f.insert("released_by".to_owned(), by.as_str().into());
         }
         Document::new(lease_id(namespace, &self.name), f)
     }
@@ -178,6 +199,18 @@ impl LeaseDoc {
     /// The holder, if held.
     pub fn holder(&self) -> Option<&str> {
         self.term.as_ref().map(|t| t.holder.as_str())
+    }
+
+    /// Whether this is `holder`'s term of `epoch`: what a release of that term must find to
+    /// vacate it.
+    pub fn is_term_of(&self, holder: &str, epoch: Epoch) -> bool {
+        self.epoch == epoch && self.holder() == Some(holder)
+    }
+
+    /// Whether `holder`'s term of `epoch` is over in this document: a later epoch, or that
+    /// epoch vacant. (A document of an earlier epoch says nothing: it is stale.)
+    pub fn has_ended(&self, epoch: Epoch) -> bool {
+        self.epoch > epoch || (self.epoch == epoch && self.term.is_none())
     }
 }
 
@@ -204,15 +237,30 @@ mod tests {
                 writer: "ctl-0".into(),
             }),
             writer: "ctl-0".into(),
+            released_by: None,
         }
     }
 
     #[test]
-    fn round_trip_held_and_vacant() {
+    fn round_trip_held_vacant_and_released() {
         let d = held();
         assert_eq!(LeaseDoc::decode(&d.encode("app"), "app"), Ok(d.clone()));
-        let v = LeaseDoc { term: None, ..d };
-        assert_eq!(LeaseDoc::decode(&v.encode("app"), "app"), Ok(v));
+        let v = LeaseDoc {
+            term: None,
+            ..d.clone()
+        };
+        assert_eq!(LeaseDoc::decode(&v.encode("app"), "app"), Ok(v.clone()));
+        let r = LeaseDoc {
+            released_by: Some("mysql-0".into()),
+            ..v
+        };
+        assert_eq!(LeaseDoc::decode(&r.encode("app"), "app"), Ok(r));
+        let held_and_released = LeaseDoc {
+            released_by: Some("mysql-0".into()),
+            ..d
+        };
+        let e = LeaseDoc::decode(&held_and_released.encode("app"), "app").unwrap_err();
+        assert!(e.to_string().contains("released_by"), "{e}");
     }
 
     #[test]

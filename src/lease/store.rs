@@ -91,6 +91,14 @@ pub enum StoreSuccess {
         /// The epoch of the term that ended.
         epoch: Epoch,
     },
+    /// The holder's term of `epoch` is over: this call released it (`vacated`), or it had
+    /// already ended (expired, released, or a later term began).
+    Released {
+        /// The epoch of the term released.
+        epoch: Epoch,
+        /// Whether this call's write vacated it.
+        vacated: bool,
+    },
 }
 
 /// What a store call is about: the key under which at most one call runs at a time.
@@ -166,6 +174,29 @@ enum Call {
         name: String,
         wrote: LeaseDoc,
     },
+    /// Reading one document to decide a release the cache could not decide (`after_write`:
+    /// after the release write failed or its outcome was unknown).
+    ReleaseRead {
+        name: String,
+        holder: String,
+        epoch: Epoch,
+        after_write: bool,
+    },
+    Release {
+        name: String,
+        holder: String,
+        wrote: LeaseDoc,
+    },
+}
+
+/// What a release does, given a document of its lease.
+enum ReleaseDecision {
+    /// The document holds the term: vacate it.
+    Vacate(LeaseDoc),
+    /// The term is over.
+    Ended,
+    /// This document cannot tell (absent, or older than the term): read the store.
+    Unsure,
 }
 
 impl Call {
@@ -177,7 +208,9 @@ impl Call {
             | Call::Write { name, .. }
             | Call::Reread { name, .. }
             | Call::ExpireReadClock { name, .. }
-            | Call::Expire { name, .. } => Some(name),
+            | Call::Expire { name, .. }
+            | Call::ReleaseRead { name, .. }
+            | Call::Release { name, .. } => Some(name),
         }
     }
 }
@@ -202,6 +235,11 @@ pub struct LeaseStore {
     /// The leases a call has learnt about since the refresh in progress began: the refresh
     /// may have read them earlier, so it leaves their cache entries alone.
     learnt_meanwhile: BTreeSet<String>,
+    /// Leases whose release write's outcome is unknown and whose cached version it targeted is
+    /// still the one cached: that write may land at any moment (a timed-out write can apply
+    /// later), so the cache cannot vouch for the holder, and an extension must write a new
+    /// version rather than keep the one the release would vacate.
+    release_unknown: BTreeSet<String>,
 }
 
 impl LeaseStore {
@@ -218,6 +256,7 @@ impl LeaseStore {
             refresh: None,
             calls: BTreeMap::new(),
             learnt_meanwhile: BTreeSet::new(),
+            release_unknown: BTreeSet::new(),
         }
     }
 
@@ -274,14 +313,19 @@ impl LeaseStore {
         })
     }
 
-    /// Whether `name`'s cached term may have expired by local instant `now`, from the last
-    /// global read and the skew bounds (global time may run faster than this clock, and step):
-    /// from then on another manager may expire it at any moment, and the cache cannot vouch
-    /// for its holder. The same arithmetic as a holder's local deadline, with the time left.
-    pub fn may_have_expired(&self, name: &str, now: LocalTime, skew: &SkewBounds) -> bool {
+    /// Whether `name`'s cached term may have ended by local instant `now`, so the cache cannot
+    /// vouch for its holder: a release of it is under way or its outcome unknown, or it may
+    /// have expired, judged from the last global read and the skew bounds (global time may run
+    /// faster than this clock, and step), after which another manager may expire it at any
+    /// moment. The same arithmetic as a holder's local deadline, with the time left.
+    pub fn may_have_ended(&self, name: &str, now: LocalTime, skew: &SkewBounds) -> bool {
         let Some(term) = self.cache.get(name).and_then(|doc| doc.term.as_ref()) else {
             return false;
         };
+        let releasing = matches!(self.calls.get(name), Some(Call::Release { .. }));
+        if releasing || self.release_unknown.contains(name) {
+            return true;
+        }
         let left = term.expiry().0.saturating_sub(self.global.0);
         skew.local_deadline(self.global_asked_at, Duration::from_nanos(left))
             .is_none_or(|until| until <= now)
@@ -362,6 +406,18 @@ impl LeaseStore {
             concern: ReadConcern::Linearizable,
         };
         self.begin(Call::RefreshDocs, op)
+    }
+
+    /// Reads `name`'s document into the cache, ending in `Invalid` (decide again): what a claim
+    /// does before it denies on a cached holder, who may have released the lease since.
+    pub fn start_look(&mut self, name: &str) -> StoreStep {
+        let look = Call::Reread {
+            name: name.to_owned(),
+            wrote: None,
+            read: self.global,
+            reason: format!("lease {name:?} looked at before a denial"),
+        };
+        self.begin(look, self.read_doc(name))
     }
 
     /// Claims `name` for `holder` (§2.4 ClaimLease): invalid if the cache shows it held.
@@ -448,6 +504,90 @@ impl LeaseStore {
             asked_at: now,
         };
         self.begin(call, Self::fresh_global())
+    }
+
+    /// Releases `holder`'s term of `epoch` in `name` (Tenure's extension of §2.4): vacates it
+    /// with a compare-and-swap on the exact version holding it, so it never ends another
+    /// holder's term or a later term of `holder`'s. Decided on the cache when it shows the term
+    /// or its end, else on a read of the document.
+    pub fn start_release(&mut self, name: &str, holder: &str, epoch: Epoch) -> StoreStep {
+        if let Some(c) = self.corrupt.get(name) {
+            return StoreStep::Done(Err(StoreError::Corrupt(c.clone())));
+        }
+        let decision = self.release_decision(self.cache.get(name), holder, epoch);
+        self.release_step(name, holder, epoch, decision, false)
+    }
+
+    fn release_decision(
+        &self,
+        doc: Option<&LeaseDoc>,
+        holder: &str,
+        epoch: Epoch,
+    ) -> ReleaseDecision {
+        let ignores_epoch = self.mutant == Some(Mutant::LeaseReleaseAnyEpoch);
+        match doc {
+            Some(d) if d.is_term_of(holder, epoch) => ReleaseDecision::Vacate(d.clone()),
+            // Broken: any term of the holder's will do.
+            Some(d) if ignores_epoch && d.holder() == Some(holder) => {
+                ReleaseDecision::Vacate(d.clone())
+            }
+            Some(d) if d.has_ended(epoch) => ReleaseDecision::Ended,
+            _ => ReleaseDecision::Unsure,
+        }
+    }
+
+    /// Acts on a release decision; `read` says it was made on a fresh read of the document
+    /// (`after_write`: one that followed this release's own write), which must decide.
+    fn release_step(
+        &mut self,
+        name: &str,
+        holder: &str,
+        epoch: Epoch,
+        decision: ReleaseDecision,
+        read: bool,
+    ) -> StoreStep {
+        let ended = Ok(StoreSuccess::Released {
+            epoch,
+            vacated: false,
+        });
+        match decision {
+            ReleaseDecision::Vacate(old) => {
+                let wrote = LeaseDoc {
+                    term: None,
+                    writer: self.writer.clone(),
+                    released_by: Some(holder.to_owned()),
+                    ..old.clone()
+                };
+                let mut op = self.replace(&lease_id(&self.namespace, name), &old, &wrote);
+                if self.mutant == Some(Mutant::LeaseReleaseAnyEpoch) {
+                    if let Op::Update { expect, .. } = &mut op {
+                        expect.retain(|k, _| k == "holder");
+                    }
+                }
+                let call = Call::Release {
+                    name: name.to_owned(),
+                    holder: holder.to_owned(),
+                    wrote,
+                };
+                self.begin(call, op)
+            }
+            ReleaseDecision::Ended => {
+                self.release_unknown.remove(name);
+                StoreStep::Done(ended)
+            }
+            // A fresh read that cannot tell: absent, or older than the term (rolled back). The
+            // term is not in the store: nothing to release.
+            ReleaseDecision::Unsure if read => StoreStep::Done(ended),
+            ReleaseDecision::Unsure => {
+                let call = Call::ReleaseRead {
+                    name: name.to_owned(),
+                    holder: holder.to_owned(),
+                    epoch,
+                    after_write: false,
+                };
+                self.begin(call, self.read_doc(name))
+            }
+        }
     }
 
     fn note_global(&mut self, g: GlobalTime, asked_at: LocalTime) {
@@ -568,27 +708,7 @@ impl LeaseStore {
                 read,
                 reason,
             } => {
-                let doc = match result {
-                    OpResult::Ok(Reply::Doc(d)) => {
-                        let decoded = d.map(|d| LeaseDoc::decode(&d, &self.namespace));
-                        if let Some(Err(c)) = decoded {
-                            self.cache.remove(&name);
-                            self.corrupt.insert(name, c.clone());
-                            return Err(StoreError::Corrupt(c));
-                        }
-                        self.corrupt.remove(&name);
-                        decoded.transpose()?
-                    }
-                    OpResult::Unknown => {
-                        return Err(StoreError::Unknown(format!("lease {name:?}")))
-                    }
-                    other => {
-                        return Err(StoreError::Store {
-                            context: format!("re-reading lease {name:?}"),
-                            cause: other.to_string(),
-                        })
-                    }
-                };
+                let doc = self.decode_read(&name, result)?;
                 match doc {
                     // Our write applied after all: the re-read shows exactly what we wrote.
                     Some(d) if wrote.as_ref() == Some(&d) => Ok(self.wrote(name, d, read)),
@@ -647,6 +767,78 @@ impl LeaseStore {
                     cause: other.to_string(),
                 }),
             },
+            Call::Release {
+                name,
+                holder,
+                wrote,
+            } => match result {
+                OpResult::Ok(_) => Ok(self.wrote(name, wrote, self.global)),
+                OpResult::PreconditionFailed | OpResult::Unknown => {
+                    // Changed meanwhile, or perhaps vacated by this very write: the document
+                    // decides. An unknown write may still land later (see `release_unknown`).
+                    if result == OpResult::Unknown {
+                        self.release_unknown.insert(name.clone());
+                    }
+                    let op = self.read_doc(&name);
+                    let call = Call::ReleaseRead {
+                        name,
+                        holder,
+                        epoch: wrote.epoch,
+                        after_write: true,
+                    };
+                    Ok(self.begin(call, op))
+                }
+                other => Err(StoreError::Store {
+                    context: format!("releasing lease {name:?}"),
+                    cause: other.to_string(),
+                }),
+            },
+            Call::ReleaseRead {
+                name,
+                holder,
+                epoch,
+                after_write,
+            } => {
+                let doc = self.decode_read(&name, result)?;
+                match &doc {
+                    Some(d) => self.cache.insert(name.clone(), d.clone()),
+                    None => self.cache.remove(&name),
+                };
+                let decision = self.release_decision(doc.as_ref(), &holder, epoch);
+                match decision {
+                    // After its own write: the term is still there, so that write did not
+                    // apply (yet); the caller learns the outcome is unknown.
+                    ReleaseDecision::Vacate(_) if after_write => {
+                        Err(StoreError::Unknown(format!("releasing lease {name:?}")))
+                    }
+                    decision => Ok(self.release_step(&name, &holder, epoch, decision, true)),
+                }
+            }
+        }
+    }
+
+    /// A read of `name`'s document, decoded; a corrupt one is recorded as such.
+    fn decode_read(
+        &mut self,
+        name: &str,
+        result: OpResult,
+    ) -> Result<Option<LeaseDoc>, StoreError> {
+        match result {
+            OpResult::Ok(Reply::Doc(d)) => {
+                let decoded = d.map(|d| LeaseDoc::decode(&d, &self.namespace));
+                if let Some(Err(c)) = decoded {
+                    self.cache.remove(name);
+                    self.corrupt.insert(name.to_owned(), c.clone());
+                    return Err(StoreError::Corrupt(c));
+                }
+                self.corrupt.remove(name);
+                Ok(decoded.transpose()?)
+            }
+            OpResult::Unknown => Err(StoreError::Unknown(format!("lease {name:?}"))),
+            other => Err(StoreError::Store {
+                context: format!("re-reading lease {name:?}"),
+                cause: other.to_string(),
+            }),
         }
     }
 
@@ -721,6 +913,12 @@ impl LeaseStore {
                         "lease {name:?} is held by someone else"
                     )));
                 };
+                // A release of this very version may yet land: only a new version is safe.
+                if term.expiry() <= old_term.expiry() && self.release_unknown.contains(&name) {
+                    return Err(StoreError::Unknown(format!(
+                        "lease {name:?}: a release whose outcome is unknown may still land"
+                    )));
+                }
                 // Extending never shortens: if the lease already runs long enough, write nothing.
                 if term.expiry() <= old_term.expiry()
                     && self.mutant != Some(Mutant::LeaseExtendMayShorten)
@@ -751,6 +949,7 @@ impl LeaseStore {
                     epoch,
                     term: Some(term),
                     writer: self.writer.clone(),
+                    released_by: None,
                 };
                 let op = self.replace(&id, &vacant, &wrote);
                 (wrote, op)
@@ -761,6 +960,7 @@ impl LeaseStore {
                     epoch: Epoch(1),
                     term: Some(term),
                     writer: self.writer.clone(),
+                    released_by: None,
                 };
                 let op = Op::Insert {
                     coll: Collection::Leases,
@@ -782,11 +982,14 @@ impl LeaseStore {
         let mut set = new.encode(&self.namespace).fields;
         set.remove("namespace");
         set.remove("name");
-        let unset = if new.term.is_none() {
+        let mut unset = if new.term.is_none() {
             vec!["holder".into(), "start".into(), "duration".into()]
         } else {
             Vec::new()
         };
+        if old.released_by.is_some() && new.released_by.is_none() {
+            unset.push("released_by".into());
+        }
         Op::Update {
             coll: Collection::Leases,
             id: id.to_owned(),
@@ -845,8 +1048,14 @@ impl LeaseStore {
         let epoch = doc.epoch;
         let outcome = match doc.term.clone() {
             Some(term) => StoreSuccess::Holds { epoch, term, read },
+            None if doc.released_by.is_some() => StoreSuccess::Released {
+                epoch,
+                vacated: true,
+            },
             None => StoreSuccess::Expired { epoch },
         };
+        // A new version: a release of the old one can no longer land.
+        self.release_unknown.remove(&name);
         self.cache.insert(name, doc);
         StoreStep::Done(Ok(outcome))
     }

@@ -172,7 +172,9 @@ pub struct LeaseChange {
     pub global: GlobalTime,
 }
 
-/// L2, L3, L4 and F1 over the store's own sequence of changes to lease documents.
+/// L2, L3, L4 and F1 over the store's own sequence of changes to lease documents. A term ends
+/// only through a vacant document (L2): expired once global time is past it (L4), or released
+/// early by its own holder, which the vacant document records (`released_by`, same epoch).
 pub fn store_changes(changes: &[LeaseChange]) -> Verdict {
     for c in changes {
         let name = c
@@ -207,7 +209,11 @@ pub fn store_changes(changes: &[LeaseChange]) -> Verdict {
             }
         }
         if let (Some(bt), None) = (b, a) {
-            if c.global <= bt.expiry() {
+            let released = c.after.as_ref().is_some_and(|d| {
+                d.released_by.as_deref() == Some(bt.holder.as_str())
+                    && c.before.as_ref().is_some_and(|b| b.epoch == d.epoch)
+            });
+            if c.global <= bt.expiry() && !released {
                 return Err(Violation::new(
                     PropertyId::L4,
                     format!(

@@ -424,6 +424,18 @@ pub mod lease {
         });
     }
 
+    pub fn release(sim: &mut Sim, n: usize, req: u64, lease: &str, holder: &str, epoch: u64) {
+        with(sim, n, |m, now| {
+            m.handle_release(
+                RequestId(req),
+                lease,
+                holder,
+                tenure::lease::Epoch(epoch),
+                now,
+            )
+        });
+    }
+
     pub fn check(sim: &mut Sim, n: usize, req: u64, lease: &str, holder: &str) {
         with(sim, n, |m, now| {
             m.handle_check(RequestId(req), lease, holder, now)
