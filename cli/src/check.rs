@@ -40,25 +40,31 @@ pub fn config(protocol: Protocol, args: &ModelArgs) -> Result<ModelConfig, Strin
 }
 
 /// What `tenure check` runs, each with the name of its report directory: the protocols asked
-/// for, and with `--protocol all` and the built-in sizes also the two bounded-liveness
-/// configurations the default sizes cannot hold (M6 needs an abandoned lease to expire, T6 a
-/// paused leader's term to run out, within the horizon).
+/// for, and with `--protocol all` and the built-in sizes also the configurations the default
+/// sizes cannot hold: early releases (`lease-release`), and the two bounded-liveness ones (M6
+/// needs an abandoned lease to expire, T6 a paused leader's term to run out, within the
+/// horizon).
 fn runs(args: &CheckArgs, wanted: &[Protocol]) -> Result<Vec<(String, ModelConfig)>, String> {
     let m = &args.model;
-    let sized = [m.updaters, m.managers, m.leases, m.pingers, m.tickets]
-        .iter()
-        .any(Option::is_some)
+    let sized = [
+        m.updaters, m.managers, m.leases, m.pingers, m.tickets, m.checks, m.releases,
+    ]
+    .iter()
+    .any(Option::is_some)
         || m.horizon.is_some();
     let liveness = args.protocol == ProtocolArg::All && m.mutant.is_none() && !sized;
     let mut runs = Vec::new();
     for p in wanted {
         runs.push((p.name().to_owned(), config(*p, m)?));
         let extra = match p {
-            Protocol::Lease => Some(("lease-expiry", ModelConfig::expiry_liveness())),
-            Protocol::Leadership => Some(("leadership-service", ModelConfig::service_liveness())),
-            _ => None,
+            Protocol::Lease => vec![
+                ("lease-release", ModelConfig::release_safety()),
+                ("lease-expiry", ModelConfig::expiry_liveness()),
+            ],
+            Protocol::Leadership => vec![("leadership-service", ModelConfig::service_liveness())],
+            _ => Vec::new(),
         };
-        if let Some((name, base)) = extra.filter(|_| liveness) {
+        for (name, base) in extra.into_iter().filter(|_| liveness) {
             runs.push((name.to_owned(), overridden(base, m)?));
         }
     }
@@ -87,6 +93,12 @@ fn overridden(mut c: ModelConfig, args: &ModelArgs) -> Result<ModelConfig, Strin
     }
     if let Some(n) = args.tickets {
         c.tickets_per_unit = n;
+    }
+    if let Some(n) = args.checks {
+        c.checks = n;
+    }
+    if let Some(n) = args.releases {
+        c.releases = n;
     }
     if let Some(h) = args.horizon {
         c.horizon = h;
@@ -318,6 +330,7 @@ mod tests {
             [
                 "clock",
                 "lease",
+                "lease-release",
                 "lease-expiry",
                 "leadership",
                 "leadership-service",

@@ -201,6 +201,13 @@ pub struct ModelArgs {
     /// [default: 1]; with 0 the units only claim and wait by themselves.
     #[arg(long, value_name = "N")]
     pub tickets: Option<u8>,
+    /// Token checks holder h0 may make of lease l0 (lease model) [default: 1].
+    #[arg(long, value_name = "N")]
+    pub checks: Option<u8>,
+    /// Releases holder h0 may make of lease l0, each giving up the token of its first grant
+    /// (lease model) [default: 0; 1 in the lease-release run of the default check].
+    #[arg(long, value_name = "N")]
+    pub releases: Option<u8>,
     /// Ticks of real time (one second each) to explore.
     #[arg(long, value_name = "TICKS")]
     pub horizon: Option<u32>,
@@ -226,7 +233,7 @@ pub struct ModelArgs {
     #[arg(long)]
     pub no_renumbering: bool,
     /// Check only these properties, by key: property ids (L6, G1, ...) and milestones
-    /// (claimed, changed, expired, denied, advance, emitted, leader, moved, minion, alive, died,
+    /// (claimed, changed, expired, denied, released, advance, emitted, leader, moved, minion, alive, died,
     /// pruned), comma-separated. Less work per state (what only the others need is not
     /// observed, so states that differ only in it are one); needs one --protocol.
     #[arg(long, value_name = "KEYS")]

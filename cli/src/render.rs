@@ -23,6 +23,9 @@ pub fn reproduce_command(c: &ModelConfig) -> String {
     if c.protocol == tenure::mutant::Protocol::Leadership {
         let _ = write!(cmd, " --tickets {}", c.tickets_per_unit);
     }
+    if c.protocol == tenure::mutant::Protocol::Lease {
+        let _ = write!(cmd, " --checks {} --releases {}", c.checks, c.releases);
+    }
     if c.rate_error_ppm != ModelConfig::default_for(c.protocol).rate_error_ppm {
         let _ = write!(cmd, " --rate-error-ppm {}", c.rate_error_ppm);
     }

@@ -57,6 +57,19 @@ fn lease_model_passes_with_its_default_faults() {
     assert_all_pass(&config);
 }
 
+/// Early releases, with every default fault: a release ends only the term it names (a stale
+/// token's release, or one delayed past a restart of its manager, ends nothing), and another
+/// holder claims a released lease at once without two holders ever overlapping.
+#[test]
+fn lease_model_releases_only_the_term_released() {
+    let config = ModelConfig {
+        horizon: 5,
+        ..ModelConfig::release_safety()
+    };
+    let r = assert_all_pass(&config);
+    assert!(r.property(tenure::property::PropertyId::L6).is_some());
+}
+
 /// Bounded liveness M6 needs a longer horizon than the default lease configuration has: one
 /// holder claims, extends and stops, and its lease must be expired in time, with every default
 /// fault (a lost refresh read once stopped the manager for good; an expiry that failed waited

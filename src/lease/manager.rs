@@ -656,7 +656,10 @@ impl LeaseManager {
             Err(e) => ManagerError::Input(e),
             Ok(()) if self.stopped => ManagerError::Stopped("no longer serving requests".into()),
             Ok(())
-                if self.claims.len() + self.releases.len() + self.checks.len() + self.waits.len()
+                if self.claims.len()
+                    + self.releases.len()
+                    + self.checks.len()
+                    + self.waits.len()
                     >= PENDING_MAX =>
             {
                 ManagerError::Overloaded

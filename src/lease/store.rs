@@ -913,16 +913,19 @@ impl LeaseStore {
                         "lease {name:?} is held by someone else"
                     )));
                 };
+                let long_enough = term.expiry() <= old_term.expiry()
+                    && self.mutant != Some(Mutant::LeaseExtendMayShorten);
                 // A release of this very version may yet land: only a new version is safe.
-                if term.expiry() <= old_term.expiry() && self.release_unknown.contains(&name) {
+                if long_enough && self.release_unknown.contains(&name) {
                     return Err(StoreError::Unknown(format!(
                         "lease {name:?}: a release whose outcome is unknown may still land"
                     )));
                 }
-                // Extending never shortens: if the lease already runs long enough, write nothing.
-                if term.expiry() <= old_term.expiry()
-                    && self.mutant != Some(Mutant::LeaseExtendMayShorten)
-                {
+                // Extending never shortens: if the lease already runs long enough and this
+                // writer wrote it, write nothing. A version another writer wrote (another
+                // manager, or this one before a restart) may be the target of a release still
+                // in flight: take it over with a write of the same term, so that release fails.
+                if long_enough && old_term.writer == self.writer {
                     let (epoch, term) = (old.epoch, old_term.clone());
                     return Ok(StoreStep::Done(Ok(StoreSuccess::Holds {
                         epoch,
@@ -930,6 +933,14 @@ impl LeaseStore {
                         read: g,
                     })));
                 }
+                let term = if long_enough {
+                    Term {
+                        writer: self.writer.clone(),
+                        ..old_term.clone()
+                    }
+                } else {
+                    term
+                };
                 let wrote = LeaseDoc {
                     term: Some(term),
                     writer: self.writer.clone(),

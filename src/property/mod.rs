@@ -90,11 +90,11 @@ properties! {
     /// At most one document holds a lease name at any instant.
     L1 = "one document per lease";
     /// A lease document's holder never changes while it is held; ownership moves only through expiry.
-    L2 = "holder changes only through expiry";
+    L2 = "holder changes only through expiry or release";
     /// A held lease's global expiry (start + duration) never decreases.
     L3 = "extension never shortens";
     /// A lease is expired only by a call that read global time strictly past that exact version's expiry.
-    L4 = "expiry only strictly after start + duration";
+    L4 = "a term ends before start + duration only by release";
     /// A successful claim or extension lasts at least its duration from global time at the call's start.
     L5 = "claim lasts its duration from the call start";
     /// At every real instant, at most one holder believes it holds a lease.

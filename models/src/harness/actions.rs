@@ -81,7 +81,10 @@ impl TenureModel {
                 if self.config.protocol != Protocol::Lease {
                     break;
                 }
-                for kind in [CallKind::Claim, CallKind::Check] {
+                for kind in [CallKind::Claim, CallKind::Check, CallKind::Release] {
+                    if kind == CallKind::Release && s.ghost.first_grant == 0 {
+                        continue; // no token to give up yet
+                    }
                     let busy = s
                         .ghost
                         .calls
@@ -94,6 +97,7 @@ impl TenureModel {
                         actions.push(match kind {
                             CallKind::Claim => Action::Claim(m, k),
                             CallKind::Check => Action::Check(m, k),
+                            CallKind::Release => Action::Release(m, k),
                         });
                     }
                 }

@@ -170,12 +170,18 @@ impl TenureModel {
                 Milestone::HolderChanged,
                 Milestone::LeaseExpired,
             ],
-            _ => vec![
-                Milestone::LeaseClaimed,
-                Milestone::HolderChanged,
-                Milestone::LeaseExpired,
-                Milestone::ClaimDenied,
-            ],
+            _ => {
+                let mut m = vec![
+                    Milestone::LeaseClaimed,
+                    Milestone::HolderChanged,
+                    Milestone::LeaseExpired,
+                    Milestone::ClaimDenied,
+                ];
+                if self.config.releases > 0 {
+                    m.push(Milestone::LeaseReleased);
+                }
+                m
+            }
         }
     }
 }

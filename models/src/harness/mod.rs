@@ -19,7 +19,9 @@
 //! - [`faults`]: the fault switches.
 
 use crate::config::ModelConfig;
-use crate::harness::state::{Belief, CallKind, LeadershipGhost, Parts, PresenceGhost, Proc, State};
+use crate::harness::state::{
+    Belief, CallKind, LeadershipGhost, Parts, PresenceGhost, Proc, State, RELEASE_SLOT,
+};
 use crate::properties::CheckedProperty;
 use crate::protocol;
 use crate::speedup::memo::{
@@ -91,6 +93,8 @@ pub enum Action {
     Claim(u8, u8),
     /// Holder `h<m>` checks its token for lease `l<k>`.
     Check(u8, u8),
+    /// Holder `h<m>` releases lease `l<k>`, giving up the token of its first grant there.
+    Release(u8, u8),
     /// Unit `h<m>` is given a leadership ticket.
     Ticket(u8, TicketKind),
     /// Pinger `k<i>` stops and marks its key dead.
@@ -118,6 +122,7 @@ impl Action {
             self,
             Action::Claim(..)
                 | Action::Check(..)
+                | Action::Release(..)
                 | Action::Ticket(..)
                 | Action::StopPinger(_)
                 | Action::StartPinger(_)
@@ -333,8 +338,15 @@ impl TenureModel {
     /// Holder `h<m>`'s call slot for `kind` on lease `l<k>` (below `CALL_SLOTS` in every
     /// valid configuration; a slot past it has no calls left, so it is never called).
     pub(crate) fn call_slot(&self, m: u8, k: u8, kind: CallKind) -> usize {
-        (usize::from(m) * usize::from(self.config.leases) + usize::from(k)) * 2
-            + usize::from(kind == CallKind::Check)
+        match kind {
+            // Only h0 releases, and only l0: one slot past the others ([`RELEASE_SLOT`]).
+            CallKind::Release if m == 0 && k == 0 => RELEASE_SLOT,
+            CallKind::Release => usize::MAX,
+            _ => {
+                (usize::from(m) * usize::from(self.config.leases) + usize::from(k)) * 2
+                    + usize::from(kind == CallKind::Check)
+            }
+        }
     }
 
     /// Index of the clock watcher, if the model has one.
@@ -408,6 +420,7 @@ impl TenureModel {
             if let Some(first) = s.ghost.calls_left.get_mut(1) {
                 *first = self.config.checks;
             }
+            s.ghost.calls_left.0[RELEASE_SLOT] = self.config.releases;
         } else {
             // Units claim by themselves; holders make no direct calls.
             s.ghost.calls_left.iter_mut().for_each(|c| *c = 0);
@@ -437,7 +450,7 @@ impl TenureModel {
         let mut why = Vec::new();
         for p in 0..n {
             s.procs.push(Shared::new(Proc::new(
-                self.fresh_actor(p),
+                self.fresh_actor(p, 0),
                 self.clock_of(p),
             )));
             self.start(&mut s, p, &mut why);
@@ -522,6 +535,7 @@ impl fmt::Display for Action {
             Action::Fire(p) => write!(f, "timer of process {p}"),
             Action::Claim(m, k) => write!(f, "h{m} claims l{k}"),
             Action::Check(m, k) => write!(f, "h{m} checks l{k}"),
+            Action::Release(m, k) => write!(f, "h{m} releases l{k}"),
             Action::Ticket(m, kind) => write!(f, "h{m} asks {kind:?}"),
             Action::StopPinger(i) => write!(f, "k{i} stops pinging (dead marker)"),
             Action::StartPinger(i) => write!(f, "k{i} starts pinging"),

@@ -15,14 +15,14 @@ use tenure::actor::Actor;
 use tenure::clock::{ClockWatcher, Updater, WatcherConfig};
 use tenure::effects::OpId;
 use tenure::leadership::{TrackerConfig, Unit};
-use tenure::lease::{LeaseManager, RequestId};
+use tenure::lease::{Epoch, LeaseManager, RequestId};
 use tenure::mutant::Protocol;
 use tenure::presence::PingerOutput;
 use tenure::property::Violation;
 
 impl TenureModel {
     /// A fresh actor for process `p` (at start and on restart).
-    pub(super) fn fresh_actor(&self, p: usize) -> Node {
+    pub(super) fn fresh_actor(&self, p: usize, incarnation: u8) -> Node {
         let built = if let Some(role) = self.presence_role(p) {
             self.presence_actor(role)
         } else if p < usize::from(self.config.updaters) {
@@ -42,9 +42,11 @@ impl TenureModel {
                     claim_duration: self.config.lease_duration,
                     mutant: self.config.mutant,
                 };
-                Unit::new(self.manager_config(m), tracker).map(|u| Node::Unit(Box::new(u)))
+                Unit::new(self.manager_config(m, incarnation), tracker)
+                    .map(|u| Node::Unit(Box::new(u)))
             } else {
-                LeaseManager::new(self.manager_config(m)).map(|x| Node::Manager(Box::new(x)))
+                LeaseManager::new(self.manager_config(m, incarnation))
+                    .map(|x| Node::Manager(Box::new(x)))
             }
         };
         // The configuration was validated by ModelConfig::validate; the actors' own limits are
@@ -54,7 +56,8 @@ impl TenureModel {
 
     /// Starts (or restarts) process `p`.
     pub(super) fn start(&self, s: &mut State, p: usize, why: &mut Vec<Violation>) {
-        s.proc_mut(p).actor = self.fresh_actor(p);
+        let incarnation = s.procs[p].incarnation;
+        s.proc_mut(p).actor = self.fresh_actor(p, incarnation);
         let out = {
             let now = self.now(s, p);
             match &mut s.proc_mut(p).actor {
@@ -193,6 +196,7 @@ impl TenureModel {
                         lease,
                         holder,
                         duration,
+                        epoch,
                         now,
                     } => {
                         let (lease, holder) = (self.lease_name(lease), self.holder_name(holder));
@@ -205,6 +209,13 @@ impl TenureModel {
                                     CallKind::Check => {
                                         a.handle_check(RequestId(req), lease, holder, now)
                                     }
+                                    CallKind::Release => a.handle_release(
+                                        RequestId(req),
+                                        lease,
+                                        holder,
+                                        Epoch(epoch),
+                                        now,
+                                    ),
                                 },
                                 Note::Manager,
                             ),

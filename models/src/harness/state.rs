@@ -160,6 +160,8 @@ pub enum CallKind {
     Claim,
     /// A token check.
     Check,
+    /// A release of the holder's first token.
+    Release,
 }
 
 /// An API call awaiting its answer (ghost state for L5 and to bound calls).
@@ -179,8 +181,13 @@ pub struct Call {
     pub duration: std::time::Duration,
 }
 
-/// Holders' call slots: one per (manager, lease, kind of call).
-pub const CALL_SLOTS: usize = PROCESSES_MAX as usize * LEASES_MAX as usize * 2;
+/// Holders' call slots: one per (manager, lease) for claims and one for checks, then h0's
+/// releases of l0 ([`RELEASE_SLOT`]).
+pub const CALL_SLOTS: usize = PROCESSES_MAX as usize * LEASES_MAX as usize * 2 + 1;
+
+/// The call slot of h0's releases of l0 (the model's only releases: releases by every holder
+/// would multiply the state space and reveal nothing new).
+pub const RELEASE_SLOT: usize = CALL_SLOTS - 1;
 
 /// A count per holders' call slot ([`CALL_SLOTS`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -210,6 +217,9 @@ impl std::ops::DerefMut for CallSlots {
 pub struct Ghost {
     /// Beliefs that have not yet ended.
     pub beliefs: Vec<Belief>,
+    /// The epoch of h0's first grant of l0 (0 before it): the token its releases give up,
+    /// stale once h0 claimed l0 again after an expiry.
+    pub first_grant: u64,
     /// Calls awaiting answers.
     pub calls: Vec<Call>,
     /// Per (manager, lease, kind): calls the holder may still make (in place: a list would

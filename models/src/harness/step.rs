@@ -34,6 +34,7 @@ impl TenureModel {
             }
             Action::Claim(m, k) => self.holder_call(s, m, k, CallKind::Claim, why),
             Action::Check(m, k) => self.holder_call(s, m, k, CallKind::Check, why),
+            Action::Release(m, k) => self.holder_call(s, m, k, CallKind::Release, why),
             Action::Ticket(m, kind) => self.ticket(s, m, kind, why),
             Action::Pause(p) => {
                 s.budget = s.budget.saturating_sub(1);

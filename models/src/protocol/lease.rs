@@ -110,6 +110,7 @@ pub(crate) fn manager_note(
         ManagerOutput::Claimed { req, .. }
         | ManagerOutput::Denied { req, .. }
         | ManagerOutput::Checked { req, .. }
+        | ManagerOutput::Released { req, .. }
         | ManagerOutput::Failed { req, .. } => Some(req.0),
         _ => None,
     };
@@ -149,6 +150,9 @@ pub(crate) fn manager_note(
                 return;
             };
             let until = s.procs[p].clock.real_of(*local_deadline).max(real);
+            if holder == 0 && k == 0 && s.ghost.first_grant == 0 {
+                s.ghost.make_mut().first_grant = epoch.0;
+            }
             s.ghost.beliefs.push(Belief {
                 lease: k,
                 holder,
@@ -172,14 +176,20 @@ pub(crate) fn manager_note(
             m4_not_held_after_refresh(&[(held.is_some(), *refreshed)]),
         ),
         ManagerOutput::Expired { .. } => reach(s, Milestone::LeaseExpired),
+        ManagerOutput::Released { vacated: true, .. } => reach(s, Milestone::LeaseReleased),
         _ => {}
     }
 }
 
 impl TenureModel {
-    /// Manager `m`'s configuration: the model's skew bounds and mutant.
-    pub(crate) fn manager_config(&self, m: u8) -> ManagerConfig {
-        let mut c = ManagerConfig::new(NAMESPACE, format!("ctl-{m}"));
+    /// Manager `m`'s configuration in its `incarnation`: the model's skew bounds and mutant,
+    /// and a writer id of its own (a restarted manager is a new writer, as in the adapter).
+    pub(crate) fn manager_config(&self, m: u8, incarnation: u8) -> ManagerConfig {
+        let writer = match incarnation {
+            0 => format!("ctl-{m}"),
+            i => format!("ctl-{m}-{i}"),
+        };
+        let mut c = ManagerConfig::new(NAMESPACE, writer);
         c.max_sleep = Duration::from_secs(30);
         c.skew = SkewBounds {
             rate_error_ppm: self.config.rate_error_ppm,
@@ -191,6 +201,20 @@ impl TenureModel {
             c.retry.delay_max = c.retry.delay_max.min(self.config.lease_duration / 2);
         }
         c
+    }
+
+    /// Holder `h<m>` gives up its first token of lease `l<k>` (a release): from now on it does
+    /// not act on that term, whatever the release's fate. Returns the token's epoch.
+    fn give_up(&self, s: &mut State, m: u8, k: u8) -> u64 {
+        let epoch = s.ghost.first_grant;
+        let real = s.real;
+        let ends = |b: &Belief| b.holder == m && b.lease == k && b.epoch == epoch && b.until > real;
+        if s.ghost.beliefs.iter().any(ends) {
+            for b in s.ghost.make_mut().beliefs.iter_mut().filter(|b| ends(b)) {
+                b.until = real;
+            }
+        }
+        epoch
     }
 
     /// Holder `h<m>` calls its manager: claim (or extend) lease `l<k>`, or check its token.
@@ -225,6 +249,11 @@ impl TenureModel {
             global_at_start,
             duration,
         });
+        let epoch = if kind == CallKind::Release {
+            self.give_up(s, m, k)
+        } else {
+            0
+        };
         // Remembered, as timers and replies are: a holder's call is an input like them.
         let now = self.now(s, p);
         let call = Input::Call {
@@ -233,6 +262,7 @@ impl TenureModel {
             lease: k,
             holder: m,
             duration,
+            epoch,
             now,
         };
         let out = self.call_actor(s, p, call);

@@ -146,11 +146,13 @@ pub enum Milestone {
     LeaseExpired,
     /// A claim was denied because another holder held the lease.
     ClaimDenied,
+    /// A holder's release vacated its lease.
+    LeaseReleased,
 }
 
 impl Milestone {
     /// Every milestone.
-    pub const ALL: [Milestone; 12] = [
+    pub const ALL: [Milestone; 13] = [
         Milestone::LeaderConfirmed,
         Milestone::LeadershipMoved,
         Milestone::BecameMinion,
@@ -163,6 +165,7 @@ impl Milestone {
         Milestone::HolderChanged,
         Milestone::LeaseExpired,
         Milestone::ClaimDenied,
+        Milestone::LeaseReleased,
     ];
 
     /// The `sometimes` property's name.
@@ -174,6 +177,7 @@ impl Milestone {
             Milestone::HolderChanged => "sometimes: a lease changes holder",
             Milestone::LeaseExpired => "sometimes: a lease expires",
             Milestone::ClaimDenied => "sometimes: a claim is denied",
+            Milestone::LeaseReleased => "sometimes: a holder releases a lease",
             Milestone::LeaderConfirmed => "sometimes: claim_leader answers true",
             Milestone::LeadershipMoved => "sometimes: leadership moves",
             Milestone::BecameMinion => "sometimes: a unit becomes a minion",
@@ -192,6 +196,7 @@ impl Milestone {
             Milestone::HolderChanged => "changed",
             Milestone::LeaseExpired => "expired",
             Milestone::ClaimDenied => "denied",
+            Milestone::LeaseReleased => "released",
             Milestone::LeaderConfirmed => "leader",
             Milestone::LeadershipMoved => "moved",
             Milestone::BecameMinion => "minion",
@@ -278,7 +283,7 @@ pub fn holds_fn(id: PropertyId) -> Condition {
 
 /// The `sometimes` condition for `m`.
 pub fn reached_fn(m: Milestone) -> Condition {
-    const TABLE: [Condition; 12] = [
+    const TABLE: [Condition; Milestone::ALL.len()] = [
         reached::<0>,
         reached::<1>,
         reached::<2>,
@@ -291,6 +296,7 @@ pub fn reached_fn(m: Milestone) -> Condition {
         reached::<9>,
         reached::<10>,
         reached::<11>,
+        reached::<12>,
     ];
     TABLE[m as usize]
 }

@@ -40,6 +40,8 @@ pub enum Input {
         lease: u8,
         holder: u8,
         duration: Duration,
+        /// The token's epoch, for a release (0 otherwise).
+        epoch: u64,
         now: LocalTime,
     },
 }
