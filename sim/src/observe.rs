@@ -22,7 +22,7 @@ use tenure::actor::{Node, Note};
 use tenure::clock::watcher::WatcherOutput as ClockWatcherOutput;
 use tenure::clock::UpdaterOutput;
 use tenure::leadership::{TicketId, TicketKind, TrackerOutput};
-use tenure::lease::{lease_name_of, LeaseDoc, ManagerOutput, RequestId};
+use tenure::lease::{lease_name_of, Epoch, LeaseDoc, ManagerOutput, RequestId};
 use tenure::presence::{AgentOutput, PingerOutput, SlotClock, WatcherOutput};
 use tenure::property::clock::{self, ClockWrite};
 use tenure::property::leadership::{self, LeaderAnswer, TicketEvent};
@@ -56,6 +56,8 @@ pub enum Milestone {
     LeaseExpired,
     /// A claim was denied.
     ClaimDenied,
+    /// A holder's release vacated its lease.
+    LeaseReleased,
     /// A `claim_leader` ticket was answered true.
     LeaderConfirmed,
     /// A second unit became leader.
@@ -374,6 +376,9 @@ impl Observer {
             ManagerOutput::Expired { .. } => {
                 self.reached.insert(Milestone::LeaseExpired);
             }
+            ManagerOutput::Released { vacated: true, .. } => {
+                self.reached.insert(Milestone::LeaseReleased);
+            }
             ManagerOutput::WaitEnded { .. } | ManagerOutput::WaitCancelled { .. }
                 if matches!(role, Role::Unit(_)) =>
             {
@@ -390,6 +395,24 @@ impl Observer {
                 self.checks.remove(req);
             }
             _ => {}
+        }
+    }
+
+    /// Holder `holder` of manager `p` gives up its token of `lease` in `epoch`: its belief in
+    /// that term ends now, whatever the release's fate.
+    pub(crate) fn release_called(
+        &mut self,
+        real: u64,
+        p: usize,
+        lease: &str,
+        holder: &str,
+        epoch: Epoch,
+    ) {
+        let key = (LEASE_NS.to_owned(), lease.to_owned());
+        for (q, t) in self.tenures.entry(key).or_default().iter_mut() {
+            if *q == p && t.holder == holder && t.epoch == epoch && t.until_real > real {
+                t.until_real = real.max(t.from_real);
+            }
         }
     }
 

@@ -74,6 +74,8 @@ impl Stats {
                 }
                 ManagerOutput::Denied { .. } => "denial",
                 ManagerOutput::Expired { .. } => "expire",
+                ManagerOutput::Released { vacated: true, .. } => "release",
+                ManagerOutput::Released { .. } => "release of an ended term",
                 ManagerOutput::Checked { .. } => "check",
                 ManagerOutput::Failed {
                     error: ManagerError::Contended(_),
@@ -217,7 +219,14 @@ fn describe(note: &Note) -> String {
             Some(e) => format!("check: held #{}", e.0),
             None => "check: not held".into(),
         },
-        Note::Manager(ManagerOutput::WaitEnded { .. }) => "a wait ended: released".into(),
+        Note::Manager(ManagerOutput::WaitEnded { .. }) => "a wait ended: not held".into(),
+        Note::Manager(ManagerOutput::Released { epoch, vacated, .. }) => {
+            if *vacated {
+                format!("released #{}", epoch.0)
+            } else {
+                format!("release: #{} had ended", epoch.0)
+            }
+        }
         Note::Manager(ManagerOutput::Failed { error, .. }) => format!("failed: {error}"),
         Note::Updater(UpdaterOutput::Advanced { from, to, .. }) => {
             format!("advanced global {from} -> {to}")

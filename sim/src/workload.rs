@@ -17,7 +17,7 @@ use std::time::Duration;
 use tenure::actor::{Node, Note};
 use tenure::clock::{ClockWatcher, Updater, UpdaterConfig, WatcherConfig};
 use tenure::leadership::{TicketKind, TrackerConfig, Unit};
-use tenure::lease::{LeaseManager, ManagerConfig, ManagerOutput, RequestId};
+use tenure::lease::{Epoch, LeaseManager, ManagerConfig, ManagerOutput, RequestId};
 use tenure::mutant::Protocol;
 use tenure::presence::{
     batcher::BatcherOutput, Agent, AgentOutput, PingerOutput, PresenceConfig, PresenceWatcher,
@@ -70,10 +70,13 @@ pub(crate) struct Holder {
     pub(crate) name: String,
     busy: Option<RequestId>,
     waiting: Option<RequestId>,
-    /// Its beliefs: lease index → local deadline.
-    held: BTreeMap<u32, LocalTime>,
+    /// Its beliefs: lease index → the term's epoch and its local deadline.
+    held: BTreeMap<u32, (Epoch, LocalTime)>,
     /// Every lease it was ever granted (a former holder checks one when it expires).
     granted: BTreeSet<u32>,
+    /// The epochs it was granted in each lease since its process started: the tokens it may
+    /// give up (a stale one included, as a service releasing an old token would).
+    tokens: BTreeMap<u32, BTreeSet<Epoch>>,
 }
 
 /// A presence key and the agent that keeps it alive.
@@ -131,6 +134,7 @@ impl World {
                     waiting: None,
                     held: BTreeMap::new(),
                     granted: BTreeSet::new(),
+                    tokens: BTreeMap::new(),
                 });
                 self.drive.drivers.push(Driver::Holder(i as usize));
             }
@@ -172,7 +176,7 @@ impl World {
     /// Adds a process of `role` with a clock drawn for it; returns its index.
     fn spawn(&mut self, name: String, role: Role) -> usize {
         let clock = self.clock_for(role);
-        let node = self.build(role);
+        let node = self.build(role, 0);
         self.add(Proc::new(name, role, node, clock))
     }
 
@@ -213,8 +217,9 @@ impl World {
         }
     }
 
-    /// A fresh actor for `role` (at start and after a crash).
-    pub(crate) fn build(&mut self, role: Role) -> Node {
+    /// A fresh actor for `role` in its `incarnation` (a restarted manager is a new writer, as
+    /// in the adapter).
+    pub(crate) fn build(&mut self, role: Role, incarnation: u32) -> Node {
         let mutant = self.config.mutant;
         let seed = self.rng.below(u64::MAX);
         let built = match role {
@@ -230,7 +235,7 @@ impl World {
             })
             .map(Node::ClockWatcher),
             Role::Manager(i) => {
-                let mut c = ManagerConfig::new(LEASE_NS, format!("ctl-{i}"));
+                let mut c = ManagerConfig::new(LEASE_NS, format!("ctl-{i}-{incarnation}"));
                 c.skew = self.skew();
                 c.max_sleep = MAX_SLEEP;
                 c.jitter_seed = Some(seed);
@@ -238,7 +243,8 @@ impl World {
                 LeaseManager::new(c).map(|m| Node::Manager(Box::new(m)))
             }
             Role::Unit(i) => {
-                let mut c = ManagerConfig::new(LEADERSHIP_NS, format!("unit-ctl-{i}"));
+                let mut c =
+                    ManagerConfig::new(LEADERSHIP_NS, format!("unit-ctl-{i}-{incarnation}"));
                 c.skew = self.skew();
                 // A waiting unit learns of a free lease at its manager's next sweep.
                 c.max_sleep = CLAIM_DURATION;
@@ -277,6 +283,7 @@ impl World {
                     h.busy = None;
                     h.waiting = None;
                     h.held.clear();
+                    h.tokens.clear();
                 }
                 self.call(p, |n, now| match n {
                     Node::Manager(m) => m.handle_start(now).map(Note::Manager),
@@ -376,7 +383,7 @@ impl World {
             self.rng.below(u64::from(self.config.leases)) as u32
         };
         let now = self.procs[p].now(self.real);
-        let holds = h.held.get(&k).is_some_and(|d| *d > now);
+        let holds = h.held.get(&k).is_some_and(|(_, d)| *d > now);
         let waiting = h.waiting.is_some();
         let roll = self.rng.below(100);
         let lease = format!("l{k}");
@@ -389,8 +396,39 @@ impl World {
             // Waiting on a lease one holds is how a holder learns it has gone (M5 then checks
             // the manager against its own grant).
             (false, 65..=74) | (true, 80..=84) if !waiting => self.wait(i, &lease),
+            (true, 85..=89) | (false, 75..=77) => self.release(i, k),
             _ => {}
         }
+    }
+
+    /// Holder `i` gives up one of its tokens of lease `l<k>`, perhaps a stale one: it stops
+    /// acting on that term at once, whatever the answer.
+    fn release(&mut self, i: usize, k: u32) {
+        let tokens: Vec<Epoch> = self.drive.holders[i]
+            .tokens
+            .get(&k)
+            .map(|t| t.iter().copied().collect())
+            .unwrap_or_default();
+        if tokens.is_empty() {
+            return;
+        }
+        let epoch = tokens[self.rng.below(tokens.len() as u64) as usize];
+        let req = self.next_req();
+        let lease = format!("l{k}");
+        let h = &mut self.drive.holders[i];
+        h.busy = Some(req);
+        if h.held.get(&k).is_some_and(|(e, _)| *e == epoch) {
+            h.held.remove(&k);
+        }
+        let (p, holder) = (h.p, h.name.clone());
+        self.observer
+            .release_called(self.real, p, &lease, &holder, epoch);
+        self.call(p, |n, now| match n {
+            Node::Manager(m) => m
+                .handle_release(req, &lease, &holder, epoch, now)
+                .map(Note::Manager),
+            _ => Default::default(),
+        });
     }
 
     /// A leading unit shuts down for good, as in a scale-down, while another remains: the
@@ -617,13 +655,15 @@ fn holder_learns(h: &mut Holder, out: &ManagerOutput, now: LocalTime) {
         ManagerOutput::Claimed {
             req,
             lease,
+            epoch,
             local_deadline,
             ..
         } if h.busy == Some(*req) => {
             h.busy = None;
             if let Some(k) = lease_index(lease) {
-                h.held.insert(k, *local_deadline);
+                h.held.insert(k, (*epoch, *local_deadline));
                 h.granted.insert(k);
+                h.tokens.entry(k).or_default().insert(*epoch);
             }
         }
         ManagerOutput::Denied { req, lease, .. } if h.busy == Some(*req) => {
@@ -632,7 +672,9 @@ fn holder_learns(h: &mut Holder, out: &ManagerOutput, now: LocalTime) {
                 h.held.remove(&k);
             }
         }
-        ManagerOutput::Checked { req, .. } | ManagerOutput::Failed { req, .. }
+        ManagerOutput::Checked { req, .. }
+        | ManagerOutput::Released { req, .. }
+        | ManagerOutput::Failed { req, .. }
             if h.busy == Some(*req) =>
         {
             h.busy = None;
@@ -646,5 +688,5 @@ fn holder_learns(h: &mut Holder, out: &ManagerOutput, now: LocalTime) {
         }
         _ => {}
     }
-    h.held.retain(|_, d| *d > now);
+    h.held.retain(|_, (_, d)| *d > now);
 }

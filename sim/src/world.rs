@@ -715,7 +715,7 @@ impl World {
             self.real,
             &format!("{} crashes and restarts", self.procs[p].name),
         );
-        let node = self.build(role);
+        let node = self.build(role, self.procs[p].inc + 1);
         let proc = &mut self.procs[p];
         proc.node = node;
         proc.paused = false;

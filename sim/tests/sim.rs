@@ -77,6 +77,7 @@ fn the_correct_protocols_pass_swarm_seeds_under_every_fault() {
                 Milestone::HolderChanged,
                 Milestone::LeaseExpired,
                 Milestone::ClaimDenied,
+                Milestone::LeaseReleased,
             ],
             Workload::Leadership => &[Milestone::LeaderConfirmed, Milestone::LeadershipMoved],
             Workload::Presence => &[

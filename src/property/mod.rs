@@ -89,11 +89,13 @@ properties! {
     G6 = "global time keeps advancing";
     /// At most one document holds a lease name at any instant.
     L1 = "one document per lease";
-    /// A lease document's holder never changes while it is held; ownership moves only through expiry.
+    /// A lease document's holder never changes while it is held; ownership moves only through a
+    /// vacant document (an expiry, or a release by the holder).
     L2 = "holder changes only through expiry or release";
     /// A held lease's global expiry (start + duration) never decreases.
     L3 = "extension never shortens";
-    /// A lease is expired only by a call that read global time strictly past that exact version's expiry.
+    /// A lease is expired only by a call that read global time strictly past that exact version's
+    /// expiry; a term ends earlier only by its holder's release (the vacant document says who).
     L4 = "a term ends before start + duration only by release";
     /// A successful claim or extension lasts at least its duration from global time at the call's start.
     L5 = "claim lasts its duration from the call start";
