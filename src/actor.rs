@@ -95,6 +95,8 @@ pub enum Note {
     PresenceWatcher(WatcherOutput),
     /// From a pruner.
     Pruner(PrunerOutput),
+    /// A unit's resignation ended ([`UnitOutput::Resigned`]).
+    Resigned(Result<bool, crate::lease::ManagerError>),
 }
 
 impl From<UnitOutput> for Note {
@@ -102,6 +104,7 @@ impl From<UnitOutput> for Note {
         match o {
             UnitOutput::Manager(m) => Note::Manager(m),
             UnitOutput::Tracker(t) => Note::Tracker(t),
+            UnitOutput::Resigned(r) => Note::Resigned(r),
         }
     }
 }

@@ -99,6 +99,9 @@ pub enum Operation {
         lease: String,
         /// The holder.
         holder: String,
+        /// The term given up (`None`: every term of the holder's in that process).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<Epoch>,
     },
     /// A leadership ticket: issued on invoke, resolved on complete.
     Ticket {
@@ -286,11 +289,16 @@ impl History {
                         },
                     ));
                 }
-                Operation::Release { lease, holder } => {
+                Operation::Release {
+                    lease,
+                    holder,
+                    epoch,
+                } => {
                     for (p, t) in out.iter_mut() {
                         if *p == e.process
                             && t.lease == *lease
                             && t.holder == *holder
+                            && epoch.is_none_or(|e| e == t.epoch)
                             && t.until_real > e.real_ns
                         {
                             t.until_real = e.real_ns.max(t.from_real);

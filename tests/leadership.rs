@@ -390,3 +390,67 @@ fn a_claim_the_store_could_not_answer_is_retried() {
         [TrackerOutput::Lapsed { .. }, TrackerOutput::Claim { .. }]
     ));
 }
+
+/// Goal: a leader that resigns ends its tenure at once and releases its lease, so the waiting
+/// unit leads at its manager's next sweep although the old term has not expired (global time
+/// stands still here: only the release can free the lease); a unit holding nothing resigns
+/// without a write.
+#[test]
+fn a_resigning_leader_hands_over_without_waiting_for_expiry() {
+    use common::{split, Node, Note};
+    use tenure::leadership::Unit;
+    let mut sim = Sim::new();
+    set_global(&mut sim, secs(100));
+    let start = |sim: &mut Sim, i: usize| {
+        let mut m = ManagerConfig::new("app", format!("ctl-{i}"));
+        m.max_sleep = D;
+        let unit = Unit::new(m, tracker(&format!("mysql-{i}"))).unwrap();
+        let n = sim.add(Node::Unit(Box::new(unit)), Clock::EXACT);
+        sim.call(n, |node, now| match node {
+            Node::Unit(u) => split(u.handle_start(now), Note::from),
+            _ => unreachable!("a unit"),
+        });
+        sim.settle();
+        n
+    };
+    let leads = |sim: &Sim, n: usize| matches!(&sim.nodes[n].actor, Node::Unit(u) if u.tracker().is_leader());
+    let resign = |sim: &mut Sim, n: usize| {
+        sim.call(n, |node, now| match node {
+            Node::Unit(u) => split(u.handle_resign(now), Note::from),
+            _ => unreachable!("a unit"),
+        });
+        sim.settle();
+    };
+    let (a, b) = (start(&mut sim, 0), start(&mut sim, 1));
+    assert!(leads(&sim, a) && !leads(&sim, b));
+    sim.real = secs(1);
+    resign(&mut sim, a);
+    assert!(!leads(&sim, a), "the tenure ends at once");
+    assert!(sim.notes_of(a).contains(&Note::Resigned(Ok(true))));
+    sim.run_until(secs(35));
+    assert!(leads(&sim, b), "the waiting unit leads within one sweep");
+    let doc = tenure::lease::LeaseDoc::decode(
+        sim.store
+            .get(tenure::substrate::Collection::Leases, "app#mysql#")
+            .unwrap(),
+        "app",
+    )
+    .unwrap();
+    assert_eq!((doc.holder(), doc.epoch.0), (Some("mysql-1"), 2));
+    assert_eq!(sim.global().0, secs(100), "global time never moved");
+    // A minion holds no term: it resigns without a write.
+    let c = start(&mut sim, 2);
+    let writes = sim
+        .delivered
+        .iter()
+        .filter(|(n, op)| *n == c && op.is_write())
+        .count();
+    resign(&mut sim, c);
+    assert!(sim.notes_of(c).contains(&Note::Resigned(Ok(false))));
+    let after = sim
+        .delivered
+        .iter()
+        .filter(|(n, op)| *n == c && op.is_write())
+        .count();
+    assert_eq!(writes, after, "nothing to release, nothing written");
+}

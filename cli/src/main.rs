@@ -233,7 +233,7 @@ pub struct ModelArgs {
     #[arg(long)]
     pub no_renumbering: bool,
     /// Check only these properties, by key: property ids (L6, G1, ...) and milestones
-    /// (claimed, changed, expired, denied, released, advance, emitted, leader, moved, minion, alive, died,
+    /// (claimed, changed, expired, denied, release, advance, emitted, leader, moved, minion, alive, died,
     /// pruned), comma-separated. Less work per state (what only the others need is not
     /// observed, so states that differ only in it are one); needs one --protocol.
     #[arg(long, value_name = "KEYS")]

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tenure::history::Operation;
 use tenure::leadership::{TicketId, TicketKind, TrackerConfig, TrackerOutput, Unit, UnitOutput};
-use tenure::lease::{Epoch, ManagerOutput};
+use tenure::lease::{Epoch, ManagerError, ManagerOutput};
 use tenure::lease::{ManagerConfig, RetryConfig};
 use tenure::time::SkewBounds;
 use tokio::sync::{oneshot, watch};
@@ -131,6 +131,8 @@ struct UnitRouter {
     unit: String,
     clock: LocalClock,
     substrate: Substrate,
+    /// The caller of [`Leadership::resign`], answered with its release's outcome.
+    resigned: Option<oneshot::Sender<Result<bool, ManagerError>>>,
 }
 
 impl UnitRouter {
@@ -239,6 +241,12 @@ impl Router<UnitOutput> for UnitRouter {
                 self.end_term();
                 self.state.send_replace(LeadershipState::Stopped(why));
             }
+            UnitOutput::Resigned(outcome) => {
+                tracing::info!(application = %self.application, unit = %self.unit, ?outcome, "resigned");
+                if let Some(tx) = self.resigned.take() {
+                    let _ = tx.send(outcome);
+                }
+            }
             // Claims and release-waits are routed to the manager inside the unit.
             UnitOutput::Tracker(TrackerOutput::Claim { .. })
             | UnitOutput::Tracker(TrackerOutput::WaitReleased { .. }) => {}
@@ -316,6 +324,7 @@ impl LeadershipBuilder {
             unit: self.unit,
             clock: substrate.clock(),
             substrate: substrate.clone(),
+            resigned: None,
         };
         let start: Call<Unit, UnitRouter> = Box::new(|u, _, now| u.handle_start(now));
         let worker = Worker::spawn(
@@ -457,8 +466,32 @@ impl Leadership {
         }
     }
 
+    /// Steps down for good, as on shutdown in a rolling deploy: the tenure ends at once, then
+    /// the leadership lease is released, so another unit leads at its next sweep (within a
+    /// claim duration) instead of after the lease expires (up to two). Then the tracker stops
+    /// as with [`Leadership::shutdown`]. `Ok(true)` if the lease was released, `Ok(false)` if
+    /// this unit held none. On an error (the store unreachable) the lease simply expires.
+    /// Answers within the substrate's call bound.
+    pub async fn resign(&self) -> Result<bool, Error> {
+        let (tx, rx) = oneshot::channel();
+        let call: Call<Unit, UnitRouter> = Box::new(move |u, r, now| {
+            // Every belief of this unit ends now, whatever the release's fate.
+            record::event(r.recorder.as_ref(), || Operation::Release {
+                lease: r.application.clone(),
+                holder: r.unit.clone(),
+                epoch: None,
+            });
+            r.resigned = Some(tx);
+            u.handle_resign(now)
+        });
+        let outcome = self.inner.worker.call_and_wait("resign", call, rx).await;
+        self.shutdown().await;
+        outcome?.map_err(Error::Lease)
+    }
+
     /// Stops the tracker (pending waits fail, the tenure token is cancelled) and joins its task.
-    /// The leadership lease is not released: it expires, and another unit takes over then.
+    /// The leadership lease is not released: it expires, and another unit takes over then (see
+    /// [`Leadership::resign`] to hand over at once).
     pub async fn shutdown(&self) {
         self.inner
             .worker

@@ -11,7 +11,7 @@ pub use crate::fence::Fenced;
 use crate::record;
 use crate::runtime::{Call, LocalClock, Router, Worker};
 use crate::substrate::Substrate;
-use mongodb::bson::{doc, Document as BsonDocument};
+use mongodb::bson::Document as BsonDocument;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -82,6 +82,10 @@ pub(crate) fn observe_manager_output(out: &ManagerOutput) {
             tracing::debug!(%lease, epoch = epoch.0, global_time = global.0, "lease expired");
             metrics::counter!("tenure_lease_expiries_total").increment(1);
         }
+        ManagerOutput::Released { vacated, .. } => {
+            let result = if *vacated { "vacated" } else { "already ended" };
+            metrics::counter!("tenure_lease_releases_total", "result" => result).increment(1);
+        }
         ManagerOutput::Stopped(e) => tracing::info!(reason = %e, "lease manager stopped"),
         ManagerOutput::Checked { .. }
         | ManagerOutput::WaitEnded { .. }
@@ -97,6 +101,7 @@ impl Router<ManagerOutput> for Waiters {
             ManagerOutput::Claimed { req, .. }
             | ManagerOutput::Denied { req, .. }
             | ManagerOutput::Checked { req, .. }
+            | ManagerOutput::Released { req, .. }
             | ManagerOutput::WaitEnded { req }
             | ManagerOutput::WaitCancelled { req }
             | ManagerOutput::Failed { req, .. } => *req,
@@ -254,6 +259,41 @@ impl Token {
     pub async fn check(&self) -> Result<bool, Error> {
         let held = self.leases.check(&self.lease, &self.holder).await?;
         Ok(held == Some(self.epoch))
+    }
+
+    /// Gives the lease up now, so another holder may claim it at once instead of waiting for
+    /// the term to expire (a rolling deploy hands over in one round trip). Consumes the token:
+    /// stop acting as the holder *before* calling. Only this token's term is released, never
+    /// another holder's nor a later term of this holder's, so releasing an old token is
+    /// harmless. `Ok(true)` if this call vacated the lease, `Ok(false)` if the term had already
+    /// ended. On an error the outcome is unknown; the term ends at its expiry at the latest.
+    /// Answers within the substrate's call bound.
+    pub async fn release(self) -> Result<bool, Error> {
+        // The holder's belief in this term ends now, whatever the release's fate.
+        record::event(self.leases.inner.substrate.recorder(), || {
+            Operation::Release {
+                lease: self.lease.clone(),
+                holder: self.holder.clone(),
+                epoch: Some(self.epoch),
+            }
+        });
+        let (lease, holder, epoch) = (self.lease.clone(), self.holder.clone(), self.epoch);
+        let answer = self
+            .leases
+            .answer("release", move |m, req, now| {
+                m.handle_release(req, &lease, &holder, epoch, now)
+            })
+            .await?;
+        match answer {
+            ManagerOutput::Released { vacated, .. } => {
+                tracing::debug!(lease = %self.lease, holder = %self.holder, epoch = self.epoch.0, vacated, "lease released");
+                Ok(vacated)
+            }
+            ManagerOutput::Failed { error, .. } => Err(Error::Lease(error)),
+            other => Err(Error::Store(format!(
+                "unexpected answer to a release: {other:?}"
+            ))),
+        }
     }
 
     /// Updates one document of the user's `collection` only if no holder of a later epoch has

@@ -148,3 +148,52 @@ async fn inconsistent_timings_are_refused_at_build() {
         Err(Error::Input(_))
     ));
 }
+
+/// Issue 19, item 4: a leader that resigns (a rolling deploy's shutdown) hands over within a
+/// claim duration, not after its lease expires (two claim durations), and its tenure ends at
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resigning_leader_hands_over_before_its_lease_expires() {
+    let s = live!("leadership_resign");
+    let clock = ClockUpdater::builder()
+        .update_interval(Duration::from_millis(20))
+        .backoff_delay(Duration::from_millis(100))
+        .spawn(&s)
+        .expect("updater");
+    let claim = Duration::from_secs(3);
+    let unit = |name: &str| {
+        Leadership::builder("web", name)
+            .claim_duration(claim)
+            .skew(SkewBounds {
+                rate_error_ppm: 500,
+                clock_step_max: Duration::from_millis(100),
+            })
+            .retry(tenure::lease::RetryConfig {
+                attempts_max: 10,
+                delay_min: Duration::from_millis(10),
+                delay_max: Duration::from_millis(100),
+            })
+            .build(&s)
+            .expect("valid leadership")
+    };
+    let a = unit("web-0");
+    let tenure = timeout(Duration::from_secs(10), a.wait_leader())
+        .await
+        .expect("leads")
+        .expect("tenure");
+    let b = unit("web-1");
+    assert!(matches!(settled(&b).await, LeadershipState::Minion));
+    let resigned = Instant::now();
+    assert!(a.resign().await.expect("resign"), "the lease was released");
+    assert!(tenure.is_cancelled(), "the tenure ends at once");
+    let next = timeout(claim * 2, b.wait_leader())
+        .await
+        .expect("the minion leads before the old lease could have expired")
+        .expect("tenure");
+    let took = resigned.elapsed();
+    assert!(took < claim * 2, "took over after {took:?}");
+    assert!(next.epoch() > tenure.epoch());
+    assert!(a.claim_leader().await.is_err(), "a resigned unit refuses");
+    b.shutdown().await;
+    clock.shutdown().await;
+}

@@ -447,3 +447,45 @@ async fn corrupt_documents_are_named_and_never_overwritten() {
     fresh.shutdown().await;
     updater.shutdown().await;
 }
+
+/// Issue 19, item 4: a holder releases its lease and a holder on another manager claims it at
+/// once, with the next epoch, long before the released term would have expired; an old token
+/// releases nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_lease_is_claimed_elsewhere_at_once() {
+    let s = live!("lease_release");
+    let clock = updater(&s);
+    let (a, b) = (leases(&s, "ctl-a"), leases(&s, "ctl-b"));
+    let long = Duration::from_secs(60);
+    let first = a.claim("db", "u0", long).await.expect("claim");
+    let stale = first.clone();
+    match b.claim("db", "u1", long).await {
+        Err(Error::ClaimDenied { holder, .. }) => assert_eq!(holder, "u0"),
+        other => panic!("{other:?}"),
+    }
+    let released = Instant::now();
+    assert!(first.release().await.expect("release"), "vacated");
+    let next = b
+        .claim("db", "u1", long)
+        .await
+        .expect("claimed at once, without waiting for the old term");
+    assert!(
+        released.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        released.elapsed()
+    );
+    assert_eq!(next.epoch(), tenure::lease::Epoch(stale.epoch().0 + 1));
+    // The old token's term is over: releasing it again ends nothing, u1 keeps the lease.
+    assert!(!stale.release().await.expect("release"), "already ended");
+    assert_eq!(
+        b.check("db", "u1").await.expect("check"),
+        Some(next.epoch())
+    );
+    assert_eq!(
+        a.check("db", "u1").await.expect("check"),
+        Some(next.epoch())
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+    clock.shutdown().await;
+}

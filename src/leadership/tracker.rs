@@ -231,6 +231,11 @@ impl Tracker {
         &self.config.application
     }
 
+    /// The unit this tracker claims for.
+    pub fn unit(&self) -> &str {
+        &self.config.unit
+    }
+
     /// Whether the tracker currently believes it leads (without renewing).
     pub fn is_leader(&self) -> bool {
         matches!(self.role, Role::Leader { .. })

@@ -9,7 +9,7 @@
 use super::tracker::{ClaimResult, TicketId, TicketKind, Tracker, TrackerConfig, TrackerOutput};
 use crate::actor::Actor;
 use crate::effects::{Effects, OpId, Renumber};
-use crate::lease::{LeaseManager, ManagerConfig, ManagerOutput, RequestId};
+use crate::lease::{LeaseManager, ManagerConfig, ManagerError, ManagerOutput, RequestId};
 use crate::substrate::{Collection, OpResult};
 use crate::time::LocalTime;
 use crate::validate::InputError;
@@ -22,12 +22,19 @@ pub enum UnitOutput {
     Manager(ManagerOutput),
     /// From the tracker.
     Tracker(TrackerOutput),
+    /// A resignation ended: the leadership lease was released (`Ok(true)`), or this unit held
+    /// no term to release (`Ok(false)`), or the release failed (its outcome then unknown: the
+    /// lease expires at the end of its term at the latest). The manager has stopped.
+    Resigned(Result<bool, ManagerError>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Waiting {
     Claim,
+    /// A wait for the lease to be released (the tracker's release-waiter).
     Release,
+    /// This unit's own release of the lease, resigning.
+    Resign,
 }
 
 /// A tracker and its manager.
@@ -121,6 +128,34 @@ impl Unit {
         (id, self.route(Effects::none(), t, now))
     }
 
+    /// Steps down: the tracker stops at once (tickets resolve false, the tenure ends), then the
+    /// term this unit holds, if its manager knows one, is released so that another unit may
+    /// lead at once instead of after its expiry; then the manager stops. Ends with
+    /// [`UnitOutput::Resigned`].
+    pub fn handle_resign(&mut self, now: LocalTime) -> Effects<UnitOutput> {
+        let t = self.tracker.handle_stop(now);
+        let (application, unit) = (self.tracker.application(), self.tracker.unit());
+        let held = self
+            .manager
+            .leases()
+            .find(|(name, info)| *name == application && info.holder == unit)
+            .map(|(_, info)| info.epoch);
+        let Some(epoch) = held else {
+            let m = self.manager.handle_stop(now);
+            let mut fx = self.route(m, t, now);
+            fx.notify(UnitOutput::Resigned(Ok(false)));
+            return fx;
+        };
+        let req = RequestId(self.next_req);
+        self.next_req += 1;
+        self.waiting.insert(req, Waiting::Resign);
+        let (application, unit) = (application.to_owned(), unit.to_owned());
+        let m = self
+            .manager
+            .handle_release(req, &application, &unit, epoch, now);
+        self.route(m, t, now)
+    }
+
     /// Stops the tracker (tickets resolve false) and the manager.
     pub fn handle_stop(&mut self, now: LocalTime) -> Effects<UnitOutput> {
         let t = self.tracker.handle_stop(now);
@@ -179,16 +214,30 @@ impl Unit {
                     ManagerOutput::Claimed { req, .. }
                     | ManagerOutput::Denied { req, .. }
                     | ManagerOutput::Failed { req, .. }
+                    | ManagerOutput::Released { req, .. }
                     | ManagerOutput::WaitEnded { req }
                     | ManagerOutput::WaitCancelled { req } => self.waiting.remove(req),
                     _ => None,
                 };
+                if answered == Some(Waiting::Resign) {
+                    let resigned = match &note {
+                        ManagerOutput::Released { vacated, .. } => Ok(*vacated),
+                        ManagerOutput::Failed { error, .. } => Err(error.clone()),
+                        other => Err(ManagerError::Unavailable(format!(
+                            "unexpected answer to a release: {other:?}"
+                        ))),
+                    };
+                    out.notify(UnitOutput::Manager(note));
+                    out.notify(UnitOutput::Resigned(resigned));
+                    from_manager.extend(self.manager.handle_stop(now));
+                    continue;
+                }
                 let fx = match (answered, &note) {
                     (Some(Waiting::Claim), answer) => self
                         .tracker
                         .handle_claim_result(ClaimResult::from_answer(answer, true), now),
                     (Some(Waiting::Release), _) => self.tracker.handle_released(now),
-                    (None, _) => Effects::none(),
+                    (Some(Waiting::Resign) | None, _) => Effects::none(),
                 };
                 from_tracker.extend(fx);
                 out.notify(UnitOutput::Manager(note));

@@ -114,8 +114,8 @@ pub(crate) fn note(
         Note::Tracker(out) => leadership::tracker_note(model, s, p, out, real, why),
         Note::Pinger(out) => presence::pinger_note(model, s, p, out, why),
         Note::PresenceWatcher(out) => presence::watcher_note(model, s, out, why),
-        // The model runs pingers and the batcher apart, never as an agent.
-        Note::Batcher(_) | Note::Agent(_) | Note::Pruner(_) => {}
+        // The model runs pingers and the batcher apart, never as an agent; no unit resigns.
+        Note::Batcher(_) | Note::Agent(_) | Note::Pruner(_) | Note::Resigned(_) => {}
     }
 }
 
@@ -196,7 +196,7 @@ impl Milestone {
             Milestone::HolderChanged => "changed",
             Milestone::LeaseExpired => "expired",
             Milestone::ClaimDenied => "denied",
-            Milestone::LeaseReleased => "released",
+            Milestone::LeaseReleased => "release",
             Milestone::LeaderConfirmed => "leader",
             Milestone::LeadershipMoved => "moved",
             Milestone::BecameMinion => "minion",
