@@ -260,7 +260,8 @@ pub enum ManagerOutput {
         lease: String,
         /// The epoch of the term released.
         epoch: Epoch,
-        /// Whether this request's write vacated it (else it had ended before).
+        /// Whether this request's write is known to have vacated it (else it had ended, or the
+        /// write's reply was lost).
         vacated: bool,
     },
     /// A wait ended because the lease was observed not held.

@@ -96,7 +96,7 @@ pub enum StoreSuccess {
     Released {
         /// The epoch of the term released.
         epoch: Epoch,
-        /// Whether this call's write vacated it.
+        /// Whether this call's write is known to have vacated it.
         vacated: bool,
     },
 }

@@ -333,8 +333,9 @@ pub fn m4_held_while_checked(lease: &str, holder: &str, held_meanwhile: bool) ->
     ))
 }
 
-/// M5, as one manager can be held to it: a wait on a lease ends only after the lease expired,
-/// so never while a holder that same manager granted it to still believes it holds it. The
+/// M5, as one manager can be held to it: a wait on a lease ends only after the term ended
+/// (expired, or released by its holder, whose belief ends as it asks), so never while a holder
+/// that same manager granted it to still believes it holds it. The
 /// grant put the lease in that manager's cache; only an expiry, or a read made after the grant,
 /// can take it out (a cache moved back by an older read ended waits on a lease just claimed).
 /// `granted` are the beliefs that manager granted in `lease`. Rollbacks and non-atomic writes

@@ -113,8 +113,8 @@ properties! {
     M3 = "invalid never escapes the manager";
     /// A token says "not held" only after a refresh showed it not held.
     M4 = "checks agree with the store";
-    /// A wait for expiry ends only after the lease was observed absent.
-    M5 = "wait ends only after expiry";
+    /// A wait for expiry ends only after the lease was observed not held (expired or released).
+    M5 = "wait ends only after the term ended";
     /// An abandoned lease is expired in bounded time once global time passes its expiry
     /// (PROTOCOLS.md: within expiry + max sleep + S; Tenure's manager: within a term on its
     /// own clock plus one clock step, as it wakes at the expiries it knows).
