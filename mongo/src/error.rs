@@ -71,6 +71,20 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether the same call may succeed later without anyone changing anything: the store was
+    /// unreachable or slow, the outcome unknown, the lease contended or the manager busy. The
+    /// others (bad input, a corrupt document, a standalone server, a stopped handle, a denial)
+    /// need a person, a different call, or the holder to go.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Unreachable { .. } | Error::Unanswered { .. } => true,
+            Error::Lease(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
 /// `text` with the password (and user) of any `scheme://user:pass@host` removed.
 pub fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

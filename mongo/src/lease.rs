@@ -125,6 +125,10 @@ pub struct LeasesBuilder {
     cancel: CancellationToken,
 }
 
+/// How often [`Leases::acquire`] looks at a lease held by another: a wait learns of an expiry
+/// from its own manager's sweep, but of a release through another manager only by looking.
+pub const ACQUIRE_POLL: Duration = Duration::from_secs(1);
+
 /// The skew bounds [`Leases`] assume unless told otherwise.
 pub const DEFAULT_SKEW: SkewBounds = SkewBounds {
     rate_error_ppm: 500,
@@ -252,6 +256,11 @@ impl Token {
 
     fn clock(&self) -> LocalClock {
         self.leases.inner.substrate.clock()
+    }
+
+    /// The manager that granted it.
+    pub(crate) fn leases(&self) -> &Leases {
+        &self.leases
     }
 
     /// Asks the manager whether the holder still holds the lease with this token's epoch
@@ -464,6 +473,45 @@ impl Leases {
             other => Err(Error::Store(format!(
                 "unexpected answer to a check: {other:?}"
             ))),
+        }
+    }
+
+    /// Claims `lease` for `holder`, waiting up to `timeout` for another holder's term to end
+    /// (expire, or be released) if need be: the blocking acquire of etcd's mutex or Curator's
+    /// `acquire(time)`, next to [`Leases::claim`]'s single try. A race lost to another waiter
+    /// and transient store errors are retried until the deadline; the lease is looked at again
+    /// at least every [`ACQUIRE_POLL`], so a release made through another manager is seen
+    /// promptly. Fails with [`Error::Timeout`] if another still holds it at the deadline, and
+    /// answers within `timeout` plus one call bound.
+    pub async fn acquire(
+        &self,
+        lease: &str,
+        holder: &str,
+        duration: Duration,
+        timeout: Duration,
+    ) -> Result<Token, Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let failed = match self.claim(lease, holder, duration).await {
+                Ok(token) => return Ok(token),
+                Err(e @ Error::ClaimDenied { .. }) => e,
+                Err(e) if e.is_transient() => e,
+                Err(e) => return Err(e),
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(match failed {
+                    Error::ClaimDenied { .. } => Error::Timeout(timeout),
+                    other => other,
+                });
+            }
+            // Wake when the manager sees the term end, or to look again; after a wait that
+            // failed (the store unreachable), at the next poll, not at once.
+            let next_look = Instant::now() + left.min(ACQUIRE_POLL);
+            let waited = tokio::time::timeout_at(next_look, self.wait_until_expired(lease)).await;
+            if matches!(waited, Ok(Err(_))) {
+                tokio::time::sleep_until(next_look).await;
+            }
         }
     }
 

@@ -49,7 +49,11 @@ impl BatcherRouter {
                 w.failed.clone_from(&failed);
             }
         }
-        for w in self.flushes.extract_if(.., |w| w.bulks.is_empty()) {
+        let (done, waiting) = std::mem::take(&mut self.flushes)
+            .into_iter()
+            .partition(|w| w.bulks.is_empty());
+        self.flushes = waiting;
+        for w in done {
             let _ = w.answer.send(w.failed.map_or(Ok(()), Err));
         }
     }

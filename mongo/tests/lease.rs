@@ -489,3 +489,114 @@ async fn a_released_lease_is_claimed_elsewhere_at_once() {
     b.shutdown().await;
     clock.shutdown().await;
 }
+
+/// Issue 19, item 7: `acquire` gives up at its deadline while another holds the lease; when the
+/// holder releases it, one of two waiters on other managers gets it at once and the loser of
+/// that race keeps waiting and gets it when the winner's short term expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acquire_waits_for_the_term_to_end_and_gives_up_at_its_deadline() {
+    let s = live!("lease_acquire");
+    let clock = updater(&s);
+    let (a, b, c) = (
+        leases(&s, "ctl-a"),
+        leases(&s, "ctl-b"),
+        leases(&s, "ctl-c"),
+    );
+    let held = a
+        .claim("db", "u0", Duration::from_secs(60))
+        .await
+        .expect("claim");
+    let started = Instant::now();
+    let patience = Duration::from_millis(1500);
+    match b
+        .acquire("db", "u1", Duration::from_secs(60), patience)
+        .await
+    {
+        Err(Error::Timeout(t)) => assert_eq!(t, patience),
+        other => panic!("{other:?}"),
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= patience && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    let short = Duration::from_secs(2);
+    let waiter = |l: &Leases, holder: &'static str| {
+        let l = l.clone();
+        tokio::spawn(async move {
+            l.acquire("db", holder, short, Duration::from_secs(20))
+                .await
+        })
+    };
+    let (wb, wc) = (waiter(&b, "u1"), waiter(&c, "u2"));
+    sleep(Duration::from_millis(300)).await;
+    let (released, held_epoch) = (Instant::now(), held.epoch());
+    assert!(held.release().await.expect("release"));
+    let (tb, tc) = (
+        wb.await.expect("task").expect("acquired"),
+        wc.await.expect("task").expect("acquired"),
+    );
+    let (first, second) = if tb.epoch() < tc.epoch() {
+        (tb, tc)
+    } else {
+        (tc, tb)
+    };
+    assert_eq!(
+        first.epoch().0,
+        held_epoch.0 + 1,
+        "the winner's term follows the release"
+    );
+    assert_eq!(
+        second.epoch().0,
+        first.epoch().0 + 1,
+        "one term after the other"
+    );
+    assert!(
+        released.elapsed() >= short && released.elapsed() < Duration::from_secs(10),
+        "the loser waited for the winner's term: {:?}",
+        released.elapsed()
+    );
+    for l in [a, b, c] {
+        l.shutdown().await;
+    }
+    clock.shutdown().await;
+}
+
+/// Issue 19, item 5: a kept lease is renewed past many of its durations with the same epoch
+/// while no one else can claim it; released, another claims it at once; and when renewals stop
+/// being granted (its manager shut down) `lost` fires by the local deadline, not before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_lease_is_renewed_and_lost_only_when_renewals_stop() {
+    let s = live!("lease_keep_alive");
+    let clock = updater(&s);
+    let (a, b) = (leases(&s, "ctl-a"), leases(&s, "ctl-b"));
+    let d = Duration::from_millis(1200);
+    let first = a.claim("db", "u0", d).await.expect("claim");
+    let kept = first.clone().keep_alive(d).expect("keep");
+    sleep(d * 3).await;
+    let now = kept.token();
+    assert!(!kept.lost().is_cancelled(), "kept through three durations");
+    assert_eq!(now.epoch(), first.epoch(), "renewals keep the epoch");
+    assert!(now.local_deadline() > first.local_deadline() + d, "renewed");
+    assert!(now.is_valid());
+    assert!(matches!(
+        b.claim("db", "u1", d).await,
+        Err(Error::ClaimDenied { .. })
+    ));
+    assert!(kept.release().await.expect("release"), "released");
+    let next = b.claim("db", "u1", d).await.expect("claimed at once");
+    let kept = next.keep_alive(d).expect("keep");
+    let lost = kept.lost();
+    let deadline = kept.token().local_deadline();
+    b.shutdown().await;
+    timeout(d * 2, lost.cancelled())
+        .await
+        .expect("lost once renewals stop");
+    assert!(
+        Instant::now() >= deadline,
+        "lost no earlier than the deadline"
+    );
+    assert!(!kept.token().is_valid());
+    a.shutdown().await;
+    clock.shutdown().await;
+}
