@@ -89,3 +89,57 @@ fn the_walk_sees_transitive_dependencies() {
     let closure = library_closure(&metadata(), "proptest");
     assert!(closure.contains("rand"), "{closure:?}");
 }
+
+/// A `rust-version` such as `1.89` or `1.88.0`, as (major, minor).
+fn rust_version(v: &str) -> Option<(u32, u32)> {
+    let mut parts = v.split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// The workspace's `rust-version` is the toolchain its users need: at least what every locked
+/// dependency declares it needs (a lower one promises builds that fail), and each of the
+/// workspace's crates declares that same one.
+#[test]
+fn the_declared_rust_version_covers_every_locked_dependency() {
+    let meta = metadata();
+    let packages = meta["packages"].as_array().unwrap();
+    let members: BTreeSet<&str> = meta["workspace_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    let declared: BTreeSet<(u32, u32)> = packages
+        .iter()
+        .filter(|p| members.contains(p["id"].as_str().unwrap()))
+        .map(|p| {
+            let v = p["rust_version"].as_str().unwrap_or("none");
+            rust_version(v).unwrap_or_else(|| panic!("{}: rust-version {v:?}", p["name"]))
+        })
+        .collect();
+    assert_eq!(
+        declared.len(),
+        1,
+        "one rust-version for the workspace: {declared:?}"
+    );
+    let ours = *declared.iter().next().unwrap();
+    let needed = packages
+        .iter()
+        .filter_map(|p| {
+            Some((
+                rust_version(p["rust_version"].as_str()?)?,
+                p["name"].as_str()?,
+            ))
+        })
+        .max()
+        .expect("some dependency declares a rust-version");
+    assert!(
+        needed.0 <= ours,
+        "rust-version {}.{} is too low: {} needs {}.{}",
+        ours.0,
+        ours.1,
+        needed.1,
+        needed.0 .0,
+        needed.0 .1
+    );
+}

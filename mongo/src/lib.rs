@@ -8,9 +8,10 @@
 //!   store operation to one MongoDB command with majority writes and linearizable reads, and
 //!   reports a write whose reply was lost as *outcome unknown* for the protocol to resolve;
 //! - [`clock`]: read global time, keep it ticking ([`ClockUpdater`]), watch it;
-//! - [`lease`]: claim, extend, check, wait until expired, fenced writes ([`Leases`], [`Token`]);
-//! - [`leadership`]: claim, wait to lead or to follow, and a token cancelled when tenure ends
-//!   ([`Leadership`]);
+//! - [`lease`]: claim, extend, check, acquire with a timeout, wait until expired, release,
+//!   keep alive, fenced writes ([`Leases`], [`Token`], [`KeptLease`]);
+//! - [`leadership`]: claim, wait to lead or to follow, resign, and a [`Tenure`] cancelled when
+//!   leadership can no longer be guaranteed, with its fencing epoch ([`Leadership`]);
 //! - [`presence`]: pingers, the shared batcher, watchers with alive/dead streams, the pruner,
 //!   model isolation and removal ([`Presence`]).
 //!
@@ -63,3 +64,10 @@ pub use presence::{Presence, PresenceBuilder, PresencePinger, PresenceWatch, Pru
 pub use record::Recorder;
 pub use runtime::LocalClock;
 pub use substrate::{Substrate, SubstrateBuilder, CALL_MARGIN, OP_TIMEOUT_MAX};
+
+/// The driver, at the version this crate is built with: build a client for
+/// [`Substrate::with_client`], and name the collections of fenced writes, with it.
+pub use mongodb;
+/// The core's types a service names (so it need not depend on `tenure` itself).
+pub use tenure::lease::{Epoch, ManagerError, RetryConfig};
+pub use tenure::time::SkewBounds;

@@ -54,6 +54,8 @@ pub struct SubstrateBuilder {
     app_name: Option<String>,
     recorder: Option<Recorder>,
     clock: LocalClock,
+    /// A client the caller built (its pool, auth and TLS), used instead of the URI.
+    client: Option<Client>,
 }
 
 impl SubstrateBuilder {
@@ -121,28 +123,10 @@ impl SubstrateBuilder {
             ));
         }
         tenure::validate::check_name("database", &self.database)?;
-        let mut options = ClientOptions::parse(&self.uri)
-            .await
-            .map_err(|e| Error::InvalidUri(redact(&e.to_string())))?;
-        let hosts = options
-            .hosts
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        // Unless the URI says otherwise, no call waits on the driver longer than the op timeout
-        // (its defaults are 30 s to select a server and 10 s to connect).
-        if options.server_selection_timeout.is_none() {
-            options.server_selection_timeout = Some(self.op_timeout);
-        }
-        if options.connect_timeout.is_none() {
-            options.connect_timeout = Some(self.op_timeout);
-        }
-        if self.app_name.is_some() {
-            options.app_name = self.app_name.clone();
-        }
-        let client =
-            Client::with_options(options).map_err(|e| Error::InvalidUri(redact(&e.to_string())))?;
+        let (client, hosts) = match self.client.clone() {
+            Some(client) => (client, "the client given".to_owned()),
+            None => self.client_from_uri().await?,
+        };
         let hello = client
             .database("admin")
             .run_command(doc! { "hello": 1 })
@@ -183,6 +167,33 @@ impl SubstrateBuilder {
         };
         substrate.ensure_indexes().await?;
         Ok(substrate)
+    }
+
+    /// A client for the URI, and its hosts (for messages).
+    async fn client_from_uri(&self) -> Result<(Client, String), Error> {
+        let mut options = ClientOptions::parse(&self.uri)
+            .await
+            .map_err(|e| Error::InvalidUri(redact(&e.to_string())))?;
+        let hosts = options
+            .hosts
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        // Unless the URI says otherwise, no call waits on the driver longer than the op timeout
+        // (its defaults are 30 s to select a server and 10 s to connect).
+        if options.server_selection_timeout.is_none() {
+            options.server_selection_timeout = Some(self.op_timeout);
+        }
+        if options.connect_timeout.is_none() {
+            options.connect_timeout = Some(self.op_timeout);
+        }
+        if self.app_name.is_some() {
+            options.app_name = self.app_name.clone();
+        }
+        let client =
+            Client::with_options(options).map_err(|e| Error::InvalidUri(redact(&e.to_string())))?;
+        Ok((client, hosts))
     }
 }
 
@@ -286,6 +297,18 @@ impl Substrate {
             app_name: None,
             recorder: None,
             clock: LocalClock::SYSTEM,
+            client: None,
+        }
+    }
+
+    /// How to use a driver `client` you already have (its connection pool, authentication,
+    /// TLS and timeouts): the same checks and settings as [`Substrate::builder`], without a
+    /// URI. Its `app_name` and server-selection timeout are the client's own; every call of
+    /// Tenure's is still bounded by [`Substrate::call_bound`].
+    pub fn with_client(client: Client) -> SubstrateBuilder {
+        SubstrateBuilder {
+            client: Some(client),
+            ..Substrate::builder("")
         }
     }
 

@@ -353,3 +353,51 @@ async fn concurrent_upserts_of_a_missing_document_all_apply() {
         assert!(seqs.iter().all(|v| (1..=16).contains(v)), "{seqs:?}");
     }
 }
+
+/// Issue 19, item 10: a service that already has a driver client (its pool, its auth) builds
+/// the substrate on it; the same checks run, and leases work through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_substrate_is_built_on_a_client_the_service_already_has() {
+    // Skipped locally (with a message) where no server can be started; fails in CI.
+    if common::server("with_client").is_none() {
+        return;
+    }
+    let uri = common::uri().expect("a server");
+    let db = common::fresh_db("with_client");
+    let client = tenure_mongo::mongodb::Client::with_uri_str(&uri)
+        .await
+        .expect("the service's own client");
+    let s = Substrate::with_client(client.clone())
+        .database(db.clone())
+        .allow_standalone_unsafe(common::allow_standalone())
+        .connect()
+        .await
+        .expect("connects through the given client");
+    let updater = tenure_mongo::ClockUpdater::builder()
+        .update_interval(Duration::from_millis(20))
+        .backoff_delay(Duration::from_millis(100))
+        .spawn(&s)
+        .expect("updater");
+    let leases = tenure_mongo::Leases::builder("app")
+        .skew(tenure_mongo::SkewBounds {
+            rate_error_ppm: 500,
+            clock_step_max: Duration::from_millis(100),
+        })
+        .build(&s)
+        .expect("manager");
+    let token = leases
+        .claim("db", "u0", Duration::from_secs(5))
+        .await
+        .expect("claim through the given client");
+    assert_eq!(token.epoch(), tenure_mongo::Epoch(1));
+    // The service's client sees Tenure's document: one pool, one deployment.
+    let stored = client
+        .database(&db)
+        .collection::<tenure_mongo::mongodb::bson::Document>("tenure.leases")
+        .find_one(tenure_mongo::mongodb::bson::doc! { "_id": "app#db#" })
+        .await
+        .expect("read");
+    assert!(stored.is_some());
+    leases.shutdown().await;
+    updater.shutdown().await;
+}
