@@ -8,8 +8,8 @@ use std::time::Duration;
 use tenure::actor::Actor;
 use tenure::clock::watcher::WatcherOutput;
 use tenure::clock::{
-    ClockError, ClockWatcher, Reader, Updater, UpdaterConfig, UpdaterOutput, WatcherConfig,
-    CLOCK_ID,
+    stall_threshold, ClockError, ClockWatcher, Reader, Updater, UpdaterConfig, UpdaterOutput,
+    WatcherConfig, CLOCK_ID,
 };
 use tenure::substrate::{fields, Collection, Document, OpResult, ReadConcern, Reply, Value};
 use tenure::time::GlobalTime;
@@ -256,6 +256,7 @@ fn watcher_emits_only_strictly_later_values() {
         Node::ClockWatcher(
             ClockWatcher::new(WatcherConfig {
                 poll_interval: Duration::from_millis(400),
+                stall_after: None,
                 mutant: None,
             })
             .unwrap(),
@@ -274,4 +275,78 @@ fn watcher_emits_only_strictly_later_values() {
     assert_eq!(values.first(), Some(&GlobalTime(0)));
     assert!(values.windows(2).all(|w| w[1] > w[0]), "{values:?}");
     assert!(values.len() >= 5, "{values:?}");
+}
+
+/// Goal: a watcher reports a stalled clock once, after the threshold and not before, and the
+/// next advance ends the stall (item 9 of the production-readiness issue: with no updater
+/// advancing global time, no lease ever expires, and nothing else would say so).
+/// Method: the only updater is paused from 5 s to 12 s; the watcher polls every 400 ms with a
+/// 3 s threshold.
+#[test]
+fn watcher_reports_a_stalled_clock_once_and_its_end() {
+    let mut sim = Sim::new();
+    let u = start_updater(&mut sim, Clock::EXACT);
+    let watcher = ClockWatcher::new(WatcherConfig {
+        poll_interval: Duration::from_millis(400),
+        stall_after: Some(secs_d(3)),
+        mutant: None,
+    })
+    .unwrap();
+    let w = sim.add(Node::ClockWatcher(watcher), Clock::EXACT);
+    let stalls = |sim: &Sim| -> Vec<(GlobalTime, Duration)> {
+        sim.notes_of(w)
+            .into_iter()
+            .filter_map(|n| match n {
+                Note::ClockWatcher(WatcherOutput::Stalled {
+                    global_time,
+                    stalled_for,
+                }) => Some((global_time, stalled_for)),
+                _ => None,
+            })
+            .collect()
+    };
+    sim.run_until(secs(5));
+    assert!(stalls(&sim).is_empty(), "an advancing clock is not stalled");
+    sim.set_paused(u, true);
+    let stuck_at = sim.global();
+    sim.run_until(secs(7));
+    assert!(
+        stalls(&sim).is_empty(),
+        "2 s without an advance is within 3 s"
+    );
+    sim.run_until(secs(12));
+    let reported = stalls(&sim);
+    assert_eq!(reported.len(), 1, "one report per stall: {reported:?}");
+    assert_eq!(reported[0].0, stuck_at);
+    assert!(reported[0].1 >= secs_d(3), "{reported:?}");
+    assert!(is_stalled(&sim, w));
+    sim.set_paused(u, false);
+    sim.run_until(secs(15));
+    assert!(!is_stalled(&sim, w), "the next advance ends the stall");
+    assert_eq!(stalls(&sim).len(), 1);
+}
+
+fn secs_d(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn is_stalled(sim: &Sim, node: usize) -> bool {
+    match sim.node(node) {
+        Node::ClockWatcher(w) => w.is_stalled(),
+        _ => panic!("node {node} is not a clock watcher"),
+    }
+}
+
+/// Goal: a stall threshold not above the poll interval is refused, naming both.
+#[test]
+fn a_stall_threshold_within_one_poll_is_refused() {
+    let e = ClockWatcher::new(WatcherConfig {
+        poll_interval: secs_d(1),
+        stall_after: Some(secs_d(1)),
+        mutant: None,
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("poll interval"), "{e}");
+    let healthy = stall_threshold(&config());
+    assert!(healthy > config().update_interval + config().backoff_delay);
 }

@@ -130,6 +130,7 @@ fn run_clock(choices: &[u32], mutant: Option<Mutant>) -> Run {
         .collect();
     let wcfg = WatcherConfig {
         poll_interval: Duration::from_millis(700),
+        stall_after: None,
         mutant,
     };
     let w = sim.add(

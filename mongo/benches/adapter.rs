@@ -38,8 +38,11 @@ fn uri() -> String {
 }
 
 async fn connect(db: &str) -> Substrate {
+    // Room for the first sync over 10,000 new keys, which exceeds the default 5 s + 1 s call
+    // bound in the unoptimised smoke run of `scripts/test` (the timed runs are far below it).
     Substrate::builder(uri())
         .database(db)
+        .op_timeout(Duration::from_secs(60))
         .connect()
         .await
         .expect("connect to the bench server")

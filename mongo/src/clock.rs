@@ -12,7 +12,9 @@ use futures_util::Stream;
 use std::time::Duration;
 use tenure::actor::Actor;
 use tenure::clock::watcher::WatcherOutput;
-use tenure::clock::{ClockWatcher, Reader, Updater, UpdaterConfig, UpdaterOutput, WatcherConfig};
+use tenure::clock::{
+    stall_threshold, ClockWatcher, Reader, Updater, UpdaterConfig, UpdaterOutput, WatcherConfig,
+};
 use tenure::effects::Effects;
 use tenure::history::Operation;
 use tenure::substrate::ReadConcern;
@@ -157,15 +159,57 @@ impl ClockUpdater {
 
     /// Stops the updater and waits for its task. Leases keep their global times; another
     /// updater (or this one, restarted) continues from the stored value.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.worker
             .shutdown(Box::new(|_, _, _| Effects::none()))
             .await;
     }
 }
 
+/// What a [`ClockWatch`] knows about global time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClockHealth {
+    /// No poll has answered yet.
+    Unknown,
+    /// Global time moved within the stall threshold; it last read `global_time`.
+    Advancing {
+        /// The latest global time seen.
+        global_time: GlobalTime,
+    },
+    /// Global time has not moved for longer than the stall threshold: no updater is advancing
+    /// it, so no lease expires until one does (start a [`ClockUpdater`]).
+    Stalled {
+        /// The value global time is stuck at.
+        global_time: GlobalTime,
+        /// How long it had stood still when the stall was detected.
+        stalled_for: Duration,
+    },
+}
+
+impl ClockHealth {
+    /// `Ok` with the latest global time unless the clock is stalled (or never read).
+    pub fn ensure_advancing(self) -> Result<GlobalTime, Error> {
+        match self {
+            ClockHealth::Advancing { global_time } => Ok(global_time),
+            ClockHealth::Stalled {
+                global_time,
+                stalled_for,
+            } => Err(Error::ClockStalled {
+                global_time,
+                stalled_for,
+            }),
+            ClockHealth::Unknown => Err(Error::Clock(tenure::clock::ClockError::Store {
+                context: "watching global time".into(),
+                cause: "no poll has answered yet".into(),
+            })),
+        }
+    }
+}
+
 struct WatchRouter {
     latest: watch::Sender<Option<GlobalTime>>,
+    health: watch::Sender<ClockHealth>,
     recorder: Option<Recorder>,
 }
 
@@ -178,44 +222,137 @@ impl Router<WatcherOutput> for WatchRouter {
                     value: t,
                 });
                 self.latest.send_replace(Some(t));
+                if matches!(*self.health.borrow(), ClockHealth::Stalled { .. }) {
+                    tracing::info!(global_time = t.0, "global time advances again");
+                }
+                metrics::gauge!("tenure_clock_stalled").set(0.0);
+                self.health
+                    .send_replace(ClockHealth::Advancing { global_time: t });
+            }
+            WatcherOutput::Stalled {
+                global_time,
+                stalled_for,
+            } => {
+                tracing::error!(
+                    global_time = global_time.0,
+                    ?stalled_for,
+                    "global time is not advancing: no lease will expire until a clock updater runs"
+                );
+                metrics::gauge!("tenure_clock_stalled").set(1.0);
+                self.health.send_replace(ClockHealth::Stalled {
+                    global_time,
+                    stalled_for,
+                });
             }
             WatcherOutput::PollFailed(e) => tracing::debug!(error = %e, "clock poll failed"),
         }
     }
 }
 
-/// Polls global time and publishes each value strictly later than the last.
-pub struct ClockWatch {
-    worker: Worker<ClockWatcher, WatchRouter>,
-    latest: watch::Receiver<Option<GlobalTime>>,
+/// The default poll interval of a [`ClockWatch`].
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Builder for a [`ClockWatch`]; defaults: [`DEFAULT_POLL_INTERVAL`], a stall threshold of
+/// [`stall_threshold`] of the default updater settings (12 s), or two polls if longer.
+#[derive(Clone, Debug)]
+pub struct ClockWatchBuilder {
+    poll_interval: Duration,
+    stall_after: Option<Duration>,
+    cancel: CancellationToken,
 }
 
-impl ClockWatch {
-    /// Starts polling every `poll_interval` (majority reads; the values only move forward).
-    pub fn spawn(substrate: &Substrate, poll_interval: Duration) -> Result<ClockWatch, Error> {
+impl ClockWatchBuilder {
+    /// How often global time is read (majority reads).
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = d;
+        self
+    }
+
+    /// Report [`ClockHealth::Stalled`] once global time has not moved for this long. Set it
+    /// to [`stall_threshold`] of your updaters' settings if they are not the defaults.
+    pub fn stall_after(mut self, d: Duration) -> Self {
+        self.stall_after = Some(d);
+        self
+    }
+
+    /// A token whose cancellation stops the watch (default: a fresh one).
+    pub fn cancellation(mut self, token: CancellationToken) -> Self {
+        self.cancel = token;
+        self
+    }
+
+    /// Validates the configuration and starts polling.
+    pub fn spawn(self, substrate: &Substrate) -> Result<ClockWatch, Error> {
+        let default_stall = stall_threshold(&ClockUpdater::builder().config);
+        let stall_after = self
+            .stall_after
+            .unwrap_or_else(|| default_stall.max(self.poll_interval * 2));
         let watcher = ClockWatcher::new(WatcherConfig {
-            poll_interval,
+            poll_interval: self.poll_interval,
+            stall_after: Some(stall_after),
             mutant: None,
         })?;
         let (tx, rx) = watch::channel(None);
+        let (health_tx, health) = watch::channel(ClockHealth::Unknown);
         let start: Call<ClockWatcher, WatchRouter> = Box::new(|w, _, now| w.handle_timeout(now));
         let worker = Worker::spawn(
             "clock watcher",
             watcher,
             WatchRouter {
                 latest: tx,
+                health: health_tx,
                 recorder: substrate.recorder().cloned(),
             },
             substrate.clone(),
             start,
-            CancellationToken::new(),
+            self.cancel,
         )?;
-        Ok(ClockWatch { worker, latest: rx })
+        Ok(ClockWatch {
+            worker,
+            latest: rx,
+            health,
+        })
+    }
+}
+
+/// Polls global time, publishes each value strictly later than the last, and says when it
+/// stalls ([`ClockWatch::health`]; metric `tenure_clock_stalled`, 0 or 1).
+pub struct ClockWatch {
+    worker: Worker<ClockWatcher, WatchRouter>,
+    latest: watch::Receiver<Option<GlobalTime>>,
+    health: watch::Receiver<ClockHealth>,
+}
+
+impl ClockWatch {
+    /// A builder with the defaults.
+    pub fn builder() -> ClockWatchBuilder {
+        ClockWatchBuilder {
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            stall_after: None,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Starts polling every `poll_interval`, with the default stall threshold.
+    pub fn spawn(substrate: &Substrate, poll_interval: Duration) -> Result<ClockWatch, Error> {
+        ClockWatch::builder()
+            .poll_interval(poll_interval)
+            .spawn(substrate)
     }
 
     /// The latest value as a `watch` receiver.
     pub fn subscribe(&self) -> watch::Receiver<Option<GlobalTime>> {
         self.latest.clone()
+    }
+
+    /// Whether global time advances, as of the last poll.
+    pub fn health(&self) -> ClockHealth {
+        *self.health.borrow()
+    }
+
+    /// Every change of [`ClockWatch::health`], as a `watch` receiver (alert on `Stalled`).
+    pub fn health_changes(&self) -> watch::Receiver<ClockHealth> {
+        self.health.clone()
     }
 
     /// Each newer global time, as a stream (values a slow reader missed are skipped).
@@ -233,7 +370,7 @@ impl ClockWatch {
     }
 
     /// Stops polling.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.worker
             .shutdown(Box::new(|_, _, _| Effects::none()))
             .await;

@@ -34,6 +34,17 @@ pub enum Error {
     /// A store operation failed and the protocol could not continue.
     #[error("store error: {0}")]
     Store(String),
+    /// The driver failed a call the adapter made on a collection of the caller's (a fenced
+    /// write). The driver's error is the [`std::error::Error::source`]: match on its kind and
+    /// labels, or ask [`Error::is_transient`].
+    #[error("{context}: {}", redact(&source.to_string()))]
+    Driver {
+        /// What the adapter was doing.
+        context: &'static str,
+        /// The driver's error.
+        #[source]
+        source: mongodb::error::Error,
+    },
     /// A document in one of Tenure's collections is not Tenure's (or was damaged).
     #[error(transparent)]
     Corrupt(#[from] CorruptDocument),
@@ -51,6 +62,15 @@ pub enum Error {
     /// The global clock could not be read or advanced.
     #[error(transparent)]
     Clock(#[from] ClockError),
+    /// Global time has not advanced for longer than the stall threshold: no clock updater is
+    /// running against this deployment, so no lease expires.
+    #[error("global time has stood at {global_time} for {stalled_for:?}: no clock updater is advancing it, so no lease will expire; start a ClockUpdater (one per process is the usual setup)")]
+    ClockStalled {
+        /// The value global time is stuck at.
+        global_time: tenure::time::GlobalTime,
+        /// How long it had stood still when the stall was detected.
+        stalled_for: Duration,
+    },
     /// The worker behind this handle has stopped (after shutdown, or a fatal error it logged).
     #[error("{0} has stopped")]
     Stopped(&'static str),
@@ -80,9 +100,28 @@ impl Error {
         match self {
             Error::Unreachable { .. } | Error::Unanswered { .. } => true,
             Error::Lease(e) => e.is_transient(),
+            Error::Driver { source, .. } => driver_error_is_transient(source),
             _ => false,
         }
     }
+}
+
+/// A network error, no server to select, a cleared pool or a server-labelled retryable error:
+/// the same call may succeed once the server is back.
+fn driver_error_is_transient(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    matches!(
+        *e.kind,
+        ErrorKind::Io(_)
+            | ErrorKind::ServerSelection { .. }
+            | ErrorKind::ConnectionPoolCleared { .. }
+    ) || [
+        "RetryableWriteError",
+        "RetryableReadError",
+        "TransientTransactionError",
+    ]
+    .iter()
+    .any(|l| e.contains_label(l))
 }
 
 /// `text` with the password (and user) of any `scheme://user:pass@host` removed.

@@ -84,16 +84,19 @@ impl Fence<'_> {
             Ok(set) => set,
             Err(_) => {
                 update.insert("$set", BsonDocument::new());
-                update
-                    .get_document_mut("$set")
-                    .map_err(|e| Error::Store(e.to_string()))?
+                update.get_document_mut("$set").map_err(|e| {
+                    Error::Store(format!("the update's $set is not a document: {e}"))
+                })?
             }
         };
         set.insert(fence_field, epoch);
         let written = collection
             .update_one(fenced, update)
             .await
-            .map_err(|e| Error::Store(crate::error::redact(&e.to_string())))?;
+            .map_err(|source| Error::Driver {
+                context: "fenced update",
+                source,
+            })?;
         if written.matched_count > 0 {
             return Ok(Fenced::Written);
         }
@@ -104,7 +107,10 @@ impl Fence<'_> {
         let exists = collection
             .find_one(filter)
             .await
-            .map_err(|e| Error::Store(crate::error::redact(&e.to_string())))?;
+            .map_err(|source| Error::Driver {
+                context: "reading the document a fenced update did not match",
+                source,
+            })?;
         let fenced_with = |d: &BsonDocument| {
             let e = match d.get(fence_field)? {
                 Bson::Int64(e) => *e,

@@ -133,6 +133,8 @@ struct UnitRouter {
     substrate: Substrate,
     /// The caller of [`Leadership::resign`], answered with its release's outcome.
     resigned: Option<oneshot::Sender<Result<bool, ManagerError>>>,
+    /// The leader's name as this unit's last claim learnt it ([`Leadership::leader`]).
+    leader: watch::Sender<Option<String>>,
 }
 
 impl UnitRouter {
@@ -178,8 +180,33 @@ impl UnitRouter {
                 tenure
             }
         };
-        self.state
-            .send_replace(LeadershipState::Leader { until, tenure });
+        self.publish(LeadershipState::Leader { until, tenure });
+    }
+
+    /// Every claim answer names the leader: this unit if granted, the holder if denied. A
+    /// unit that stopped knows no leader.
+    fn learn_leader(&mut self, out: &ManagerOutput) {
+        let leader = match out {
+            ManagerOutput::Claimed { holder, .. } | ManagerOutput::Denied { holder, .. } => {
+                Some(holder)
+            }
+            _ => return,
+        };
+        self.leader.send_if_modified(|known| {
+            let changed = known.as_ref() != leader;
+            if changed {
+                *known = leader.cloned();
+            }
+            changed
+        });
+    }
+
+    /// Publishes the state, and the 0/1 gauge `tenure_is_leader{application, unit}` with it.
+    fn publish(&mut self, state: LeadershipState) {
+        let leads = if state.is_leader() { 1.0 } else { 0.0 };
+        metrics::gauge!("tenure_is_leader", "application" => self.application.clone(), "unit" => self.unit.clone())
+            .set(leads);
+        self.state.send_replace(state);
     }
 }
 
@@ -188,6 +215,7 @@ impl Router<UnitOutput> for UnitRouter {
         match out {
             UnitOutput::Manager(m) => {
                 observe_manager_output(&m);
+                self.learn_leader(&m);
                 if let (Some(rec), Some((outcome, unknown))) = (&self.recorder, claim_outcome(&m)) {
                     if let ManagerOutput::Claimed { lease, holder, .. }
                     | ManagerOutput::Denied { lease, holder, .. } = &m
@@ -221,7 +249,7 @@ impl Router<UnitOutput> for UnitRouter {
                 metrics::counter!("tenure_leadership_transitions_total", "to" => "lapsed")
                     .increment(1);
                 self.end_term();
-                self.state.send_replace(LeadershipState::Unknown);
+                self.publish(LeadershipState::Unknown);
             }
             UnitOutput::Tracker(TrackerOutput::BecameMinion) => {
                 if self.term.is_some() {
@@ -230,7 +258,7 @@ impl Router<UnitOutput> for UnitRouter {
                 metrics::counter!("tenure_leadership_transitions_total", "to" => "minion")
                     .increment(1);
                 self.end_term();
-                self.state.send_replace(LeadershipState::Minion);
+                self.publish(LeadershipState::Minion);
             }
             UnitOutput::Tracker(TrackerOutput::Stopped(why)) => {
                 record::event(self.recorder.as_ref(), || Operation::TrackerStopped {
@@ -238,8 +266,9 @@ impl Router<UnitOutput> for UnitRouter {
                     unit: self.unit.clone(),
                 });
                 tracing::info!(application = %self.application, unit = %self.unit, reason = %why, "leadership tracker stopped");
+                self.leader.send_replace(None);
                 self.end_term();
-                self.state.send_replace(LeadershipState::Stopped(why));
+                self.publish(LeadershipState::Stopped(why));
             }
             UnitOutput::Resigned(outcome) => {
                 tracing::info!(application = %self.application, unit = %self.unit, ?outcome, "resigned");
@@ -313,6 +342,7 @@ impl LeadershipBuilder {
         let lease_duration = tracker.lease_duration();
         let unit = Unit::new(manager, tracker)?;
         let (state_tx, state) = watch::channel(LeadershipState::Unknown);
+        let (leader_tx, leader) = watch::channel(None);
         let router = UnitRouter {
             tickets: HashMap::new(),
             claim_duration: self.claim_duration,
@@ -325,6 +355,7 @@ impl LeadershipBuilder {
             clock: substrate.clock(),
             substrate: substrate.clone(),
             resigned: None,
+            leader: leader_tx,
         };
         let start: Call<Unit, UnitRouter> = Box::new(|u, _, now| u.handle_start(now));
         let worker = Worker::spawn(
@@ -336,7 +367,11 @@ impl LeadershipBuilder {
             self.cancel,
         )?;
         Ok(Leadership {
-            inner: Arc::new(Inner { worker, state }),
+            inner: Arc::new(Inner {
+                worker,
+                state,
+                leader,
+            }),
         })
     }
 }
@@ -344,9 +379,29 @@ impl LeadershipBuilder {
 struct Inner {
     worker: Worker<Unit, UnitRouter>,
     state: watch::Receiver<LeadershipState>,
+    leader: watch::Receiver<Option<String>>,
 }
 
 /// One unit's leadership of one application; cheap to clone.
+///
+/// ```no_run
+/// use tenure_mongo::{Leadership, Substrate};
+///
+/// # async fn run(substrate: Substrate) -> Result<(), tenure_mongo::Error> {
+/// let unit = Leadership::builder("billing", "billing-0").build(&substrate)?;
+/// loop {
+///     let tenure = unit.wait_leader().await?;
+///     // Leader-only work, stopped the moment leadership can no longer be guaranteed.
+///     tokio::select! {
+///         _ = tenure.cancelled() => continue,
+///         _ = run_billing(tenure.epoch()) => break,
+///     }
+/// }
+/// unit.resign().await?; // hand over at once on shutdown
+/// # Ok(())
+/// # }
+/// # async fn run_billing(_: tenure_mongo::Epoch) {}
+/// ```
 #[derive(Clone)]
 pub struct Leadership {
     inner: Arc<Inner>,
@@ -384,6 +439,15 @@ impl Leadership {
     /// The current state, as a `watch` receiver (see [`LeadershipState`]).
     pub fn state(&self) -> watch::Receiver<LeadershipState> {
         self.inner.state.clone()
+    }
+
+    /// The leader's unit name as this unit last learnt it, as a `watch` receiver that changes
+    /// with each new leader: every claim this unit makes (each sweep, at least once a claim
+    /// duration) is granted (this unit leads) or denied naming the leader. `None` before the
+    /// first answer and once the tracker stopped. A name to address the leader by, not a
+    /// guarantee: only a [`Tenure`] is that.
+    pub fn leader(&self) -> watch::Receiver<Option<String>> {
+        self.inner.leader.clone()
     }
 
     /// A ticket of `kind`, answered when the tracker resolves it. Waits are unbounded (drop

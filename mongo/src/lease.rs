@@ -12,7 +12,7 @@ use crate::record;
 use crate::runtime::{Call, LocalClock, Router, Worker};
 use crate::substrate::Substrate;
 use mongodb::bson::Document as BsonDocument;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,6 +115,19 @@ impl Router<ManagerOutput> for Waiters {
 }
 
 type ManagerCall = Call<LeaseManager, Waiters>;
+
+/// A held lease, as [`Leases::holders`] sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Holding {
+    /// Who holds it.
+    pub holder: String,
+    /// The term's fencing epoch.
+    pub epoch: Epoch,
+    /// The global time at which the term ends unless extended (it is expired some time
+    /// after, by whichever manager sees it first).
+    pub global_expiry: GlobalTime,
+}
 
 /// Builder for [`Leases`]. Defaults: a random writer id, one-minute expiry sweep, the core's
 /// retry policy, and skew bounds for NTP-grade hardware clocks (ρ = 500 ppm) with a clock step
@@ -310,6 +323,22 @@ impl Token {
     /// `fence_field` to this epoch. Use the same field for every write guarded by this lease.
     /// The write uses the collection's own write concern. Past the local deadline nothing is
     /// written and the answer is [`Fenced::Superseded`].
+    ///
+    /// ```no_run
+    /// use tenure_mongo::mongodb::bson::{doc, Document};
+    /// use tenure_mongo::{Fenced, Token};
+    ///
+    /// # async fn run(token: Token, db: tenure_mongo::mongodb::Database) -> Result<(), tenure_mongo::Error> {
+    /// let jobs = db.collection::<Document>("jobs");
+    /// let wrote = token
+    ///     .fenced_update_one(&jobs, "lease_epoch", doc! { "_id": "nightly" }, doc! { "$set": { "state": "done" } })
+    ///     .await?;
+    /// if wrote == Fenced::Superseded {
+    ///     // A later holder has written (or this term ended): stop acting as the holder.
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn fenced_update_one(
         &self,
         collection: &mongodb::Collection<BsonDocument>,
@@ -474,6 +503,28 @@ impl Leases {
                 "unexpected answer to a check: {other:?}"
             ))),
         }
+    }
+
+    /// Every lease of the namespace this manager knows to be held, with its holder, epoch and
+    /// global expiry: its cache, no I/O (Juju's `Leases()`). The cache is as of the manager's
+    /// last refresh, made at each expiry sweep (at most every `max_sleep`, and as each known
+    /// term may end), plus its own claims and releases since: another manager's claim shows
+    /// up at the next sweep. For one lease's holder *now*, use [`Leases::check`].
+    pub async fn holders(&self) -> Result<BTreeMap<String, Holding>, Error> {
+        let (tx, rx) = oneshot::channel();
+        let call: ManagerCall = Box::new(move |m, _, _| {
+            let held = m.leases().map(|(name, info)| {
+                let holding = Holding {
+                    holder: info.holder,
+                    epoch: info.epoch,
+                    global_expiry: info.global_expiry,
+                };
+                (name.to_owned(), holding)
+            });
+            let _ = tx.send(held.collect());
+            Effects::none()
+        });
+        self.inner.worker.call_and_wait("holders", call, rx).await
     }
 
     /// Claims `lease` for `holder`, waiting up to `timeout` for another holder's term to end

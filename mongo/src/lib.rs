@@ -41,6 +41,8 @@
 //! # }
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod clock;
 mod convert;
 mod error;
@@ -54,12 +56,12 @@ pub mod record;
 mod runtime;
 mod substrate;
 
-pub use clock::{ClockUpdater, ClockWatch};
+pub use clock::{ClockHealth, ClockUpdater, ClockWatch, ClockWatchBuilder};
 pub use error::{redact, Error};
 pub use fence::Fenced;
 pub use keep::KeptLease;
 pub use leadership::{Leadership, LeadershipState, Tenure};
-pub use lease::{Leases, Token, ACQUIRE_POLL};
+pub use lease::{Holding, Leases, Token, ACQUIRE_POLL};
 pub use presence::{Presence, PresenceBuilder, PresencePinger, PresenceWatch, Pruned};
 pub use record::Recorder;
 pub use runtime::LocalClock;

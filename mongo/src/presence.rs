@@ -81,6 +81,7 @@ impl Router<BatcherOutput> for BatcherRouter {
 pub struct PresenceBuilder {
     config: PresenceConfig,
     prune_automatically: bool,
+    cancel: CancellationToken,
 }
 
 impl PresenceBuilder {
@@ -108,6 +109,13 @@ impl PresenceBuilder {
         self
     }
 
+    /// A token whose cancellation stops this presence's batcher and every pinger, watcher and
+    /// pruner it started (default: a fresh one), as the other handles' `cancellation` does.
+    pub fn cancellation(mut self, token: CancellationToken) -> Self {
+        self.cancel = token;
+        self
+    }
+
     /// Validates and starts the model's batcher.
     pub fn build(self, substrate: &Substrate) -> Result<Presence, Error> {
         self.config.validate()?;
@@ -121,10 +129,11 @@ impl PresenceBuilder {
             BatcherRouter::default(),
             substrate.clone(),
             Box::new(|_, _, _| Effects::none()),
-            CancellationToken::new(),
+            self.cancel.child_token(),
         )?;
         Ok(Presence {
             inner: Arc::new(PresenceInner {
+                cancel: self.cancel,
                 config: self.config,
                 prune_automatically: self.prune_automatically,
                 substrate: substrate.clone(),
@@ -135,6 +144,8 @@ impl PresenceBuilder {
 }
 
 struct PresenceInner {
+    /// The parent of every worker's token ([`PresenceBuilder::cancellation`]).
+    cancel: CancellationToken,
     config: PresenceConfig,
     prune_automatically: bool,
     substrate: Substrate,
@@ -142,6 +153,25 @@ struct PresenceInner {
 }
 
 /// One model's presence in this process: its batcher, and the factory of pingers and watchers.
+///
+/// ```no_run
+/// use futures_util::StreamExt;
+/// use tenure_mongo::{Presence, Substrate};
+///
+/// # async fn run(substrate: Substrate) -> Result<(), tenure_mongo::Error> {
+/// let presence = Presence::builder("model-a").build(&substrate)?;
+/// // This process says it is alive...
+/// let pinger = presence.pinger("agent-7").await?;
+/// // ...and another learns when it is not.
+/// let watch = presence.watcher()?;
+/// let mut agent = Box::pin(watch.watch("agent-7").await?);
+/// while let Some(alive) = agent.next().await {
+///     println!("agent-7 is {}", if alive { "alive" } else { "dead" });
+/// }
+/// pinger.stop().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Presence {
     inner: Arc<PresenceInner>,
@@ -162,6 +192,7 @@ impl Presence {
         PresenceBuilder {
             config: PresenceConfig::new(model),
             prune_automatically: true,
+            cancel: CancellationToken::new(),
         }
     }
 
@@ -187,7 +218,7 @@ impl Presence {
             router,
             self.inner.substrate.clone(),
             Box::new(|p, _, now| p.handle_start(now)),
-            CancellationToken::new(),
+            self.inner.cancel.child_token(),
         )?;
         let started = self.inner.substrate.bounded("pinger", async {
             started.await.map_err(|_| Error::Stopped("presence pinger"))
@@ -217,7 +248,7 @@ impl Presence {
             PrunerRouter::default(),
             self.inner.substrate.clone(),
             Box::new(|_, _, _| Effects::none()),
-            CancellationToken::new(),
+            self.inner.cancel.child_token(),
         )?;
         let (synced_tx, synced) = watch::channel(Synced::default());
         let router = WatcherRouter {
@@ -234,7 +265,7 @@ impl Presence {
             router,
             self.inner.substrate.clone(),
             Box::new(|w, _, now| w.handle_timeout(now)),
-            CancellationToken::new(),
+            self.inner.cancel.child_token(),
         )?;
         Ok(PresenceWatch {
             inner: Arc::new(WatchInner {

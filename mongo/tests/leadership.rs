@@ -12,8 +12,12 @@ use tokio::time::{timeout, Instant};
 const CLAIM: Duration = Duration::from_millis(800);
 
 fn unit(s: &Substrate, name: &str) -> Leadership {
+    unit_claiming(s, name, CLAIM)
+}
+
+fn unit_claiming(s: &Substrate, name: &str, claim: Duration) -> Leadership {
     Leadership::builder("web", name)
-        .claim_duration(CLAIM)
+        .claim_duration(claim)
         .skew(SkewBounds {
             rate_error_ppm: 500,
             clock_step_max: Duration::from_millis(100),
@@ -40,22 +44,33 @@ async fn settled(l: &Leadership) -> LeadershipState {
     state
 }
 
+/// An updater fast enough for sub-second claims.
+fn fast_clock(s: &Substrate) -> ClockUpdater {
+    ClockUpdater::builder()
+        .update_interval(Duration::from_millis(20))
+        .backoff_delay(Duration::from_millis(100))
+        .spawn(s)
+        .expect("updater")
+}
+
+/// Units `web-0` and `web-1` of one application, once both settled: (leader, its name) and
+/// (minion, its name).
+async fn two_units(s: &Substrate) -> ((Leadership, &'static str), (Leadership, &'static str)) {
+    let a = unit(s, "web-0");
+    let b = unit(s, "web-1");
+    let (sa, sb) = (settled(&a).await, settled(&b).await);
+    match (sa.is_leader(), sb.is_leader()) {
+        (true, false) => ((a, "web-0"), (b, "web-1")),
+        (false, true) => ((b, "web-1"), (a, "web-0")),
+        other => panic!("exactly one leader expected, got {other:?}: {sa:?} {sb:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_unit_leads_and_hands_over_when_it_goes_away() {
     let s = live!("leadership_handover");
-    let clock = ClockUpdater::builder()
-        .update_interval(Duration::from_millis(20))
-        .backoff_delay(Duration::from_millis(100))
-        .spawn(&s)
-        .expect("updater");
-    let a = unit(&s, "web-0");
-    let b = unit(&s, "web-1");
-    let (sa, sb) = (settled(&a).await, settled(&b).await);
-    let (leader, minion) = match (sa.is_leader(), sb.is_leader()) {
-        (true, false) => (a, b),
-        (false, true) => (b, a),
-        other => panic!("exactly one leader expected, got {other:?}: {sa:?} {sb:?}"),
-    };
+    let clock = fast_clock(&s);
+    let ((leader, _), (minion, _)) = two_units(&s).await;
     let tenure = leader
         .claim_leader()
         .await
@@ -155,27 +170,9 @@ async fn inconsistent_timings_are_refused_at_build() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resigning_leader_hands_over_before_its_lease_expires() {
     let s = live!("leadership_resign");
-    let clock = ClockUpdater::builder()
-        .update_interval(Duration::from_millis(20))
-        .backoff_delay(Duration::from_millis(100))
-        .spawn(&s)
-        .expect("updater");
+    let clock = fast_clock(&s);
     let claim = Duration::from_secs(3);
-    let unit = |name: &str| {
-        Leadership::builder("web", name)
-            .claim_duration(claim)
-            .skew(SkewBounds {
-                rate_error_ppm: 500,
-                clock_step_max: Duration::from_millis(100),
-            })
-            .retry(tenure::lease::RetryConfig {
-                attempts_max: 10,
-                delay_min: Duration::from_millis(10),
-                delay_max: Duration::from_millis(100),
-            })
-            .build(&s)
-            .expect("valid leadership")
-    };
+    let unit = |name: &str| unit_claiming(&s, name, claim);
     let a = unit("web-0");
     let tenure = timeout(Duration::from_secs(10), a.wait_leader())
         .await
@@ -195,5 +192,37 @@ async fn a_resigning_leader_hands_over_before_its_lease_expires() {
     assert!(next.epoch() > tenure.epoch());
     assert!(a.claim_leader().await.is_err(), "a resigned unit refuses");
     b.shutdown().await;
+    clock.shutdown().await;
+}
+
+/// Issue 19, item 6: a minion learns the leader's name, and its successor's when it changes;
+/// a stopped unit knows no leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minion_learns_the_leaders_name_and_its_successors() {
+    let s = live!("leadership_leader_name");
+    let clock = fast_clock(&s);
+    let ((leader, leader_name), (minion, minion_name)) = two_units(&s).await;
+    let named = |l: &Leadership, name: &'static str| {
+        let mut rx = l.leader();
+        async move {
+            timeout(
+                Duration::from_secs(10),
+                rx.wait_for(|n| n.as_deref() == Some(name)),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("never learnt that {name} leads"))
+            .expect("tracker running");
+        }
+    };
+    named(&minion, leader_name).await;
+    named(&leader, leader_name).await;
+    assert!(leader.resign().await.expect("resign"));
+    named(&minion, minion_name).await;
+    assert_eq!(
+        *leader.leader().borrow(),
+        None,
+        "a stopped unit knows no leader"
+    );
+    minion.shutdown().await;
     clock.shutdown().await;
 }

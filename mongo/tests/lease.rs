@@ -333,6 +333,24 @@ async fn fenced_writes_refuse_a_superseded_epoch() {
         .await
         .expect("fenced write");
     assert_eq!(missing, Fenced::NotFound);
+    // An update the server refuses: the driver's error is the source, and it is not transient.
+    let refused = token
+        .fenced_update_one(
+            &data,
+            "fence",
+            doc! { "_id": "row" },
+            doc! { "$inc": { "name": 1 }, "$set": { "name": "text" } },
+        )
+        .await
+        .expect_err("conflicting update operators are refused");
+    let source = std::error::Error::source(&refused).expect("the driver's error as source");
+    assert!(
+        source
+            .downcast_ref::<tenure_mongo::mongodb::error::Error>()
+            .is_some(),
+        "{refused}"
+    );
+    assert!(!refused.is_transient(), "{refused}");
     m.shutdown().await;
     clock.shutdown().await;
 }
@@ -598,5 +616,39 @@ async fn a_kept_lease_is_renewed_and_lost_only_when_renewals_stop() {
     );
     assert!(!kept.token().is_valid());
     a.shutdown().await;
+    clock.shutdown().await;
+}
+
+/// Issue 19, item 6: a manager lists the leases it knows held (its own claims at once, another
+/// manager's after its next sweep), and a released lease leaves the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holders_lists_who_holds_what() {
+    let s = live!("lease_holders");
+    let clock = updater(&s);
+    let (a, b) = (leases(&s, "ctl-a"), leases(&s, "ctl-b"));
+    let long = Duration::from_secs(60);
+    let db = a.claim("db", "u0", long).await.expect("claim db");
+    let cache = b.claim("cache", "u1", long).await.expect("claim cache");
+    let own = a.holders().await.expect("holders");
+    let held = own.get("db").expect("its own claim is known at once");
+    assert_eq!((held.holder.as_str(), held.epoch), ("u0", db.epoch()));
+    // b's claim reaches a's cache at a's next sweep (max_sleep 500 ms here).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let all = loop {
+        let all = a.holders().await.expect("holders");
+        if all.contains_key("cache") || Instant::now() > deadline {
+            break all;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let other = all
+        .get("cache")
+        .expect("another manager's claim, after a sweep");
+    assert_eq!((other.holder.as_str(), other.epoch), ("u1", cache.epoch()));
+    assert!(db.release().await.expect("release"));
+    let after = a.holders().await.expect("holders");
+    assert!(!after.contains_key("db"), "released: {after:?}");
+    a.shutdown().await;
+    b.shutdown().await;
     clock.shutdown().await;
 }

@@ -231,6 +231,7 @@ impl World {
             .map(Node::Updater),
             Role::ClockWatcher => ClockWatcher::new(WatcherConfig {
                 poll_interval: Duration::from_millis(700),
+                stall_after: None,
                 mutant,
             })
             .map(Node::ClockWatcher),

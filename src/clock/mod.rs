@@ -13,7 +13,7 @@ pub mod watcher;
 
 pub use reader::Reader;
 pub use updater::{Updater, UpdaterConfig, UpdaterOutput};
-pub use watcher::{ClockWatcher, WatcherConfig};
+pub use watcher::{stall_threshold, ClockWatcher, WatcherConfig};
 
 use crate::substrate::{Collection, CorruptDocument, Document};
 use crate::time::GlobalTime;

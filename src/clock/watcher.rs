@@ -4,6 +4,11 @@
 //! Coalescing is the executor's half of the contract: it delivers [`ClockWatcher`]'s values into
 //! a latest-value slot (a `tokio::sync::watch` in the adapter), so a consumer that is not reading
 //! sees only the newest pending value.
+//!
+//! **Stalls.** With no updater advancing it, global time stands still and no lease ever expires
+//! (G4: a liveness loss, never a safety loss). Nothing else notices, so the watcher does: given
+//! [`WatcherConfig::stall_after`], it reports [`WatcherOutput::Stalled`] once global time has
+//! not moved for that long on its local clock, and the next later value ends the stall.
 
 use super::{ClockError, Reader};
 use crate::actor::Actor;
@@ -19,6 +24,9 @@ use std::time::Duration;
 pub struct WatcherConfig {
     /// Time between polls.
     pub poll_interval: Duration,
+    /// Report a stall once global time has not advanced for this long (`None`: never). Must
+    /// exceed the poll interval; [`stall_threshold`] gives the bound a healthy deployment keeps.
+    pub stall_after: Option<Duration>,
     /// A deliberately broken variant, for checker tests.
     pub mutant: Option<Mutant>,
 }
@@ -30,6 +38,23 @@ pub enum WatcherOutput {
     Time(GlobalTime),
     /// A poll failed; polling goes on.
     PollFailed(ClockError),
+    /// Global time has stood at `global_time` for `stalled_for` of local time, longer than
+    /// [`WatcherConfig::stall_after`]: no updater is advancing it, so no lease expires. Reported
+    /// once per stall; the next [`WatcherOutput::Time`] ends it.
+    Stalled {
+        /// The value global time is stuck at.
+        global_time: GlobalTime,
+        /// How long it has not moved, on the watcher's local clock.
+        stalled_for: Duration,
+    },
+}
+
+/// How long global time may stand still in a healthy deployment before a watcher calls it
+/// stalled: twice the longest gap between advances, which is one update interval plus one
+/// backoff delay (the time a standing-by updater waits before taking over from a crashed one,
+/// PROTOCOLS.md §1.3). Twice leaves room for slow store calls and the watcher's own polling.
+pub fn stall_threshold(updater: &super::UpdaterConfig) -> Duration {
+    (updater.update_interval + updater.backoff_delay) * 2
 }
 
 /// The clock watcher actor.
@@ -38,6 +63,10 @@ pub struct ClockWatcher {
     config: WatcherConfig,
     ids: OpIds,
     last_emitted: Option<GlobalTime>,
+    /// When `last_emitted` was first seen, while stall detection is on.
+    advanced_at: Option<LocalTime>,
+    /// Whether the current stall has been reported.
+    stalled: bool,
     next_poll: Option<LocalTime>,
     in_flight: Option<OpId>,
 }
@@ -99,6 +128,11 @@ impl Actor for ClockWatcher {
         match Reader::decode(&result) {
             Ok(t) => {
                 let later = self.last_emitted.is_none_or(|last| t > last);
+                if later {
+                    self.advanced(now);
+                } else if let Some(stalled) = self.newly_stalled(now) {
+                    fx.notify(stalled);
+                }
                 if later || self.config.mutant == Some(Mutant::ClockWatcherRepeats) {
                     self.last_emitted = Some(self.last_emitted.map_or(t, |l| l.max(t)));
                     fx.notify(WatcherOutput::Time(t));
@@ -118,10 +152,22 @@ impl ClockWatcher {
             config.poll_interval,
             super::updater::INTERVAL_MAX,
         )?;
+        if let Some(limit) = config.stall_after {
+            check_duration("stall threshold", limit, super::updater::INTERVAL_MAX)?;
+            if limit <= config.poll_interval {
+                return Err(InputError::InvalidConfig(format!(
+                    "stall threshold {limit:?} must exceed the poll interval {:?}: a clock is \
+                     only seen to move between polls",
+                    config.poll_interval
+                )));
+            }
+        }
         Ok(ClockWatcher {
             config,
             ids: OpIds::default(),
             last_emitted: None,
+            advanced_at: None,
+            stalled: false,
             next_poll: Some(LocalTime(0)),
             in_flight: None,
         })
@@ -130,5 +176,34 @@ impl ClockWatcher {
     /// The last value emitted.
     pub fn last_emitted(&self) -> Option<GlobalTime> {
         self.last_emitted
+    }
+
+    /// Whether global time is stalled (reported and not yet ended by a later value).
+    pub fn is_stalled(&self) -> bool {
+        self.stalled
+    }
+
+    /// Global time moved: a stall, if any, is over. Timestamps are kept only when stall
+    /// detection is on, so a model without it does not grow its state space.
+    fn advanced(&mut self, now: LocalTime) {
+        if self.config.stall_after.is_some() {
+            self.advanced_at = Some(now);
+        }
+        self.stalled = false;
+    }
+
+    /// The stall to report if global time has now stood still past the threshold.
+    fn newly_stalled(&mut self, now: LocalTime) -> Option<WatcherOutput> {
+        let limit = self.config.stall_after?;
+        let since = self.advanced_at?;
+        let stalled_for = now.since(since);
+        if self.stalled || stalled_for < limit {
+            return None;
+        }
+        self.stalled = true;
+        Some(WatcherOutput::Stalled {
+            global_time: self.last_emitted?,
+            stalled_for,
+        })
     }
 }

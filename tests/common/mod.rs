@@ -350,6 +350,11 @@ impl Sim {
         }
     }
 
+    /// The actor of node `n`, to read its state.
+    pub fn node(&self, n: usize) -> &Node {
+        &self.nodes[n].actor
+    }
+
     pub fn manager(&mut self, n: usize) -> &mut LeaseManager {
         match &mut self.nodes[n].actor {
             Node::Manager(m) => m,

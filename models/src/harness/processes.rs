@@ -30,6 +30,7 @@ impl TenureModel {
         } else if Some(p) == self.watcher() {
             ClockWatcher::new(WatcherConfig {
                 poll_interval: self.config.tick,
+                stall_after: None,
                 mutant: self.config.mutant,
             })
             .map(Node::ClockWatcher)
