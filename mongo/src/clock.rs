@@ -44,7 +44,7 @@ struct UpdaterRouter {
     recorder: Option<Recorder>,
 }
 
-impl Router<UpdaterOutput> for UpdaterRouter {
+impl Router<Updater> for UpdaterRouter {
     fn route(&mut self, out: UpdaterOutput) {
         match out {
             UpdaterOutput::Ready { base } => {
@@ -213,7 +213,7 @@ struct WatchRouter {
     recorder: Option<Recorder>,
 }
 
-impl Router<WatcherOutput> for WatchRouter {
+impl Router<ClockWatcher> for WatchRouter {
     fn route(&mut self, out: WatcherOutput) {
         match out {
             // A latest-value slot: a slow consumer sees only the newest time (coalescing).

@@ -210,7 +210,7 @@ impl UnitRouter {
     }
 }
 
-impl Router<UnitOutput> for UnitRouter {
+impl Router<Unit> for UnitRouter {
     fn route(&mut self, out: UnitOutput) {
         match out {
             UnitOutput::Manager(m) => {

@@ -22,15 +22,31 @@ use tenure::lease::{
     Epoch, LeaseManager, ManagerConfig, ManagerError, ManagerOutput, RequestId, RetryConfig,
 };
 use tenure::time::{GlobalTime, LocalTime, SkewBounds};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-/// Answers waiting callers by request id; everything else goes to logs and metrics.
-#[derive(Default)]
+/// Answers waiting callers by request id, and publishes the holders while anyone watches them;
+/// everything else goes to logs and metrics.
 struct Waiters {
     pending: HashMap<RequestId, oneshot::Sender<ManagerOutput>>,
+    /// Shared with the handle, which subscribes ([`Leases::holder_changes`]).
+    holders: Arc<watch::Sender<BTreeMap<String, Holding>>>,
+}
+
+/// What the manager's cache says is held ([`LeaseManager::leases`]).
+fn holdings(m: &LeaseManager) -> BTreeMap<String, Holding> {
+    m.leases()
+        .map(|(name, info)| {
+            let holding = Holding {
+                holder: info.holder,
+                epoch: info.epoch,
+                global_expiry: info.global_expiry,
+            };
+            (name.to_owned(), holding)
+        })
+        .collect()
 }
 
 /// A claim's answer in the history's terms, and whether its outcome is unknown; `None` for
@@ -94,7 +110,7 @@ pub(crate) fn observe_manager_output(out: &ManagerOutput) {
     }
 }
 
-impl Router<ManagerOutput> for Waiters {
+impl Router<LeaseManager> for Waiters {
     fn route(&mut self, out: ManagerOutput) {
         observe_manager_output(&out);
         let req = match &out {
@@ -111,6 +127,22 @@ impl Router<ManagerOutput> for Waiters {
             // The caller may have given up (dropped its future); nothing to do then.
             let _ = tx.send(out);
         }
+    }
+
+    /// The cache is copied only while someone watches it: a manager of many leases pays
+    /// nothing for a feature it does not use.
+    fn settled(&mut self, m: &LeaseManager) {
+        if self.holders.receiver_count() == 0 {
+            return;
+        }
+        let now = holdings(m);
+        self.holders.send_if_modified(|known| {
+            let changed = *known != now;
+            if changed {
+                *known = now;
+            }
+            changed
+        });
     }
 }
 
@@ -194,10 +226,14 @@ impl LeasesBuilder {
         config.jitter_seed = Some(rand::random());
         let manager = LeaseManager::new(config)?;
         let start: ManagerCall = Box::new(|m, _, now| m.handle_start(now));
+        let holders = Arc::new(watch::Sender::new(BTreeMap::new()));
         let worker = Worker::spawn(
             "lease manager",
             manager,
-            Waiters::default(),
+            Waiters {
+                pending: HashMap::new(),
+                holders: holders.clone(),
+            },
             substrate.clone(),
             start,
             self.cancel,
@@ -207,6 +243,7 @@ impl LeasesBuilder {
                 worker,
                 next_req: AtomicU64::new(1),
                 substrate: substrate.clone(),
+                holders,
             }),
         })
     }
@@ -216,6 +253,7 @@ struct Inner {
     worker: Worker<LeaseManager, Waiters>,
     next_req: AtomicU64,
     substrate: Substrate,
+    holders: Arc<watch::Sender<BTreeMap<String, Holding>>>,
 }
 
 /// A lease manager for one namespace; cheap to clone, shared by every task of the process.
@@ -513,18 +551,30 @@ impl Leases {
     pub async fn holders(&self) -> Result<BTreeMap<String, Holding>, Error> {
         let (tx, rx) = oneshot::channel();
         let call: ManagerCall = Box::new(move |m, _, _| {
-            let held = m.leases().map(|(name, info)| {
-                let holding = Holding {
-                    holder: info.holder,
-                    epoch: info.epoch,
-                    global_expiry: info.global_expiry,
-                };
-                (name.to_owned(), holding)
-            });
-            let _ = tx.send(held.collect());
+            let _ = tx.send(holdings(m));
             Effects::none()
         });
         self.inner.worker.call_and_wait("holders", call, rx).await
+    }
+
+    /// [`Leases::holders`] as a `watch` receiver that changes whenever the manager's view
+    /// does (a claim, extension, release or expiry, a sweep that found another manager's
+    /// claim). Current when returned.
+    pub async fn holder_changes(
+        &self,
+    ) -> Result<watch::Receiver<BTreeMap<String, Holding>>, Error> {
+        let rx = self.inner.holders.subscribe();
+        // One step of the worker with a subscriber publishes the current view.
+        let (tx, done) = oneshot::channel();
+        let call: ManagerCall = Box::new(move |_, _, _| {
+            let _ = tx.send(());
+            Effects::none()
+        });
+        self.inner
+            .worker
+            .call_and_wait("holder_changes", call, done)
+            .await?;
+        Ok(rx)
     }
 
     /// Claims `lease` for `holder`, waiting up to `timeout` for another holder's term to end

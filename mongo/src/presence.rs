@@ -59,7 +59,7 @@ impl BatcherRouter {
     }
 }
 
-impl Router<BatcherOutput> for BatcherRouter {
+impl Router<Batcher> for BatcherRouter {
     fn route(&mut self, out: BatcherOutput) {
         match out {
             BatcherOutput::Flushed { bulk, docs, lag } => {
@@ -341,7 +341,7 @@ struct PingerRouter {
     key: String,
 }
 
-impl Router<PingerOutput> for PingerRouter {
+impl Router<Pinger> for PingerRouter {
     fn route(&mut self, out: PingerOutput) {
         match out {
             PingerOutput::Started { seq } => {
@@ -428,7 +428,7 @@ struct PrunerRouter {
     waiting: Vec<oneshot::Sender<Result<Pruned, String>>>,
 }
 
-impl Router<PrunerOutput> for PrunerRouter {
+impl Router<Pruner> for PrunerRouter {
     fn route(&mut self, out: PrunerOutput) {
         let result = match out {
             PrunerOutput::Pruned { pings, beings } => {
@@ -468,7 +468,7 @@ struct Synced {
     failed: Option<String>,
 }
 
-impl Router<WatcherOutput> for WatcherRouter {
+impl Router<PresenceWatcher> for WatcherRouter {
     fn route(&mut self, out: WatcherOutput) {
         match out {
             WatcherOutput::Change { watch, alive, key } => {

@@ -4,6 +4,9 @@
 //! An atomic server lets each version be won once, and the final version equals the number of
 //! wins. A server that checks the filter and then writes by `_id` alone lets two tasks win the
 //! same version (and loses updates): the fault under which lease exclusion breaks.
+//!
+//! Public on purpose: run it against a server before trusting Tenure to it (`cargo run -p
+//! tenure-mongo --example cas_race`).
 
 use crate::error::Error;
 use crate::substrate::Substrate;

@@ -93,8 +93,12 @@ pub(crate) trait Driven: Actor<Output: Send + 'static> + Send + 'static {}
 impl<A: Actor<Output: Send + 'static> + Send + 'static> Driven for A {}
 
 /// Where a worker's notifications go (waiting callers, watch channels, logs).
-pub(crate) trait Router<O>: Send + 'static {
-    fn route(&mut self, output: O);
+pub(crate) trait Router<A: Driven>: Send + 'static {
+    fn route(&mut self, output: A::Output);
+
+    /// After each step, with the actor: for a router that publishes some of its state (a
+    /// snapshot read with the actor's own accessors, never a rule restated).
+    fn settled(&mut self, _actor: &A) {}
 }
 
 /// An API call: runs inside the worker task with the actor, its router and the current time.
@@ -117,7 +121,7 @@ pub(crate) struct Worker<A: Driven, R> {
     substrate: Substrate,
 }
 
-impl<A: Driven, R: Router<A::Output>> Worker<A, R> {
+impl<A: Driven, R: Router<A>> Worker<A, R> {
     /// Starts `actor` with `start` as its first call. `cancel` stops it at once (in-flight store
     /// operations are abandoned; their outcome stays unknown to this process). Fails outside a
     /// tokio runtime.
@@ -244,7 +248,7 @@ impl<A: Driven, R> Drop for Worker<A, R> {
     }
 }
 
-async fn run<A: Driven, R: Router<A::Output>>(
+async fn run<A: Driven, R: Router<A>>(
     name: &'static str,
     mut actor: A,
     mut router: R,
@@ -270,6 +274,7 @@ async fn run<A: Driven, R: Router<A::Output>>(
         for n in fx.notifications.drain(..) {
             router.route(n);
         }
+        router.settled(&actor);
         if last {
             break;
         }

@@ -652,3 +652,46 @@ async fn holders_lists_who_holds_what() {
     b.shutdown().await;
     clock.shutdown().await;
 }
+
+type Holders = std::collections::BTreeMap<String, tenure_mongo::Holding>;
+
+/// The first view of `rx` for which `f` holds, within 10 s.
+async fn until(
+    rx: &tokio::sync::watch::Receiver<Holders>,
+    what: &str,
+    f: fn(&Holders) -> bool,
+) -> Holders {
+    let mut rx = rx.clone();
+    let seen = timeout(Duration::from_secs(10), rx.wait_for(f))
+        .await
+        .unwrap_or_else(|_| panic!("never saw {what}"))
+        .expect("manager running")
+        .clone();
+    seen
+}
+
+/// Issue 19, item 6: the holders as a stream of changes: a claim, another manager's claim
+/// (after a sweep) and a release each show up without asking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holder_changes_follow_claims_and_releases() {
+    let s = live!("lease_holder_changes");
+    let clock = updater(&s);
+    let (a, b) = (leases(&s, "ctl-a"), leases(&s, "ctl-b"));
+    let mut changes = a.holder_changes().await.expect("subscribe");
+    assert!(changes.borrow_and_update().is_empty(), "nothing held yet");
+    let long = Duration::from_secs(60);
+    let db = a.claim("db", "u0", long).await.expect("claim");
+    let seen = until(&changes, "its own claim", |h| h.contains_key("db")).await;
+    assert_eq!(seen["db"].epoch, db.epoch());
+    b.claim("cache", "u1", long).await.expect("claim");
+    let seen = until(&changes, "the other manager's claim", |h| {
+        h.contains_key("cache")
+    })
+    .await;
+    assert_eq!(seen["cache"].holder, "u1");
+    db.release().await.expect("release");
+    until(&changes, "the release", |h| !h.contains_key("db")).await;
+    a.shutdown().await;
+    b.shutdown().await;
+    clock.shutdown().await;
+}
