@@ -7,6 +7,7 @@
 //! and tells it as a timeline. See `tenure <command> --help`.
 
 mod check;
+mod history;
 mod render;
 mod sim;
 mod summary;
@@ -25,7 +26,7 @@ pub const EXIT_USAGE: u8 = 64;
 #[command(
     name = "tenure",
     version,
-    about = "Check Tenure's coordination protocols (global clock, leases, leadership, presence): exhaustively, and by seeded simulation",
+    about = "Check Tenure's coordination protocols (global clock, leases, leadership, presence): exhaustively, by seeded simulation, and on recorded histories",
     long_about = None
 )]
 struct Cli {
@@ -52,6 +53,9 @@ enum Command {
     ///
     /// Exit status as `tenure sim`'s.
     Replay(ReplayArgs),
+    /// Check a recorded history (the JSON lines a `tenure_mongo::Recorder` writes) against
+    /// the same properties.
+    History(history::HistoryArgs),
 }
 
 /// What a simulated run runs; `sim` and `replay` share them.
@@ -300,6 +304,7 @@ fn main() -> ExitCode {
         Command::Explore(args) => check::explore(&args),
         Command::Sim(args) => sim::run(&args),
         Command::Replay(args) => sim::replay(&args),
+        Command::History(args) => history::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -375,3 +375,95 @@ fn sim_usage_errors_say_what_to_change() {
         assert!(out.contains(says), "{args:?}: {out}");
     }
 }
+
+/// A recorded history of two claims of lease "db": `second_start` is where the second grant
+/// lands in real time (the first holder believes it holds until real 100).
+fn two_grants(second_start: u64) -> String {
+    use std::time::Duration;
+    use tenure::history::{ClaimOutcome, Entry, History, Operation, Phase};
+    use tenure::lease::Epoch;
+    use tenure::time::LocalTime;
+    let claim = |process, phase, real, holder: &str, outcome| Entry {
+        process,
+        call: 0,
+        phase,
+        real_ns: real,
+        local_ns: real,
+        operation: Operation::Claim {
+            lease: "db".into(),
+            holder: holder.into(),
+            duration: Duration::from_nanos(100),
+            outcome,
+        },
+    };
+    let granted = |epoch, deadline| {
+        Some(ClaimOutcome::Granted {
+            epoch: Epoch(epoch),
+            local_deadline: LocalTime(deadline),
+        })
+    };
+    History {
+        entries: vec![
+            claim(1, Phase::Invoke, 0, "a", None),
+            claim(1, Phase::Complete, 5, "a", granted(1, 100)),
+            claim(2, Phase::Invoke, second_start, "b", None),
+            claim(
+                2,
+                Phase::Complete,
+                second_start + 10,
+                "b",
+                granted(2, second_start + 110),
+            ),
+        ],
+    }
+    .to_jsonl()
+}
+
+/// `tenure history check` runs the properties on a saved history: a clean one passes, a
+/// doubled holder fails L6 with exit 1, a file that is not a history is a usage error.
+#[test]
+fn history_check_passes_a_clean_history_and_flags_a_doubled_holder() {
+    let dir = scratch("history");
+    std::fs::create_dir_all(&dir).unwrap();
+    let check = |name: &str, body: &str, extra: &[&str]| {
+        let file = dir.join(name);
+        std::fs::write(&file, body).unwrap();
+        let mut args = vec![
+            "history",
+            "check",
+            file.to_str().unwrap(),
+            "--rate-error-ppm",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+            .args(&args)
+            .output()
+            .expect("the tenure binary runs");
+        (o.status.code(), text(&o))
+    };
+    let (code, out) = check("clean.jsonl", &two_grants(200), &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("PASS    L6 lease exclusion"), "{out}");
+    let (code, out) = check("doubled.jsonl", &two_grants(50), &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL    L6 lease exclusion"), "{out}");
+    let (code, out) = check("doubled.jsonl", &two_grants(50), &["--json"]);
+    assert_eq!(code, Some(1), "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let l6 = v["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["property"] == "L6")
+        .expect("an L6 verdict");
+    assert_eq!(l6["outcome"], "fail");
+    let (code, out) = check("foreign.jsonl", "{\"client\": 1, \"op\": \"read\"}\n", &[]);
+    assert_eq!(code, Some(64), "{out}");
+    assert!(
+        out.contains("not a Tenure history") && out.contains("line 1"),
+        "{out}"
+    );
+    let (code, out) = check("empty.jsonl", "", &[]);
+    assert_eq!(code, Some(2), "{out}");
+}

@@ -86,6 +86,27 @@ async fn a_clock_without_an_updater_is_reported_stalled_until_one_runs() {
     watch.shutdown().await;
 }
 
+/// Goal: a watch's cancellation token stops it, as every other handle's does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_clock_watch_stops() {
+    let s = live!("health_cancel");
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let watch = ClockWatch::builder()
+        .poll_interval(Duration::from_millis(50))
+        .cancellation(cancel.clone())
+        .spawn(&s)
+        .expect("valid watch");
+    let mut health = watch.health_changes();
+    health.changed().await.expect("a first poll answers");
+    cancel.cancel();
+    let ended = timeout(Duration::from_secs(5), async {
+        while health.changed().await.is_ok() {}
+    });
+    ended
+        .await
+        .expect("the watch's task ended and dropped its sender");
+}
+
 /// Goal: a stall threshold not above the poll interval is refused before any I/O.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_threshold_within_one_poll_is_refused() {

@@ -201,3 +201,31 @@ async fn bad_presence_input_is_refused() {
     w.shutdown().await;
     p.shutdown().await;
 }
+
+/// Issue 19, item 10: one cancellation token stops a presence's batcher and every pinger and
+/// watcher it started, as it stops the other handles' workers; later calls fail fast.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_presence_stops_every_worker_it_started() {
+    let s = live!("presence_cancel");
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let p = builder("mc")
+        .cancellation(cancel.clone())
+        .build(&s)
+        .expect("valid presence");
+    let _pinger = p.pinger("k").await.expect("pinger");
+    let w = p.watcher().expect("watcher");
+    w.sync().await.expect("sync while running");
+    cancel.cancel();
+    let stopped =
+        |r: Result<(), tenure_mongo::Error>| matches!(r, Err(tenure_mongo::Error::Stopped(_)));
+    let sync = timeout(Duration::from_secs(5), w.sync()).await;
+    assert!(
+        stopped(sync.expect("answered at once")),
+        "the watcher stopped"
+    );
+    let flush = timeout(Duration::from_secs(5), p.flush()).await;
+    assert!(
+        stopped(flush.expect("answered at once")),
+        "the batcher stopped"
+    );
+}

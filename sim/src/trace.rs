@@ -5,6 +5,7 @@
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use tenure::actor::Note;
+use tenure::clock::watcher::WatcherOutput as ClockWatcherOutput;
 use tenure::clock::UpdaterOutput;
 use tenure::fault::Fault;
 use tenure::leadership::TrackerOutput;
@@ -51,6 +52,7 @@ impl Stats {
         let path = match note {
             Note::Updater(UpdaterOutput::Advanced { .. }) => "clock advance",
             Note::Updater(UpdaterOutput::Conflict { .. }) => "clock conflict",
+            Note::ClockWatcher(ClockWatcherOutput::Stalled { .. }) => "clock stalled",
             Note::Manager(m) => match m {
                 ManagerOutput::Claimed {
                     lease,

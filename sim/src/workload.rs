@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 const LEAVE_ONE_IN: u64 = 40;
 use std::time::Duration;
 use tenure::actor::{Node, Note};
-use tenure::clock::{ClockWatcher, Updater, UpdaterConfig, WatcherConfig};
+use tenure::clock::{stall_threshold, ClockWatcher, Updater, UpdaterConfig, WatcherConfig};
 use tenure::leadership::{TicketKind, TrackerConfig, Unit};
 use tenure::lease::{Epoch, LeaseManager, ManagerConfig, ManagerOutput, RequestId};
 use tenure::mutant::Protocol;
@@ -231,7 +231,13 @@ impl World {
             .map(Node::Updater),
             Role::ClockWatcher => ClockWatcher::new(WatcherConfig {
                 poll_interval: Duration::from_millis(700),
-                stall_after: None,
+                // The adapter's default rule, so the summary shows how often updater crashes
+                // and pauses stall the clock for longer than a deployment should alert on.
+                stall_after: Some(stall_threshold(&UpdaterConfig {
+                    update_interval: UPDATE_INTERVAL,
+                    backoff_delay: UPDATE_INTERVAL,
+                    mutant: None,
+                })),
                 mutant,
             })
             .map(Node::ClockWatcher),
