@@ -642,8 +642,8 @@ impl Leases {
     }
 
     /// Stops the manager: pending requests fail with `Stopped`, and the task is joined. Leases
-    /// held through it stay held until they expire (a release would need a write, and the
-    /// protocol moves ownership only through expiry).
+    /// held through it stay held until they expire: release them first ([`Token::release`])
+    /// to hand them over at once.
     pub async fn shutdown(&self) {
         self.inner
             .worker

@@ -377,6 +377,16 @@ fn failure(lease: &str, e: StoreError) -> ManagerError {
     }
 }
 
+/// The answer to `req` on `lease` when its store call ended other than as asked: a store error,
+/// or a success of another kind (which the store never gives; said, not asserted).
+fn failed(req: RequestId, lease: &str, outcome: Result<StoreSuccess, StoreError>) -> ManagerOutput {
+    let error = match outcome {
+        Ok(other) => ManagerError::Unavailable(format!("unexpected answer {other:?}")),
+        Err(e) => failure(lease, e),
+    };
+    ManagerOutput::Failed { req, error }
+}
+
 /// The lease manager actor.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LeaseManager {
@@ -870,14 +880,7 @@ impl LeaseManager {
                             .map(|d| d.epoch),
                         refreshed: true,
                     },
-                    Ok(other) => ManagerOutput::Failed {
-                        req,
-                        error: ManagerError::Unavailable(format!("unexpected answer {other:?}")),
-                    },
-                    Err(e) => ManagerOutput::Failed {
-                        req,
-                        error: failure(&lease, e),
-                    },
+                    other => failed(req, &lease, other),
                 };
                 fx.notify(answer);
             }
@@ -889,14 +892,7 @@ impl LeaseManager {
                         epoch,
                         vacated,
                     },
-                    Ok(other) => ManagerOutput::Failed {
-                        req,
-                        error: ManagerError::Unavailable(format!("unexpected answer {other:?}")),
-                    },
-                    Err(e) => ManagerOutput::Failed {
-                        req,
-                        error: failure(&lease, e),
-                    },
+                    other => failed(req, &lease, other),
                 });
                 self.schedule_tick(now);
             }
