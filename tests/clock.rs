@@ -180,7 +180,7 @@ fn unknown_outcome_discards_and_rebuilds_the_updater() {
         context.starts_with("updating global clock: adding 1.000s to current time 0.000s"),
         "{context}"
     );
-    assert_eq!(cause, "outcome unknown");
+    assert_eq!(cause.message(), "outcome unknown");
     // Rebuilt after BackoffDelay, it observes the applied write and goes on from there.
     sim.run_until(secs(31));
     assert!(updater_outputs(&sim, n).contains(&UpdaterOutput::Ready {

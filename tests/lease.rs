@@ -531,7 +531,7 @@ fn every_request_is_answered_when_its_store_call_fails() {
         sim.settle();
         assert!(
             matches!(&last(&sim, m), ManagerOutput::Failed { req: r, error: ManagerError::Unavailable(e) }
-                if *r == RequestId(req) && e.contains("not primary")),
+                if *r == RequestId(req) && e.message().contains("not primary")),
             "{:?}",
             sim.manager_outputs(m)
         );

@@ -94,20 +94,43 @@ pub enum Error {
 impl Error {
     /// Whether the same call may succeed later without anyone changing anything: the store was
     /// unreachable or slow, the outcome unknown, the lease contended or the manager busy. The
-    /// others (bad input, a corrupt document, a standalone server, a stopped handle, a denial)
-    /// need a person, a different call, or the holder to go.
+    /// others (bad input, a corrupt document, a standalone server, a stopped handle, a denial, a
+    /// command the server refused for good, such as an unauthorized one) need a person, a
+    /// different call, or the holder to go.
     pub fn is_transient(&self) -> bool {
+        if let Some(driver) = self.driver_error() {
+            return driver_error_is_transient(driver);
+        }
         match self {
             Error::Unreachable { .. } | Error::Unanswered { .. } => true,
             Error::Lease(e) => e.is_transient(),
-            Error::Driver { source, .. } => driver_error_is_transient(source),
             _ => false,
         }
     }
+
+    /// The MongoDB driver's error behind this one, if a driver call failed: a fenced write, or
+    /// the store call of a claim, check, release or clock read that the server refused. Match on
+    /// its kind, code and labels where [`Error::is_transient`] is too coarse.
+    pub fn driver_error(&self) -> Option<&mongodb::error::Error> {
+        let mut cause = std::error::Error::source(self);
+        while let Some(e) = cause {
+            if let Some(driver) = e.downcast_ref::<mongodb::error::Error>() {
+                return Some(driver);
+            }
+            cause = e.source();
+        }
+        None
+    }
 }
 
-/// A network error, no server to select, a cleared pool or a server-labelled retryable error:
-/// the same call may succeed once the server is back.
+/// Server codes the retryable-writes specification retries on (a failover, a shutdown, a
+/// network failure the server saw): the same call may succeed once a primary answers.
+const RETRYABLE_CODES: [i32; 12] = [
+    6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436,
+];
+
+/// A network error, no server to select, a cleared pool, a retryable server code or a
+/// server-labelled retryable error: the same call may succeed once the server is back.
 fn driver_error_is_transient(e: &mongodb::error::Error) -> bool {
     use mongodb::error::ErrorKind;
     matches!(
@@ -115,13 +138,25 @@ fn driver_error_is_transient(e: &mongodb::error::Error) -> bool {
         ErrorKind::Io(_)
             | ErrorKind::ServerSelection { .. }
             | ErrorKind::ConnectionPoolCleared { .. }
-    ) || [
-        "RetryableWriteError",
-        "RetryableReadError",
-        "TransientTransactionError",
-    ]
-    .iter()
-    .any(|l| e.contains_label(l))
+    ) || server_code(e).is_some_and(|c| RETRYABLE_CODES.contains(&c))
+        || [
+            "RetryableWriteError",
+            "RetryableReadError",
+            "TransientTransactionError",
+        ]
+        .iter()
+        .any(|l| e.contains_label(l))
+}
+
+/// The server's error code in a command or write error, if the server answered with one.
+pub(crate) fn server_code(e: &mongodb::error::Error) -> Option<i32> {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match &*e.kind {
+        ErrorKind::Command(c) => Some(c.code),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => Some(w.code),
+        ErrorKind::Write(WriteFailure::WriteConcernError(w)) => Some(w.code),
+        _ => None,
+    }
 }
 
 /// `text` with the password (and user) of any `scheme://user:pass@host` removed.

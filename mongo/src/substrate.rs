@@ -8,7 +8,7 @@
 //! protocol resolves them by re-reading, never by guessing.
 
 use crate::convert::{cas_filter, doc_from_bson, doc_to_bson, selector_filter, update_to_bson};
-use crate::error::{redact, Error};
+use crate::error::{redact, server_code, Error};
 use crate::record::{self, Recorder};
 use crate::runtime::LocalClock;
 use mongodb::bson::{doc, Bson, Document as BsonDocument};
@@ -21,7 +21,7 @@ use mongodb::{Client, Collection as MongoCollection, Database, IndexModel};
 use std::sync::Arc;
 use std::time::Duration;
 use tenure::history::Operation;
-use tenure::substrate::{Collection, Document, Op, OpResult, ReadConcern, Reply};
+use tenure::substrate::{Collection, Document, Op, OpResult, ReadConcern, Reply, StoreFailure};
 
 /// Longest accepted per-operation timeout: beyond it a lost server stalls every protocol for
 /// longer than any lease is likely to last.
@@ -410,7 +410,7 @@ impl Substrate {
         let result = match tokio::time::timeout(bound, self.run(op)).await {
             Ok(r) => r,
             Err(_) if op.is_write() => OpResult::Unknown,
-            Err(_) => OpResult::Failed(format!("{} timed out after {bound:?}", op.verb())),
+            Err(_) => OpResult::Failed(format!("{} timed out after {bound:?}", op.verb()).into()),
         };
         let unknown = result == OpResult::Unknown;
         record::complete(rec, call, unknown, || store(Some(result.to_string())));
@@ -432,7 +432,7 @@ impl Substrate {
                     Ok(Some(d)) => {
                         return match doc_from_bson(*coll, d) {
                             Ok(d) => OpResult::Ok(Reply::Doc(Some(d))),
-                            Err(e) => OpResult::Failed(e.to_string()),
+                            Err(e) => OpResult::Failed(e.to_string().into()),
                         }
                     }
                     Err(e) => Err(e),
@@ -522,13 +522,15 @@ impl Substrate {
                     Ok(reply) => match reply.get_datetime("localTime") {
                         Ok(t) => match u64::try_from(t.timestamp_millis()) {
                             Ok(ms) => OpResult::Ok(Reply::Time(ms.saturating_mul(1_000_000))),
-                            Err(_) => OpResult::Failed(format!("server time {t} is before 1970")),
+                            Err(_) => {
+                                OpResult::Failed(format!("server time {t} is before 1970").into())
+                            }
                         },
                         Err(_) => {
                             OpResult::Failed("the server's hello reply has no localTime".into())
                         }
                     },
-                    Err(e) => OpResult::Failed(redact(&e.to_string())),
+                    Err(e) => OpResult::Failed(StoreFailure::caused_by(redact(&e.to_string()), e)),
                 }
             }
         };
@@ -573,7 +575,7 @@ impl Substrate {
                 Some(d) => match doc_from_bson(coll, d) {
                     Ok(d) => OpResult::Ok(Reply::Doc(Some(d))),
                     // Applied, but what is there now is not ours to interpret.
-                    Err(e) => OpResult::Failed(e.to_string()),
+                    Err(e) => OpResult::Failed(e.to_string().into()),
                 },
             })
         } else {
@@ -651,32 +653,28 @@ fn op_id(op: &Op) -> Option<String> {
 }
 
 fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
-    match &*e.kind {
-        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
-        ErrorKind::Command(c) => c.code == 11000,
-        _ => false,
-    }
+    server_code(e) == Some(11000)
 }
 
 /// What a driver error says about the operation: refused (nothing happened), duplicate key, or
 /// unknown (it may have been applied).
 fn classify(e: &mongodb::error::Error, op: &Op) -> OpResult {
-    let message = || format!("{}: {}", op.verb(), redact(&e.to_string()));
+    // The driver's error rides along as the source, so a caller can still match on it.
+    let failed = || {
+        let message = format!("{}: {}", op.verb(), redact(&e.to_string()));
+        OpResult::Failed(StoreFailure::caused_by(message, e.clone()))
+    };
     if is_duplicate_key(e) {
         return OpResult::DuplicateKey;
     }
     if !op.is_write() || e.contains_label(NO_WRITES_PERFORMED) {
-        return OpResult::Failed(message());
+        return failed();
     }
     match &*e.kind {
         // A write error is the server's verdict on the write itself: it was not applied.
-        ErrorKind::Write(WriteFailure::WriteError(_)) => OpResult::Failed(message()),
-        ErrorKind::Command(c) if REFUSED_BEFORE_WRITE.contains(&c.code) => {
-            OpResult::Failed(message())
-        }
-        ErrorKind::InvalidArgument { .. } | ErrorKind::BsonSerialization(_) => {
-            OpResult::Failed(message())
-        }
+        ErrorKind::Write(WriteFailure::WriteError(_)) => failed(),
+        ErrorKind::Command(c) if REFUSED_BEFORE_WRITE.contains(&c.code) => failed(),
+        ErrorKind::InvalidArgument { .. } | ErrorKind::BsonSerialization(_) => failed(),
         // Write concern errors, timeouts, network errors, server selection after a first attempt:
         // the write may have happened.
         _ => {

@@ -195,6 +195,49 @@ async fn a_claim_whose_write_reply_is_lost_is_resolved_by_rereading() {
     updater.shutdown().await;
 }
 
+/// Issue 19, item 10: a claim whose store call the server refuses answers with the driver's
+/// error as its source, so the caller can tell a refusal for good (unauthorized) from a
+/// failover that the next call may outlive (not primary, refused twice so the driver's own
+/// retry fails too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_claim_keeps_the_drivers_error() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(s) = server("failpoint_source").await else {
+        return;
+    };
+    let (m, updater) = leases_on(&s, "failpoint_source").await;
+    let code = |e: &tenure_mongo::Error| match e.driver_error().map(|d| d.kind.as_ref()) {
+        Some(mongodb::error::ErrorKind::Command(c)) => c.code,
+        other => panic!("{e}: no command error as the source, found {other:?}"),
+    };
+
+    arm(&s, &["insert"], 1, doc! { "errorCode": 13 }).await;
+    let refused = m
+        .claim("db", "unit-0", Duration::from_secs(5))
+        .await
+        .expect_err("the server refused the insert");
+    assert_eq!(code(&refused), 13, "{refused}");
+    assert!(!refused.is_transient(), "unauthorized is not transient");
+
+    arm(&s, &["insert"], 2, doc! { "errorCode": 10107 }).await;
+    let failover = m
+        .claim("db", "unit-0", Duration::from_secs(5))
+        .await
+        .expect_err("the insert and its retry were refused");
+    assert_eq!(code(&failover), 10107, "{failover}");
+    assert!(failover.is_transient(), "not primary is transient");
+
+    // The manager kept serving: with the failpoint spent, the same claim is granted.
+    let token = m
+        .claim("db", "unit-0", Duration::from_secs(5))
+        .await
+        .expect("granted once the server accepts writes");
+    assert_eq!(token.epoch().0, 1);
+    disarm(&s).await;
+    m.shutdown().await;
+    updater.shutdown().await;
+}
+
 /// Issue 19, bug 3: a slow store call on one lease delays no other. The first lease's insert is
 /// held 3 s by the server (`blockConnection`); a claim of another lease, made meanwhile, is
 /// granted while the first is still waiting, and then the first is granted too.

@@ -402,7 +402,7 @@ async fn corrupt_documents_are_named_and_never_overwritten() {
     match global_time(&s).await {
         Err(Error::Clock(ClockError::Corrupt(c))) => assert_eq!(c.id, CLOCK_ID),
         Err(Error::Clock(ClockError::Store { cause, .. })) => {
-            assert!(cause.contains("\"g\""), "{cause}")
+            assert!(cause.message().contains("\"g\""), "{cause}")
         }
         other => panic!("{other:?}"),
     }

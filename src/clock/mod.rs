@@ -15,7 +15,7 @@ pub use reader::Reader;
 pub use updater::{Updater, UpdaterConfig, UpdaterOutput};
 pub use watcher::{stall_threshold, ClockWatcher, WatcherConfig};
 
-use crate::substrate::{Collection, CorruptDocument, Document};
+use crate::substrate::{Collection, CorruptDocument, Document, StoreFailure};
 use crate::time::GlobalTime;
 use thiserror::Error;
 
@@ -52,8 +52,9 @@ pub enum ClockError {
     Store {
         /// What the updater was doing ("adding 1.000s to current time 5.000s").
         context: String,
-        /// What the store said.
-        cause: String,
+        /// What the store said (the driver's error as its source, from a real store).
+        #[source]
+        cause: StoreFailure,
     },
     /// The clock document has the wrong shape.
     #[error(transparent)]

@@ -26,7 +26,7 @@ impl Reader {
             OpResult::Ok(Reply::Doc(doc)) => Ok(decode_stored(doc.as_ref())?),
             other => Err(ClockError::Store {
                 context: "reading global time".to_owned(),
-                cause: other.to_string(),
+                cause: other.failure(),
             }),
         }
     }

@@ -203,7 +203,7 @@ impl Actor for Updater {
                 return self.fail(
                     ClockError::Store {
                         context: "getting new updater".to_owned(),
-                        cause: other.to_string(),
+                        cause: other.failure(),
                     },
                     now,
                 );
@@ -229,7 +229,7 @@ impl Actor for Updater {
                 return self.fail(
                     ClockError::Store {
                         context,
-                        cause: other.to_string(),
+                        cause: other.failure(),
                     },
                     now,
                 );

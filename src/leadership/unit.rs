@@ -223,9 +223,9 @@ impl Unit {
                     let resigned = match &note {
                         ManagerOutput::Released { vacated, .. } => Ok(*vacated),
                         ManagerOutput::Failed { error, .. } => Err(error.clone()),
-                        other => Err(ManagerError::Unavailable(format!(
-                            "unexpected answer to a release: {other:?}"
-                        ))),
+                        other => Err(ManagerError::Unavailable(
+                            format!("unexpected answer to a release: {other:?}").into(),
+                        )),
                     };
                     out.notify(UnitOutput::Manager(note));
                     out.notify(UnitOutput::Resigned(resigned));

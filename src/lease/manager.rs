@@ -28,7 +28,7 @@ use crate::actor::Actor;
 use crate::effects::{Effects, OpId, OpIds, Renumber};
 use crate::jitter::Jitter;
 use crate::mutant::Mutant;
-use crate::substrate::{Collection, CorruptDocument, OpResult};
+use crate::substrate::{Collection, CorruptDocument, OpResult, StoreFailure};
 use crate::time::{GlobalTime, LocalTime, SkewBounds, RATE_ERROR_PPM_MAX};
 use crate::validate::{check_duration, check_lease_duration, check_name, InputError};
 use serde::{Deserialize, Serialize};
@@ -184,7 +184,7 @@ pub enum ManagerError {
     /// The store refused or failed the call (unreachable, not primary, a rejected command). The
     /// manager keeps its state and serves again once the store answers.
     #[error("store unavailable ({0}); the lease manager keeps serving: try again once the store answers")]
-    Unavailable(String),
+    Unavailable(#[source] StoreFailure),
     /// The holder asked to release this very term while the claim ran: the grant is void
     /// (the release ends it). Claim again for a new term.
     #[error("lease {0:?}: its holder released this term while the claim ran; claim again for a new term")]
@@ -372,7 +372,7 @@ fn failure(lease: &str, e: StoreError) -> ManagerError {
         StoreError::Unknown(_) => ManagerError::OutcomeUnknown(lease.to_owned()),
         StoreError::Corrupt(c) => ManagerError::Corrupt(c),
         StoreError::Store { context, cause } => {
-            ManagerError::Unavailable(format!("{context}: {cause}"))
+            ManagerError::Unavailable(cause.in_context(&context))
         }
     }
 }
@@ -381,7 +381,7 @@ fn failure(lease: &str, e: StoreError) -> ManagerError {
 /// or a success of another kind (which the store never gives; said, not asserted).
 fn failed(req: RequestId, lease: &str, outcome: Result<StoreSuccess, StoreError>) -> ManagerOutput {
     let error = match outcome {
-        Ok(other) => ManagerError::Unavailable(format!("unexpected answer {other:?}")),
+        Ok(other) => ManagerError::Unavailable(format!("unexpected answer {other:?}").into()),
         Err(e) => failure(lease, e),
     };
     ManagerOutput::Failed { req, error }

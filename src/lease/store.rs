@@ -21,7 +21,8 @@ use super::{lease_id, lease_name_of, Epoch, LeaseDoc, Term};
 use crate::clock::{ClockError, Reader};
 use crate::mutant::Mutant;
 use crate::substrate::{
-    fields, Collection, CorruptDocument, Op, OpResult, ReadConcern, Reply, Selector, Update, Value,
+    fields, Collection, CorruptDocument, Op, OpResult, ReadConcern, Reply, Selector, StoreFailure,
+    Update, Value,
 };
 use crate::time::{nanos, GlobalTime, LocalTime, SkewBounds};
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,8 +48,9 @@ pub enum StoreError {
     Store {
         /// What the client was doing.
         context: String,
-        /// What the store said.
-        cause: String,
+        /// What the store said (the driver's error as its source, from a real store).
+        #[source]
+        cause: StoreFailure,
     },
 }
 
@@ -60,7 +62,7 @@ impl From<ClockError> for StoreError {
             ClockError::Store { context, cause } => StoreError::Store { context, cause },
             other => StoreError::Store {
                 context: "reading global time".to_owned(),
-                cause: other.to_string(),
+                cause: other.to_string().into(),
             },
         }
     }
@@ -362,7 +364,7 @@ impl LeaseStore {
             OpResult::Unknown => Err(StoreError::Unknown(format!("reading lease {name:?}"))),
             other => Err(StoreError::Store {
                 context: format!("reading lease {name:?}"),
-                cause: other.to_string(),
+                cause: other.failure(),
             }),
         }
     }
@@ -764,7 +766,7 @@ impl LeaseStore {
                 }
                 other => Err(StoreError::Store {
                     context: format!("expiring lease {name:?}"),
-                    cause: other.to_string(),
+                    cause: other.failure(),
                 }),
             },
             Call::Release {
@@ -790,7 +792,7 @@ impl LeaseStore {
                 }
                 other => Err(StoreError::Store {
                     context: format!("releasing lease {name:?}"),
-                    cause: other.to_string(),
+                    cause: other.failure(),
                 }),
             },
             Call::ReleaseRead {
@@ -837,7 +839,7 @@ impl LeaseStore {
             OpResult::Unknown => Err(StoreError::Unknown(format!("lease {name:?}"))),
             other => Err(StoreError::Store {
                 context: format!("re-reading lease {name:?}"),
-                cause: other.to_string(),
+                cause: other.failure(),
             }),
         }
     }
@@ -869,7 +871,7 @@ impl LeaseStore {
         let OpResult::Ok(Reply::Docs(docs)) = result else {
             return Err(StoreError::Store {
                 context: "refreshing leases".into(),
-                cause: result.to_string(),
+                cause: result.failure(),
             });
         };
         let (mut good, mut corrupt) = (BTreeMap::new(), BTreeMap::new());

@@ -196,7 +196,7 @@ impl MemoryStore {
                             .unwrap_or_else(|| Document::new(id.as_str(), Fields::new())),
                     };
                     if let Err(m) = apply_update(&mut doc, update) {
-                        return OpResult::Failed(m);
+                        return OpResult::Failed(m.into());
                     }
                     staged.insert(id.as_str(), doc);
                 }
@@ -232,7 +232,7 @@ impl MemoryStore {
                 let mut d = Document::new(id, Fields::new());
                 for (k, v) in seed {
                     if let Err(m) = set_path(&mut d, &k, v) {
-                        return OpResult::Failed(m);
+                        return OpResult::Failed(m.into());
                     }
                 }
                 d
@@ -240,7 +240,7 @@ impl MemoryStore {
             None => return OpResult::PreconditionFailed,
         };
         if let Err(m) = apply_update(&mut doc, update) {
-            return OpResult::Failed(m);
+            return OpResult::Failed(m.into());
         }
         self.docs.insert(key, doc.clone());
         OpResult::Ok(if return_new {

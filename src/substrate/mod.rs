@@ -14,6 +14,7 @@ pub use memory::MemoryStore;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use thiserror::Error;
 
 /// The logical collections Tenure uses. The adapter maps each to a configured MongoDB
@@ -402,7 +403,117 @@ pub enum OpResult {
     Unknown,
     /// Not applied, for a reason the caller cannot fix by retrying at once (a type mismatch, an
     /// unavailable server that refused before acting).
-    Failed(String),
+    Failed(StoreFailure),
+}
+
+/// Why a store refused an operation: a message for people and, from a real store, the driver's
+/// own error as the [`std::error::Error::source`], so that a caller several layers up can still
+/// match on its kind and labels (retryable or fatal).
+///
+/// Two failures are equal (and hash alike) when their messages are: models and histories compare
+/// what was said, and a driver error is neither comparable nor serializable. Serialized, a
+/// failure is its message; read back, it has no source.
+#[derive(Clone, Debug)]
+pub struct StoreFailure {
+    message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreFailure {
+    /// A failure with only a message (the reference store, a test, a timeout).
+    pub fn new(message: impl Into<String>) -> Self {
+        StoreFailure {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A failure that keeps the error which caused it.
+    pub fn caused_by(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreFailure {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// The same failure, its message prefixed by what the caller was doing; the source is kept.
+    pub fn in_context(&self, context: &str) -> Self {
+        StoreFailure {
+            message: format!("{context}: {}", self.message),
+            source: self.source.clone(),
+        }
+    }
+
+    /// What the store said.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for StoreFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StoreFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl PartialEq for StoreFailure {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+    }
+}
+
+impl Eq for StoreFailure {}
+
+impl std::hash::Hash for StoreFailure {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.message.hash(state);
+    }
+}
+
+impl From<String> for StoreFailure {
+    fn from(message: String) -> Self {
+        StoreFailure::new(message)
+    }
+}
+
+impl From<&str> for StoreFailure {
+    fn from(message: &str) -> Self {
+        StoreFailure::new(message)
+    }
+}
+
+impl Serialize for StoreFailure {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.message)
+    }
+}
+
+impl<'de> Deserialize<'de> for StoreFailure {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(StoreFailure::new)
+    }
+}
+
+impl OpResult {
+    /// This result as the cause of a store error: a failure keeps its source (said as
+    /// `failed: ...`, as [`fmt::Display`] says it); any other result is said as it is.
+    pub fn failure(&self) -> StoreFailure {
+        match self {
+            OpResult::Failed(f) => f.in_context("failed"),
+            other => StoreFailure::new(other.to_string()),
+        }
+    }
 }
 
 impl fmt::Display for OpResult {
@@ -414,5 +525,34 @@ impl fmt::Display for OpResult {
             OpResult::Unknown => f.write_str("outcome unknown"),
             OpResult::Failed(m) => write!(f, "failed: {m}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[derive(Debug, Error)]
+    #[error("driver says no")]
+    struct Driver;
+
+    /// The source survives every layer a store error passes through, while equality, hashing
+    /// and serialization see only the message (models compare states; a driver is not data).
+    #[test]
+    fn a_store_failure_keeps_its_source_through_context() {
+        let failed = OpResult::Failed(StoreFailure::caused_by("update: no", Driver));
+        let cause = failed.failure().in_context("writing lease \"db\"");
+        assert_eq!(
+            cause.to_string(),
+            "writing lease \"db\": failed: update: no"
+        );
+        let source = cause.source().expect("the driver's error is kept");
+        assert!(source.downcast_ref::<Driver>().is_some());
+        assert_eq!(failed, OpResult::Failed(StoreFailure::new("update: no")));
+        let json = serde_json::to_string(&failed).expect("serialize");
+        let back: OpResult = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, failed);
+        assert!(OpResult::Unknown.failure().source().is_none());
     }
 }
