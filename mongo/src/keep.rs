@@ -5,14 +5,11 @@
 use crate::error::Error;
 use crate::lease::Token;
 use std::time::Duration;
+use tenure::lease::keep::{renewal_keeps_term, renewal_lead, renewal_retry_delay};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
-
-/// A renewal that failed for a reason that may pass (the store slow or unreachable) is tried
-/// again this fraction of the duration later, while the deadline allows.
-const RETRY_FRACTION: u32 = 10;
 
 /// A lease kept alive by renewals. Stop acting as the holder the moment [`KeptLease::lost`]
 /// fires. Dropping it stops the renewals (the lease then lapses at its deadline).
@@ -26,11 +23,12 @@ pub struct KeptLease {
 
 impl Token {
     /// Keeps this lease: renews it for `duration` each time half of that is left before the
-    /// local deadline, until stopped. [`KeptLease::lost`] fires when a deadline passes without
-    /// a renewal (the store unreachable too long, the manager stopped, the term lost): from
-    /// then on the holder must not act as the holder. Renewals keep the epoch; a renewal that
-    /// would start a new term (the old one ended meanwhile) counts as lost. Fails outside a
-    /// tokio runtime, or for a duration the manager would refuse.
+    /// local deadline (the core's `lease::keep` rules, shared with leadership), until stopped.
+    /// [`KeptLease::lost`] fires when a deadline passes without a renewal (the store
+    /// unreachable too long, the manager stopped, the term lost): from then on the holder must
+    /// not act as the holder. Renewals keep the epoch; a renewal that would start a new term
+    /// (the old one ended meanwhile) counts as lost. Fails outside a tokio runtime, or for a
+    /// duration the manager would refuse.
     pub fn keep_alive(self, duration: Duration) -> Result<KeptLease, Error> {
         tenure::validate::check_lease_duration(duration)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
@@ -105,8 +103,8 @@ async fn renew(
     lost: CancellationToken,
     stop: CancellationToken,
 ) -> Token {
-    let retry = duration / RETRY_FRACTION;
-    let mut next = token.local_deadline().checked_sub(duration / 2);
+    let (lead, retry) = (renewal_lead(duration), renewal_retry_delay(duration));
+    let mut next = token.local_deadline().checked_sub(lead);
     loop {
         let at = next.unwrap_or_else(Instant::now);
         match wait(at, &token, &stop).await {
@@ -121,12 +119,11 @@ async fn renew(
             r = token.leases().claim(token.lease(), token.holder(), duration) => r,
         };
         match renewal {
-            Ok(renewed) if renewed.epoch() == token.epoch() => {
+            Ok(renewed) if renewal_keeps_term(token.epoch(), renewed.epoch()) => {
                 token = renewed;
                 current.send_replace(token.clone());
-                next = token.local_deadline().checked_sub(duration / 2);
+                next = token.local_deadline().checked_sub(lead);
             }
-            // A new term: the old one ended, so the guarantee was broken in between.
             Ok(_) => break,
             Err(e) if e.is_transient() => {
                 tracing::debug!(lease = token.lease(), error = %e, "renewal failed; retrying");

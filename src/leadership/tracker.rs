@@ -11,7 +11,7 @@
 //! [`Tracker::handle_claim_result`] and [`Tracker::handle_released`].
 
 use crate::effects::Effects;
-use crate::lease::{Epoch, ManagerConfig, ManagerOutput};
+use crate::lease::{keep, Epoch, ManagerConfig, ManagerOutput};
 use crate::mutant::Mutant;
 use crate::time::LocalTime;
 use crate::validate::{check_duration, check_name, InputError, DURATION_MAX};
@@ -295,17 +295,21 @@ impl Tracker {
         }
         self.claim_started = Some(now);
         self.retry_at = None;
-        let duration = if self.config.mutant == Some(Mutant::LeadershipSingleDuration) {
-            self.config.claim_duration
-        } else {
-            self.config.lease_duration()
-        };
         fx.notify(TrackerOutput::Claim {
             application: self.config.application.clone(),
             unit: self.config.unit.clone(),
-            duration,
+            duration: self.claims_for(),
         });
         fx
+    }
+
+    /// The duration each claim asks for: twice the claim duration ([`TrackerConfig::lease_duration`]).
+    fn claims_for(&self) -> Duration {
+        if self.config.mutant == Some(Mutant::LeadershipSingleDuration) {
+            self.config.claim_duration
+        } else {
+            self.config.lease_duration()
+        }
     }
 
     /// Renews if the renewal is due, or reports the lapse if the guarantee ran out before the
@@ -356,11 +360,8 @@ impl Tracker {
                     let own = started.after(self.config.lease_duration());
                     local_deadline.map_or(own, |d| d.min(own))
                 };
-                let renew_at = LocalTime(
-                    until
-                        .0
-                        .saturating_sub(crate::time::nanos(self.config.claim_duration)),
-                );
+                let lead = keep::renewal_lead(self.claims_for());
+                let renew_at = LocalTime(until.0.saturating_sub(crate::time::nanos(lead)));
                 self.role = Role::Leader { renew_at, until };
                 let mut fx = Effects::none();
                 fx.notify(TrackerOutput::BecameLeader { until, epoch });

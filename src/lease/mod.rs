@@ -4,6 +4,7 @@
 //! # Layout
 //! - this module: the lease document schema ([`LeaseDoc`]) and vocabulary ([`Epoch`], [`Term`]);
 //! - [`store`]: the store client: cache, refresh, claim, extend, expire (§2.3-§2.4);
+//! - [`keep`]: when a holder renews and what a renewal's answer means (leadership, kept leases);
 //! - [`manager`]: the manager actor over one store client: claim-or-extend, tokens,
 //!   wait-until-expired, expiry scheduling (§3).
 //!
@@ -16,6 +17,7 @@
 //! holder), so a release never ends another holder's term, nor a later term of its own.
 //! Ownership moves only through a vacant document (L2): expired, or released by its holder.
 
+pub mod keep;
 pub mod manager;
 pub mod store;
 
