@@ -174,11 +174,15 @@ impl Renumber for Node {
 }
 
 impl Node {
-    /// Lowers the node's operation ids so the oldest it holds is 0 (see [`Renumber`]), and
-    /// returns by how much: the executor lowers the ids of the node's requests in flight by as
-    /// much.
-    pub fn renumber(&mut self) -> u64 {
-        let by = self.oldest_op_id().0;
+    /// Lowers the node's operation ids so the oldest it holds, or `issued` (the lowest id of
+    /// the requests it just issued), is 0 (see [`Renumber`]), and returns by how much: the
+    /// executor lowers the ids of the node's requests in flight by as much. `issued` matters
+    /// when the node stopped in the call that issued a request: it no longer holds that id,
+    /// but the request is still to be answered (and ignored).
+    pub fn renumber(&mut self, issued: Option<OpId>) -> u64 {
+        let by = issued
+            .map_or(self.oldest_op_id(), |id| id.min(self.oldest_op_id()))
+            .0;
         if by > 0 {
             self.lower_op_ids(by);
         }

@@ -129,6 +129,9 @@ mutants! {
     LeadershipSecondReleaseWaiter = "leadership-second-release-waiter", Leadership, T3;
     /// A minion whose release-waiter returns does not claim: a free lease stays free.
     LeadershipIgnoresRelease = "leadership-ignores-release", Leadership, T6;
+    /// A unit's manager sweeps only at its own `max_sleep`, not every claim duration: a lease
+    /// its leader released on resigning stays free until the old term would have expired.
+    LeadershipSweepAtMaxSleep = "leadership-sweep-at-max-sleep", Leadership, T6;
     /// Pings are written with `$inc` and a flush whose outcome is unknown is sent again.
     PresenceIncResend = "presence-inc-resend", Presence, P2;
     /// The watcher reads only the current slot, so a key flaps dead at every slot boundary.

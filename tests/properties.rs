@@ -10,7 +10,6 @@
 
 mod common;
 
-use common::leadership::World;
 use common::lease::manager;
 use common::presence as pres;
 use common::{secs, Clock, Node, Note, Sim};
@@ -20,7 +19,7 @@ use std::time::Duration;
 use tenure::clock::watcher::WatcherOutput as ClockWatcherOutput;
 use tenure::clock::{ClockWatcher, Updater, UpdaterConfig, UpdaterOutput, WatcherConfig};
 use tenure::jitter::Jitter;
-use tenure::leadership::{TicketKind, TrackerConfig, TrackerOutput};
+use tenure::leadership::{TicketKind, TrackerConfig, TrackerOutput, Unit};
 use tenure::lease::{Epoch, ManagerConfig, ManagerOutput};
 use tenure::mutant::{Mutant, Protocol};
 use tenure::presence::{Ping, PingerOutput, WatcherOutput};
@@ -302,31 +301,24 @@ fn abandoned_leases_expire(sim: &mut Sim) -> Vec<Result<(), Violation>> {
 }
 
 /// T6's window in the leadership runs: a waiting unit learns that the lease is free at its
-/// manager's next expiry tick (max sleep 5 s) at the latest, and claims at once; two seconds to
-/// spare.
+/// manager's next sweep (every claim duration, 5 s, `TrackerConfig::sweep_interval`) at the
+/// latest, and claims at once; two seconds to spare.
 const SERVICE_WINDOW: Duration = Duration::from_secs(5 + 2);
 
 /// The end of a leadership run: every process runs and every request completes on time for
 /// 40 s, observed each second. Whenever the lease `application` is free while a unit waits to
 /// lead (its tracker alive and not leader), it must be claimed within T6's window.
-fn candidates_served(w: &mut World, application: &str) -> Vec<Result<(), Violation>> {
-    let quiet_since = w.sim.real;
+fn candidates_served(
+    sim: &mut Sim,
+    units: &[usize],
+    application: &str,
+) -> Vec<Result<(), Violation>> {
+    let quiet_since = sim.real;
     let mut free_since = None;
     let mut results = Vec::new();
     for _ in 0..40 {
-        if !w.try_run_until(w.sim.real + secs(1)) {
-            // Nobody is served by units that never settle.
-            results.push(Err(Violation::new(
-                tenure::property::PropertyId::T6,
-                format!(
-                    "the units never settled after real {}",
-                    tenure::time::Secs(quiet_since)
-                ),
-            )));
-            break;
-        }
-        let held = w
-            .sim
+        sim.run_until(sim.real + secs(1));
+        let held = sim
             .store
             .documents(Collection::Leases)
             .filter_map(|d| tenure::lease::LeaseDoc::decode(d, "app").ok())
@@ -334,18 +326,18 @@ fn candidates_served(w: &mut World, application: &str) -> Vec<Result<(), Violati
         free_since = if held {
             None
         } else {
-            free_since.or(Some(w.sim.real))
+            free_since.or(Some(sim.real))
         };
-        let waiting = w
-            .units
-            .iter()
-            .any(|u| !u.tracker.is_stopped() && !u.tracker.is_leader());
+        let waiting = units.iter().any(|&u| match sim.node(u) {
+            Node::Unit(x) => !x.tracker().is_stopped() && !x.tracker().is_leader(),
+            _ => false,
+        });
         if let (Some(since), true) = (free_since, waiting) {
             results.push(leadership::t6_served_in_time(
                 application,
                 since,
                 quiet_since,
-                w.sim.real,
+                sim.real,
                 SERVICE_WINDOW,
             ));
         }
@@ -498,98 +490,95 @@ fn run_leadership(choices: &[u32], mutant: Option<Mutant>) -> Run {
     let d = Duration::from_secs(5);
     let mut sim = Sim::new();
     let up = start_updater(&mut sim, None, Clock::EXACT);
-    let skew = SkewBounds {
-        rate_error_ppm: RHO_PPM,
-        clock_step_max: CLOCK_STEP_MAX,
-    };
-    let managers: Vec<usize> = (0..3)
-        .map(|i| {
-            let mut cfg = ManagerConfig::new("app", format!("ctl-{i}"));
-            cfg.skew = skew;
-            cfg.max_sleep = Duration::from_secs(5);
-            manager(&mut sim, cfg, CLOCKS[i])
-        })
-        .collect();
     settle_nodes(&mut sim, &[up]);
-    let mut w = World::new(sim);
-    let units: Vec<usize> = (0..3)
-        .map(|i| {
-            w.unit(
-                TrackerConfig {
-                    application: "db".into(),
-                    unit: format!("db-{i}"),
-                    claim_duration: d,
-                    mutant,
-                },
-                managers[i],
-                true,
-            )
-        })
-        .collect();
+    let units: Vec<usize> = (0..3).map(|i| start_unit(&mut sim, i, d, mutant)).collect();
     let mut issued: BTreeMap<(usize, u64), u64> = BTreeMap::new();
+    let mut given_up: Vec<Release> = Vec::new();
     for c in choices {
+        let u = units[(*c as usize / 8) % 3];
         match c % 8 {
             6 => {
-                let u = (*c as usize / 8) % 3;
                 let kind = [
                     TicketKind::ClaimLeader,
                     TicketKind::WaitLeader,
                     TicketKind::WaitMinion,
                 ][(*c as usize / 24) % 3];
-                let now = w.sim.now(w.units[u].manager);
-                let (id, fx) = w.units[u].tracker.handle_ticket(kind, now);
-                issued.insert((u, id.0), w.sim.real);
-                feed(&mut w, u, fx);
+                let mut id = None;
+                sim.call(u, |a, now| match a {
+                    Node::Unit(x) => {
+                        let (t, fx) = x.handle_ticket(kind, now);
+                        id = Some(t.0);
+                        common::split(fx, Note::from)
+                    }
+                    _ => unreachable!("units are units"),
+                });
+                issued.insert((u, id.expect("a ticket")), sim.real);
             }
-            7 => w.fire_tracker((*c as usize / 8) % 3),
-            // Now and then a unit stops for good, so leadership has to move.
-            5 if (c / 8) % 16 == 0 => w.stop((*c as usize / 256) % 3),
-            _ => w.sim.step(*c, STEP_MAX),
+            7 => sim.fire(u),
+            // Now and then a unit stops for good, or resigns, so leadership has to move.
+            5 if (c / 8) % 16 == 0 => {
+                let u = units[(*c as usize / 256) % 3];
+                leave(&mut sim, u, (c / 4096) % 2 == 0, &mut given_up);
+            }
+            _ => sim.step(*c, STEP_MAX),
         }
-        settle_nodes(&mut w.sim, &[up]);
-        w.route();
+        settle_nodes(&mut sim, &[up]);
     }
-    let mut results = candidates_served(&mut w, "db");
-    let tenures = tenures(&w.sim, &[]);
+    // Half the runs end as a rolling deploy does: the leader resigns as the quiet phase begins,
+    // and a waiting unit must take over within a sweep, not when the old lease would expire.
+    if choices.first().is_some_and(|c| c % 2 == 1) {
+        let leader = units
+            .iter()
+            .copied()
+            .find(|&u| matches!(sim.node(u), Node::Unit(x) if x.tracker().is_leader()));
+        if let Some(u) = leader {
+            leave(&mut sim, u, true, &mut given_up);
+        }
+    }
+    let mut results = candidates_served(&mut sim, &units, "db");
+    let tenures = tenures(&sim, &given_up);
     results.push(lease::l6_exclusion(&tenures));
     let mut answers = Vec::new();
+    let mut minion = false;
     for &u in &units {
-        let unit = &w.units[u];
         let mut events = Vec::new();
         let mut waiters = Vec::new();
         let mut claims = Vec::new();
-        for (real, o) in &unit.outputs {
-            match o {
-                TrackerOutput::Ticket { id, kind, value } => {
+        for (real, node, note) in &sim.notes {
+            if *node != u {
+                continue;
+            }
+            match note {
+                Note::Tracker(TrackerOutput::Ticket { id, kind, value }) => {
                     events.push(tenure::property::leadership::TicketEvent::Resolved(
                         *id, *value,
                     ));
                     if *value && *kind == TicketKind::ClaimLeader {
                         let issued_real = issued.get(&(u, id.0)).copied().unwrap_or(*real);
-                        let node = w.units[u].manager;
-                        let claim_until_real = w
-                            .sim
-                            .real_of(node, w.sim.nodes[node].clock.local(issued_real).after(d));
+                        // A unit that resigns gives its guarantee up: it is owed none after.
+                        let resigned = given_up.iter().filter(|r| r.1 == unit_of(&sim, u));
+                        let claim_until_real = resigned.map(|r| r.0).fold(
+                            sim.real_of(u, sim.nodes[u].clock.local(issued_real).after(d)),
+                            u64::min,
+                        );
                         answers.push(tenure::property::leadership::LeaderAnswer {
                             application: "db".into(),
-                            unit: format!("db-{u}"),
+                            unit: unit_of(&sim, u),
                             issued_real,
                             answered_real: *real,
                             claim_until_real,
                         });
                     }
                 }
-                TrackerOutput::WaitReleased { .. } => waiters.push((*real, 1i8)),
-                TrackerOutput::Claim { duration, .. } => claims.push(*duration),
+                Note::Tracker(TrackerOutput::WaitReleased { .. }) => waiters.push((*real, 1i8)),
+                // A unit's manager waits only for its tracker: each end is a waiter returning.
+                Note::Manager(ManagerOutput::WaitEnded { .. })
+                | Note::Manager(ManagerOutput::WaitCancelled { .. }) => waiters.push((*real, -1i8)),
+                Note::Tracker(TrackerOutput::Claim { duration, .. }) => claims.push(*duration),
+                Note::Tracker(TrackerOutput::BecameMinion) => minion = true,
                 _ => {}
             }
         }
-        waiters.extend(
-            w.released
-                .iter()
-                .filter(|(_, x)| *x == u)
-                .map(|(r, _)| (*r, -1i8)),
-        );
         waiters.sort_by_key(|(r, delta)| (*r, *delta));
         let mut issued_events: Vec<_> = issued
             .keys()
@@ -616,12 +605,15 @@ fn run_leadership(choices: &[u32], mutant: Option<Mutant>) -> Run {
     if tenures.iter().any(|t| t.holder != tenures[0].holder) {
         reached.insert("leadership moved");
     }
-    if w.units.iter().any(|u| {
-        u.outputs
-            .iter()
-            .any(|o| matches!(o.1, TrackerOutput::BecameMinion))
-    }) {
+    if minion {
         reached.insert("minion");
+    }
+    if sim
+        .notes
+        .iter()
+        .any(|(_, _, n)| matches!(n, Note::Resigned(Ok(true))))
+    {
+        reached.insert("resigned");
     }
     Run {
         violations: violations(results),
@@ -629,29 +621,61 @@ fn run_leadership(choices: &[u32], mutant: Option<Mutant>) -> Run {
     }
 }
 
-fn feed(w: &mut World, u: usize, fx: tenure::effects::Effects<TrackerOutput>) {
-    // World::feed is private to the harness; route through a no-op ticket-free path.
-    for n in fx.notifications {
-        match n {
-            TrackerOutput::Claim {
-                application,
-                unit,
-                duration,
-            } => {
-                let m = w.units[u].manager;
-                w.units[u].outputs.push((
-                    w.sim.real,
-                    TrackerOutput::Claim {
-                        application: application.clone(),
-                        unit: unit.clone(),
-                        duration,
-                    },
-                ));
-                w.claim_for(u, m, &application, &unit, duration);
-            }
-            other => w.units[u].outputs.push((w.sim.real, other)),
+fn unit_name(i: usize) -> String {
+    format!("db-{i}")
+}
+
+/// The unit name of unit node `u`.
+fn unit_of(sim: &Sim, u: usize) -> String {
+    match sim.node(u) {
+        Node::Unit(x) => x.tracker().unit().to_owned(),
+        _ => String::new(),
+    }
+}
+
+/// Adds and starts unit `db-<i>`: a tracker claiming for `d` through a manager of its own, on
+/// the `i`-th clock. The manager asks for the default sweep; the unit decides its own.
+fn start_unit(sim: &mut Sim, i: usize, d: Duration, mutant: Option<Mutant>) -> usize {
+    let mut manager = ManagerConfig::new("app", format!("ctl-{i}"));
+    manager.skew = SkewBounds {
+        rate_error_ppm: RHO_PPM,
+        clock_step_max: CLOCK_STEP_MAX,
+    };
+    // A renewal that met a concurrent change must be retried within the claim duration
+    // (`TrackerConfig::check_timing`).
+    manager.retry.delay_max = Duration::from_secs(1);
+    let tracker = TrackerConfig {
+        application: "db".into(),
+        unit: unit_name(i),
+        claim_duration: d,
+        mutant,
+    };
+    let unit = Unit::new(manager, tracker).expect("valid unit");
+    let n = sim.add(Node::Unit(Box::new(unit)), CLOCKS[i]);
+    sim.call(n, |a, now| match a {
+        Node::Unit(x) => common::split(x.handle_start(now), Note::from),
+        _ => unreachable!("just added"),
+    });
+    n
+}
+
+/// Unit node `u` leaves for good: it stops, or resigns. A resigning unit gives up every term
+/// it was granted at once, whatever its release's fate.
+fn leave(sim: &mut Sim, u: usize, resigns: bool, given_up: &mut Vec<Release>) {
+    let unit = match sim.node(u) {
+        Node::Unit(x) if !x.tracker().is_stopped() => x.tracker().unit().to_owned(),
+        _ => return,
+    };
+    if resigns {
+        for epoch in granted_epochs(sim, &unit, "db") {
+            given_up.push((sim.real, unit.clone(), "db".to_owned(), epoch));
         }
     }
+    sim.call(u, |a, now| match a {
+        Node::Unit(x) if resigns => common::split(x.handle_resign(now), Note::from),
+        Node::Unit(x) => common::split(x.handle_stop(now), Note::from),
+        _ => unreachable!("units are units"),
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -972,6 +996,7 @@ fn random_runs_reach_every_milestone() {
         "leader answered",
         "leadership moved",
         "minion",
+        "resigned",
         "key alive",
         "key dead",
         "slots pruned",

@@ -51,7 +51,8 @@ fn runs(args: &CheckArgs, wanted: &[Protocol]) -> Result<Vec<(String, ModelConfi
     ]
     .iter()
     .any(Option::is_some)
-        || m.horizon.is_some();
+        || m.horizon.is_some()
+        || m.duration.is_some();
     let liveness = args.protocol == ProtocolArg::All && m.mutant.is_none() && !sized;
     let mut runs = Vec::new();
     for p in wanted {
@@ -102,6 +103,9 @@ fn overridden(mut c: ModelConfig, args: &ModelArgs) -> Result<ModelConfig, Strin
     }
     if let Some(h) = args.horizon {
         c.horizon = h;
+    }
+    if let Some(secs) = args.duration {
+        c.lease_duration = Duration::from_secs(secs);
     }
     if let Some(ppm) = args.rate_error_ppm {
         c.rate_error_ppm = ppm;

@@ -209,9 +209,15 @@ pub struct ModelArgs {
     #[arg(long, value_name = "N")]
     pub checks: Option<u8>,
     /// Releases holder h0 may make of lease l0, each giving up the token of its first grant
-    /// (lease model) [default: 0; 1 in the lease-release run of the default check].
+    /// (lease model), or resignations of unit h0 (leadership model) [default: 0; 1 in the
+    /// lease-release and leadership-service runs of the default check].
     #[arg(long, value_name = "N")]
     pub releases: Option<u8>,
+    /// Claims ask for this many seconds (lease model); in the leadership model, the claim
+    /// duration (units claim for twice it) [default: 3 lease, 2 leadership, 3 in the
+    /// leadership-service run].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub duration: Option<u64>,
     /// Ticks of real time (one second each) to explore.
     #[arg(long, value_name = "TICKS")]
     pub horizon: Option<u32>,

@@ -21,10 +21,17 @@ pub fn reproduce_command(c: &ModelConfig) -> String {
         let _ = write!(cmd, " --pingers {}", c.pingers);
     }
     if c.protocol == tenure::mutant::Protocol::Leadership {
-        let _ = write!(cmd, " --tickets {}", c.tickets_per_unit);
+        let _ = write!(
+            cmd,
+            " --tickets {} --releases {}",
+            c.tickets_per_unit, c.releases
+        );
     }
     if c.protocol == tenure::mutant::Protocol::Lease {
         let _ = write!(cmd, " --checks {} --releases {}", c.checks, c.releases);
+    }
+    if c.lease_duration != ModelConfig::default_for(c.protocol).lease_duration {
+        let _ = write!(cmd, " --duration {}", c.lease_duration.as_secs());
     }
     if c.rate_error_ppm != ModelConfig::default_for(c.protocol).rate_error_ppm {
         let _ = write!(cmd, " --rate-error-ppm {}", c.rate_error_ppm);

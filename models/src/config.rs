@@ -69,7 +69,8 @@ pub struct ModelConfig {
     pub checks: u8,
     /// Releases holder `h0` may make of lease `l0` in one run, each giving up the token of its
     /// first grant there (stale once `h0` claimed again after an expiry, which a release must
-    /// leave alone).
+    /// leave alone). In the leadership model: resignations of unit `h0` (its tracker stops and
+    /// it releases the term its manager knows).
     pub releases: u8,
     /// Faults that may be injected.
     pub faults: FaultSet,
@@ -203,7 +204,7 @@ impl ModelConfig {
                 ..ModelConfig::release_safety()
             },
             // T6 needs a horizon that fits the leader's term and the window after it.
-            Mutant::LeadershipIgnoresRelease => ModelConfig {
+            Mutant::LeadershipIgnoresRelease | Mutant::LeadershipSweepAtMaxSleep => ModelConfig {
                 mutant: Some(mutant),
                 ..ModelConfig::service_liveness()
             },
@@ -246,13 +247,16 @@ impl ModelConfig {
 
     /// The leadership configuration in which T6 (a waiting candidate is served once the lease
     /// is free) is checked: two units given no tickets (the units claim and wait by
-    /// themselves), every default fault, and a horizon long enough for a paused leader's term
-    /// to run out (a paused leader is what leaves the lease free while the other unit waits; a
-    /// crashed one claims again as it restarts) and the window after that to close.
+    /// themselves), unit `h0` may resign once, every default fault, and a horizon long enough
+    /// for a paused leader's term to run out (a paused leader is what leaves the lease free
+    /// while the other unit waits; a crashed one claims again as it restarts) and the window
+    /// after that to close.
     pub fn service_liveness() -> ModelConfig {
         ModelConfig {
             tickets_per_unit: 0,
-            horizon: 9,
+            releases: 1,
+            lease_duration: Duration::from_secs(3),
+            horizon: 11,
             ..ModelConfig::default_for(Protocol::Leadership)
         }
     }
@@ -323,8 +327,11 @@ impl ModelConfig {
         if self.tickets_per_unit > 0 && self.protocol != Protocol::Leadership {
             return err("--tickets applies to the leadership model only".into());
         }
-        if (self.checks > 0 || self.releases > 0) && self.protocol != Protocol::Lease {
-            return err("--checks and --releases apply to the lease model only".into());
+        if self.checks > 0 && self.protocol != Protocol::Lease {
+            return err("--checks applies to the lease model only".into());
+        }
+        if self.releases > 0 && !matches!(self.protocol, Protocol::Lease | Protocol::Leadership) {
+            return err("--releases applies to the lease and leadership models only".into());
         }
         if self.tickets_per_unit > TICKETS_MAX {
             return err(format!(

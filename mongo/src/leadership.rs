@@ -331,8 +331,6 @@ impl LeadershipBuilder {
         manager.skew = self.skew;
         manager.retry = self.retry;
         manager.jitter_seed = Some(rand::random());
-        // The manager's sweep should notice an abandoned leadership lease within a claim duration.
-        manager.max_sleep = self.claim_duration;
         let tracker = TrackerConfig {
             application: self.application.clone(),
             unit: self.unit.clone(),

@@ -77,8 +77,12 @@ pub struct Windows {
     pub progress: Duration,
     /// M6: the longest term on the slowest clock, one clock step, and two seconds to spare.
     pub expiry: Duration,
-    /// T6: a waiting unit's manager sweeps every claim duration; two seconds to spare.
+    /// T6 after an expiry: the old term runs out (up to twice the claim duration on the
+    /// slowest clock) and the waiting unit's manager expires it; two seconds to spare.
     pub service: Duration,
+    /// T6 after a resignation (the lease released): a waiting unit's manager sweeps every
+    /// claim duration (the core's `TrackerConfig::sweep_interval`); a second to spare.
+    pub handover: Duration,
 }
 
 impl Windows {
@@ -91,6 +95,7 @@ impl Windows {
             progress: slow(step * 2) + Duration::from_secs(1),
             expiry: slow(longest) + step + Duration::from_secs(2),
             service: slow(CLAIM_DURATION * 2) + Duration::from_secs(2),
+            handover: slow(CLAIM_DURATION) + Duration::from_secs(1),
         }
     }
 }
@@ -135,7 +140,9 @@ pub struct Observer {
     leaders: BTreeSet<usize>,
     /// When each unit's tracker last asked its manager for a claim (F1 orders grants by it).
     unit_claimed_at: BTreeMap<usize, u64>,
+    /// Since when the leadership lease has been free (T6), and whether a release freed it.
     free_since: Option<u64>,
+    freed_by_release: bool,
     // presence
     /// Every being in the store, by key and by sequence: kept as beings are written, so P6
     /// judges a prune write from the keys it touched instead of decoding every being.
@@ -190,6 +197,7 @@ impl Observer {
             leaders: BTreeSet::new(),
             unit_claimed_at: BTreeMap::new(),
             free_since: None,
+            freed_by_release: false,
             beings: BTreeMap::new(),
             being_keys: BTreeMap::new(),
             seqs: BTreeMap::new(),
@@ -409,8 +417,31 @@ impl Observer {
         epoch: Epoch,
     ) {
         let key = (LEASE_NS.to_owned(), lease.to_owned());
+        self.end_tenures(key, real, |q, t| {
+            q == p && t.holder == holder && t.epoch == epoch
+        });
+    }
+
+    /// Unit `unit` (process `p`) resigns: its belief in every term of the leadership lease it
+    /// holds ends now, whatever its release's fate.
+    pub(crate) fn resign_called(&mut self, real: u64, p: usize, unit: &str) {
+        let key = (LEADERSHIP_NS.to_owned(), APPLICATION.to_owned());
+        self.end_tenures(key, real, |q, t| q == p && t.holder == unit);
+        // Nor is it owed the rest of a guarantee it was promised (T1): it gave that up.
+        for a in self.answers.iter_mut().filter(|a| a.unit == unit) {
+            a.claim_until_real = a.claim_until_real.min(real.max(a.answered_real));
+        }
+    }
+
+    /// Ends at `real` the beliefs in `key` that `mine` picks and that run past it.
+    fn end_tenures(
+        &mut self,
+        key: (String, String),
+        real: u64,
+        mine: impl Fn(usize, &Tenure) -> bool,
+    ) {
         for (q, t) in self.tenures.entry(key).or_default().iter_mut() {
-            if *q == p && t.holder == holder && t.epoch == epoch && t.until_real > real {
+            if mine(*q, t) && t.until_real > real {
                 t.until_real = real.max(t.from_real);
             }
         }
@@ -826,12 +857,14 @@ impl Observer {
                 }
                 self.check(real, lease::store_changes(&[change]));
                 if ns == LEADERSHIP_NS && lease_name_of(id) == Some(APPLICATION) {
-                    let free = decode(after).is_none_or(|d| d.term.is_none());
-                    self.free_since = match (free, self.free_since) {
-                        (true, Some(since)) => Some(since),
-                        (true, None) => Some(real),
-                        (false, _) => None,
-                    };
+                    let after = decode(after);
+                    let free = after.as_ref().is_none_or(|d| d.term.is_none());
+                    if !free {
+                        self.free_since = None;
+                    } else if self.free_since.is_none() {
+                        self.free_since = Some(real);
+                        self.freed_by_release = after.is_some_and(|d| d.released_by.is_some());
+                    }
                 }
             }
             _ => {}
@@ -909,8 +942,11 @@ impl Observer {
             _ => false,
         });
         if waiting {
-            let verdict =
-                leadership::t6_served_in_time(APPLICATION, free, quiet, real, self.windows.service);
+            let window = match self.freed_by_release {
+                true => self.windows.handover,
+                false => self.windows.service,
+            };
+            let verdict = leadership::t6_served_in_time(APPLICATION, free, quiet, real, window);
             self.check(real, verdict);
         }
     }

@@ -87,6 +87,7 @@ pub fn simulate(config: &SimConfig, seed: u64, frames: bool) -> Report {
             .trace
             .mark(world.real, "faults stop; paused processes resume");
         world.resume_all();
+        world.hand_over();
         world.schedule(world.real, Ev::Sample);
         finished = world.run_until(end + nanos(QUIET));
         if finished && !world.observer.failed() {

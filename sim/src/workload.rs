@@ -253,8 +253,8 @@ impl World {
                 let mut c =
                     ManagerConfig::new(LEADERSHIP_NS, format!("unit-ctl-{i}-{incarnation}"));
                 c.skew = self.skew();
-                // A waiting unit learns of a free lease at its manager's next sweep.
-                c.max_sleep = CLAIM_DURATION;
+                // The unit sweeps every claim duration whatever this says (its core rule).
+                c.max_sleep = MAX_SLEEP;
                 c.retry.delay_max = Duration::from_secs(1);
                 c.jitter_seed = Some(seed);
                 c.mutant = mutant;
@@ -438,23 +438,52 @@ impl World {
         });
     }
 
-    /// A leading unit shuts down for good, as in a scale-down, while another remains: the
-    /// lease it leaves expires and a waiting unit must take over (T6). Its tracker stops and
-    /// its lease is not released.
-    fn leaves(&mut self, p: usize) -> bool {
+    /// A leading unit shuts down for good, as in a scale-down, while another remains, and a
+    /// waiting unit must take over (T6): half the time it just stops and the lease it leaves
+    /// expires; otherwise it resigns, releasing the lease, which the others learn of only by a
+    /// sweep of their managers.
+    fn leaves(&mut self, p: usize, resigns: bool) -> bool {
         let leads = matches!(&self.procs[p].node, Node::Unit(u) if u.tracker().is_leader());
         if !leads || self.drive.left.len() + 2 > self.drive.units.len() {
             return false;
         }
         self.drive.left.insert(p);
         let name = self.procs[p].name.clone();
-        self.trace
-            .mark(self.real, &format!("{name} leaves for good"));
-        self.call(p, |n, now| match n {
-            Node::Unit(u) => u.handle_stop(now).map(Note::from),
-            _ => Default::default(),
-        });
+        if !resigns {
+            self.trace
+                .mark(self.real, &format!("{name} leaves for good"));
+            self.call(p, |n, now| match n {
+                Node::Unit(u) => u.handle_stop(now).map(Note::from),
+                _ => Default::default(),
+            });
+        } else {
+            self.trace
+                .mark(self.real, &format!("{name} resigns and leaves for good"));
+            if let Node::Unit(u) = &self.procs[p].node {
+                let unit = u.tracker().unit().to_owned();
+                self.observer.resign_called(self.real, p, &unit);
+            }
+            self.call(p, |n, now| match n {
+                Node::Unit(u) => u.handle_resign(now).map(Note::from),
+                _ => Default::default(),
+            });
+        }
         true
+    }
+
+    /// As the quiet phase begins, in half the runs, the leader resigns (a rolling deploy's
+    /// last step): T6 then times the successor against one sweep, not the old lease's expiry.
+    pub(crate) fn hand_over(&mut self) {
+        if self.drive.units.len() < 2 || self.rng.below(2) == 0 {
+            return;
+        }
+        let leader = self.drive.units.iter().copied().find(|&p| {
+            !self.drive.left.contains(&p)
+                && matches!(&self.procs[p].node, Node::Unit(u) if u.tracker().is_leader())
+        });
+        if let Some(p) = leader {
+            self.leaves(p, true);
+        }
     }
 
     fn next_req(&mut self) -> RequestId {
@@ -546,8 +575,11 @@ impl World {
         if self.procs[p].paused || self.drive.left.contains(&p) {
             return;
         }
-        if self.rng.below(LEAVE_ONE_IN) == 0 && self.leaves(p) {
-            return;
+        if self.rng.below(LEAVE_ONE_IN) == 0 {
+            let resigns = self.rng.below(2) == 0;
+            if self.leaves(p, resigns) {
+                return;
+            }
         }
         let kind = [
             TicketKind::ClaimLeader,

@@ -62,6 +62,14 @@ impl TrackerConfig {
         self.claim_duration / 4
     }
 
+    /// The longest a unit's manager goes between sweeps: one claim duration. A lease freed by a
+    /// resignation (released, not expired) is learnt of only by a sweep, so a waiting unit
+    /// takes over within one claim duration of a resignation instead of when the old lease
+    /// would have expired (up to twice that).
+    pub fn sweep_interval(&self) -> Duration {
+        self.claim_duration
+    }
+
     /// The duration the tracker claims its lease for: twice the claim duration (Juju), so a
     /// renewal at half-time leaves a whole claim duration of guaranteed tenure.
     pub fn lease_duration(&self) -> Duration {

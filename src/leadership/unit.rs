@@ -10,6 +10,7 @@ use super::tracker::{ClaimResult, TicketId, TicketKind, Tracker, TrackerConfig, 
 use crate::actor::Actor;
 use crate::effects::{Effects, OpId, Renumber};
 use crate::lease::{LeaseManager, ManagerConfig, ManagerError, ManagerOutput, RequestId};
+use crate::mutant::Mutant;
 use crate::substrate::{Collection, OpResult};
 use crate::time::LocalTime;
 use crate::validate::InputError;
@@ -89,10 +90,14 @@ impl Actor for Unit {
 
 impl Unit {
     /// A unit whose tracker claims through a manager of its own; refuses timings that cannot
-    /// work ([`TrackerConfig::check_timing`]).
-    pub fn new(manager: ManagerConfig, tracker: TrackerConfig) -> Result<Unit, InputError> {
+    /// work ([`TrackerConfig::check_timing`]). The manager sweeps at least every
+    /// [`TrackerConfig::sweep_interval`], whatever its own `max_sleep` says.
+    pub fn new(mut manager: ManagerConfig, tracker: TrackerConfig) -> Result<Unit, InputError> {
         tracker.validate()?;
         tracker.check_timing(&manager)?;
+        if tracker.mutant != Some(Mutant::LeadershipSweepAtMaxSleep) {
+            manager.max_sleep = manager.max_sleep.min(tracker.sweep_interval());
+        }
         Ok(Unit {
             manager: LeaseManager::new(manager)?,
             tracker: Tracker::new(tracker)?,

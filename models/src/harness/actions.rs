@@ -123,6 +123,9 @@ impl TenureModel {
                 }
             }
         }
+        if s.tick_start && self.may_resign(s) {
+            actions.push(Action::Resign(0));
+        }
         if s.tick_start && self.config.protocol == Protocol::Presence {
             for i in 0..usize::from(self.config.pingers) {
                 let running = matches!(&s.procs[i].actor, Node::Pinger(x) if x.is_running());

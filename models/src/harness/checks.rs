@@ -77,7 +77,7 @@ impl TenureModel {
         let term = self.config.lease_duration * 2;
         let needed = self.on_slowest_clock(term)
             + self.config.clock_step_max()
-            + self.service_window()
+            + self.service_window(false)
             + self.config.tick;
         self.config.protocol == Protocol::Leadership
             && !self.config.faults.has(Fault::Delay)
@@ -87,9 +87,14 @@ impl TenureModel {
     /// T6's window after the lease is freed (or the last fault ends). The unit whose manager
     /// expired the lease is told at once and claims within the tick; a unit that learns of it
     /// from its manager's next expiry tick or its own renewal timer (both due by then) claims
-    /// at the next tick: two ticks.
-    pub fn service_window(&self) -> Duration {
-        self.config.tick * 2
+    /// at the next tick: two ticks. A lease its leader `released` (resigned) is learnt of only
+    /// by a sweep, due within the core's sweep interval on the slowest clock, and then the same.
+    pub fn service_window(&self, released: bool) -> Duration {
+        let sweep = match released {
+            true => self.on_slowest_clock(self.tracker_config(0).sweep_interval()),
+            false => Duration::ZERO,
+        };
+        sweep + self.config.tick * 2
     }
 
     /// Whether the model remembers when the last fault ended (G6, M6 and T6 windows start
@@ -156,14 +161,16 @@ impl TenureModel {
                 Milestone::SlotsPruned,
             ],
             // Without tickets nobody asks claim_leader.
-            Protocol::Leadership if self.config.tickets_per_unit == 0 => {
-                vec![Milestone::LeadershipMoved, Milestone::BecameMinion]
+            Protocol::Leadership => {
+                let mut m = vec![Milestone::LeadershipMoved, Milestone::BecameMinion];
+                if self.config.tickets_per_unit > 0 {
+                    m.push(Milestone::LeaderConfirmed);
+                }
+                if self.config.releases > 0 {
+                    m.push(Milestone::LeaseReleased);
+                }
+                m
             }
-            Protocol::Leadership => vec![
-                Milestone::LeaderConfirmed,
-                Milestone::LeadershipMoved,
-                Milestone::BecameMinion,
-            ],
             // A lone holder is never denied.
             _ if self.config.managers < 2 => vec![
                 Milestone::LeaseClaimed,

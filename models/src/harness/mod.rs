@@ -97,6 +97,8 @@ pub enum Action {
     Release(u8, u8),
     /// Unit `h<m>` is given a leadership ticket.
     Ticket(u8, TicketKind),
+    /// Unit `h<m>` resigns: its tracker stops and it releases the term it holds.
+    Resign(u8),
     /// Pinger `k<i>` stops and marks its key dead.
     StopPinger(u8),
     /// Pinger `k<i>` starts again (a new sequence).
@@ -124,6 +126,7 @@ impl Action {
                 | Action::Check(..)
                 | Action::Release(..)
                 | Action::Ticket(..)
+                | Action::Resign(_)
                 | Action::StopPinger(_)
                 | Action::StartPinger(_)
                 | Action::Prune
@@ -441,6 +444,7 @@ impl TenureModel {
             let units = usize::from(self.config.managers);
             s.ghost.leadership = Some(Shared::new(LeadershipGhost {
                 tickets_left: vec![self.config.tickets_per_unit; units],
+                resigns_left: self.config.releases,
                 waiters: vec![0; units],
                 // Free until the units' first claims (applied below) take it.
                 free_since: self.observes(PropertyId::T6).then_some(0),
@@ -537,6 +541,7 @@ impl fmt::Display for Action {
             Action::Check(m, k) => write!(f, "h{m} checks l{k}"),
             Action::Release(m, k) => write!(f, "h{m} releases l{k}"),
             Action::Ticket(m, kind) => write!(f, "h{m} asks {kind:?}"),
+            Action::Resign(m) => write!(f, "h{m} resigns"),
             Action::StopPinger(i) => write!(f, "k{i} stops pinging (dead marker)"),
             Action::StartPinger(i) => write!(f, "k{i} starts pinging"),
             Action::Prune => write!(f, "the pruner runs"),

@@ -37,13 +37,7 @@ impl TenureModel {
         } else {
             let m = self.manager_of(p).unwrap_or(0);
             if self.config.protocol == Protocol::Leadership {
-                let tracker = TrackerConfig {
-                    application: "l0".to_owned(),
-                    unit: format!("h{m}"),
-                    claim_duration: self.config.lease_duration,
-                    mutant: self.config.mutant,
-                };
-                Unit::new(self.manager_config(m, incarnation), tracker)
+                Unit::new(self.manager_config(m, incarnation), self.tracker_config(m))
                     .map(|u| Node::Unit(Box::new(u)))
             } else {
                 LeaseManager::new(self.manager_config(m, incarnation))
@@ -53,6 +47,16 @@ impl TenureModel {
         // The configuration was validated by ModelConfig::validate; the actors' own limits are
         // wider than the model's.
         built.unwrap_or_else(|e| panic!("model built an invalid actor configuration: {e}"))
+    }
+
+    /// Unit `h<m>`'s tracker configuration: the model's claim duration and mutant.
+    pub(crate) fn tracker_config(&self, m: u8) -> TrackerConfig {
+        TrackerConfig {
+            application: "l0".to_owned(),
+            unit: format!("h{m}"),
+            claim_duration: self.config.lease_duration,
+            mutant: self.config.mutant,
+        }
     }
 
     /// Starts (or restarts) process `p`.

@@ -44,7 +44,7 @@ pub fn reply(actor: &mut Node, id: OpId, result: OpResult, now: LocalTime) -> Ou
 /// (see [`tenure::effects::Renumber`]): the caller has made sure nothing else refers to them
 /// (`TenureModel::alone`).
 pub fn renumber(actor: &mut Node, out: &mut Out) {
-    let by = actor.renumber();
+    let by = actor.renumber(out.0.iter().map(|r| r.id).min());
     if by > 0 {
         for req in &mut out.0 {
             let req = req.make_mut();
@@ -259,6 +259,8 @@ pub struct LeadershipGhost {
     pub tickets: Vec<Ticket>,
     /// Per unit: tickets it may still be given.
     pub tickets_left: Vec<u8>,
+    /// Resignations unit `h0` may still make.
+    pub resigns_left: u8,
     /// Per unit: release-waiters outstanding (T3).
     pub waiters: Vec<u8>,
     /// Bit `m` set: unit `h<m>` has become leader at some point.
@@ -266,6 +268,8 @@ pub struct LeadershipGhost {
     /// Real time since which the leadership lease has been free (T6; kept only where T6 is
     /// checked).
     pub free_since: Option<u64>,
+    /// Whether a release (a resignation) freed it, rather than an expiry (T6's window).
+    pub freed_by_release: bool,
 }
 
 /// Ghost observations of the presence model.
@@ -298,9 +302,11 @@ pub struct PresenceGhost {
 static NO_LEADERSHIP: LeadershipGhost = LeadershipGhost {
     tickets: Vec::new(),
     tickets_left: Vec::new(),
+    resigns_left: 0,
     waiters: Vec::new(),
     leaders: 0,
     free_since: None,
+    freed_by_release: false,
 };
 
 /// What a model without presence observes of it: nothing.

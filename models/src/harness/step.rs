@@ -36,6 +36,7 @@ impl TenureModel {
             Action::Check(m, k) => self.holder_call(s, m, k, CallKind::Check, why),
             Action::Release(m, k) => self.holder_call(s, m, k, CallKind::Release, why),
             Action::Ticket(m, kind) => self.ticket(s, m, kind, why),
+            Action::Resign(m) => self.resign(s, m, why),
             Action::Pause(p) => {
                 s.budget = s.budget.saturating_sub(1);
                 s.proc_mut(usize::from(p)).paused = true;

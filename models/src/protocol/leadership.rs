@@ -9,24 +9,43 @@
 //! - milestones: a leader confirmed, leadership moved, a minion.
 
 use super::{reach, record, Milestone};
-use crate::harness::state::{split, Note, Ticket};
+use crate::harness::state::{split, Belief, Note, Ticket};
 use crate::harness::state::{Node, State};
 use crate::harness::{belief_tenure, TenureModel};
 use tenure::leadership::{TicketKind, TrackerOutput};
+use tenure::mutant::Protocol;
 use tenure::property::leadership::{
     t1_backed, t3_one_release_waiter, t4_tickets_once, t5_twice, t6_served_in_time, LeaderAnswer,
     TicketEvent,
 };
 use tenure::property::{PropertyId, Violation};
 
-/// The leadership lease became free (`free`) or held at real `real`: when T6's window opens.
-pub(crate) fn lease_freed(model: &TenureModel, s: &mut State, free: bool, real: u64) {
-    if model.observes(PropertyId::T6) {
-        s.ghost.leadership_mut().free_since = match (free, s.ghost.leadership().free_since) {
-            (true, Some(since)) => Some(since),
-            (true, None) => Some(real),
-            (false, _) => None,
-        };
+/// The leadership lease after a change of its document (T6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum FirstLease {
+    /// Someone holds a term.
+    Held,
+    /// Vacant (or absent); `released` if its holder released it rather than a manager expiring it.
+    Free { released: bool },
+}
+
+/// The leadership lease became free or held at real `real`: when T6's window opens, and
+/// whether a release opened it.
+pub(crate) fn lease_freed(model: &TenureModel, s: &mut State, first: FirstLease, real: u64) {
+    if !model.observes(PropertyId::T6) {
+        return;
+    }
+    let ghost = s.ghost.leadership_mut();
+    match (first, ghost.free_since) {
+        (FirstLease::Free { .. }, Some(_)) => {}
+        (FirstLease::Free { released }, None) => {
+            ghost.free_since = Some(real);
+            ghost.freed_by_release = released;
+        }
+        (FirstLease::Held, _) => {
+            ghost.free_since = None;
+            ghost.freed_by_release = false;
+        }
     }
 }
 
@@ -57,7 +76,7 @@ pub(crate) fn candidates_served(
                 free_since,
                 s.ghost.quiet_since,
                 now,
-                model.service_window(),
+                model.service_window(s.ghost.leadership().freed_by_release),
             ),
         );
     }
@@ -125,6 +144,39 @@ pub(crate) fn tracker_note(
 }
 
 impl TenureModel {
+    /// Whether unit `h0` may resign now: resignations left, and its unit running and not yet
+    /// stopped (a crash restarts it as a new unit, which may resign again if any are left).
+    pub(crate) fn may_resign(&self, s: &State) -> bool {
+        if self.config.protocol != Protocol::Leadership || s.ghost.leadership().resigns_left == 0 {
+            return false;
+        }
+        let proc = &s.procs[self.manager_proc(0)];
+        proc.runs() && matches!(&proc.actor, Node::Unit(u) if !u.tracker().is_stopped())
+    }
+
+    /// Unit `h<m>` resigns: from now on it does not act as leader of any term it held, whatever
+    /// the release's fate; its tracker stops and its manager releases the term it holds.
+    pub(crate) fn resign(&self, s: &mut State, m: u8, why: &mut Vec<Violation>) {
+        let p = self.manager_proc(m);
+        let leadership = s.ghost.leadership_mut();
+        leadership.resigns_left = leadership.resigns_left.saturating_sub(1);
+        let real = s.real;
+        let ends = |b: &Belief| b.holder == m && b.until > real;
+        if s.ghost.beliefs.iter().any(ends) {
+            for b in s.ghost.make_mut().beliefs.iter_mut().filter(|b| ends(b)) {
+                b.until = real;
+            }
+        }
+        let now = self.now(s, p);
+        let out = self.call_directly(s, p, |a| match a {
+            Node::Unit(u) => Some(split(u.handle_resign(now), Note::from)),
+            _ => None,
+        });
+        if let Some(out) = out {
+            self.absorb(s, p, &out, why);
+        }
+    }
+
     /// Unit `h<m>` is given a leadership ticket.
     pub(crate) fn ticket(&self, s: &mut State, m: u8, kind: TicketKind, why: &mut Vec<Violation>) {
         let p = self.manager_proc(m);

@@ -9,6 +9,7 @@
 //!   time once faults stop);
 //! - milestones: a lease claimed, denied, expired, and changing holder.
 
+use super::leadership::FirstLease;
 use super::{reach, record, Milestone};
 use crate::harness::state::Call;
 use crate::harness::state::{Belief, CallKind, State};
@@ -36,7 +37,7 @@ pub(crate) fn changes(
     before: &MemoryStore,
     after: &MemoryStore,
     global: u64,
-) -> (bool, Vec<Violation>, Option<bool>) {
+) -> (bool, Vec<Violation>, Option<FirstLease>) {
     let decode = |d: Option<&Document>| d.and_then(|d| LeaseDoc::decode(d, namespace()).ok());
     let (mut any, mut violations, mut first_lease_free) = (false, Vec::new(), None);
     for (k, id) in model.lease_ids() {
@@ -53,7 +54,13 @@ pub(crate) fn changes(
         }
         any = true;
         if k == 0 {
-            first_lease_free = Some(a.as_ref().is_none_or(|d| d.term.is_none()));
+            first_lease_free = Some(match &a {
+                Some(d) if d.term.is_some() => FirstLease::Held,
+                Some(d) => FirstLease::Free {
+                    released: d.released_by.is_some(),
+                },
+                None => FirstLease::Free { released: false },
+            });
         }
         let lease = LeaseChange {
             before: b,

@@ -9,6 +9,7 @@ pub mod presence;
 
 use crate::harness::state::{Note, State};
 use crate::harness::TenureModel;
+use leadership::FirstLease;
 use tenure::clock::CLOCK_ID;
 use tenure::property::{PropertyId, Verdict, Violation};
 use tenure::substrate::{Collection, Document, MemoryStore};
@@ -45,8 +46,8 @@ pub(crate) struct WatchedChange {
     pub(crate) clock_existed: bool,
     /// What the lease store's properties say of the leases that changed.
     pub(crate) lease_violations: Vec<Violation>,
-    /// Whether the first lease is free after the change, if it changed (T6).
-    pub(crate) first_lease_free: Option<bool>,
+    /// The first lease after the change, if it changed (T6).
+    pub(crate) first_lease: Option<FirstLease>,
 }
 
 impl WatchedChange {
@@ -67,12 +68,12 @@ impl WatchedChange {
             global,
             clock_existed: clock(before).is_some(),
             lease_violations: Vec::new(),
-            first_lease_free: None,
+            first_lease: None,
         };
-        let (leases_changed, violations, first_lease_free) =
+        let (leases_changed, violations, first_lease) =
             lease::changes(model, before, after, global.1);
         change.lease_violations = violations;
-        change.first_lease_free = first_lease_free;
+        change.first_lease = first_lease;
         any |= leases_changed;
         any.then_some(change)
     }
@@ -93,8 +94,8 @@ pub(crate) fn store_change(
         clock::moved(model, s, change, clock_base, real, why);
     }
     why.extend(change.lease_violations.iter().cloned());
-    if let Some(free) = change.first_lease_free {
-        leadership::lease_freed(model, s, free, real);
+    if let Some(first) = change.first_lease {
+        leadership::lease_freed(model, s, first, real);
     }
 }
 
@@ -114,7 +115,8 @@ pub(crate) fn note(
         Note::Tracker(out) => leadership::tracker_note(model, s, p, out, real, why),
         Note::Pinger(out) => presence::pinger_note(model, s, p, out, why),
         Note::PresenceWatcher(out) => presence::watcher_note(model, s, out, why),
-        // The model runs pingers and the batcher apart, never as an agent; no unit resigns.
+        // The model runs pingers and the batcher apart, never as an agent. A resignation's
+        // release is observed as its manager's note.
         Note::Batcher(_) | Note::Agent(_) | Note::Pruner(_) | Note::Resigned(_) => {}
     }
 }
