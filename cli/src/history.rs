@@ -1,11 +1,16 @@
-//! `tenure history check FILE`: the core's properties on a recorded history, the JSON lines a
-//! `tenure_mongo::Recorder` writes (`Recorder::write_jsonl`). The same checks the live tests
-//! run, for a history recorded anywhere: a service's own run, a test, a saved live run.
+//! `tenure history check FILE`: the core's properties on a recorded history. Two formats, told
+//! apart by their first line: the JSON lines a `tenure_mongo::Recorder` writes
+//! (`Recorder::write_jsonl`: the same checks the live tests run, for a history recorded
+//! anywhere), and plain register histories of store operations (`tenure::history::register`:
+//! S1, each document a linearizable compare-and-swap register, for histories recorded by any
+//! tool).
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tenure::history::register::RegisterHistory;
 use tenure::history::{CheckParams, History};
+use tenure::property::PropertyId;
 use tenure::time::RATE_ERROR_PPM_MAX;
 
 /// `tenure history ...`.
@@ -19,18 +24,24 @@ pub struct HistoryArgs {
 #[derive(Subcommand, Debug)]
 pub enum HistoryCommand {
     /// Check every property the history has data for (clock, leases, fencing, leadership,
-    /// presence), as the live tests do.
+    /// presence), as the live tests do; or, for a register history (one store operation per
+    /// line: client, key, op read|write|cas, args, result or "unknown", call_ns, return_ns),
+    /// that each document behaves as a linearizable register (S1).
     ///
     /// Exit status: 0 every property holds, 1 a property failed, 2 no property had data,
-    /// 64 an unreadable or malformed file.
+    /// 64 an unreadable or malformed file, or a register history the check cannot decide.
     Check(CheckHistoryArgs),
 }
 
 /// `tenure history check`.
 #[derive(Args, Debug)]
 pub struct CheckHistoryArgs {
-    /// The history: JSON lines, one entry each, as `Recorder::write_jsonl` writes them.
+    /// The history: JSON lines, one entry each, as `Recorder::write_jsonl` writes them, or one
+    /// store operation each (a register history).
     pub file: PathBuf,
+    /// Which format the file is in [default: told by its first line].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
     /// ρ, the bound on the recording processes' clock rate error, in ppm: maps a local
     /// deadline past a process's last sample to real time at the slowest allowed rate.
     #[arg(long, default_value_t = 500)]
@@ -38,6 +49,15 @@ pub struct CheckHistoryArgs {
     /// Print one JSON object (verdicts, violations) instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The formats `tenure history check` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// What a `tenure_mongo::Recorder` writes: calls and beliefs of Tenure's protocols.
+    Tenure,
+    /// Store operations on documents (read, write, cas), checked for S1.
+    Register,
 }
 
 /// Runs `tenure history ...`.
@@ -58,6 +78,16 @@ fn check(args: &CheckHistoryArgs) -> Result<ExitCode, String> {
     let path = args.file.display();
     let text =
         std::fs::read_to_string(&args.file).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let format = args
+        .format
+        .unwrap_or(match RegisterHistory::looks_like(first) {
+            true => Format::Register,
+            false => Format::Tenure,
+        });
+    if format == Format::Register {
+        return check_register(args, &text);
+    }
     let history = History::from_jsonl(&text).map_err(|e| {
         format!("{path} is not a Tenure history (JSON lines as Recorder::write_jsonl writes): {e}")
     })?;
@@ -100,5 +130,47 @@ fn check(args: &CheckHistoryArgs) -> Result<ExitCode, String> {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// S1 on a register history.
+fn check_register(args: &CheckHistoryArgs, text: &str) -> Result<ExitCode, String> {
+    let path = args.file.display();
+    let history = RegisterHistory::from_jsonl(text).map_err(|e| {
+        format!("{path} is not a register history (one store operation per JSON line): {e}")
+    })?;
+    let report = history
+        .check()
+        .map_err(|e| format!("{path}: cannot check S1 on this history: {e}"))?;
+    let id = PropertyId::S1;
+    if args.json {
+        let out = serde_json::json!({
+            "schema_version": 1,
+            "file": path.to_string(),
+            "format": "register",
+            "keys": report.keys,
+            "operations": report.operations,
+            "unknown_outcomes": report.unknown,
+            "verdicts": [{
+                "property": id.code(),
+                "promise": id.promise(),
+                "outcome": if report.verdict.is_ok() { "pass" } else { "fail" },
+                "violation": report.verdict.as_ref().err().map(|e| e.detail.clone()),
+            }],
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "{path}: {} operations on {} key(s), {} with unknown outcomes",
+            report.operations, report.keys, report.unknown
+        );
+        match &report.verdict {
+            Ok(()) => println!("  PASS    {id}"),
+            Err(e) => println!("  FAIL    {id}\n          {}", e.detail),
+        }
+    }
+    Ok(match report.verdict {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(1),
     })
 }

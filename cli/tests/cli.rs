@@ -419,28 +419,34 @@ fn two_grants(second_start: u64) -> String {
     .to_jsonl()
 }
 
+/// Writes `body` to `dir/name` and runs `tenure history check` on it with `extra`.
+fn history_check(
+    dir: &std::path::Path,
+    name: &str,
+    body: &str,
+    extra: &[&str],
+) -> (Option<i32>, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let file = dir.join(name);
+    std::fs::write(&file, body).unwrap();
+    let mut args = vec!["history", "check", file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(&args)
+        .output()
+        .expect("the tenure binary runs");
+    (o.status.code(), text(&o))
+}
+
 /// `tenure history check` runs the properties on a saved history: a clean one passes, a
 /// doubled holder fails L6 with exit 1, a file that is not a history is a usage error.
 #[test]
 fn history_check_passes_a_clean_history_and_flags_a_doubled_holder() {
     let dir = scratch("history");
-    std::fs::create_dir_all(&dir).unwrap();
     let check = |name: &str, body: &str, extra: &[&str]| {
-        let file = dir.join(name);
-        std::fs::write(&file, body).unwrap();
-        let mut args = vec![
-            "history",
-            "check",
-            file.to_str().unwrap(),
-            "--rate-error-ppm",
-            "0",
-        ];
+        let mut args = vec!["--rate-error-ppm", "0"];
         args.extend_from_slice(extra);
-        let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
-            .args(&args)
-            .output()
-            .expect("the tenure binary runs");
-        (o.status.code(), text(&o))
+        history_check(&dir, name, body, &args)
     };
     let (code, out) = check("clean.jsonl", &two_grants(200), &[]);
     assert_eq!(code, Some(0), "{out}");
@@ -466,4 +472,49 @@ fn history_check_passes_a_clean_history_and_flags_a_doubled_holder() {
     );
     let (code, out) = check("empty.jsonl", "", &[]);
     assert_eq!(code, Some(2), "{out}");
+}
+
+/// `tenure history check` tells a register history by its first line and checks S1: a history
+/// whose read saw an overwritten value fails (exit 1, the read named), a clean one passes, and
+/// one the check cannot decide is a usage error that says why.
+#[test]
+fn history_check_reads_register_histories_and_checks_s1() {
+    let dir = scratch("register");
+    let check = |name: &str, body: &str, extra: &[&str]| history_check(&dir, name, body, extra);
+    let op = |client: u32, op: &str, args: &str, result: &str, call: u64, ret: u64| {
+        format!(
+            "{{\"client\": {client}, \"key\": \"db\", \"op\": \"{op}\", \"args\": {args}, \"result\": {result}, \"call_ns\": {call}, \"return_ns\": {ret}}}\n"
+        )
+    };
+    let writes = op(1, "cas", "[null, 1]", "true", 0, 10) + &op(1, "cas", "[1, 2]", "true", 20, 30);
+    let (code, out) = check(
+        "clean.jsonl",
+        &(writes.clone() + &op(2, "read", "[]", "2", 40, 50)),
+        &[],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("3 operations on 1 key(s)") && out.contains("PASS    S1"),
+        "{out}"
+    );
+    let stale = writes.clone() + &op(2, "read", "[]", "1", 40, 50);
+    let (code, out) = check("stale.jsonl", &stale, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL    S1") && out.contains("line 3"),
+        "{out}"
+    );
+    let (code, out) = check("stale.jsonl", &stale, &["--json"]);
+    assert_eq!(code, Some(1), "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(v["format"], "register");
+    assert_eq!(v["verdicts"][0]["outcome"], "fail");
+    let twice =
+        op(1, "cas", "[null, 1]", "true", 0, 10) + &op(2, "cas", "[null, 1]", "false", 0, 10);
+    let (code, out) = check("twice.jsonl", &twice, &[]);
+    assert_eq!(code, Some(64), "{out}");
+    assert!(out.contains("written twice"), "{out}");
+    let (code, out) = check("forced.jsonl", &writes, &["--format", "tenure"]);
+    assert_eq!(code, Some(64), "{out}");
+    assert!(out.contains("not a Tenure history"), "{out}");
 }

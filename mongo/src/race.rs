@@ -1,17 +1,24 @@
 //! A probe of the server's compare-and-swap under concurrency (SUBSTRATES.md, "Not atomic").
 //!
-//! Tasks race read-then-`update({_id, ver: v}, {$set: {ver: v + 1}})` on one scratch document.
-//! An atomic server lets each version be won once, and the final version equals the number of
-//! wins. A server that checks the filter and then writes by `_id` alone lets two tasks win the
-//! same version (and loses updates): the fault under which lease exclusion breaks.
+//! Tasks race read-then-`update({_id, ver: v, w: t}, {$set: {ver: v + 1, w: t'}})` on one
+//! scratch document, each swap writing a tag `t'` of its own. An atomic server lets each version
+//! be won once, and the final version equals the number of wins. A server that checks the
+//! filter and then writes by `_id` alone lets two tasks win the same version (and loses
+//! updates): the fault under which lease exclusion breaks.
+//!
+//! Every read and swap is also recorded as a register history ([`RaceReport::history`], the
+//! format of `tenure::history::register`), so S1 (`tenure history check`) judges the server's
+//! linearizability from the same run, unknown outcomes included.
 //!
 //! Public on purpose: run it against a server before trusting Tenure to it (`cargo run -p
 //! tenure-mongo --example cas_race`).
 
 use crate::error::Error;
 use crate::substrate::Substrate;
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use tenure::history::register::{OpKind, RegisterLine};
 use tenure::substrate::{fields, Collection, Op, OpResult, ReadConcern, Reply, Update, Value};
 use tokio::time::Instant;
 
@@ -48,6 +55,9 @@ pub struct RaceReport {
     pub unknown: u64,
     /// How long the race took.
     pub elapsed: Duration,
+    /// Every read and swap as a register history (JSON lines; values `[ver, tag]`, times
+    /// from the race's start): check it with `tenure history check`.
+    pub history: String,
 }
 
 impl RaceReport {
@@ -84,10 +94,14 @@ pub async fn cas_race(substrate: &Substrate, config: &RaceConfig) -> Result<Race
         )));
     }
     let id = format!("cas-race-{:016x}", rand::random::<u64>());
+    let started = Instant::now();
+    let mut history = Recording::new(started, "setup");
+    let first = Version(0, "init".into());
+    let call = history.now();
     let created = substrate
         .execute(&Op::Insert {
             coll: Collection::Clock,
-            doc: tenure::substrate::Document::new(&id, fields([("ver", Value::Int(0))])),
+            doc: tenure::substrate::Document::new(&id, first.fields()),
         })
         .await;
     if !matches!(created, OpResult::Ok(_)) {
@@ -95,11 +109,11 @@ pub async fn cas_race(substrate: &Substrate, config: &RaceConfig) -> Result<Race
             "creating the race document: {created}"
         )));
     }
-    let started = Instant::now();
+    history.cas(call, None, &first, &created);
     let tasks: Vec<_> = (0..config.tasks)
-        .map(|_| {
+        .map(|task| {
             let (s, id, attempts) = (substrate.clone(), id.clone(), config.attempts);
-            tokio::spawn(async move { race_task(&s, &id, attempts).await })
+            tokio::spawn(async move { race_task(&s, &id, task, attempts, started).await })
         })
         .collect();
     let mut won: BTreeMap<i64, u64> = BTreeMap::new();
@@ -113,9 +127,10 @@ pub async fn cas_race(substrate: &Substrate, config: &RaceConfig) -> Result<Race
         for v in r.won {
             *won.entry(v).or_default() += 1;
         }
+        history.lines.extend(r.history.lines);
     }
     let elapsed = started.elapsed();
-    let final_version = read_version(substrate, &id).await?;
+    let final_version = read_version(substrate, &id).await?.0;
     let _ = substrate
         .execute(&Op::Delete {
             coll: Collection::Clock,
@@ -131,6 +146,7 @@ pub async fn cas_race(substrate: &Substrate, config: &RaceConfig) -> Result<Race
         lost_updates: wins.saturating_sub(u64::try_from(final_version).unwrap_or(0)),
         unknown,
         elapsed,
+        history: history.to_jsonl(),
     })
 }
 
@@ -138,42 +154,138 @@ struct TaskResult {
     attempts: u64,
     unknown: u64,
     won: Vec<i64>,
+    history: Recording,
 }
 
-async fn read_version(s: &Substrate, id: &str) -> Result<i64, Error> {
+/// The race document's state: its version and the tag of the swap that wrote it (unique, so
+/// the history's values are).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Version(i64, String);
+
+impl Version {
+    fn fields(&self) -> tenure::substrate::Fields {
+        fields([
+            ("ver", Value::Int(self.0)),
+            ("w", Value::Str(self.1.clone())),
+        ])
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!([self.0, self.1])
+    }
+}
+
+/// One task's reads and swaps, as register history lines.
+struct Recording {
+    started: Instant,
+    client: String,
+    lines: Vec<RegisterLine>,
+}
+
+impl Recording {
+    fn new(started: Instant, client: &str) -> Recording {
+        Recording {
+            started,
+            client: client.to_owned(),
+            lines: Vec::new(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn push(
+        &mut self,
+        op: OpKind,
+        args: Vec<serde_json::Value>,
+        result: serde_json::Value,
+        call: u64,
+    ) {
+        let return_ns = Some(self.now());
+        self.lines.push(RegisterLine {
+            client: json!(self.client),
+            key: None,
+            op,
+            args,
+            result,
+            call_ns: call,
+            return_ns,
+        });
+    }
+
+    /// A swap from `from` (`None`: no document) to `to`, and what the store answered.
+    fn cas(&mut self, call: u64, from: Option<&Version>, to: &Version, answer: &OpResult) {
+        let result = match answer {
+            OpResult::Ok(_) => json!(true),
+            OpResult::Unknown => json!("unknown"),
+            _ => json!(false),
+        };
+        let from = from.map_or(serde_json::Value::Null, Version::json);
+        self.push(OpKind::Cas, vec![from, to.json()], result, call);
+    }
+
+    fn to_jsonl(&self) -> String {
+        let mut lines = self.lines.clone();
+        lines.sort_by_key(|l| l.call_ns);
+        lines
+            .iter()
+            .filter_map(|l| serde_json::to_string(l).ok())
+            .map(|l| l + "\n")
+            .collect()
+    }
+}
+
+async fn read_version(s: &Substrate, id: &str) -> Result<Version, Error> {
     let read = Op::Read {
         coll: Collection::Clock,
         id: id.to_owned(),
         concern: ReadConcern::Linearizable,
     };
     match s.execute(&read).await {
-        OpResult::Ok(Reply::Doc(Some(d))) => Ok(d.int(Collection::Clock, "ver")?),
+        OpResult::Ok(Reply::Doc(Some(d))) => Ok(Version(
+            d.int(Collection::Clock, "ver")?,
+            d.str(Collection::Clock, "w")?.to_owned(),
+        )),
         other => Err(Error::Store(format!("reading the race document: {other}"))),
     }
 }
 
-async fn race_task(s: &Substrate, id: &str, attempts: usize) -> Result<TaskResult, Error> {
+async fn race_task(
+    s: &Substrate,
+    id: &str,
+    task: usize,
+    attempts: usize,
+    started: Instant,
+) -> Result<TaskResult, Error> {
     let mut r = TaskResult {
         attempts: 0,
         unknown: 0,
         won: Vec::new(),
+        history: Recording::new(started, &format!("task-{task}")),
     };
-    for _ in 0..attempts {
-        let v = read_version(s, id).await?;
+    for attempt in 0..attempts {
+        let call = r.history.now();
+        let read = read_version(s, id).await?;
+        r.history.push(OpKind::Read, Vec::new(), read.json(), call);
+        let next = Version(read.0 + 1, format!("{task}-{attempt}"));
         let swap = Op::Update {
             coll: Collection::Clock,
             id: id.to_owned(),
-            expect: fields([("ver", Value::Int(v))]),
+            expect: read.fields(),
             update: Update {
-                set: fields([("ver", Value::Int(v + 1))]),
+                set: next.fields(),
                 ..Update::default()
             },
             upsert: false,
             return_new: false,
         };
         r.attempts += 1;
-        match s.execute(&swap).await {
-            OpResult::Ok(_) => r.won.push(v),
+        let call = r.history.now();
+        let answer = s.execute(&swap).await;
+        r.history.cas(call, Some(&read), &next, &answer);
+        match answer {
+            OpResult::Ok(_) => r.won.push(read.0),
             OpResult::Unknown => r.unknown += 1,
             _ => {}
         }

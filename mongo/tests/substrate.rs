@@ -309,11 +309,22 @@ async fn compare_and_swap_has_one_winner_per_version() {
     eprintln!("{}", report.summary(s.hosts()));
     assert_eq!(report.attempts, 800);
     assert!(report.wins > 0 && report.wins <= report.attempts);
+    // S1 on the same run: the reads and swaps as a register history.
+    let s1 = tenure::history::register::RegisterHistory::from_jsonl(&report.history)
+        .expect("the race's history reads back")
+        .check()
+        .expect("every swap writes a value of its own");
+    assert_eq!(s1.operations, 1 + 2 * 800);
     if s.is_replica_set() {
         assert!(report.is_atomic(), "{report:?}");
+        assert_eq!(s1.verdict, Ok(()));
+    } else if !report.is_atomic() {
+        // A version won twice is a lost update to S1 too.
+        assert!(s1.verdict.is_err(), "{report:?}");
     }
     // On a standalone (FerretDB under the unsafe opt-in) the outcome is the finding itself:
     // scripts/test prints it, docs/perf-log.md records it.
+    eprintln!("S1: {:?}", s1.verdict);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,12 +9,15 @@
 //! - [`clock`] holds G1-G6, the global clock;
 //! - [`lease`] holds L1-L7, the M family and fencing (F1);
 //! - [`leadership`] holds T1-T6;
-//! - [`presence`] holds P1-P7.
+//! - [`presence`] holds P1-P7;
+//! - [`register`] holds S1, the store assumption: each document a linearizable
+//!   compare-and-swap register.
 
 pub mod clock;
 pub mod leadership;
 pub mod lease;
 pub mod presence;
+pub mod register;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -48,8 +51,8 @@ pub(crate) fn overdue(
 macro_rules! properties {
     ($( $(#[$doc:meta])* $id:ident = $name:literal; )*) => {
         /// The identifier of a property, as in PROTOCOLS.md (G, L, M, T, P families) plus F1 for
-        /// fencing, G5 for the clock watcher, and G6 and T6 for the clock's and leadership's
-        /// bounded liveness (DESIGN.md's liveness properties).
+        /// fencing, G5 for the clock watcher, G6 and T6 for the clock's and leadership's
+        /// bounded liveness (DESIGN.md's liveness properties), and S1 for the store itself.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[non_exhaustive]
         pub enum PropertyId {
@@ -149,6 +152,10 @@ properties! {
     P6 = "pruning keeps what is live";
     /// Models are isolated: one model's pings and beings never affect another's.
     P7 = "models are isolated";
+    /// The store assumption the models make: each document behaves as a linearizable
+    /// compare-and-swap register (checked on recorded store operations, unknown outcomes
+    /// included).
+    S1 = "each document is a linearizable register";
 }
 
 impl fmt::Display for PropertyId {

@@ -4,6 +4,9 @@
 //! Each [`Entry`] is one event of one process: the invocation of a call, its completion, or its
 //! "outcome unknown" end, stamped with real time (one host's monotonic clock, shared by every
 //! recorded client) and the process's local time. Calls are paired by `(process, call)`.
+//!
+//! [`register`] is the other format a history may take: plain store operations on documents,
+//! as any tool records them, checked for S1 (each document a linearizable register).
 
 use crate::leadership::{TicketId, TicketKind};
 use crate::lease::Epoch;
@@ -16,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use thiserror::Error;
+
+pub mod register;
 
 /// The version of this format; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
