@@ -263,3 +263,156 @@ proptest! {
         }
     }
 }
+
+/// One operation of a small random history, for the brute-force oracle below.
+#[derive(Clone, Debug)]
+struct Small {
+    /// 0 read, 1 write, 2 cas.
+    kind: u8,
+    expected: u32,
+    /// The value written, or read (0: absent).
+    value: u32,
+    /// 0 applied, 1 not applied, 2 unknown (writes only).
+    applied: u8,
+    call: u64,
+    ret: Option<u64>,
+}
+
+impl Small {
+    fn line(&self) -> String {
+        let v = |x: u32| {
+            if x == 0 {
+                "null".to_owned()
+            } else {
+                x.to_string()
+            }
+        };
+        let (op, args, result) = match (self.kind, self.applied) {
+            (0, _) => ("read", "[]".to_owned(), v(self.value)),
+            (1, a) => (
+                "write",
+                format!("[{}]", v(self.value)),
+                ["\"ok\"", "false", "\"unknown\""][a as usize].to_owned(),
+            ),
+            (_, a) => (
+                "cas",
+                format!("[{}, {}]", v(self.expected), v(self.value)),
+                ["true", "false", "\"unknown\""][a as usize].to_owned(),
+            ),
+        };
+        let ret = self.ret.map_or("null".to_owned(), |r| r.to_string());
+        format!(
+            r#"{{"client": 0, "op": "{op}", "args": {args}, "result": {result}, "call_ns": {}, "return_ns": {ret}}}"#,
+            self.call
+        )
+    }
+
+    /// The latest it can take effect: a write of unknown outcome may land after its caller gave up.
+    fn deadline(&self) -> u64 {
+        match (self.kind, self.applied) {
+            (1 | 2, 2) => u64::MAX,
+            _ => self.ret.unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// Linearizability by exhaustive search: every subset of the unknown outcomes taken as applied,
+/// every order that respects real time, replayed on a sequential register.
+fn brute_force(ops: &[Small]) -> bool {
+    let unknown: Vec<usize> = (0..ops.len())
+        .filter(|&i| ops[i].kind != 0 && ops[i].applied == 2)
+        .collect();
+    (0..1u32 << unknown.len()).any(|mask| {
+        let included: Vec<usize> = (0..ops.len())
+            .filter(|&i| match (ops[i].kind, ops[i].applied) {
+                (1, 1) => false, // a refused write has no effect
+                (_, 2) if ops[i].kind != 0 => {
+                    mask & (1 << unknown.iter().position(|&u| u == i).unwrap_or(0)) != 0
+                }
+                _ => true,
+            })
+            .collect();
+        orders(ops, &included, &mut vec![false; ops.len()], 0)
+    })
+}
+
+fn orders(ops: &[Small], left: &[usize], done: &mut Vec<bool>, current: u32) -> bool {
+    let pending: Vec<usize> = left.iter().copied().filter(|&i| !done[i]).collect();
+    if pending.is_empty() {
+        return true;
+    }
+    pending.iter().any(|&x| {
+        // x may go next unless some other pending operation finished before x began.
+        if pending
+            .iter()
+            .any(|&y| y != x && ops[y].deadline() < ops[x].call)
+        {
+            return false;
+        }
+        let op = &ops[x];
+        let next = match (op.kind, op.applied) {
+            (0, _) if op.value != current => return false,
+            (0, _) => current,
+            (1, _) => op.value,
+            (_, 1) if op.expected == current => return false,
+            (_, 1) => current,
+            (_, _) if op.expected != current => return false,
+            (_, _) => op.value,
+        };
+        done[x] = true;
+        let ok = orders(ops, left, done, next);
+        done[x] = false;
+        ok
+    })
+}
+
+fn small_history() -> impl Strategy<Value = Vec<Small>> {
+    prop::collection::vec(
+        (
+            0u8..3,
+            0u32..4,
+            0u32..5,
+            0u8..3,
+            0u64..12,
+            0u64..6,
+            any::<bool>(),
+        ),
+        1..7,
+    )
+    .prop_map(|raw| {
+        let mut next_value = 1;
+        raw.into_iter()
+            .map(|(kind, expected, read, applied, call, len, returned)| {
+                let writes = kind != 0;
+                let value = if writes { next_value } else { read };
+                if writes {
+                    next_value += 1;
+                }
+                let unknown = writes && applied == 2;
+                Small {
+                    kind,
+                    expected,
+                    value,
+                    applied: if writes { applied } else { 0 },
+                    call,
+                    ret: (returned || !unknown).then_some(call + len),
+                }
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// S1 agrees with an exhaustive search on every small history it accepts: it is exact, not
+    /// just fast.
+    #[test]
+    fn s1_agrees_with_an_exhaustive_search(ops in small_history()) {
+        let text: Vec<String> = ops.iter().map(Small::line).collect();
+        let history = RegisterHistory::from_jsonl(&text.join("\n")).expect("readable");
+        if let Ok(report) = history.check() {
+            prop_assert_eq!(report.verdict.is_ok(), brute_force(&ops), "{:#?}\n{:?}", ops, report.verdict);
+        }
+    }
+}

@@ -9,7 +9,7 @@
 //! 1. *Which operations took effect* follows from what was observed: a value read, or replaced
 //!    by a compare-and-swap that took effect, was written; an unknown-outcome write whose value
 //!    nobody observed is taken as not applied (it can only add constraints), except that it may
-//!    follow the last value (see 3).
+//!    explain a failed compare-and-swap (see 3), each such write serving one value at most.
 //! 2. *The order of values* follows from the compare-and-swaps: `cas(a → b)` puts `b` right
 //!    after `a`, so two that took effect from the same `a` are a lost update. Blind writes start
 //!    segments, which must not overlap in real time (else the history is unsupported: their
@@ -22,7 +22,9 @@
 //!    never wrong and the whole check is exact, in O(n log n) plus one pass per round of moves.
 //!
 //! Timestamps are exact to the nanosecond: operations whose intervals touch may take effect in
-//! either order.
+//! either order. The verdict agrees with an exhaustive search on random small histories
+//! (`tests/register.rs`); where it would need a search itself ([`Unsupported`]) it says so.
+//! Tenure's own histories (`tenure_mongo::race::cas_race`) never need one.
 
 use super::{PropertyId, Verdict, Violation};
 use std::collections::{BTreeMap, BTreeSet};
@@ -113,6 +115,24 @@ pub enum Unsupported {
         /// The other's.
         second: usize,
     },
+    /// A failed compare-and-swap that only an unknown-outcome write nobody observed could
+    /// explain, when placing that write could in turn break another failed swap of its value.
+    #[error("the failed compare-and-swap at line {swap} is explained only if the unknown-outcome write at line {write} took effect, but another failed compare-and-swap expects that write's value; deciding this needs a search S1 does not make")]
+    UnseenWriteContested {
+        /// The failed swap's line.
+        swap: usize,
+        /// The unseen write's line.
+        write: usize,
+    },
+    /// Failed compare-and-swaps of several values that only unknown-outcome writes nobody
+    /// observed could explain, more of them than such writes can serve.
+    #[error("failed compare-and-swaps of several values are explained only by unknown-outcome writes nobody observed (line {write} among them), and which one took effect where needs a search S1 does not make (near value {version})")]
+    UnseenWritesShared {
+        /// A value whose failed swaps need one.
+        version: String,
+        /// One of the writes (0 when none is left).
+        write: usize,
+    },
 }
 
 /// Checks S1 on the operations of one register (`key`, for messages). `values` names each
@@ -131,7 +151,7 @@ pub fn s1_linearizable(
         Ok(c) => c,
         Err(v) => return Ok(Err(v)),
     };
-    Ok(register.schedule(&chain, &happened))
+    register.schedule(&chain, &happened)
 }
 
 /// One register's operations, indexed.
@@ -285,7 +305,8 @@ impl<'a> Register<'a> {
         heads.sort_by_key(|&i| self.ops[i].call_ns);
         for pair in heads.windows(2) {
             let ends = answered(&self.ops[pair[0]]);
-            if ends > self.ops[pair[1]].call_ns {
+            // Touching intervals may take effect in either order: refused too.
+            if ends >= self.ops[pair[1]].call_ns {
                 return Err(Unsupported::ConcurrentBlindWrites {
                     first: self.ops[pair[0]].line,
                     second: self.ops[pair[1]].line,
@@ -324,7 +345,7 @@ impl<'a> Register<'a> {
     }
 
     /// Whether every operation can take effect within its interval, in the chain's order.
-    fn schedule(&self, chain: &[Version], happened: &[bool]) -> Verdict {
+    fn schedule(&self, chain: &[Version], happened: &[bool]) -> Result<Verdict, Unsupported> {
         let position: BTreeMap<ValueId, usize> = chain
             .iter()
             .enumerate()
@@ -351,13 +372,27 @@ impl<'a> Register<'a> {
                 _ => {}
             }
         }
-        let unseen = self.unseen_writes(chain, happened);
+        let (unseen, blind_calls) = self.unseen_writes(chain, happened);
         // Per version, the failed compare-and-swap (latest call) that must precede its write.
         let mut floor: Vec<Option<usize>> = vec![None; chain.len()];
         let mut before: BTreeSet<usize> = BTreeSet::new();
+        // A failed swap that only an unseen write with a contested value could explain.
+        let mut undecided: Option<(usize, usize)> = None;
+        let verdict = |v: Violation, undecided: Option<(usize, usize)>| match undecided {
+            None => Ok(Err(v)),
+            Some((f, u)) => Err(Unsupported::UnseenWriteContested {
+                swap: self.ops[f].line,
+                write: self.ops[u].line,
+            }),
+        };
         loop {
-            let at = self.earliest(chain, &reads, &floor)?;
+            let at = match self.earliest(chain, &reads, &floor) {
+                Ok(at) => at,
+                Err(v) => return verdict(v, undecided),
+            };
             let mut moved = false;
+            // Per version that needs an unseen write: the latest it may land.
+            let mut needs: BTreeMap<usize, u64> = BTreeMap::new();
             for &(k, f) in &failed {
                 if before.contains(&f) {
                     continue;
@@ -369,21 +404,35 @@ impl<'a> Register<'a> {
                     .iter()
                     .map(|&r| self.ops[r].call_ns)
                     .fold(at[k], u64::max);
-                let unseen_at = unseen[k].map(|call| call.max(after_reads));
-                let replaced_at = match (at.get(k + 1).copied(), unseen_at) {
-                    (Some(t), Some(u)) => Some(t.min(u)),
-                    (t, u) => t.or(u),
+                let next = at.get(k + 1).copied();
+                let replaced_at = |unseen: Option<u64>| match (next, unseen) {
+                    (Some(t), Some(u)) => Some(t.min(u.max(after_reads))),
+                    (t, u) => t.or(u.map(|u| u.max(after_reads))),
                 };
-                if replaced_at.is_some_and(|t| t <= ret) {
+                if next.is_some_and(|t| t <= ret) {
                     continue;
                 }
+                if replaced_at(unseen[k].clean).is_some_and(|t| t <= ret) {
+                    let by = next.map_or(ret, |t| t.min(ret));
+                    needs
+                        .entry(k)
+                        .and_modify(|b| *b = (*b).min(by))
+                        .or_insert(by);
+                    continue;
+                }
+                if let Some((call, u)) = unseen[k].contested {
+                    if undecided.is_none() && replaced_at(Some(call)).is_some_and(|t| t <= ret) {
+                        undecided = Some((f, u));
+                    }
+                }
                 if k == 0 {
-                    return Err(self.violation(format!(
+                    let v = self.violation(format!(
                         "{} found the register not holding {} although nothing had replaced it by {}",
                         self.describe(f),
                         self.name(chain[k].value),
                         secs(ret)
-                    )));
+                    ));
+                    return verdict(v, undecided);
                 }
                 before.insert(f);
                 if floor[k].is_none_or(|g| self.ops[g].call_ns < self.ops[f].call_ns) {
@@ -392,9 +441,42 @@ impl<'a> Register<'a> {
                 moved = true;
             }
             if !moved {
-                return Ok(());
+                return self
+                    .enough_unseen(chain, &needs, &unseen, &blind_calls)
+                    .map(Ok);
             }
         }
+    }
+
+    /// Whether distinct unseen writes can serve every version that needs one (`needs`: each
+    /// such version and the latest its write may land). A swap from that very value serves
+    /// only it; a blind write serves any, once. Versions taken by their deadline, each given the
+    /// earliest blind write left, is a matching whenever one exists (the deadlines nest).
+    fn enough_unseen(
+        &self,
+        chain: &[Version],
+        needs: &BTreeMap<usize, u64>,
+        unseen: &[Unseen],
+        blind_calls: &[(u64, usize)],
+    ) -> Result<(), Unsupported> {
+        let mut by_deadline: Vec<(u64, usize)> = needs.iter().map(|(&k, &by)| (by, k)).collect();
+        by_deadline.sort_unstable();
+        let mut blind = blind_calls.iter();
+        for (by, k) in by_deadline {
+            if unseen[k].from_value.is_some_and(|call| call <= by) {
+                continue;
+            }
+            match blind.next() {
+                Some(&(call, _)) if call <= by => {}
+                other => {
+                    return Err(Unsupported::UnseenWritesShared {
+                        version: self.name(chain[k].value).to_owned(),
+                        write: other.map_or(0, |&(_, op)| self.ops[op].line),
+                    })
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The earliest real time at which each version can have been written, or the operation
@@ -472,37 +554,104 @@ impl<'a> Register<'a> {
         }
     }
 
-    /// Per version, the earliest call of a write nobody observed, whose outcome is unknown and
-    /// which may have replaced it: one that did would explain a failed compare-and-swap of it.
-    /// It fits only where the chain does not continue by compare-and-swap (at the end, or
-    /// before a blind write), and must be a blind write or a swap from that very value.
-    fn unseen_writes(&self, chain: &[Version], happened: &[bool]) -> Vec<Option<u64>> {
-        let mut blind: Option<u64> = None;
-        let mut from: BTreeMap<ValueId, u64> = BTreeMap::new();
+    /// Per version, the writes nobody observed, whose outcome is unknown and which may have
+    /// replaced it (one that did would explain a failed compare-and-swap of it): the earliest
+    /// call among those whose value no failed compare-and-swap expects (placing one changes
+    /// nothing else), and the earliest among the others (placing one could break such a swap:
+    /// deciding that needs a search, so it is reported, not guessed). One fits only where the
+    /// chain does not continue by compare-and-swap (at the end, or before a blind write), and
+    /// must be a blind write or a swap from that very value.
+    fn unseen_writes(
+        &self,
+        chain: &[Version],
+        happened: &[bool],
+    ) -> (Vec<Unseen>, Vec<(u64, usize)>) {
+        let contested: BTreeSet<ValueId> = self
+            .ops
+            .iter()
+            .filter_map(|op| match op.action {
+                RegisterAction::Cas {
+                    expected,
+                    applied: Applied::No,
+                    ..
+                } => Some(expected),
+                _ => None,
+            })
+            .collect();
+        let mut blind = Unseen::default();
+        let mut blind_calls: Vec<(u64, usize)> = Vec::new();
+        let mut from: BTreeMap<ValueId, Unseen> = BTreeMap::new();
         for (i, op) in self.ops.iter().enumerate() {
             if happened[i] || applied(op) != Some(Applied::Unknown) {
                 continue;
             }
-            let slot = match op.action {
-                RegisterAction::Cas { expected, .. } => from.entry(expected).or_insert(u64::MAX),
-                _ => blind.get_or_insert(u64::MAX),
-            };
-            *slot = (*slot).min(op.call_ns);
+            let contested = contested.contains(&written(op).unwrap_or(ABSENT));
+            match op.action {
+                RegisterAction::Cas { expected, .. } => {
+                    let slot = from.entry(expected).or_default();
+                    slot.add(op.call_ns, i, contested);
+                    if !contested {
+                        slot.from_value = slot.clean;
+                    }
+                }
+                _ => {
+                    blind.add(op.call_ns, i, contested);
+                    if !contested {
+                        blind_calls.push((op.call_ns, i));
+                    }
+                }
+            }
         }
-        (0..chain.len())
+        blind_calls.sort_unstable();
+        let per_version = (0..chain.len())
             .map(|k| {
                 let open = chain.get(k + 1).is_none_or(|next| {
                     next.writer
                         .is_some_and(|w| matches!(self.ops[w].action, RegisterAction::Write { .. }))
                 });
-                let cas = from.get(&chain[k].value).copied();
-                match (open, blind, cas) {
-                    (false, _, _) => None,
-                    (true, Some(b), Some(c)) => Some(b.min(c)),
-                    (true, b, c) => b.or(c),
+                match (open, from.get(&chain[k].value)) {
+                    (false, _) => Unseen::default(),
+                    (true, Some(cas)) => blind.or(cas),
+                    (true, None) => blind,
                 }
             })
-            .collect()
+            .collect();
+        (per_version, blind_calls)
+    }
+}
+
+/// The unseen writes that may follow one version (see [`Register::unseen_writes`]).
+#[derive(Clone, Copy, Debug, Default)]
+struct Unseen {
+    /// The earliest call among those whose value no failed compare-and-swap expects.
+    clean: Option<u64>,
+    /// The same, among swaps from this very version only (a blind write may serve another).
+    from_value: Option<u64>,
+    /// The earliest call, and the operation, among the others.
+    contested: Option<(u64, usize)>,
+}
+
+impl Unseen {
+    fn add(&mut self, call: u64, op: usize, contested: bool) {
+        if contested {
+            if self.contested.is_none_or(|(c, _)| call < c) {
+                self.contested = Some((call, op));
+            }
+        } else {
+            self.clean = Some(self.clean.map_or(call, |c| c.min(call)));
+        }
+    }
+
+    fn or(self, other: &Unseen) -> Unseen {
+        let mut both = self;
+        both.from_value = other.from_value;
+        if let Some(c) = other.clean {
+            both.add(c, 0, false);
+        }
+        if let Some((c, op)) = other.contested {
+            both.add(c, op, true);
+        }
+        both
     }
 }
 
