@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tenure::history::register::RegisterHistory;
 use tenure::history::{CheckParams, History};
-use tenure::property::PropertyId;
+use tenure::property::{PropertyId, Verdict};
 use tenure::time::RATE_ERROR_PPM_MAX;
 
 /// `tenure history ...`.
@@ -94,43 +94,62 @@ fn check(args: &CheckHistoryArgs) -> Result<ExitCode, String> {
     let verdicts = history.check(CheckParams {
         rate_error_ppm: args.rate_error_ppm,
     });
+    Ok(report_verdicts(
+        &path.to_string(),
+        history.entries.len(),
+        &verdicts,
+        args.json,
+    ))
+}
+
+/// One property's verdict as the JSON outputs and summaries write it.
+pub fn verdict_json(id: PropertyId, v: &Verdict) -> serde_json::Value {
+    serde_json::json!({
+        "property": id.code(),
+        "promise": id.promise(),
+        "outcome": if v.is_ok() { "pass" } else { "fail" },
+        "violation": v.as_ref().err().map(|e| e.detail.clone()),
+    })
+}
+
+/// Prints the verdicts on a Tenure history (`what`: the file, for people), as text or as one
+/// JSON object, and gives the exit code: 0 every property held, 1 one failed, 2 none had data.
+pub fn report_verdicts(
+    what: &str,
+    entries: usize,
+    verdicts: &[(PropertyId, Verdict)],
+    json: bool,
+) -> ExitCode {
     let failed = verdicts.iter().any(|(_, v)| v.is_err());
-    if args.json {
+    if json {
         let verdicts: Vec<_> = verdicts
             .iter()
-            .map(|(id, v)| {
-                serde_json::json!({
-                    "property": id.code(),
-                    "promise": id.promise(),
-                    "outcome": if v.is_ok() { "pass" } else { "fail" },
-                    "violation": v.as_ref().err().map(|e| e.detail.clone()),
-                })
-            })
+            .map(|(id, v)| verdict_json(*id, v))
             .collect();
         let out = serde_json::json!({
             "schema_version": 1,
-            "file": path.to_string(),
-            "entries": history.entries.len(),
+            "file": what,
+            "entries": entries,
             "verdicts": verdicts,
         });
         println!("{out}");
     } else {
-        println!("{path}: {} entries", history.entries.len());
-        for (id, v) in &verdicts {
+        println!("{what}: {entries} entries");
+        for (id, v) in verdicts {
             match v {
                 Ok(()) => println!("  PASS    {id}"),
                 Err(e) => println!("  FAIL    {id}\n          {}", e.detail),
             }
         }
     }
-    Ok(if failed {
+    if failed {
         ExitCode::from(1)
     } else if verdicts.is_empty() {
-        eprintln!("tenure: {path} holds nothing any property checks (no clock reads, grants, tickets or presence answers)");
+        eprintln!("tenure: {what} holds nothing any property checks (no clock reads, grants, tickets or presence answers)");
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
 /// S1 on a register history.
@@ -151,12 +170,7 @@ fn check_register(args: &CheckHistoryArgs, text: &str) -> Result<ExitCode, Strin
             "keys": report.keys,
             "operations": report.operations,
             "unknown_outcomes": report.unknown,
-            "verdicts": [{
-                "property": id.code(),
-                "promise": id.promise(),
-                "outcome": if report.verdict.is_ok() { "pass" } else { "fail" },
-                "violation": report.verdict.as_ref().err().map(|e| e.detail.clone()),
-            }],
+            "verdicts": [verdict_json(id, &report.verdict)],
         });
         println!("{out}");
     } else {

@@ -4,10 +4,12 @@
 //! the fault model and prints one verdict per property, with the shortest counterexample of
 //! each failure as a timeline and the command that reproduces it. `tenure sim` runs the
 //! deterministic simulator over many seeds at real sizes, and `tenure replay` reruns one seed
-//! and tells it as a timeline. See `tenure <command> --help`.
+//! and tells it as a timeline. `tenure history check` and `tenure live` judge what really
+//! happened on a server by the same properties. See `tenure <command> --help`.
 
 mod check;
 mod history;
+mod live;
 mod render;
 mod sim;
 mod summary;
@@ -56,6 +58,12 @@ enum Command {
     /// Check a recorded history (the JSON lines a `tenure_mongo::Recorder` writes) against
     /// the same properties.
     History(history::HistoryArgs),
+    /// Drive the MongoDB adapter against a real server with a workload, record every call,
+    /// and check the recorded history against the same properties (no injected faults yet).
+    ///
+    /// Exit status: 0 every property holds, 1 a property failed, 2 no property had data,
+    /// 64 usage error or an unreachable or unsuitable server.
+    Live(live::LiveArgs),
 }
 
 /// What a simulated run runs; `sim` and `replay` share them.
@@ -311,6 +319,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim::run(&args),
         Command::Replay(args) => sim::replay(&args),
         Command::History(args) => history::run(&args),
+        Command::Live(args) => live::run(&args),
     };
     match result {
         Ok(code) => code,

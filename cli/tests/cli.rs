@@ -518,3 +518,82 @@ fn history_check_reads_register_histories_and_checks_s1() {
     assert_eq!(code, Some(64), "{out}");
     assert!(out.contains("not a Tenure history"), "{out}");
 }
+
+/// `tenure live` refuses what it cannot do, with a message that says what to change.
+#[test]
+fn live_usage_errors_say_what_to_change() {
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+            .arg("live")
+            .args(args)
+            .output()
+            .expect("the tenure binary runs");
+        (o.status.code(), text(&o))
+    };
+    let (code, out) = run(&["--duration", "1s"]);
+    assert_eq!(code, Some(64), "{out}");
+    assert!(out.contains("--uri") && out.contains("--server"), "{out}");
+    let (code, out) = run(&["--uri", "mongodb://127.0.0.1:1", "--faults", "all"]);
+    assert_eq!(code, Some(64), "{out}");
+    assert!(out.contains("not built yet"), "{out}");
+    let (code, out) = run(&["--uri", "mongodb://127.0.0.1:1", "--clients", "0"]);
+    assert_eq!(code, Some(64), "{out}");
+    let (code, out) = run(&["--check", "/nonexistent/history.jsonl"]);
+    assert_eq!(code, Some(64), "{out}");
+    assert!(out.contains("cannot read"), "{out}");
+}
+
+/// `tenure live` against the test server (`TENURE_TEST_URI`, which `scripts/test` sets): the
+/// lease workload runs, its history passes every property it has data for, the report and the
+/// history are written, and `--check` judges the saved history the same way.
+#[test]
+fn live_runs_the_lease_workload_and_checks_its_history() {
+    let Some(uri) = std::env::var("TENURE_TEST_URI")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+        assert!(
+            !ci,
+            "TENURE_TEST_URI is not set: scripts/test starts a server and sets it"
+        );
+        eprintln!("SKIPPED live_runs_the_lease_workload_and_checks_its_history: TENURE_TEST_URI is not set (scripts/test sets it)");
+        return;
+    };
+    let dir = scratch("live");
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args([
+            "live",
+            "--uri",
+            &uri,
+            "--duration",
+            "4s",
+            "--clients",
+            "3",
+            "--seed",
+            "7",
+        ])
+        .current_dir(&dir)
+        .output()
+        .expect("the tenure binary runs");
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    for p in ["PASS    G1", "PASS    G2", "PASS    L6", "PASS    F1"] {
+        assert!(out.contains(p), "{p} missing:\n{out}");
+    }
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("reports/live/lease/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["outcome"], "pass", "{summary}");
+    assert!(summary["granted"].as_u64().unwrap() > 0, "{summary}");
+    assert!(summary["clock_reads"].as_u64().unwrap() > 0, "{summary}");
+    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["live", "--check", "reports/live/lease/history.jsonl"])
+        .current_dir(&dir)
+        .output()
+        .expect("the tenure binary runs");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("PASS    L6"), "{}", text(&o));
+}

@@ -50,6 +50,7 @@ mod fence;
 mod keep;
 pub mod leadership;
 pub mod lease;
+pub mod live;
 pub mod presence;
 pub mod race;
 pub mod record;
