@@ -91,11 +91,12 @@ impl Windows {
         let slow = |d: Duration| d.mul_f64((1.0 + rho) / (1.0 - rho));
         let step = crate::workload::UPDATE_INTERVAL;
         let longest = crate::workload::LEASE_DURATIONS[2];
+        let tracker = crate::workload::tracker_config(String::new(), None);
         Windows {
             progress: slow(step * 2) + Duration::from_secs(1),
             expiry: slow(longest) + step + Duration::from_secs(2),
-            service: slow(CLAIM_DURATION * 2) + Duration::from_secs(2),
-            handover: slow(CLAIM_DURATION) + Duration::from_secs(1),
+            service: slow(tracker.lease_duration()) + Duration::from_secs(2),
+            handover: slow(tracker.sweep_interval()) + Duration::from_secs(1),
         }
     }
 }

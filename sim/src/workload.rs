@@ -43,6 +43,19 @@ pub const LEASE_DURATIONS: [Duration; 3] = [
 ];
 /// The units' claim duration (they claim for twice that).
 pub const CLAIM_DURATION: Duration = Duration::from_secs(3);
+
+/// A leadership unit's tracker configuration: its windows (T6) come from the same rules.
+pub(crate) fn tracker_config(
+    unit: String,
+    mutant: Option<tenure::mutant::Mutant>,
+) -> TrackerConfig {
+    TrackerConfig {
+        application: APPLICATION.into(),
+        unit,
+        claim_duration: CLAIM_DURATION,
+        mutant,
+    }
+}
 /// The managers' longest sleep: longer than M6's window, so a manager that waits for it is
 /// caught (the `manager-sleeps-past-expiry` mutant).
 pub const MAX_SLEEP: Duration = Duration::from_secs(60);
@@ -258,13 +271,8 @@ impl World {
                 c.retry.delay_max = Duration::from_secs(1);
                 c.jitter_seed = Some(seed);
                 c.mutant = mutant;
-                let t = TrackerConfig {
-                    application: APPLICATION.into(),
-                    unit: format!("u{i}"),
-                    claim_duration: CLAIM_DURATION,
-                    mutant,
-                };
-                Unit::new(c, t).map(|u| Node::Unit(Box::new(u)))
+                Unit::new(c, tracker_config(format!("u{i}"), mutant))
+                    .map(|u| Node::Unit(Box::new(u)))
             }
             Role::Agent(_) => Agent::new(presence_config(&self.config), Some(seed), mutant)
                 .map(|a| Node::Agent(Box::new(a))),
