@@ -140,9 +140,9 @@ fn concurrent_advance_one_wins_loser_refreshes_and_backs_off() {
     sim.real = secs(1);
     sim.fire(a);
     sim.fire(b);
-    assert_eq!(sim.in_flight.len(), 2);
-    sim.deliver(0, Fault::None);
-    sim.deliver(0, Fault::None); // b's swap fails and b issues its refresh read
+    assert_eq!(sim.in_flight().len(), 2);
+    sim.deliver(0, Fault::Applied);
+    sim.deliver(0, Fault::Applied); // b's swap fails and b issues its refresh read
     sim.settle();
     assert!(matches!(
         updater_outputs(&sim, a).last(),
@@ -154,7 +154,7 @@ fn concurrent_advance_one_wins_loser_refreshes_and_backs_off() {
             observed: GlobalTime(secs(1))
         })
     );
-    let Node::Updater(u) = &sim.nodes[b].actor else {
+    let Node::Updater(u) = &sim.procs[b].node else {
         unreachable!()
     };
     assert_eq!(u.base(), Some(GlobalTime(secs(1))));

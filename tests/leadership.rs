@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::leadership::World;
-use common::lease::{manager, set_global};
+use common::leadership::{self, answer, outputs, stop, ticket, unit};
+use common::lease::set_global;
 use common::{secs, Clock, Sim};
 use std::time::Duration;
 use tenure::actor::Actor;
@@ -23,70 +23,62 @@ fn tracker(unit: &str) -> TrackerConfig {
     }
 }
 
-fn world() -> (World, usize) {
+fn sim() -> Sim {
     let mut sim = Sim::new();
-    let m = manager(&mut sim, ManagerConfig::new("app", "ctl-0"), Clock::EXACT);
-    (World::new(sim), m)
+    set_global(&mut sim, 0);
+    sim
+}
+
+fn claims(sim: &Sim, u: usize) -> usize {
+    outputs(sim, u)
+        .iter()
+        .filter(|o| matches!(o, TrackerOutput::Claim { .. }))
+        .count()
 }
 
 /// Goal: the first claim asks for 2 × duration (T5); a granted claim makes the unit leader with
 /// renewal due `duration` after the claim started, and `claim_leader` answers true.
 #[test]
 fn claims_twice_the_duration_and_renews_after_one() {
-    let (mut w, m) = world();
-    let u = w.unit(tracker("mysql-0"), m, true);
-    w.pump();
+    let mut sim = sim();
+    let u = unit(&mut sim, 0, tracker("mysql-0"));
     assert!(
-        matches!(&w.units[u].outputs[0].1, TrackerOutput::Claim { duration, .. } if *duration == D * 2)
+        matches!(&outputs(&sim, u)[0], TrackerOutput::Claim { duration, .. } if *duration == D * 2)
     );
-    assert!(w.units[u].tracker.is_leader());
+    assert!(leadership::tracker(&sim, u).is_leader());
     assert_eq!(
-        w.units[u].tracker.next_deadline(),
+        leadership::tracker(&sim, u).next_deadline(),
         Some(LocalTime(secs(30)))
     );
-    let t = w.ticket(u, TicketKind::ClaimLeader);
-    assert_eq!(w.answer(u, t), Some(true));
+    let t = ticket(&mut sim, u, TicketKind::ClaimLeader);
+    assert_eq!(answer(&sim, u, t), Some(true));
     // The renewal happens on time and keeps leadership (global time advances with real time).
     for s in [20, 40, 60, 80] {
-        set_global(&mut w.sim, secs(s));
-        w.run_until(secs(s));
+        set_global(&mut sim, secs(s));
+        sim.run_until(secs(s));
     }
-    let claims = w.units[u]
-        .outputs
-        .iter()
-        .filter(|(_, o)| matches!(o, TrackerOutput::Claim { .. }))
-        .count();
-    assert!(claims >= 3, "{:?}", w.units[u].outputs);
-    assert!(w.units[u].tracker.is_leader());
+    assert!(claims(&sim, u) >= 3, "{:?}", outputs(&sim, u));
+    assert!(leadership::tracker(&sim, u).is_leader());
 }
 
 /// Goal: a `claim_leader` ticket issued after the renewal fell due waits for the renewal, so a
 /// true answer is always backed by `duration` of tenure (T1).
 #[test]
 fn overdue_renewal_runs_before_answering() {
-    let (mut w, m) = world();
-    let u = w.unit(tracker("mysql-0"), m, true);
-    w.pump();
+    let mut sim = sim();
+    let u = unit(&mut sim, 0, tracker("mysql-0"));
     // Pretend the renewal timer did not fire: jump past it without running timers.
-    w.sim.real = secs(31);
-    let claims_before = w.units[u]
-        .outputs
-        .iter()
-        .filter(|(_, o)| matches!(o, TrackerOutput::Claim { .. }))
-        .count();
-    let t = w.ticket(u, TicketKind::ClaimLeader);
-    let claims_after = w.units[u]
-        .outputs
-        .iter()
-        .filter(|(_, o)| matches!(o, TrackerOutput::Claim { .. }))
-        .count();
+    sim.real = secs(31);
+    let claims_before = claims(&sim, u);
+    let t = ticket(&mut sim, u, TicketKind::ClaimLeader);
     assert_eq!(
-        claims_after,
+        claims(&sim, u),
         claims_before + 1,
         "an overdue ticket triggers a renewal"
     );
-    assert_eq!(w.answer(u, t), Some(true));
-    assert!(w.units[u].tracker.leader_until().unwrap() >= LocalTime(secs(31) + secs(30)));
+    assert_eq!(answer(&sim, u, t), Some(true));
+    let until = leadership::tracker(&sim, u).leader_until().unwrap();
+    assert!(until >= LocalTime(secs(31) + secs(30)));
 }
 
 /// Goal: a denied unit becomes a minion with exactly one release-waiter (T3), `wait_minion`
@@ -94,37 +86,33 @@ fn overdue_renewal_runs_before_answering() {
 /// its `wait_leader` resolves true.
 #[test]
 fn minion_waits_for_release_then_leads() {
-    let (mut w, m) = world();
-    let a = w.unit(tracker("mysql-0"), m, true);
-    w.pump();
-    let b = w.unit(tracker("mysql-1"), m, true);
-    w.pump();
-    assert!(!w.units[b].tracker.is_leader());
-    assert!(w.units[b].tracker.is_waiting_release());
-    let waiters = w.units[b]
-        .outputs
+    let mut sim = sim();
+    let a = unit(&mut sim, 0, tracker("mysql-0"));
+    let b = unit(&mut sim, 1, tracker("mysql-1"));
+    assert!(!leadership::tracker(&sim, b).is_leader());
+    assert!(leadership::tracker(&sim, b).is_waiting_release());
+    let waiters = outputs(&sim, b)
         .iter()
-        .filter(|(_, o)| matches!(o, TrackerOutput::WaitReleased { .. }))
+        .filter(|o| matches!(o, TrackerOutput::WaitReleased { .. }))
         .count();
     assert_eq!(waiters, 1);
-    let minion = w.ticket(b, TicketKind::WaitMinion);
-    assert_eq!(w.answer(b, minion), Some(true));
-    let claim = w.ticket(b, TicketKind::ClaimLeader);
-    assert_eq!(w.answer(b, claim), Some(false));
-    let lead = w.ticket(b, TicketKind::WaitLeader);
-    assert_eq!(w.answer(b, lead), None);
+    let minion = ticket(&mut sim, b, TicketKind::WaitMinion);
+    assert_eq!(answer(&sim, b, minion), Some(true));
+    let claim = ticket(&mut sim, b, TicketKind::ClaimLeader);
+    assert_eq!(answer(&sim, b, claim), Some(false));
+    let lead = ticket(&mut sim, b, TicketKind::WaitLeader);
+    assert_eq!(answer(&sim, b, lead), None);
     // The leader stops renewing; once global time passes its expiry the lease is expired.
-    w.stop(a);
-    set_global(&mut w.sim, secs(61));
-    w.run_until(secs(120));
-    assert_eq!(w.answer(b, lead), Some(true));
-    assert!(w.units[b].tracker.is_leader());
+    stop(&mut sim, a);
+    set_global(&mut sim, secs(61));
+    sim.run_until(secs(120));
+    assert_eq!(answer(&sim, b, lead), Some(true));
+    assert!(leadership::tracker(&sim, b).is_leader());
     // Each leader learns its term's fencing epoch; the next leader's is larger.
     let epochs = |u: usize| -> Vec<u64> {
-        w.units[u]
-            .outputs
+        outputs(&sim, u)
             .iter()
-            .filter_map(|(_, o)| match o {
+            .filter_map(|o| match o {
                 TrackerOutput::BecameLeader { epoch, .. } => Some(epoch.0),
                 _ => None,
             })
@@ -137,17 +125,15 @@ fn minion_waits_for_release_then_leads() {
 /// Goal: stopping resolves every pending ticket false (T4), and later tickets answer false.
 #[test]
 fn stop_resolves_all_tickets_false() {
-    let (mut w, m) = world();
-    let a = w.unit(tracker("mysql-0"), m, true);
-    w.pump();
-    let b = w.unit(tracker("mysql-1"), m, true);
-    w.pump();
-    let lead = w.ticket(b, TicketKind::WaitLeader);
-    w.stop(b);
-    assert_eq!(w.answer(b, lead), Some(false));
-    let later = w.ticket(b, TicketKind::WaitMinion);
-    assert_eq!(w.answer(b, later), Some(false));
-    assert!(w.units[a].tracker.is_leader());
+    let mut sim = sim();
+    let a = unit(&mut sim, 0, tracker("mysql-0"));
+    let b = unit(&mut sim, 1, tracker("mysql-1"));
+    let lead = ticket(&mut sim, b, TicketKind::WaitLeader);
+    stop(&mut sim, b);
+    assert_eq!(answer(&sim, b, lead), Some(false));
+    let later = ticket(&mut sim, b, TicketKind::WaitMinion);
+    assert_eq!(answer(&sim, b, later), Some(false));
+    assert!(leadership::tracker(&sim, a).is_leader());
 }
 
 /// Goal: invalid tracker configuration is refused with a message naming the field.
@@ -413,7 +399,7 @@ fn a_resigning_leader_hands_over_without_waiting_for_expiry() {
         sim.settle();
         n
     };
-    let leads = |sim: &Sim, n: usize| matches!(&sim.nodes[n].actor, Node::Unit(u) if u.tracker().is_leader());
+    let leads = |sim: &Sim, n: usize| matches!(&sim.procs[n].node, Node::Unit(u) if u.tracker().is_leader());
     let resign = |sim: &mut Sim, n: usize| {
         sim.call(n, |node, now| match node {
             Node::Unit(u) => split(u.handle_resign(now), Note::from),
@@ -441,6 +427,7 @@ fn a_resigning_leader_hands_over_without_waiting_for_expiry() {
     // A minion holds no term: it resigns without a write.
     let c = start(&mut sim, 2);
     let writes = sim
+        .log()
         .delivered
         .iter()
         .filter(|(n, op)| *n == c && op.is_write())
@@ -448,6 +435,7 @@ fn a_resigning_leader_hands_over_without_waiting_for_expiry() {
     resign(&mut sim, c);
     assert!(sim.notes_of(c).contains(&Note::Resigned(Ok(false))));
     let after = sim
+        .log()
         .delivered
         .iter()
         .filter(|(n, op)| *n == c && op.is_write())

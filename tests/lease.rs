@@ -33,7 +33,8 @@ fn last(sim: &Sim, n: usize) -> ManagerOutput {
 }
 
 fn writes_by(sim: &Sim, n: usize) -> usize {
-    sim.delivered
+    sim.log()
+        .delivered
         .iter()
         .filter(|(node, op)| *node == n && op.is_write())
         .count()
@@ -224,11 +225,11 @@ fn racing_claims_one_wins_the_other_is_denied() {
     claim(&mut sim, b, 2, "db", "ub", D);
     // Both read global time, then both write: interleave until both have written.
     for _ in 0..20 {
-        if sim.in_flight.is_empty() {
+        if sim.in_flight().is_empty() {
             break;
         }
-        let i = sim.in_flight.len() - 1;
-        sim.deliver(i, Fault::None);
+        let i = sim.in_flight().len() - 1;
+        sim.deliver(i, Fault::Applied);
     }
     sim.settle();
     let outs: Vec<_> = [a, b].iter().map(|n| last(&sim, *n)).collect();
@@ -302,9 +303,9 @@ fn expiry_tick_judges_at_the_refresh_reply_not_at_the_tick_start() {
         // Fire the tick, then let 5 ms pass before each store reply arrives.
         sim.real += secs(1);
         sim.fire(m);
-        while !sim.in_flight.is_empty() {
+        while !sim.in_flight().is_empty() {
             sim.real += 5_000_000;
-            sim.deliver(0, Fault::None);
+            sim.deliver(0, Fault::Applied);
         }
     }
     assert!(
@@ -324,7 +325,7 @@ fn expiry_tick_judges_at_the_refresh_reply_not_at_the_tick_start() {
 fn a_lost_read_on_an_expiry_tick_is_retried_soon() {
     let (mut sim, m) = abandoned_and_expired();
     sim.fire(m);
-    assert!(!sim.in_flight.is_empty(), "the expiry tick refreshes");
+    assert!(!sim.in_flight().is_empty(), "the expiry tick refreshes");
     sim.deliver(0, Fault::Lost);
     sim.settle();
     assert!(
@@ -389,8 +390,8 @@ fn unknown_outcomes_are_resolved_by_rereading() {
         let m = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
         sim.settle();
         claim(&mut sim, m, 1, "db", "u", D);
-        sim.deliver(0, Fault::None); // the global read
-        assert!(matches!(sim.in_flight[0].1.op, Op::Insert { .. }));
+        sim.deliver(0, Fault::Applied); // the global read
+        assert!(matches!(sim.in_flight()[0].req.op, Op::Insert { .. }));
         sim.deliver(0, fault);
         sim.settle();
         assert!(
@@ -525,7 +526,7 @@ fn every_request_is_answered_when_its_store_call_fails() {
         sim.settle();
         claim(&mut sim, m, req, "db", "u", D);
         for _ in 0..at {
-            sim.deliver(0, Fault::None);
+            sim.deliver(0, Fault::Applied);
         }
         sim.deliver(0, Fault::Refused);
         sim.settle();
@@ -565,7 +566,7 @@ fn every_request_is_answered_when_its_store_call_fails() {
     sim.settle();
     claim(&mut sim, m, 1, "db", "u", D);
     assert_eq!(
-        sim.in_flight.len(),
+        sim.in_flight().len(),
         1,
         "the claim's store call is in flight"
     );
@@ -603,12 +604,12 @@ fn deliver_newest_until(sim: &mut Sim, keep: usize, done: impl Fn(&Sim) -> bool)
             return;
         }
         assert!(
-            sim.in_flight.len() > keep,
+            sim.in_flight().len() > keep,
             "nothing else to deliver: {:?}",
             sim.manager_outputs(0)
         );
-        let i = sim.in_flight.len() - 1;
-        sim.deliver(i, Fault::None);
+        let i = sim.in_flight().len() - 1;
+        sim.deliver(i, Fault::Applied);
     }
     panic!("not done after 50 deliveries: {:?}", sim.manager_outputs(0));
 }
@@ -624,7 +625,11 @@ fn a_slow_lease_delays_no_other_lease() {
     claim(&mut sim, m, 1, "old", "u", Duration::from_secs(1));
     sim.settle();
     claim(&mut sim, m, 2, "slow", "u", D);
-    assert_eq!(sim.in_flight.len(), 1, "the slow claim's call is in flight");
+    assert_eq!(
+        sim.in_flight().len(),
+        1,
+        "the slow claim's call is in flight"
+    );
 
     claim(&mut sim, m, 3, "fast", "u", D);
     claim(&mut sim, m, 4, "slow", "v", D);
@@ -636,7 +641,7 @@ fn a_slow_lease_delays_no_other_lease() {
         }
     };
     deliver_newest_until(&mut sim, 1, claimed(RequestId(3)));
-    assert_eq!(sim.in_flight.len(), 1, "only the slow call is left");
+    assert_eq!(sim.in_flight().len(), 1, "only the slow call is left");
 
     check(&mut sim, m, 5, "elsewhere", "u");
     deliver_newest_until(&mut sim, 1, |s| {
@@ -693,7 +698,7 @@ fn calls_max_bounds_concurrent_store_calls() {
     sim.settle();
     claim(&mut sim, m, 1, "a", "u", D);
     claim(&mut sim, m, 2, "b", "u", D);
-    assert_eq!(sim.in_flight.len(), 1);
+    assert_eq!(sim.in_flight().len(), 1);
     sim.settle();
     assert_eq!(
         sim.manager_outputs(m)
@@ -709,7 +714,11 @@ fn calls_max_bounds_concurrent_store_calls() {
     for (i, lease) in ["a", "b", "c"].into_iter().enumerate() {
         claim(&mut sim, m, i as u64, lease, "u", D);
     }
-    assert_eq!(sim.in_flight.len(), 3, "three leases, three calls at once");
+    assert_eq!(
+        sim.in_flight().len(),
+        3,
+        "three leases, three calls at once"
+    );
 
     let mut zero = cfg("ctl-0");
     zero.calls_max = 0;
@@ -732,13 +741,13 @@ fn a_lease_skipped_by_a_tick_is_expired_once_its_call_ends() {
     // The tick is due too: its refresh (a find) starts first, then the extension's read.
     claim(&mut sim, m, 2, "db", "u", D);
     assert!(
-        matches!(sim.in_flight[..], [(_, ref find), (_, ref read)]
-            if matches!(find.op, Op::Find { .. }) && matches!(read.op, Op::Read { .. })),
+        matches!(sim.in_flight()[..], [ref find, ref read]
+            if matches!(find.req.op, Op::Find { .. }) && matches!(read.req.op, Op::Read { .. })),
         "{:?}",
-        sim.in_flight
+        sim.in_flight()
     );
-    sim.deliver(0, Fault::None);
-    deliver_newest_until(&mut sim, 1, |s| s.in_flight.len() == 1);
+    sim.deliver(0, Fault::Applied);
+    deliver_newest_until(&mut sim, 1, |s| s.in_flight().len() == 1);
     sim.deliver(0, Fault::Lost);
     assert!(sim.manager_outputs(m).contains(&ManagerOutput::Failed {
         req: RequestId(2),
@@ -768,19 +777,19 @@ fn a_refresh_never_undoes_what_a_call_learnt() {
     let mut sim = Sim::new();
     let m = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
     assert!(
-        matches!(sim.in_flight[..], [(_, ref r)] if matches!(r.op, Op::Find { .. })),
+        matches!(sim.in_flight()[..], [ref r] if matches!(r.req.op, Op::Find { .. })),
         "the first tick's refresh: {:?}",
-        sim.in_flight
+        sim.in_flight()
     );
-    sim.deliver(0, Fault::None);
+    sim.deliver(0, Fault::Applied);
     claim(&mut sim, m, 1, "db", "u", D);
     deliver_newest_until(&mut sim, 1, |s| {
         s.manager_outputs(0)
             .iter()
             .any(|o| matches!(o, ManagerOutput::Claimed { .. }))
     });
-    sim.deliver(0, Fault::None);
-    assert!(sim.in_flight.is_empty(), "{:?}", sim.in_flight);
+    sim.deliver(0, Fault::Applied);
+    assert!(sim.in_flight().is_empty(), "{:?}", sim.in_flight());
 
     wait(&mut sim, m, 2, "db");
     check(&mut sim, m, 3, "db", "u");
@@ -806,7 +815,7 @@ fn a_refresh_never_undoes_what_a_call_learnt() {
 fn a_refresh_keeps_a_lease_learnt_about_and_still_busy() {
     let mut sim = Sim::new();
     let m = manager(&mut sim, cfg("ctl-0"), Clock::EXACT);
-    sim.deliver(0, Fault::None);
+    sim.deliver(0, Fault::Applied);
     claim(&mut sim, m, 1, "db", "u", D);
     deliver_newest_until(&mut sim, 1, |s| {
         s.manager_outputs(0)
@@ -815,11 +824,11 @@ fn a_refresh_keeps_a_lease_learnt_about_and_still_busy() {
     });
     claim(&mut sim, m, 2, "db", "u", D);
     assert_eq!(
-        sim.in_flight.len(),
+        sim.in_flight().len(),
         2,
         "the refresh's read, the extension's"
     );
-    sim.deliver(0, Fault::None);
+    sim.deliver(0, Fault::Applied);
 
     wait(&mut sim, m, 3, "db");
     let outs = sim.manager_outputs(m);
@@ -888,7 +897,7 @@ fn check_during_a_tick_refresh() -> (Sim, usize) {
     sim.settle();
     sim.real = secs(61);
     sim.fire(m);
-    assert_eq!(sim.in_flight.len(), 1, "the tick's refresh");
+    assert_eq!(sim.in_flight().len(), 1, "the tick's refresh");
     check(&mut sim, m, 2, "db", "v");
     (sim, m)
 }
@@ -900,7 +909,7 @@ fn check_during_a_tick_refresh() -> (Sim, usize) {
 fn a_check_is_answered_while_the_store_refuses_every_read() {
     let (mut sim, m) = check_during_a_tick_refresh();
     for _ in 0..10 {
-        if sim.in_flight.is_empty() {
+        if sim.in_flight().is_empty() {
             break;
         }
         // Each refusal takes a store timeout: by then the tick's retry is due.
@@ -938,8 +947,8 @@ fn a_check_is_answered_while_the_store_refuses_every_read() {
 #[test]
 fn a_check_never_waits_for_a_refresh() {
     let (mut sim, m) = check_during_a_tick_refresh();
-    assert_eq!(sim.in_flight.len(), 2, "the check's own read");
-    sim.deliver(1, Fault::None);
+    assert_eq!(sim.in_flight().len(), 2, "the check's own read");
+    sim.deliver(1, Fault::Applied);
     assert_eq!(
         last(&sim, m),
         ManagerOutput::Checked {

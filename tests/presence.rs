@@ -194,7 +194,7 @@ fn unknown_flush_is_resent_harmlessly() {
     sim.fire(b);
     sim.deliver(0, Fault::Ambiguous);
     assert!(matches!(
-        sim.notes.last().unwrap().2,
+        sim.log().notes.last().unwrap().2,
         Note::Batcher(BatcherOutput::Requeued { .. })
     ));
     sim.real = secs(4);
@@ -363,6 +363,7 @@ fn pruner_keeps_what_is_live() {
     assert_eq!(beings, ["m:3", "n:1"]);
     assert!(slots(&sim, "n:").len() > 4);
     let ops: Vec<Op> = sim
+        .log()
         .delivered
         .iter()
         .filter(|(n, _)| *n == pr)

@@ -77,7 +77,7 @@ fn a_released_lease_is_claimed_by_another_at_once_with_the_next_epoch() {
         sim.manager_outputs(b)
     );
     assert_eq!(stored(&sim).released_by, None, "a claim clears the mark");
-    assert_eq!(store_changes(&sim.lease_changes), Ok(()));
+    assert_eq!(store_changes(&sim.log().lease_changes), Ok(()));
 }
 
 /// Goal: a stale token (its holder claimed again after it expired) releases nothing: the
@@ -136,11 +136,11 @@ fn a_release_of_unknown_outcome_is_resolved_or_reported() {
         "{:?}",
         sim.manager_outputs(a)
     );
-    let reads_before = sim.delivered.len();
+    let reads_before = sim.log().delivered.len();
     check(&mut sim, a, 3, "db", "u0");
     sim.settle();
     assert!(
-        sim.delivered.len() > reads_before,
+        sim.log().delivered.len() > reads_before,
         "the check read the store"
     );
     // Same global time: an extension would write nothing, and the lost release could land.

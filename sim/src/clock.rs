@@ -2,7 +2,7 @@
 //! time from an arbitrary offset, and changing its rate now and then (a host clock drifts with
 //! temperature and load), never leaving the bound the protocols budget for (DESIGN.md, "Time").
 
-use tenure::time::LocalTime;
+use tenure::time::{DriftingClock, LocalTime};
 
 /// Most rate changes one clock makes in a run (a bound on its segments).
 pub const RATE_CHANGES_MAX: usize = 8;
@@ -91,6 +91,13 @@ impl SimClock {
     pub fn real_of(&self, local: LocalTime) -> u64 {
         let i = self.segments.partition_point(|s| s.local <= local.0);
         self.segments[i.saturating_sub(1)].real_at(local.0)
+    }
+}
+
+/// The core's fixed-rate clock, as one segment.
+impl From<DriftingClock> for SimClock {
+    fn from(c: DriftingClock) -> SimClock {
+        SimClock::new(c.rate_ppm, c.offset)
     }
 }
 

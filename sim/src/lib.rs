@@ -27,6 +27,7 @@
 //! - [`trace`]: counts, the trace hash, and a replay's timeline;
 //! - [`run`]: one seed, many seeds, their summary;
 //! - [`shrink`]: a failing run made smaller while it still fails;
+//! - [`script`]: the same world driven step by step, for tests that pin one interleaving down;
 //! - [`clock`] and [`rng`]: simulated local clocks and the seeded random stream.
 
 #![warn(missing_docs, unreachable_pub)]
@@ -38,6 +39,7 @@ pub mod faults;
 pub mod observe;
 pub mod rng;
 pub mod run;
+pub mod script;
 pub mod shrink;
 pub mod trace;
 pub mod workload;

@@ -48,10 +48,16 @@ pub struct Found {
 pub enum Milestone {
     /// The clock advanced.
     ClockAdvanced,
+    /// An updater's advance lost a race (another had moved the clock first).
+    ClockConflicted,
+    /// A clock watcher reported global time at least twice.
+    WatcherEmitted,
     /// A lease was granted.
     LeaseClaimed,
     /// A lease changed holder (an epoch above 1).
     HolderChanged,
+    /// A holder's term was extended (a grant in the epoch it already held).
+    LeaseExtended,
     /// A lease was expired by a manager.
     LeaseExpired,
     /// A claim was denied.
@@ -62,6 +68,10 @@ pub enum Milestone {
     LeaderConfirmed,
     /// A second unit became leader.
     LeadershipMoved,
+    /// A unit became a minion (another unit led).
+    BecameMinion,
+    /// A leader resigned and released its lease.
+    Resigned,
     /// A key was reported alive.
     KeyAlive,
     /// A key was reported dead.
@@ -128,6 +138,8 @@ pub struct Observer {
     /// Every leadership belief of the run (T1).
     all_tenures: Vec<Tenure>,
     grants: Vec<Grant>,
+    /// The epoch of each lease's latest grant (`namespace/lease`).
+    granted_epoch: BTreeMap<String, Epoch>,
     calls: BTreeMap<RequestId, (u64, GlobalTime, Duration)>,
     /// Each holder's wait in progress: its lease (M5).
     waits: BTreeMap<RequestId, String>,
@@ -189,6 +201,7 @@ impl Observer {
             tenures: BTreeMap::new(),
             all_tenures: Vec::new(),
             grants: Vec::new(),
+            granted_epoch: BTreeMap::new(),
             calls: BTreeMap::new(),
             waits: BTreeMap::new(),
             checks: BTreeMap::new(),
@@ -289,8 +302,15 @@ impl Observer {
             Note::Updater(UpdaterOutput::Advanced { .. }) => {
                 self.reached.insert(Milestone::ClockAdvanced);
             }
+            Note::Updater(UpdaterOutput::Conflict { .. }) => {
+                self.reached.insert(Milestone::ClockConflicted);
+            }
+            Note::Resigned(Ok(true)) => {
+                self.reached.insert(Milestone::Resigned);
+            }
             Note::ClockWatcher(ClockWatcherOutput::Time(t)) => {
                 if let Some(last) = self.watcher_emitted {
+                    self.reached.insert(Milestone::WatcherEmitted);
                     self.check(real, clock::g5_watcher_strictly_later(&[last, *t]));
                 }
                 self.watcher_emitted = Some(*t);
@@ -328,6 +348,10 @@ impl Observer {
                 self.reached.insert(Milestone::LeaseClaimed);
                 if epoch.0 > 1 {
                     self.reached.insert(Milestone::HolderChanged);
+                }
+                let key = format!("{ns}/{lease}");
+                if self.granted_epoch.insert(key, *epoch) == Some(*epoch) {
+                    self.reached.insert(Milestone::LeaseExtended);
                 }
                 let call = self.calls.remove(req).filter(|_| ns == LEASE_NS);
                 let invoked = match role {
@@ -504,6 +528,9 @@ impl Observer {
         out: &TrackerOutput,
     ) {
         match out {
+            TrackerOutput::BecameMinion => {
+                self.reached.insert(Milestone::BecameMinion);
+            }
             TrackerOutput::Claim { duration, .. } => {
                 self.unit_claimed_at.insert(p, real);
                 self.check(real, leadership::t5_twice(&[*duration], CLAIM_DURATION))

@@ -280,6 +280,10 @@ impl World {
                 .map(|w| Node::PresenceWatcher(Box::new(w))),
             Role::Pruner => Pruner::new(presence_config(&self.config), mutant)
                 .map(|p| Node::Pruner(Box::new(p))),
+            // A script brings its own actors, and a scripted process never crashes.
+            Role::Scripted => Err(tenure::validate::InputError::InvalidConfig(
+                "a scripted process has no role to rebuild".into(),
+            )),
         };
         // Every configuration above is fixed and valid; the tests build each role.
         built.unwrap_or_else(|e| panic!("the simulator built an invalid {role:?}: {e}"))
@@ -335,7 +339,7 @@ impl World {
                     fx
                 });
             }
-            Role::ClockWatcher | Role::Pruner => self.rearm(p),
+            Role::ClockWatcher | Role::Pruner | Role::Scripted => self.rearm(p),
         }
     }
 

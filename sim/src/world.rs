@@ -12,6 +12,7 @@ use crate::config::SimConfig;
 use crate::faults::FaultRates;
 use crate::observe::Observer;
 use crate::rng::Rng;
+use crate::script::{InFlight, Log};
 use crate::trace::{Stats, Trace};
 use crate::workload::Drive;
 use std::cmp::Ordering;
@@ -57,6 +58,9 @@ pub enum Role {
     PresenceWatcher,
     /// The presence pruner.
     Pruner,
+    /// A process a script added ([`crate::script`]): the script drives it, and no fault
+    /// rebuilds it.
+    Scripted,
 }
 
 /// A process: an actor, its local clock, and its fault state.
@@ -217,6 +221,14 @@ pub struct World {
     pub trace: Trace,
     /// The quiet phase: no fault strikes and the drivers stop calling.
     pub quiet: bool,
+    /// The server's wall clock at real time zero (ns), or `None` to leave the store's clock
+    /// where it is (a script that sets it by hand).
+    pub server_epoch: Option<u64>,
+    /// `Some` in a scripted world: requests wait here until the script delivers them, instead
+    /// of crossing the simulated network ([`crate::script`]).
+    pub(crate) held: Option<Vec<InFlight>>,
+    /// `Some` in a scripted world: what the script reads back.
+    pub(crate) log: Option<Log>,
 }
 
 impl World {
@@ -245,6 +257,9 @@ impl World {
             stats: Stats::default(),
             trace: Trace::new(frames),
             quiet: false,
+            server_epoch: Some(SERVER_EPOCH),
+            held: None,
+            log: None,
         }
     }
 
@@ -329,14 +344,18 @@ impl World {
             {
                 self.observer.sync_started(self.real);
             }
-            let mut at = self.real + self.latency();
-            if self.strikes(Fault::Delay) {
-                at += self.rng.below(nanos(DELAY_MAX));
-            }
             let base = match &self.procs[p].node {
                 Node::Updater(u) => u.base().map(|g| g.0),
                 _ => None,
             };
+            if let Some(held) = &mut self.held {
+                held.push(InFlight { p, inc, req, base });
+                continue;
+            }
+            let mut at = self.real + self.latency();
+            if self.strikes(Fault::Delay) {
+                at += self.rng.below(nanos(DELAY_MAX));
+            }
             self.schedule(
                 at,
                 Ev::Deliver {
@@ -355,6 +374,9 @@ impl World {
     }
 
     fn observe_note(&mut self, p: usize, note: &Note) {
+        if let Some(log) = &mut self.log {
+            log.notes.push((self.real, p, note.clone()));
+        }
         self.stats.note(note);
         let proc = &self.procs[p];
         self.observer
@@ -390,28 +412,42 @@ impl World {
     /// Runs until the queue is empty, real time passes `until`, a property fails, or the event
     /// budget is spent. Returns `false` on the last.
     pub(crate) fn run_until(&mut self, until: u64) -> bool {
-        while let Some(top) = self.queue.peek() {
-            if top.at > until || self.observer.failed() {
-                break;
-            }
-            if self.stats.steps >= EVENTS_MAX {
+        while !self.observer.failed() {
+            if self.stats.steps >= EVENTS_MAX && self.next_at().is_some_and(|at| at <= until) {
                 return false;
             }
-            let Some(Scheduled { at, ev, .. }) = self.queue.pop() else {
+            if !self.step(until) {
                 break;
-            };
-            self.real = at;
-            self.stats.steps += 1;
-            self.trace.event(at, ev.kind(), event_subject(&ev));
-            if self.trace.framing() {
-                self.describe(&ev);
-            }
-            self.handle(ev);
-            if self.trace.framing() && (self.trace.has_pending() || self.observer.failed()) {
-                self.push_frame();
             }
         }
         self.real = self.real.max(until);
+        true
+    }
+
+    /// When the next event is due, if any is queued.
+    pub(crate) fn next_at(&self) -> Option<u64> {
+        self.queue.peek().map(|top| top.at)
+    }
+
+    /// Handles the next event if it is due by `until`; `false` if none is. Real time never
+    /// goes back: a script may have moved it past an event, which then happens late.
+    pub(crate) fn step(&mut self, until: u64) -> bool {
+        if self.next_at().is_none_or(|at| at > until) {
+            return false;
+        }
+        let Some(Scheduled { at, ev, .. }) = self.queue.pop() else {
+            return false;
+        };
+        self.real = self.real.max(at);
+        self.stats.steps += 1;
+        self.trace.event(at, ev.kind(), event_subject(&ev));
+        if self.trace.framing() {
+            self.describe(&ev);
+        }
+        self.handle(ev);
+        if self.trace.framing() && (self.trace.has_pending() || self.observer.failed()) {
+            self.push_frame();
+        }
         true
     }
 
@@ -473,7 +509,7 @@ impl World {
     }
 
     fn deliver(&mut self, p: u32, inc: u32, req: Request, base: Option<u64>) {
-        self.store.set_server_time(SERVER_EPOCH + self.real);
+        self.set_server_time();
         let op = req.op;
         let (result, unknown) = if self.strikes(Fault::Lost) {
             (OpResult::Unknown, true)
@@ -482,38 +518,7 @@ impl World {
         } else if is_conditional_write(&op) && self.strikes(Fault::NonAtomicCas) {
             (self.check_then_land(op, base), false)
         } else {
-            // What a rollback would restore: read only when rollbacks may strike.
-            let before = match target(&op) {
-                Some((coll, id)) if op.is_write() && self.faults.has(Fault::Rollback) => {
-                    Some(self.store.get(coll, id).cloned())
-                }
-                _ => None,
-            };
-            // P6 judges each of a prune pass's writes against the documents just before it.
-            let pruning = self.procs[p as usize].role == Role::Pruner && op.is_write();
-            let keys = pruning.then(|| self.observer.keys_deleted_by(&op, &self.store));
-            let view = keys
-                .as_ref()
-                .map(|k| self.observer.presence_view(&self.store, k));
-            let result = self.write(&op, false, base);
-            if let (Some(keys), Some(view)) = (keys, view) {
-                let after = self.observer.presence_view(&self.store, &keys);
-                self.observer.prune_write(self.real, &view, &after);
-            }
-            if matches!(op, Op::BulkUpsert { .. }) {
-                self.observer.flush_applied(self.real, &op, &self.store);
-            }
-            let ambiguous = self.strikes(Fault::Ambiguous);
-            if let Some(before) = before {
-                if matches!(result, OpResult::Ok(_)) && self.strikes(Fault::Rollback) {
-                    self.schedule_rollback(&op, before);
-                }
-            }
-            if ambiguous {
-                (OpResult::Unknown, true)
-            } else {
-                (result, false)
-            }
+            self.apply(p as usize, &op, base, |w| w.strikes(Fault::Ambiguous))
         };
         if unknown {
             self.stats.unknown += 1;
@@ -525,6 +530,60 @@ impl World {
         };
         let id = req.id;
         self.schedule(self.real + delay, Ev::Reply { p, inc, id, result });
+    }
+
+    /// The server's wall clock follows real time (unless a script keeps it by hand).
+    pub(crate) fn set_server_time(&mut self) {
+        if let Some(epoch) = self.server_epoch {
+            self.store.set_server_time(epoch + self.real);
+        }
+    }
+
+    /// Process `p`'s `op` reaches the store and applies; its reply is then lost if
+    /// `ambiguous` says so (drawn after the write, as the write happened either way). Returns
+    /// the reply and whether it was lost.
+    pub(crate) fn apply(
+        &mut self,
+        p: usize,
+        op: &Op,
+        base: Option<u64>,
+        ambiguous: impl FnOnce(&mut World) -> bool,
+    ) -> (OpResult, bool) {
+        if let Some(log) = &mut self.log {
+            log.delivered.push((p, op.clone()));
+        }
+        // What a rollback would restore: read only when rollbacks may strike.
+        let before = match target(op) {
+            Some((coll, id)) if op.is_write() && self.faults.has(Fault::Rollback) => {
+                Some(self.store.get(coll, id).cloned())
+            }
+            _ => None,
+        };
+        // P6 judges each of a prune pass's writes against the documents just before it.
+        let pruning = self.procs[p].role == Role::Pruner && op.is_write();
+        let keys = pruning.then(|| self.observer.keys_deleted_by(op, &self.store));
+        let view = keys
+            .as_ref()
+            .map(|k| self.observer.presence_view(&self.store, k));
+        let result = self.write(op, false, base);
+        if let (Some(keys), Some(view)) = (keys, view) {
+            let after = self.observer.presence_view(&self.store, &keys);
+            self.observer.prune_write(self.real, &view, &after);
+        }
+        if matches!(op, Op::BulkUpsert { .. }) {
+            self.observer.flush_applied(self.real, op, &self.store);
+        }
+        let ambiguous = ambiguous(self);
+        if let Some(before) = before {
+            if matches!(result, OpResult::Ok(_)) && self.strikes(Fault::Rollback) {
+                self.schedule_rollback(op, before);
+            }
+        }
+        if ambiguous {
+            (OpResult::Unknown, true)
+        } else {
+            (result, false)
+        }
     }
 
     /// A stale read: served from a copy of the store at most [`STALE_MAX`] old (as a lagging
@@ -577,6 +636,9 @@ impl World {
             let after = self.store.get(coll, id);
             if after != before.as_ref() {
                 let after = after.cloned();
+                if let Some(log) = &mut self.log {
+                    log.store_change(coll, (before.as_ref(), after.as_ref()), &self.store);
+                }
                 self.observer.store_change(
                     self.real,
                     coll,
@@ -639,7 +701,7 @@ impl World {
         );
     }
 
-    fn reply(&mut self, p: usize, inc: u32, id: OpId, result: OpResult) {
+    pub(crate) fn reply(&mut self, p: usize, inc: u32, id: OpId, result: OpResult) {
         let proc = &mut self.procs[p];
         if proc.inc != inc {
             return;
@@ -654,6 +716,12 @@ impl World {
     /// Process `p` stops taking steps for a while (GC, SIGSTOP).
     pub(crate) fn pause(&mut self, p: usize) {
         let d = self.rng.range(nanos(PAUSE.0), nanos(PAUSE.1));
+        self.suspend(p);
+        self.schedule(self.real + d, Ev::Resume { p: p as u32 });
+    }
+
+    /// Process `p` stops taking steps until [`World::resume`].
+    pub(crate) fn suspend(&mut self, p: usize) {
         let proc = &mut self.procs[p];
         proc.paused = true;
         proc.timer_gen += 1;
@@ -662,10 +730,9 @@ impl World {
         self.observer.agent_paused(&keys);
         self.trace
             .mark(self.real, &format!("{} pauses", self.procs[p].name));
-        self.schedule(self.real + d, Ev::Resume { p: p as u32 });
     }
 
-    fn resume(&mut self, p: usize) {
+    pub(crate) fn resume(&mut self, p: usize) {
         if !self.procs[p].paused {
             return;
         }
@@ -704,10 +771,10 @@ impl World {
 
     /// Process `p` crashes and restarts at once with empty memory; the store keeps its writes.
     pub(crate) fn crash(&mut self, p: usize) {
-        if self.drive.left.contains(&p) {
+        let role = self.procs[p].role;
+        if self.drive.left.contains(&p) || role == Role::Scripted {
             return;
         }
-        let role = self.procs[p].role;
         self.observer.crashed(self.real, p, role);
         let keys = self.keys_of(p);
         self.observer.agent_paused(&keys);

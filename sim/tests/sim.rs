@@ -71,15 +71,25 @@ fn the_correct_protocols_pass_swarm_seeds_under_every_fault() {
             );
         }
         let expect: &[Milestone] = match w {
-            Workload::Clock => &[Milestone::ClockAdvanced],
+            Workload::Clock => &[
+                Milestone::ClockAdvanced,
+                Milestone::ClockConflicted,
+                Milestone::WatcherEmitted,
+            ],
             Workload::Lease => &[
                 Milestone::LeaseClaimed,
+                Milestone::LeaseExtended,
                 Milestone::HolderChanged,
                 Milestone::LeaseExpired,
                 Milestone::ClaimDenied,
                 Milestone::LeaseReleased,
             ],
-            Workload::Leadership => &[Milestone::LeaderConfirmed, Milestone::LeadershipMoved],
+            Workload::Leadership => &[
+                Milestone::LeaderConfirmed,
+                Milestone::LeadershipMoved,
+                Milestone::BecameMinion,
+                Milestone::Resigned,
+            ],
             Workload::Presence => &[
                 Milestone::KeyAlive,
                 Milestone::KeyDied,
