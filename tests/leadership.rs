@@ -7,9 +7,8 @@ use common::leadership::{self, answer, outputs, stop, ticket, unit};
 use common::lease::set_global;
 use common::{secs, Clock, Sim};
 use std::time::Duration;
-use tenure::actor::Actor;
 use tenure::leadership::{TicketKind, TrackerConfig, TrackerOutput};
-use tenure::lease::ManagerConfig;
+use tenure::lease::{ManagerConfig, ManagerOutput, RequestId};
 use tenure::time::LocalTime;
 
 const D: Duration = Duration::from_secs(30);
@@ -154,117 +153,61 @@ fn invalid_tracker_config() {
 }
 
 /// Goal: a `Unit` (tracker wired to its own manager) is driven like any store actor: the first
-/// unit to claim leads, the second becomes a minion with one release-waiter, and their tickets
-/// answer accordingly.
-/// Method: run two units' requests on one reference store at one instant.
+/// unit to claim leads, the second becomes a minion with one release-waiter and is told of the
+/// denial, and their tickets answer accordingly.
 #[test]
 fn units_route_tracker_claims_through_their_managers() {
-    use tenure::leadership::{Unit, UnitOutput};
-    use tenure::substrate::MemoryStore;
-    use tenure::time::LocalTime;
-
-    let drive = |store: &mut MemoryStore, unit: &mut Unit, fx| {
-        drive_unit(store, unit, fx, LocalTime(1_000_000_000))
-    };
-    let tracker = |unit: &str| TrackerConfig {
+    let short = |unit: &str| TrackerConfig {
         application: "db".into(),
-        unit: unit.into(),
         claim_duration: Duration::from_secs(10),
-        mutant: None,
+        ..tracker(unit)
     };
-    let now = LocalTime(1_000_000_000);
-    let mut store = MemoryStore::new();
-    let mut a = Unit::new(ManagerConfig::new("app", "ctl-0"), tracker("db-0")).unwrap();
-    let mut b = Unit::new(ManagerConfig::new("app", "ctl-1"), tracker("db-1")).unwrap();
-    let fx = a.handle_start(now);
-    drive(&mut store, &mut a, fx);
-    let fx = b.handle_start(now);
-    let notes = drive(&mut store, &mut b, fx);
-    assert!(a.tracker().is_leader());
-    assert!(!b.tracker().is_leader() && b.tracker().is_waiting_release());
-    assert!(notes.iter().any(|n| matches!(
-        n,
-        UnitOutput::Manager(tenure::lease::ManagerOutput::Denied { .. })
-    )));
-    let (id, fx) = a.handle_ticket(TicketKind::ClaimLeader, now);
-    let notes = drive(&mut store, &mut a, fx);
-    assert!(
-        notes.contains(&UnitOutput::Tracker(TrackerOutput::Ticket {
-            id,
-            kind: TicketKind::ClaimLeader,
-            value: true
-        })),
-        "{notes:?}"
-    );
-    let (id, fx) = b.handle_ticket(TicketKind::ClaimLeader, now);
-    let notes = drive(&mut store, &mut b, fx);
-    assert!(
-        notes.contains(&UnitOutput::Tracker(TrackerOutput::Ticket {
-            id,
-            kind: TicketKind::ClaimLeader,
-            value: false
-        })),
-        "{notes:?}"
-    );
+    let mut sim = sim();
+    let a = unit(&mut sim, 0, short("db-0"));
+    let b = unit(&mut sim, 1, short("db-1"));
+    assert!(leadership::tracker(&sim, a).is_leader());
+    let minion = leadership::tracker(&sim, b);
+    assert!(!minion.is_leader() && minion.is_waiting_release());
+    assert!(sim
+        .manager_outputs(b)
+        .iter()
+        .any(|o| matches!(o, ManagerOutput::Denied { .. })));
+    let yes = ticket(&mut sim, a, TicketKind::ClaimLeader);
+    assert_eq!(answer(&sim, a, yes), Some(true));
+    let no = ticket(&mut sim, b, TicketKind::ClaimLeader);
+    assert_eq!(answer(&sim, b, no), Some(false));
 }
 
 /// Goal: a unit's request ids only pair its tracker's requests with the manager's answers, so
 /// once none is outstanding numbering starts again: a leader's renewals are all request 0.
-/// Method: two units on one reference store (the second waits for a release); the leader
-/// renews for a minute of local time.
+/// Method: two units on one store (the second waits for a release); the leader renews for a
+/// minute while global time follows real time.
 #[test]
 fn a_units_request_ids_start_again_once_none_is_outstanding() {
-    use tenure::leadership::{Unit, UnitOutput};
-    use tenure::lease::{ManagerOutput, RequestId};
-    use tenure::substrate::MemoryStore;
-
-    let claimed = |notes: &[UnitOutput]| -> Vec<RequestId> {
-        notes
-            .iter()
-            .filter_map(|n| match n {
-                UnitOutput::Manager(ManagerOutput::Claimed { req, .. }) => Some(*req),
-                _ => None,
-            })
-            .collect()
-    };
     let short = |unit: &str| TrackerConfig {
         claim_duration: Duration::from_secs(10),
         ..tracker(unit)
     };
-    let mut store = MemoryStore::new();
-    let mut a = Unit::new(ManagerConfig::new("app", "ctl-0"), short("db-0")).unwrap();
-    let mut b = Unit::new(ManagerConfig::new("app", "ctl-1"), short("db-1")).unwrap();
-    let start = LocalTime(1_000_000_000);
-    let fx = a.handle_start(start);
-    let mut grants = claimed(&drive_unit(&mut store, &mut a, fx, start));
-    let fx = b.handle_start(start);
-    drive_unit(&mut store, &mut b, fx, start);
-    assert!(b.tracker().is_waiting_release());
-    for s in 2..=60 {
-        let now = LocalTime(s * 1_000_000_000);
-        let fx = a.handle_timeout(now);
-        grants.extend(claimed(&drive_unit(&mut store, &mut a, fx, now)));
+    let mut sim = sim();
+    let a = unit(&mut sim, 0, short("db-0"));
+    let b = unit(&mut sim, 1, short("db-1"));
+    assert!(leadership::tracker(&sim, b).is_waiting_release());
+    for s in 1..=60 {
+        set_global(&mut sim, secs(s));
+        sim.run_until(secs(s));
     }
+    let grants: Vec<RequestId> = sim
+        .manager_outputs(a)
+        .iter()
+        .filter_map(|o| match o {
+            ManagerOutput::Claimed { req, .. } => Some(*req),
+            _ => None,
+        })
+        .collect();
     assert!(grants.len() >= 5, "the leader renewed: {grants:?}");
     assert!(grants.iter().all(|r| *r == RequestId(0)), "{grants:?}");
-    assert!(a.tracker().is_leader() && b.tracker().is_waiting_release());
-}
-
-/// Runs a unit's store requests on `store` at `now`, handing it each answer, until it issues no
-/// more; returns what it reported.
-fn drive_unit(
-    store: &mut tenure::substrate::MemoryStore,
-    unit: &mut tenure::leadership::Unit,
-    fx: tenure::effects::Effects<tenure::leadership::UnitOutput>,
-    now: LocalTime,
-) -> Vec<tenure::leadership::UnitOutput> {
-    let (mut queue, mut notes) = (fx.requests, fx.notifications);
-    while let Some(req) = queue.pop() {
-        let more = unit.handle_reply(req.id, store.apply(&req.op), now);
-        queue.extend(more.requests);
-        notes.extend(more.notifications);
-    }
-    notes
+    assert!(leadership::tracker(&sim, a).is_leader());
+    assert!(leadership::tracker(&sim, b).is_waiting_release());
 }
 
 /// Goal: the tracker itself decides when a leader's tenure lapses: a renewal still unanswered
