@@ -2,20 +2,24 @@
 //! and the recorded history judged by the same properties as the models and the simulator.
 //! `tenure live --check FILE` judges a saved history again.
 //!
-//! This is the first slice of live checking: the lease workload (with the clock) and no
-//! injected faults yet; the faults, the other workloads and live mutants are still to come.
+//! So far: the lease workload (with the clock) under the network faults of a seeded proxy, the
+//! server's failpoints and step-downs, a kill and restart of a server the run owns, and skewed
+//! client clocks. The other workloads, paused client processes and live mutants are still to
+//! come.
 
 use crate::history::{report_verdicts, verdict_json};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::Arc;
 use std::time::Duration;
 use tenure::history::{CheckParams, History};
-use tenure_mongo::live::{LeaseWorkload, LeaseWorkloadReport, CLIENTS_MAX};
-use tenure_mongo::{Recorder, Substrate};
+use tenure_mongo::live::faults::{LiveFault, Restart};
+use tenure_mongo::live::{LeaseWorkload, LiveRun, LiveTarget, CLIENTS_MAX};
 
 /// `tenure live`.
 #[derive(Args, Debug)]
@@ -40,8 +44,10 @@ pub struct LiveArgs {
     /// How long the clients run (`30s`, `2m`).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
-    /// Faults to inject: only `none` so far (the fault-injecting proxy, failpoints, step-downs,
-    /// kills and paused clients are not built yet).
+    /// Faults to inject: `none`, `all` (every fault the target allows: `restart` only with
+    /// --server), or a list of lost, ambiguous, delay, sever (a fault proxy between clients and
+    /// server), failpoint (needs test commands on the server; --server enables them),
+    /// step-down, skew (each client's clock its own), restart. The schedule comes from --seed.
     #[arg(long, default_value = "none")]
     pub faults: String,
     /// Seeds the workload's random choices (which lease, how long to hold, release or lapse).
@@ -51,6 +57,12 @@ pub struct LiveArgs {
     /// compare-and-swap may not be atomic, so expect violations. Implied by `--server ferretdb`.
     #[arg(long)]
     pub allow_standalone: bool,
+    /// Let the driver retry writes after a network error (`retryWrites`, the production
+    /// default). Off by default here: on a server that deduplicates retries only per connection
+    /// (SecantusDB) a retried compare-and-swap that had applied reports "not applied", and the
+    /// history would be wrong about it.
+    #[arg(long)]
+    pub driver_retries: bool,
     /// Judge a saved history (a run's `history.jsonl`) instead of running.
     #[arg(long, value_name = "FILE")]
     pub check: Option<PathBuf>,
@@ -86,63 +98,80 @@ pub fn run(args: &LiveArgs) -> Result<ExitCode, String> {
     if let Some(file) = &args.check {
         return recheck(file, args.json);
     }
-    if args.faults != "none" {
-        return Err(format!(
-            "--faults {}: live fault injection is not built yet; run with --faults none (the \
-             simulator, `tenure sim`, injects every fault)",
-            args.faults
-        ));
-    }
-    let server = OwnServer::start(args)?;
-    let standalone = args.allow_standalone || args.server == Some(Server::Ferretdb);
+    let faults = faults_for(args)?;
+    let server = OwnServer::start(args, &faults)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let outcome = runtime.block_on(run_workload(args, &server.uri, standalone));
+    let outcome = runtime.block_on(run_workload(args, &server, faults));
     drop(server);
-    let (report, recorder) = outcome?;
-    finish(args, &report, &recorder)
+    finish(args, &outcome?)
+}
+
+/// The faults asked for, checked against what the target allows: `all` leaves out what it
+/// cannot do; a fault named explicitly that it cannot do is an error.
+fn faults_for(args: &LiveArgs) -> Result<BTreeSet<LiveFault>, String> {
+    let mut faults = LiveFault::parse_set(&args.faults).map_err(|e| format!("--faults: {e}"))?;
+    let all = args.faults.trim() == "all";
+    let mut cannot = |fault: LiveFault, why: &str| -> Result<(), String> {
+        if faults.remove(&fault) && !all {
+            return Err(format!("--faults {fault}: {why}"));
+        }
+        Ok(())
+    };
+    if args.server.is_none() {
+        cannot(
+            LiveFault::Restart,
+            "killing and restarting the server needs a server the run owns: use --server \
+             secantusdb instead of --uri",
+        )?;
+    }
+    if args.server == Some(Server::Ferretdb) {
+        let why = "FerretDB has no failpoints and no replica set to step down";
+        cannot(LiveFault::Failpoint, why)?;
+        cannot(LiveFault::StepDown, why)?;
+    }
+    Ok(faults)
 }
 
 /// Runs the workload and returns what it did and what was recorded.
 async fn run_workload(
     args: &LiveArgs,
-    uri: &str,
-    standalone: bool,
-) -> Result<(LeaseWorkloadReport, Recorder), String> {
-    let recorder = Recorder::new(0);
-    // A database of its own: nothing left by another run is mistaken for this one's.
-    let database = format!("tenure_live_{}_{:x}", std::process::id(), args.seed);
-    let substrate = Substrate::builder(uri)
-        .database(database)
-        .allow_standalone_unsafe(standalone)
-        .recorder(recorder.clone())
-        .connect()
-        .await
-        .map_err(|e| format!("cannot use the server: {e}"))?;
+    server: &OwnServer,
+    faults: BTreeSet<LiveFault>,
+) -> Result<LiveRun, String> {
+    let target = LiveTarget {
+        uri: server.uri.clone(),
+        // A database of its own: nothing left by another run is mistaken for this one's.
+        database: format!("tenure_live_{}_{:x}", std::process::id(), args.seed),
+        allow_standalone: args.allow_standalone || args.server == Some(Server::Ferretdb),
+        restart: server.restart(),
+        driver_retries: args.driver_retries,
+    };
     let workload = LeaseWorkload {
         clients: usize::from(args.clients),
         leases: usize::from(args.leases),
         duration: args.duration,
         seed: args.seed,
+        faults,
         ..LeaseWorkload::default()
     };
     if !args.json {
         eprintln!(
-            "tenure live: {} client(s) on {} lease(s) for {}, seed {}, on {}",
+            "tenure live: {} client(s) on {} lease(s) for {}, seed {}, faults {}",
             workload.clients,
             workload.leases,
             humantime::format_duration(workload.duration),
             workload.seed,
-            substrate.hosts()
+            fault_names(&workload.faults),
         );
     }
     let bar = progress_bar(args.duration, args.json);
     let tick = bar.clone();
-    let report = workload
-        .run(&substrate, move |elapsed| {
+    let run = workload
+        .run(&target, move |elapsed| {
             if let Some(b) = &tick {
                 b.set_position(elapsed.as_secs());
             }
@@ -151,11 +180,18 @@ async fn run_workload(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let _ = substrate.database().drop().await;
-    Ok((
-        report.map_err(|e| format!("the workload failed: {e}"))?,
-        recorder,
-    ))
+    run.map_err(|e| format!("the workload failed: {e}"))
+}
+
+fn fault_names(faults: &BTreeSet<LiveFault>) -> String {
+    if faults.is_empty() {
+        return "none".into();
+    }
+    faults
+        .iter()
+        .map(|f| f.name())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn progress_bar(duration: Duration, json: bool) -> Option<ProgressBar> {
@@ -170,14 +206,14 @@ fn progress_bar(duration: Duration, json: bool) -> Option<ProgressBar> {
 
 /// What `reports/live/lease/summary.json` holds.
 #[derive(Serialize)]
-struct Summary<'a> {
+struct Summary {
     schema_version: u32,
     protocol: &'static str,
     clients: u16,
     leases: u16,
     duration_secs: f64,
     seed: u64,
-    faults: &'a str,
+    faults: String,
     claims: u64,
     granted: u64,
     denied: u64,
@@ -185,37 +221,53 @@ struct Summary<'a> {
     errors: u64,
     clock_reads: u64,
     entries: usize,
+    operations: usize,
+    dropped: u64,
+    clocks: Vec<serde_json::Value>,
+    proxy: std::collections::BTreeMap<&'static str, u64>,
+    fault_schedule: Vec<serde_json::Value>,
     outcome: &'static str,
     properties: Vec<serde_json::Value>,
     history: String,
     recheck: String,
 }
 
+/// The server faults as scheduled, with when and how each fired.
+fn schedule_json(run: &LiveRun) -> Vec<serde_json::Value> {
+    run.fired
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "at_secs": f.event.at.as_secs_f64(),
+                "fault": f.event.fault.to_string(),
+                "fired_at_secs": f.fired_at.as_secs_f64(),
+                "error": f.result.as_ref().err(),
+            })
+        })
+        .collect()
+}
+
 /// Writes the history and the summary, prints the verdicts.
-fn finish(
-    args: &LiveArgs,
-    report: &LeaseWorkloadReport,
-    recorder: &Recorder,
-) -> Result<ExitCode, String> {
+fn finish(args: &LiveArgs, run: &LiveRun) -> Result<ExitCode, String> {
     let dir = Path::new("reports/live/lease");
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let path = dir.join("history.jsonl");
-    recorder
-        .write_jsonl(&path)
+    std::fs::write(&path, run.history.to_jsonl())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    let history = recorder.history();
+    let history = &run.history;
     let verdicts = history.check(CheckParams {
         rate_error_ppm: RATE_ERROR_PPM,
     });
     let recheck = format!("tenure live --check {}", path.display());
+    let report = &run.report;
     let summary = Summary {
-        schema_version: 1,
+        schema_version: 2,
         protocol: "lease",
         clients: args.clients,
         leases: args.leases,
         duration_secs: args.duration.as_secs_f64(),
         seed: args.seed,
-        faults: &args.faults,
+        faults: args.faults.clone(),
         claims: report.claims,
         granted: report.granted,
         denied: report.denied,
@@ -223,6 +275,17 @@ fn finish(
         errors: report.errors,
         clock_reads: report.clock_reads,
         entries: history.entries.len(),
+        operations: operations(history),
+        dropped: run.dropped,
+        clocks: run
+            .clocks
+            .iter()
+            .map(|(p, rate, offset)| {
+                serde_json::json!({"process": p, "rate_ppm": rate, "offset_secs": offset.as_secs_f64()})
+            })
+            .collect(),
+        proxy: run.proxy.clone(),
+        fault_schedule: schedule_json(run),
         outcome: match verdicts.iter().any(|(_, v)| v.is_err()) {
             true => "fail",
             false => "pass",
@@ -238,15 +301,7 @@ fn finish(
     let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
     std::fs::write(&file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     if !args.json {
-        println!(
-            "lease: {} claims ({} granted, {} denied), {} released, {} errors, {} clock reads",
-            report.claims,
-            report.granted,
-            report.denied,
-            report.released,
-            report.errors,
-            report.clock_reads
-        );
+        print_run(run);
     }
     let code = report_verdicts(
         &path.display().to_string(),
@@ -258,6 +313,45 @@ fn finish(
         println!("  summary: {}\n  check again: {recheck}", file.display());
     }
     Ok(code)
+}
+
+/// The store operations the run made (every invocation of one), clock's and clients'.
+fn operations(history: &History) -> usize {
+    history
+        .entries
+        .iter()
+        .filter(|e| {
+            e.phase == tenure::history::Phase::Invoke
+                && matches!(e.operation, tenure::history::Operation::Store { .. })
+        })
+        .count()
+}
+
+/// What the clients did and which faults struck.
+fn print_run(run: &LiveRun) {
+    let r = &run.report;
+    println!(
+        "lease: {} store operations; {} claims ({} granted, {} denied), {} released, {} errors, \
+         {} clock reads",
+        operations(&run.history),
+        r.claims,
+        r.granted,
+        r.denied,
+        r.released,
+        r.errors,
+        r.clock_reads
+    );
+    if !run.proxy.is_empty() {
+        let counts: Vec<String> = run.proxy.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("  proxy: {}", counts.join(", "));
+    }
+    if !run.fired.is_empty() {
+        let refused = run.fired.iter().filter(|f| f.result.is_err()).count();
+        println!(
+            "  server faults: {} fired, {refused} refused by the server (see the summary)",
+            run.fired.len() - refused
+        );
+    }
 }
 
 /// `tenure live --check FILE`: the same verdicts on a saved history.
@@ -284,11 +378,12 @@ fn recheck(file: &Path, json: bool) -> Result<ExitCode, String> {
 /// The server the run uses: given by `--uri`, or started by `--server` and stopped on drop.
 struct OwnServer {
     uri: String,
-    started: Option<&'static str>,
+    /// The `scripts/substrate start` arguments, when the run started it.
+    started: Option<Vec<String>>,
 }
 
 impl OwnServer {
-    fn start(args: &LiveArgs) -> Result<OwnServer, String> {
+    fn start(args: &LiveArgs, faults: &BTreeSet<LiveFault>) -> Result<OwnServer, String> {
         let Some(server) = args.server else {
             let uri = args.uri.clone().ok_or(
                 "say which server: --uri mongodb://HOST:PORT/?replicaSet=NAME, or --server \
@@ -300,38 +395,66 @@ impl OwnServer {
             Server::Secantusdb => "secantus",
             Server::Ferretdb => "ferretdb",
         };
-        let script = Path::new("scripts/substrate");
-        if !script.exists() {
+        if !Path::new(SCRIPT).exists() {
             return Err(
                 "--server starts servers with scripts/substrate: run tenure live from \
                         the repository's root, or give --uri"
                     .into(),
             );
         }
-        let out = Command::new(script)
-            .args(["start", name, "--port", OWN_PORT])
-            .output()
-            .map_err(|e| format!("cannot run scripts/substrate: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "scripts/substrate start {name} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+        let mut start: Vec<String> = ["start", name, "--port", OWN_PORT]
+            .map(String::from)
+            .to_vec();
+        if faults.contains(&LiveFault::Failpoint) {
+            start.push("--test-commands".into());
         }
-        let uri = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if faults.contains(&LiveFault::Restart) {
+            // A store that survives the kill.
+            let dir = Path::new("target/live-store");
+            let _ = std::fs::remove_dir_all(dir);
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            start.extend(["--dir".into(), dir.display().to_string()]);
+        }
+        let uri = substrate(&start)?;
         Ok(OwnServer {
             uri,
-            started: Some(name),
+            started: Some(start),
         })
     }
+
+    /// Kills the server and starts it again on its store (only a server the run started).
+    fn restart(&self) -> Option<Restart> {
+        let start = self.started.clone()?;
+        Some(Arc::new(move || {
+            substrate(&["stop", &start[1], "--port", OWN_PORT, "--kill"].map(String::from))?;
+            substrate(&start).map(|_| ())
+        }))
+    }
+}
+
+const SCRIPT: &str = "scripts/substrate";
+
+/// Runs `scripts/substrate ARGS`; its standard output on success.
+fn substrate(args: &[String]) -> Result<String, String> {
+    let out = Command::new(SCRIPT)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {SCRIPT}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{SCRIPT} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 impl Drop for OwnServer {
     fn drop(&mut self) {
-        if let Some(name) = self.started {
-            let _ = Command::new("scripts/substrate")
-                .args(["stop", name, "--port", OWN_PORT])
-                .output();
+        if let Some(start) = &self.started {
+            let _ = substrate(&["stop", &start[1], "--port", OWN_PORT].map(String::from));
         }
     }
 }

@@ -533,9 +533,23 @@ fn live_usage_errors_say_what_to_change() {
     let (code, out) = run(&["--duration", "1s"]);
     assert_eq!(code, Some(64), "{out}");
     assert!(out.contains("--uri") && out.contains("--server"), "{out}");
-    let (code, out) = run(&["--uri", "mongodb://127.0.0.1:1", "--faults", "all"]);
+    let (code, out) = run(&[
+        "--uri",
+        "mongodb://127.0.0.1:1",
+        "--faults",
+        "lost,partition",
+    ]);
     assert_eq!(code, Some(64), "{out}");
-    assert!(out.contains("not built yet"), "{out}");
+    assert!(
+        out.contains("'partition'") && out.contains("step-down"),
+        "{out}"
+    );
+    let (code, out) = run(&["--uri", "mongodb://127.0.0.1:1", "--faults", "restart"]);
+    assert_eq!(code, Some(64), "{out}");
+    assert!(out.contains("--server secantusdb"), "{out}");
+    let (code, out) = run(&["--server", "ferretdb", "--faults", "failpoint"]);
+    assert_eq!(code, Some(64), "{out}");
+    assert!(out.contains("FerretDB has no failpoints"), "{out}");
     let (code, out) = run(&["--uri", "mongodb://127.0.0.1:1", "--clients", "0"]);
     assert_eq!(code, Some(64), "{out}");
     let (code, out) = run(&["--check", "/nonexistent/history.jsonl"]);
@@ -544,8 +558,9 @@ fn live_usage_errors_say_what_to_change() {
 }
 
 /// `tenure live` against the test server (`TENURE_TEST_URI`, which `scripts/test` sets): the
-/// lease workload runs, its history passes every property it has data for, the report and the
-/// history are written, and `--check` judges the saved history the same way.
+/// lease workload runs through the fault proxy with skewed clocks, its history passes every
+/// property it has data for, the report and the history are written, and `--check` judges the
+/// saved history the same way.
 #[test]
 fn live_runs_the_lease_workload_and_checks_its_history() {
     let Some(uri) = std::env::var("TENURE_TEST_URI")
@@ -573,6 +588,8 @@ fn live_runs_the_lease_workload_and_checks_its_history() {
             "3",
             "--seed",
             "7",
+            "--faults",
+            "lost,ambiguous,delay,sever,skew",
         ])
         .current_dir(&dir)
         .output()
@@ -589,6 +606,23 @@ fn live_runs_the_lease_workload_and_checks_its_history() {
     assert_eq!(summary["outcome"], "pass", "{summary}");
     assert!(summary["granted"].as_u64().unwrap() > 0, "{summary}");
     assert!(summary["clock_reads"].as_u64().unwrap() > 0, "{summary}");
+    // The network faults went through the proxy; each client had a clock of its own.
+    assert!(
+        summary["proxy"]["forwarded"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    let clocks = summary["clocks"].as_array().unwrap();
+    assert_eq!(
+        clocks.len(),
+        4,
+        "the clock keeper and three clients: {summary}"
+    );
+    assert!(
+        clocks[1..]
+            .iter()
+            .all(|c| c["offset_secs"].as_f64().unwrap() > 0.0),
+        "{summary}"
+    );
     let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
         .args(["live", "--check", "reports/live/lease/history.jsonl"])
         .current_dir(&dir)

@@ -59,6 +59,17 @@ impl Router<Updater> for UpdaterRouter {
                 });
                 self.advanced.send_replace(Some(to));
             }
+            UpdaterOutput::AdvanceUnknown { from, to } => {
+                tracing::debug!(
+                    from = from.0,
+                    to = to.0,
+                    "a clock advance's outcome is unknown"
+                );
+                record::unsure(self.recorder.as_ref(), || Operation::ClockAdvance {
+                    from,
+                    to,
+                });
+            }
             UpdaterOutput::Conflict { observed } => {
                 tracing::trace!(observed = observed.0, "another updater advanced the clock");
                 metrics::counter!("tenure_clock_conflicts_total").increment(1);

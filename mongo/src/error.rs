@@ -159,6 +159,15 @@ pub(crate) fn server_code(e: &mongodb::error::Error) -> Option<i32> {
     }
 }
 
+/// A driver error in one line a person can read: credentials hidden, and without the labels,
+/// source and raw server reply the driver appends (the error itself stays attached as the
+/// `source` of ours, for code that matches on its kind).
+pub fn describe(e: &mongodb::error::Error) -> String {
+    let text = redact(&e.to_string());
+    let text = text.split(", labels: ").next().unwrap_or_default();
+    text.strip_prefix("Kind: ").unwrap_or(text).to_owned()
+}
+
 /// `text` with the password (and user) of any `scheme://user:pass@host` removed.
 pub fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -111,6 +111,12 @@ impl Recorder {
         self.push(call, Phase::Complete, operation);
     }
 
+    /// Records something that may or may not have happened (a write whose reply was lost).
+    pub(crate) fn unsure(&self, operation: Operation) {
+        let call = self.unique();
+        self.push(call, Phase::Unknown, operation);
+    }
+
     /// A copy of the history so far.
     pub fn history(&self) -> History {
         History {
@@ -155,5 +161,12 @@ pub(crate) fn complete(
 pub(crate) fn event(rec: Option<&Recorder>, op: impl FnOnce() -> Operation) {
     if let Some(r) = rec {
         r.event(op());
+    }
+}
+
+/// Records an event that may or may not have happened.
+pub(crate) fn unsure(rec: Option<&Recorder>, op: impl FnOnce() -> Operation) {
+    if let Some(r) = rec {
+        r.unsure(op());
     }
 }

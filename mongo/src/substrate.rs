@@ -8,7 +8,7 @@
 //! protocol resolves them by re-reading, never by guessing.
 
 use crate::convert::{cas_filter, doc_from_bson, doc_to_bson, selector_filter, update_to_bson};
-use crate::error::{redact, server_code, Error};
+use crate::error::{describe, redact, server_code, Error};
 use crate::record::{self, Recorder};
 use crate::runtime::LocalClock;
 use mongodb::bson::{doc, Bson, Document as BsonDocument};
@@ -392,7 +392,10 @@ impl Substrate {
             .write
             .create_index(by_namespace)
             .await
-            .map_err(|e| Error::Store(redact(&e.to_string())))?;
+            .map_err(|source| Error::Driver {
+                context: "creating Tenure's index on the leases collection",
+                source,
+            })?;
         Ok(())
     }
 
@@ -530,7 +533,7 @@ impl Substrate {
                             OpResult::Failed("the server's hello reply has no localTime".into())
                         }
                     },
-                    Err(e) => OpResult::Failed(StoreFailure::caused_by(redact(&e.to_string()), e)),
+                    Err(e) => OpResult::Failed(StoreFailure::caused_by(describe(&e), e)),
                 }
             }
         };
@@ -661,7 +664,7 @@ fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
 fn classify(e: &mongodb::error::Error, op: &Op) -> OpResult {
     // The driver's error rides along as the source, so a caller can still match on it.
     let failed = || {
-        let message = format!("{}: {}", op.verb(), redact(&e.to_string()));
+        let message = format!("{}: {}", op.verb(), describe(e));
         OpResult::Failed(StoreFailure::caused_by(message, e.clone()))
     };
     if is_duplicate_key(e) {
@@ -678,7 +681,7 @@ fn classify(e: &mongodb::error::Error, op: &Op) -> OpResult {
         // Write concern errors, timeouts, network errors, server selection after a first attempt:
         // the write may have happened.
         _ => {
-            tracing::debug!(op = op.verb(), error = %redact(&e.to_string()), "outcome unknown");
+            tracing::debug!(op = op.verb(), error = %describe(e), "outcome unknown");
             metrics::counter!("tenure_unknown_outcomes_total", "op" => op.verb()).increment(1);
             OpResult::Unknown
         }

@@ -75,6 +75,15 @@ pub enum UpdaterOutput {
         /// The local time since the base was observed, which is what was added.
         elapsed: Duration,
     },
+    /// A compare-and-swap's outcome is unknown (its reply was lost): the clock may or may not
+    /// hold `to`. The updater is discarded next ([`UpdaterOutput::Failed`]); a history checker
+    /// needs this to tell a lost reply from a lost increment (G2).
+    AdvanceUnknown {
+        /// The value swapped against.
+        from: GlobalTime,
+        /// The value it tried to write.
+        to: GlobalTime,
+    },
     /// Another updater moved the clock; the base is now `observed`.
     Conflict {
         /// The refreshed base.
@@ -221,18 +230,24 @@ impl Actor for Updater {
                 return self.send(Reader::request(ReadConcern::Linearizable), Pending::Refresh);
             }
             (Pending::Advance { base, amount }, other) => {
+                if other == OpResult::Unknown {
+                    fx.notify(UpdaterOutput::AdvanceUnknown {
+                        from: base,
+                        to: GlobalTime(base.0.saturating_add(amount)),
+                    });
+                }
                 let context = format!(
                     "updating global clock: adding {} to current time {}",
                     Secs(amount),
                     Secs(base.0)
                 );
-                return self.fail(
+                fx.extend(self.fail(
                     ClockError::Store {
                         context,
                         cause: other.failure(),
                     },
                     now,
-                );
+                ));
             }
             (Pending::Refresh, result) => match Reader::decode(&result) {
                 Ok(observed) => {

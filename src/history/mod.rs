@@ -197,6 +197,14 @@ pub struct History {
 }
 
 impl History {
+    /// The histories of several recording processes as one, in real-time order (entries with
+    /// equal times keep their order). Each process must carry its own `process` number.
+    pub fn merge(histories: impl IntoIterator<Item = History>) -> History {
+        let mut entries: Vec<Entry> = histories.into_iter().flat_map(|h| h.entries).collect();
+        entries.sort_by_key(|e| e.real_ns);
+        History { entries }
+    }
+
     /// One JSON object per line.
     pub fn to_jsonl(&self) -> String {
         let mut out = String::new();
@@ -363,10 +371,19 @@ impl History {
 
     /// Successful clock advances.
     pub fn clock_writes(&self) -> Vec<ClockWrite> {
+        self.clock_advances(Phase::Complete)
+    }
+
+    /// Clock advances whose outcome is unknown (the reply was lost; each may have applied).
+    pub fn clock_writes_unsure(&self) -> Vec<ClockWrite> {
+        self.clock_advances(Phase::Unknown)
+    }
+
+    fn clock_advances(&self, phase: Phase) -> Vec<ClockWrite> {
         self.entries
             .iter()
             .filter_map(|e| match e.operation {
-                Operation::ClockAdvance { from, to } if e.phase == Phase::Complete => {
+                Operation::ClockAdvance { from, to } if e.phase == phase => {
                     Some(ClockWrite { from, to })
                 }
                 _ => None,
@@ -381,10 +398,18 @@ impl History {
         if !reads.is_empty() {
             out.push((PropertyId::G1, clock::g1_monotonic(&reads)));
         }
-        let writes = self.clock_writes();
+        let (writes, unsure) = (self.clock_writes(), self.clock_writes_unsure());
         if !writes.is_empty() {
-            let initial = writes.iter().map(|w| w.from).min().unwrap_or_default();
-            out.push((PropertyId::G2, clock::g2_chain(initial, &writes)));
+            let initial = writes
+                .iter()
+                .chain(&unsure)
+                .map(|w| w.from)
+                .min()
+                .unwrap_or_default();
+            out.push((
+                PropertyId::G2,
+                clock::g2_chain_unsure(initial, &writes, &unsure),
+            ));
         }
         let mut emitted: BTreeMap<u32, Vec<GlobalTime>> = BTreeMap::new();
         for e in &self.entries {

@@ -3,6 +3,7 @@
 use super::{PropertyId, Verdict, Violation};
 use crate::time::{GlobalTime, Secs};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// One read of global time, with the real interval during which it ran.
@@ -69,6 +70,22 @@ pub fn g1_stored(before: GlobalTime, after: GlobalTime) -> Verdict {
 /// G2: the successful advances form one chain from `initial`: each swaps against the value the
 /// previous one wrote, and no two swap against the same value.
 pub fn g2_chain(initial: GlobalTime, writes: &[ClockWrite]) -> Verdict {
+    g2_chain_unsure(initial, writes, &[])
+}
+
+/// G2 over a recorded history, where some advances ended with their outcome unknown (`unsure`:
+/// the reply was lost; the write may have applied). The chain of successful advances may pass
+/// through unsure ones, and only through them: a gap no unsure advance bridges is a lost
+/// increment.
+pub fn g2_chain_unsure(
+    initial: GlobalTime,
+    writes: &[ClockWrite],
+    unsure: &[ClockWrite],
+) -> Verdict {
+    let mut maybe: BTreeMap<GlobalTime, Vec<GlobalTime>> = BTreeMap::new();
+    for w in unsure {
+        maybe.entry(w.from).or_default().push(w.to);
+    }
     let mut sorted = writes.to_vec();
     sorted.sort_by_key(|w| (w.from, w.to));
     let mut at = initial;
@@ -91,7 +108,7 @@ pub fn g2_chain(initial: GlobalTime, writes: &[ClockWrite]) -> Verdict {
                 ),
             ));
         }
-        if w.from != at {
+        if w.from != at && !bridged(&maybe, at, w.from) {
             return Err(Violation::new(
                 PropertyId::G2,
                 format!(
@@ -103,6 +120,26 @@ pub fn g2_chain(initial: GlobalTime, writes: &[ClockWrite]) -> Verdict {
         at = w.to;
     }
     Ok(())
+}
+
+/// Whether unsure advances, applied one after another, lead from `from` to exactly `to`.
+fn bridged(
+    maybe: &BTreeMap<GlobalTime, Vec<GlobalTime>>,
+    from: GlobalTime,
+    to: GlobalTime,
+) -> bool {
+    let mut frontier = vec![from];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(at) = frontier.pop() {
+        if at == to {
+            return true;
+        }
+        if at > to || !seen.insert(at) {
+            continue;
+        }
+        frontier.extend(maybe.get(&at).into_iter().flatten().copied());
+    }
+    false
 }
 
 /// G3: for real times `t1 < t2`, `g(t2) - g(t1) ≤ (1+ρ)·(t2 - t1) + S`, over exact samples
@@ -292,6 +329,11 @@ mod tests {
         assert!(g2_chain(GlobalTime(0), &[w(0, 5), w(5, 9)]).is_ok());
         assert!(g2_chain(GlobalTime(0), &[w(0, 5), w(0, 7)]).is_err());
         assert!(g2_chain(GlobalTime(0), &[w(0, 5), w(6, 7)]).is_err());
+        // A lost reply: 5 -> 6 may have applied, so 6 -> 7 follows; nothing bridges 5 -> 8.
+        assert!(g2_chain_unsure(GlobalTime(0), &[w(0, 5), w(6, 7)], &[w(5, 6)]).is_ok());
+        assert!(g2_chain_unsure(GlobalTime(0), &[w(0, 5), w(8, 9)], &[w(5, 6)]).is_err());
+        assert!(g2_chain_unsure(GlobalTime(0), &[w(0, 5), w(8, 9)], &[w(5, 6), w(6, 8)]).is_ok());
+        assert!(g2_chain_unsure(GlobalTime(0), &[w(0, 5), w(0, 6)], &[w(5, 6)]).is_err());
     }
 
     #[test]
