@@ -79,6 +79,12 @@ async fn the_lease_workload_passes_under_every_live_fault() {
         .iter()
         .filter(|e| e.phase == Phase::Invoke && matches!(e.operation, Operation::Store { .. }))
         .count();
+    eprintln!(
+        "live_faults: {operations} store operations, {:?}, proxy {:?}, {} server faults",
+        run.report,
+        run.proxy,
+        run.fired.len()
+    );
     assert!(
         operations >= OPERATIONS_MIN,
         "{operations} store operations"
