@@ -4,8 +4,8 @@
 //!
 //! So far: the lease workload (with the clock) under the network faults of a seeded proxy, the
 //! server's failpoints and step-downs, a kill and restart of a server the run owns, and skewed
-//! client clocks. The other workloads, paused client processes and live mutants are still to
-//! come.
+//! client clocks, with the lease and clock mutants. The other workloads and paused client
+//! processes are still to come.
 
 use crate::history::{report_verdicts, verdict_json};
 use clap::{Args, ValueEnum};
@@ -18,8 +18,12 @@ use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::Duration;
 use tenure::history::{CheckParams, History};
+use tenure::mutant::Mutant;
 use tenure_mongo::live::faults::{LiveFault, Restart};
-use tenure_mongo::live::{LeaseWorkload, LiveRun, LiveTarget, CLIENTS_MAX};
+use tenure_mongo::live::{
+    check_mutant, live_mutants, LeaseWorkload, LiveRun, LiveTarget, CLIENTS_MAX,
+    LEASE_WORKLOAD_RUNS,
+};
 
 /// `tenure live`.
 #[derive(Args, Debug)]
@@ -53,6 +57,10 @@ pub struct LiveArgs {
     /// Seeds the workload's random choices (which lease, how long to hold, release or lapse).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Run a deliberately broken lease or clock protocol (a name `tenure check --list-mutants`
+    /// prints), to see the live check catch it.
+    #[arg(long, value_name = "NAME")]
+    pub mutant: Option<String>,
     /// Accept a standalone server (FerretDB): its writes are not majority-acknowledged and its
     /// compare-and-swap may not be atomic, so expect violations. Implied by `--server ferretdb`.
     #[arg(long)]
@@ -63,6 +71,11 @@ pub struct LiveArgs {
     /// history would be wrong about it.
     #[arg(long)]
     pub driver_retries: bool,
+    /// Run the workload once per mutant it can show broken (lease and clock mutants whose
+    /// property its history checks), each for --duration under --faults, and report which
+    /// were caught (`reports/live/mutants.json`; exit 1 if one was missed).
+    #[arg(long, conflicts_with_all = ["mutant", "check"])]
+    pub mutation_score: bool,
     /// Judge a saved history (a run's `history.jsonl`) instead of running.
     #[arg(long, value_name = "FILE")]
     pub check: Option<PathBuf>,
@@ -99,15 +112,20 @@ pub fn run(args: &LiveArgs) -> Result<ExitCode, String> {
         return recheck(file, args.json);
     }
     let faults = faults_for(args)?;
+    let mutant = mutant_of(args)?;
     let server = OwnServer::start(args, &faults)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let outcome = runtime.block_on(run_workload(args, &server, faults));
+    if args.mutation_score {
+        return mutation_score(args, &server, &runtime, &faults);
+    }
+    let names = fault_names(&faults);
+    let outcome = runtime.block_on(run_workload(args, &server, faults, mutant));
     drop(server);
-    finish(args, &outcome?)
+    finish(args, &outcome?, names)
 }
 
 /// The faults asked for, checked against what the target allows: `all` leaves out what it
@@ -141,6 +159,7 @@ async fn run_workload(
     args: &LiveArgs,
     server: &OwnServer,
     faults: BTreeSet<LiveFault>,
+    mutant: Option<Mutant>,
 ) -> Result<LiveRun, String> {
     let target = LiveTarget {
         uri: server.uri.clone(),
@@ -156,16 +175,18 @@ async fn run_workload(
         duration: args.duration,
         seed: args.seed,
         faults,
+        mutant,
         ..LeaseWorkload::default()
     };
     if !args.json {
         eprintln!(
-            "tenure live: {} client(s) on {} lease(s) for {}, seed {}, faults {}",
+            "tenure live: {} client(s) on {} lease(s) for {}, seed {}, faults {}{}",
             workload.clients,
             workload.leases,
             humantime::format_duration(workload.duration),
             workload.seed,
             fault_names(&workload.faults),
+            mutant.map(|m| format!(", mutant {m}")).unwrap_or_default(),
         );
     }
     let bar = progress_bar(args.duration, args.json);
@@ -181,6 +202,16 @@ async fn run_workload(
         b.finish_and_clear();
     }
     run.map_err(|e| format!("the workload failed: {e}"))
+}
+
+/// The mutant asked for, if it is one the lease workload runs.
+fn mutant_of(args: &LiveArgs) -> Result<Option<Mutant>, String> {
+    let Some(name) = &args.mutant else {
+        return Ok(None);
+    };
+    let m: Mutant = name.parse().map_err(|e| format!("--mutant: {e}"))?;
+    check_mutant(m).map_err(|e| format!("--mutant: {e}"))?;
+    Ok(Some(m))
 }
 
 fn fault_names(faults: &BTreeSet<LiveFault>) -> String {
@@ -214,6 +245,7 @@ struct Summary {
     duration_secs: f64,
     seed: u64,
     faults: String,
+    mutant: Option<String>,
     claims: u64,
     granted: u64,
     denied: u64,
@@ -248,7 +280,7 @@ fn schedule_json(run: &LiveRun) -> Vec<serde_json::Value> {
 }
 
 /// Writes the history and the summary, prints the verdicts.
-fn finish(args: &LiveArgs, run: &LiveRun) -> Result<ExitCode, String> {
+fn finish(args: &LiveArgs, run: &LiveRun, faults: String) -> Result<ExitCode, String> {
     let dir = Path::new("reports/live/lease");
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let path = dir.join("history.jsonl");
@@ -267,7 +299,8 @@ fn finish(args: &LiveArgs, run: &LiveRun) -> Result<ExitCode, String> {
         leases: args.leases,
         duration_secs: args.duration.as_secs_f64(),
         seed: args.seed,
-        faults: args.faults.clone(),
+        faults,
+        mutant: args.mutant.clone(),
         claims: report.claims,
         granted: report.granted,
         denied: report.denied,
@@ -352,6 +385,92 @@ fn print_run(run: &LiveRun) {
             run.fired.len() - refused
         );
     }
+}
+
+/// `tenure live --mutation-score`: each mutant the workload can show broken, run and judged.
+fn mutation_score(
+    args: &LiveArgs,
+    server: &OwnServer,
+    runtime: &tokio::runtime::Runtime,
+    faults: &BTreeSet<LiveFault>,
+) -> Result<ExitCode, String> {
+    let mut rows = Vec::new();
+    for m in live_mutants() {
+        let run = runtime.block_on(run_workload(args, server, faults.clone(), Some(m)))?;
+        let failed: Vec<String> = run
+            .history
+            .check(CheckParams {
+                rate_error_ppm: RATE_ERROR_PPM,
+            })
+            .iter()
+            .filter(|(_, v)| v.is_err())
+            .map(|(p, _)| p.code().to_owned())
+            .collect();
+        if !args.json {
+            let verdict = if failed.is_empty() {
+                "MISSED"
+            } else {
+                "caught"
+            };
+            println!(
+                "  {verdict:<7} {:<34} breaks {}; failed: {}",
+                m.name(),
+                m.breaks().code(),
+                if failed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    failed.join(", ")
+                }
+            );
+        }
+        rows.push(serde_json::json!({
+            "mutant": m.name(),
+            "breaks": m.breaks().code(),
+            "caught": !failed.is_empty(),
+            "failed": failed,
+            "operations": operations(&run.history),
+        }));
+    }
+    let caught = rows.iter().filter(|r| r["caught"] == true).count();
+    let unseen: Vec<serde_json::Value> = Mutant::ALL
+        .iter()
+        .filter(|m| LEASE_WORKLOAD_RUNS.contains(&m.protocol()))
+        .filter(|m| !live_mutants().any(|l| l == **m))
+        .map(|m| serde_json::json!({"mutant": m.name(), "breaks": m.breaks().code()}))
+        .collect();
+    let report = serde_json::json!({
+        "schema_version": 1,
+        "duration_secs": args.duration.as_secs_f64(),
+        "clients": args.clients,
+        "leases": args.leases,
+        "seed": args.seed,
+        "faults": fault_names(faults),
+        "score": format!("{caught}/{}", rows.len()),
+        "mutants": rows,
+        "not_observable": unseen,
+    });
+    let dir = Path::new("reports/live");
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let file = dir.join("mutants.json");
+    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(&file, &text).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    if args.json {
+        println!("{text}");
+    } else {
+        println!(
+            "mutation score {caught}/{} ({} more lease and clock mutants break properties a lease \
+             history does not show); report: {}",
+            report["mutants"].as_array().map_or(0, Vec::len),
+            unseen.len(),
+            file.display()
+        );
+    }
+    Ok(
+        match caught == report["mutants"].as_array().map_or(0, Vec::len) {
+            true => ExitCode::SUCCESS,
+            false => ExitCode::from(1),
+        },
+    )
 }
 
 /// `tenure live --check FILE`: the same verdicts on a saved history.

@@ -550,6 +550,20 @@ fn live_usage_errors_say_what_to_change() {
     let (code, out) = run(&["--server", "ferretdb", "--faults", "failpoint"]);
     assert_eq!(code, Some(64), "{out}");
     assert!(out.contains("FerretDB has no failpoints"), "{out}");
+    let (code, out) = run(&[
+        "--uri",
+        "mongodb://127.0.0.1:1",
+        "--mutant",
+        "leadership-single-duration",
+    ]);
+    assert_eq!(code, Some(64), "{out}");
+    assert!(
+        out.contains("lease managers and clock updaters only"),
+        "{out}"
+    );
+    let (code, out) = run(&["--uri", "mongodb://127.0.0.1:1", "--mutant", "lease-nope"]);
+    assert_eq!(code, Some(64), "{out}");
+    assert!(out.contains("lease-epoch-reuse"), "{out}");
     let (code, out) = run(&["--uri", "mongodb://127.0.0.1:1", "--clients", "0"]);
     assert_eq!(code, Some(64), "{out}");
     let (code, out) = run(&["--check", "/nonexistent/history.jsonl"]);
@@ -563,37 +577,19 @@ fn live_usage_errors_say_what_to_change() {
 /// saved history the same way.
 #[test]
 fn live_runs_the_lease_workload_and_checks_its_history() {
-    let Some(uri) = std::env::var("TENURE_TEST_URI")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
-        assert!(
-            !ci,
-            "TENURE_TEST_URI is not set: scripts/test starts a server and sets it"
-        );
-        eprintln!("SKIPPED live_runs_the_lease_workload_and_checks_its_history: TENURE_TEST_URI is not set (scripts/test sets it)");
+    let args = [
+        "--duration",
+        "4s",
+        "--clients",
+        "3",
+        "--seed",
+        "7",
+        "--faults",
+        "lost,ambiguous,delay,sever,skew",
+    ];
+    let Some((o, dir)) = live("live_runs_the_lease_workload_and_checks_its_history", &args) else {
         return;
     };
-    let dir = scratch("live");
-    std::fs::create_dir_all(&dir).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .args([
-            "live",
-            "--uri",
-            &uri,
-            "--duration",
-            "4s",
-            "--clients",
-            "3",
-            "--seed",
-            "7",
-            "--faults",
-            "lost,ambiguous,delay,sever,skew",
-        ])
-        .current_dir(&dir)
-        .output()
-        .expect("the tenure binary runs");
     let out = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     for p in ["PASS    G1", "PASS    G2", "PASS    L6", "PASS    F1"] {
@@ -630,4 +626,89 @@ fn live_runs_the_lease_workload_and_checks_its_history() {
         .expect("the tenure binary runs");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("PASS    L6"), "{}", text(&o));
+}
+
+/// Runs `tenure live --uri <the test server> ARGS` in a scratch directory of its own; `None`
+/// when there is no test server (see [`test_uri`]).
+fn live(test: &str, args: &[&str]) -> Option<(Output, PathBuf)> {
+    let uri = test_uri(test)?;
+    let dir = scratch(test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["live", "--uri", &uri])
+        .args(args)
+        .current_dir(&dir)
+        .output()
+        .expect("the tenure binary runs");
+    Some((o, dir))
+}
+
+/// The live test server (`TENURE_TEST_URI`, which `scripts/test` sets); without it a test is
+/// skipped locally, saying so, and fails in CI.
+fn test_uri(test: &str) -> Option<String> {
+    let uri = std::env::var("TENURE_TEST_URI")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if uri.is_none() {
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+        assert!(
+            !ci,
+            "TENURE_TEST_URI is not set: scripts/test starts a server and sets it"
+        );
+        eprintln!("SKIPPED {test}: TENURE_TEST_URI is not set (scripts/test sets it)");
+    }
+    uri
+}
+
+/// `tenure live --mutation-score` runs each mutant the lease workload can show broken and
+/// reports which were caught: a blind clock write breaks G2 and a reused epoch F1 within
+/// seconds, so those two must be caught; the report lists the mutants a lease history cannot
+/// show.
+#[test]
+fn live_mutation_score_catches_the_mutants_a_history_shows() {
+    let args = [
+        "--mutation-score",
+        "--duration",
+        "10s",
+        "--clients",
+        "8",
+        "--leases",
+        "4",
+        "--faults",
+        "lost,ambiguous,delay,skew",
+        "--seed",
+        "1",
+    ];
+    let Some((o, dir)) = live(
+        "live_mutation_score_catches_the_mutants_a_history_shows",
+        &args,
+    ) else {
+        return;
+    };
+    let out = text(&o);
+    assert!(out.contains("mutation score"), "{out}");
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("reports/live/mutants.json")).unwrap(),
+    )
+    .unwrap();
+    let mutants = report["mutants"].as_array().unwrap();
+    let caught = |name: &str| {
+        mutants
+            .iter()
+            .find(|m| m["mutant"] == name)
+            .unwrap_or_else(|| panic!("{name} not run: {report}"))["caught"]
+            == true
+    };
+    assert!(caught("clock-blind-write"), "{out}");
+    assert!(caught("lease-epoch-reuse"), "{out}");
+    let all = mutants.iter().all(|m| m["caught"] == true);
+    assert_eq!(o.status.code(), Some(if all { 0 } else { 1 }), "{out}");
+    assert!(
+        report["not_observable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["mutant"] == "lease-stale-global-read"),
+        "{report}"
+    );
 }

@@ -96,6 +96,13 @@ pub struct ClockUpdaterBuilder {
 }
 
 impl ClockUpdaterBuilder {
+    /// A deliberately broken variant of the updater (the names `tenure check --list-mutants`
+    /// prints), so that a live check can show it catches it. Never in production.
+    pub fn mutant(mut self, mutant: Option<tenure::mutant::Mutant>) -> Self {
+        self.config.mutant = mutant;
+        self
+    }
+
     /// How often the winning updater advances the clock (default 1 s).
     pub fn update_interval(mut self, d: Duration) -> Self {
         self.config.update_interval = d;

@@ -214,6 +214,13 @@ impl LeasesBuilder {
         self
     }
 
+    /// A deliberately broken variant of the protocol (the names `tenure check --list-mutants`
+    /// prints), so that a live check can show it catches it. Never in production.
+    pub fn mutant(mut self, mutant: Option<tenure::mutant::Mutant>) -> Self {
+        self.config.mutant = mutant;
+        self
+    }
+
     /// A token whose cancellation stops the manager (default: a fresh one).
     pub fn cancellation(mut self, token: CancellationToken) -> Self {
         self.cancel = token;

@@ -1,7 +1,7 @@
 //! Live checking (issue 18): the lease workload through the fault proxy, under the server's
 //! failpoints and step-downs, a kill and restart, and skewed client clocks, on a SecantusDB of
-//! its own; the recorded history must pass every property it has data for, over at least
-//! 10,000 store operations.
+//! its own for 90 s; the recorded history must pass every property it has data for, over at
+//! least 10,000 store operations (about 15,000 are made; 60 s made 9,957 once in CI).
 
 mod common;
 
@@ -37,7 +37,7 @@ async fn the_lease_workload_passes_under_every_live_fault() {
     let workload = LeaseWorkload {
         clients: 12,
         leases: 6,
-        duration: Duration::from_secs(60),
+        duration: Duration::from_secs(90),
         seed: 11,
         faults: LiveFault::ALL.iter().copied().collect(),
         ..LeaseWorkload::default()

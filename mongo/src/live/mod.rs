@@ -26,8 +26,43 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tenure::history::History;
+use tenure::mutant::{Mutant, Protocol};
+use tenure::property::PropertyId;
 use tenure::time::SkewBounds;
 use tokio::time::{sleep, Instant};
+
+/// The protocols whose actors the lease workload runs (so whose mutants it can run).
+pub const LEASE_WORKLOAD_RUNS: [Protocol; 2] = [Protocol::Clock, Protocol::Lease];
+
+/// The properties the lease workload's history has data for.
+pub const LEASE_WORKLOAD_CHECKS: [PropertyId; 4] = [
+    PropertyId::G1,
+    PropertyId::G2,
+    PropertyId::L6,
+    PropertyId::F1,
+];
+
+/// The mutants the lease workload runs whose broken property its history shows: those a live
+/// run can catch.
+pub fn live_mutants() -> impl Iterator<Item = Mutant> {
+    Mutant::ALL.iter().copied().filter(|m| {
+        LEASE_WORKLOAD_RUNS.contains(&m.protocol()) && LEASE_WORKLOAD_CHECKS.contains(&m.breaks())
+    })
+}
+
+/// Refuses a mutant of a protocol the lease workload does not run.
+pub fn check_mutant(m: Mutant) -> Result<(), Error> {
+    if LEASE_WORKLOAD_RUNS.contains(&m.protocol()) {
+        return Ok(());
+    }
+    Err(Error::Input(tenure::validate::InputError::InvalidConfig(
+        format!(
+            "mutant {m} is a {} mutant; the lease workload runs lease managers and clock \
+             updaters only (try `tenure sim --mutant {m}`)",
+            m.protocol().name()
+        ),
+    )))
+}
 
 /// The most clients a live workload runs.
 pub const CLIENTS_MAX: usize = 256;
@@ -51,6 +86,8 @@ pub struct LeaseWorkload {
     pub seed: u64,
     /// The faults to inject (default none).
     pub faults: BTreeSet<LiveFault>,
+    /// A lease or clock mutant every client's manager and both updaters run (default none).
+    pub mutant: Option<Mutant>,
 }
 
 impl Default for LeaseWorkload {
@@ -66,6 +103,7 @@ impl Default for LeaseWorkload {
             },
             seed: 0,
             faults: BTreeSet::new(),
+            mutant: None,
         }
     }
 }
@@ -161,6 +199,9 @@ impl LeaseWorkload {
             return bad("a live workload runs for more than 0 s and at most a day");
         }
         tenure::validate::check_lease_duration(self.term)?;
+        if let Some(m) = self.mutant {
+            check_mutant(m)?;
+        }
         Ok(())
     }
 
@@ -262,6 +303,7 @@ impl LeaseWorkload {
                 ClockUpdater::builder()
                     .update_interval(Duration::from_millis(50))
                     .backoff_delay(self.skew.clock_step_max)
+                    .mutant(self.mutant)
                     .spawn(keeper)
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -274,6 +316,7 @@ impl LeaseWorkload {
                     .writer(format!("live-{i}"))
                     .skew(self.skew)
                     .max_sleep(self.term)
+                    .mutant(self.mutant)
                     .build(&p.substrate)?;
                 let (config, rng) = (self.clone(), StdRng::seed_from_u64(self.seed ^ (i as u64)));
                 Ok(tokio::spawn(client(leases, i, config, rng, deadline)))
@@ -395,7 +438,10 @@ fn client_uri(uri: &str, proxy: Option<SocketAddr>, driver_retries: bool) -> Str
     }
 }
 
-/// One client: claim a random lease, act, release or lapse; back off when denied.
+/// One client: claim a random lease, act, release or lapse; back off when denied. Like a
+/// service that gives up an old handle late, it keeps the token of a term it let lapse and,
+/// granted the same lease again in a newer term, sometimes releases the old token first: a
+/// release that ignored the token's epoch would end the new term under its holder.
 async fn client(
     leases: Leases,
     i: usize,
@@ -405,12 +451,19 @@ async fn client(
 ) -> LeaseWorkloadReport {
     let holder = format!("client-{i}");
     let mut r = LeaseWorkloadReport::default();
+    let mut lapsed: Option<(String, crate::Token)> = None;
     while Instant::now() < deadline {
         let lease = format!("l{}", rng.random_range(0..config.leases));
         r.claims += 1;
         match leases.claim(&lease, &holder, config.term).await {
             Ok(token) => {
                 r.granted += 1;
+                let stale = lapsed.take_if(|(l, old)| *l == lease && old.epoch() < token.epoch());
+                if let Some((_, old)) = stale.filter(|_| rng.random_bool(0.5)) {
+                    if old.release().await.is_err() {
+                        r.errors += 1;
+                    }
+                }
                 let act = config.term.mul_f64(rng.random_range(0.0..0.6));
                 sleep(act).await;
                 if rng.random_bool(0.5) {
@@ -418,6 +471,8 @@ async fn client(
                         Ok(_) => r.released += 1,
                         Err(_) => r.errors += 1,
                     }
+                } else {
+                    lapsed = Some((lease, token));
                 }
             }
             Err(Error::ClaimDenied { .. }) => {

@@ -11,8 +11,9 @@
 //! - **delay**: the request waits up to [`DELAY_MAX`] before it is forwarded;
 //! - **sever**: the connection is closed before the request is forwarded.
 //!
-//! Handshakes and monitoring (`hello`, `isMaster`) pass untouched: the faults are the
-//! operations', and a driver that lost sight of its server would only stall. Each decision is
+//! Handshakes, authentication and monitoring (`hello`, `isMaster`, `saslStart`,
+//! `saslContinue`) pass untouched: the faults are the operations', and a driver that lost
+//! sight of its server would only stall. Each decision is
 //! drawn from one seeded stream in the order requests arrive.
 
 use rand::rngs::StdRng;
@@ -268,8 +269,8 @@ async fn read_message(rx: &mut OwnedReadHalf) -> Option<Vec<u8>> {
     Some(message)
 }
 
-/// Handshakes and monitoring pass untouched: any message that is not an OP_MSG, and an OP_MSG
-/// whose command is `hello` or `isMaster`.
+/// Handshakes, authentication and monitoring pass untouched: any message that is not an
+/// OP_MSG, and an OP_MSG whose command is one of theirs.
 fn exempt(message: &[u8]) -> bool {
     let opcode = message
         .get(12..16)
@@ -280,7 +281,7 @@ fn exempt(message: &[u8]) -> bool {
     }
     matches!(
         command_name(message),
-        Some("hello" | "isMaster" | "ismaster")
+        Some("hello" | "isMaster" | "ismaster" | "saslStart" | "saslContinue")
     )
 }
 
@@ -319,6 +320,7 @@ mod tests {
         assert_eq!(command_name(&op_msg("update")), Some("update"));
         assert!(exempt(&op_msg("hello")));
         assert!(exempt(&op_msg("isMaster")));
+        assert!(exempt(&op_msg("saslStart")));
         assert!(!exempt(&op_msg("findAndModify")));
         // A legacy OP_QUERY handshake (opcode 2004) passes too.
         let mut legacy = op_msg("isMaster");
