@@ -4,10 +4,11 @@
 //!
 //! So far: the lease workload (with the clock) under the network faults of a seeded proxy, the
 //! server's failpoints and step-downs, a kill and restart of a server the run owns, and skewed
-//! client clocks, with the lease and clock mutants. The other workloads and paused client
-//! processes are still to come.
+//! client clocks, with the lease and clock mutants, and a timeline picture per violation. The
+//! other workloads and paused client processes are still to come.
 
 use crate::history::{report_verdicts, verdict_json};
+use crate::render::svg;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tenure::history::{CheckParams, History};
 use tenure::mutant::Mutant;
+use tenure::property::{PropertyId, Verdict, Violation};
 use tenure_mongo::live::faults::{LiveFault, Restart};
 use tenure_mongo::live::{
     check_mutant, live_mutants, LeaseWorkload, LiveRun, LiveTarget, CLIENTS_MAX,
@@ -102,6 +104,11 @@ pub enum LiveProtocol {
 
 /// The port `--server` starts its server on (away from the test servers' ports).
 const OWN_PORT: &str = "27317";
+
+/// A violation's picture shows the history from this long before it broke...
+const PICTURE_BEFORE: u64 = 2_000_000_000;
+/// ... to this long after.
+const PICTURE_AFTER: u64 = 1_000_000_000;
 
 /// The clock bounds of the workload: its updaters step at most 100 ms; ρ as a host's clock.
 const RATE_ERROR_PPM: u32 = 500;
@@ -258,6 +265,7 @@ struct Summary {
     clocks: Vec<serde_json::Value>,
     proxy: std::collections::BTreeMap<&'static str, u64>,
     fault_schedule: Vec<serde_json::Value>,
+    pictures: Vec<String>,
     outcome: &'static str,
     properties: Vec<serde_json::Value>,
     history: String,
@@ -291,6 +299,7 @@ fn finish(args: &LiveArgs, run: &LiveRun, faults: String) -> Result<ExitCode, St
         rate_error_ppm: RATE_ERROR_PPM,
     });
     let recheck = format!("tenure live --check {}", path.display());
+    let pictures = draw(history, &verdicts, dir)?;
     let report = &run.report;
     let summary = Summary {
         schema_version: 2,
@@ -319,6 +328,7 @@ fn finish(args: &LiveArgs, run: &LiveRun, faults: String) -> Result<ExitCode, St
             .collect(),
         proxy: run.proxy.clone(),
         fault_schedule: schedule_json(run),
+        pictures: pictures.iter().map(|p| p.display().to_string()).collect(),
         outcome: match verdicts.iter().any(|(_, v)| v.is_err()) {
             true => "fail",
             false => "pass",
@@ -343,9 +353,55 @@ fn finish(args: &LiveArgs, run: &LiveRun, faults: String) -> Result<ExitCode, St
         args.json,
     );
     if !args.json {
+        print_pictures(&pictures);
         println!("  summary: {}\n  check again: {recheck}", file.display());
     }
     Ok(code)
+}
+
+/// Around each violation whose time the check knows, the history as a timeline picture (the
+/// look of `tenure check`'s counterexamples): `DIR/violation-<property>.svg`.
+fn draw(
+    history: &History,
+    verdicts: &[(PropertyId, Verdict)],
+    dir: &Path,
+) -> Result<Vec<PathBuf>, String> {
+    let params = CheckParams {
+        rate_error_ppm: RATE_ERROR_PPM,
+    };
+    let mut written = Vec::new();
+    for (id, v) in verdicts {
+        let Err(Violation {
+            at_real: Some(at), ..
+        }) = v
+        else {
+            continue;
+        };
+        let (from, to) = (at.saturating_sub(PICTURE_BEFORE), at + PICTURE_AFTER);
+        let mut frames = history.frames(params, from, to, *at);
+        let broke = frames
+            .iter()
+            .position(|f| f.real >= *at)
+            .or(frames.len().checked_sub(1));
+        let (Some(i), Err(violation)) = (broke, v) else {
+            continue;
+        };
+        frames[i].violations.push(violation.to_string());
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let file = dir.join(format!("violation-{}.svg", id.code()));
+        let title = format!("tenure live: {violation}");
+        std::fs::write(&file, svg(&title, &frames))
+            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        written.push(file);
+    }
+    Ok(written)
+}
+
+fn print_pictures(pictures: &[PathBuf]) {
+    for p in pictures {
+        println!("  picture: {}", p.display());
+    }
 }
 
 /// The store operations the run made (every invocation of one), clock's and clients'.
@@ -486,12 +542,17 @@ fn recheck(file: &Path, json: bool) -> Result<ExitCode, String> {
     let verdicts = history.check(CheckParams {
         rate_error_ppm: RATE_ERROR_PPM,
     });
-    Ok(report_verdicts(
+    let pictures = draw(&history, &verdicts, Path::new("reports/live/check"))?;
+    let code = report_verdicts(
         &file.display().to_string(),
         history.entries.len(),
         &verdicts,
         json,
-    ))
+    );
+    if !json {
+        print_pictures(&pictures);
+    }
+    Ok(code)
 }
 
 /// The server the run uses: given by `--uri`, or started by `--server` and stopped on drop.

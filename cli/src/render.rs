@@ -220,7 +220,11 @@ pub fn svg(title: &str, frames: &[Frame]) -> String {
         .max()
         .unwrap_or(end)
         .max(end);
-    let x = |t: u64| LEFT + (t as f64 / until_max as f64) * (WIDTH - LEFT - 20.0);
+    // The axis starts at the whole second before the first frame (a live picture or a replay's
+    // last steps start late in the run).
+    let start = frames.first().map_or(0, |f| f.real) / 1_000_000_000 * 1_000_000_000;
+    let span = until_max.saturating_sub(start).max(1) as f64;
+    let x = |t: u64| LEFT + (t.saturating_sub(start) as f64 / span) * (WIDTH - LEFT - 20.0);
     let height = 70.0 + LANE * lanes as f64 + 60.0;
     let mut out = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="monospace" font-size="11">"#
@@ -237,7 +241,7 @@ pub fn svg(title: &str, frames: &[Frame]) -> String {
         r##"<line x1="{LEFT}" y1="{axis_y}" x2="{}" y2="{axis_y}" stroke="#999"/>"##,
         x(until_max)
     );
-    let mut t = 0;
+    let mut t = start;
     while t <= until_max {
         let _ = write!(
             out,

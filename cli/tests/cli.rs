@@ -712,3 +712,81 @@ fn live_mutation_score_catches_the_mutants_a_history_shows() {
         "{report}"
     );
 }
+
+/// The live checkers flag hand-corrupted histories, each with the property it breaks: a doubled
+/// holder (L6, with a timeline picture around it), a stale clock read (G1) and a lost clock
+/// write (G2).
+#[test]
+fn live_check_flags_corrupted_histories_and_pictures_a_doubled_holder() {
+    let dir = scratch("corrupt");
+    std::fs::create_dir_all(&dir).unwrap();
+    let line = |p: u32, call: u64, phase: &str, real: u64, op: &str| {
+        format!(
+            r#"{{"process":{p},"call":{call},"phase":"{phase}","real_ns":{real},"local_ns":{real},{op}}}"#
+        )
+    };
+    let claim = |p: u32, real: u64, holder: &str, epoch: u64| {
+        let op = |outcome: &str| {
+            format!(
+                r#""operation":"claim","lease":"l0","holder":"{holder}","duration":{{"secs":1,"nanos":0}},"outcome":{outcome}"#
+            )
+        };
+        let granted = format!(
+            r#"{{"result":"granted","epoch":{epoch},"local_deadline":{}}}"#,
+            real + 1_000_000_000
+        );
+        [
+            line(p, 1, "invoke", real - 1_000, &op("null")),
+            line(p, 1, "complete", real, &op(&granted)),
+        ]
+    };
+    let read = |call: u64, real: u64, value: u64| {
+        [
+            line(
+                0,
+                call,
+                "invoke",
+                real - 1_000,
+                r#""operation":"clock_read","value":null"#,
+            ),
+            line(
+                0,
+                call,
+                "complete",
+                real,
+                &format!(r#""operation":"clock_read","value":{value}"#),
+            ),
+        ]
+    };
+    let advance = |call: u64, real: u64, from: u64, to: u64| {
+        line(
+            0,
+            call,
+            "complete",
+            real,
+            &format!(r#""operation":"clock_advance","from":{from},"to":{to}"#),
+        )
+    };
+    let mut lines: Vec<String> = Vec::new();
+    lines.extend(claim(1, 1_000_000_000, "a", 1));
+    lines.extend(claim(2, 1_400_000_000, "b", 2));
+    lines.extend(read(10, 1_500_000_000, 5_000_000_000));
+    lines.extend(read(11, 1_600_000_000, 3_000_000_000));
+    lines.push(advance(12, 1_700_000_000, 0, 1_000));
+    lines.push(advance(13, 1_800_000_000, 2_000, 3_000));
+    std::fs::write(dir.join("h.jsonl"), lines.join("\n")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["live", "--check", "h.jsonl"])
+        .current_dir(&dir)
+        .output()
+        .expect("the tenure binary runs");
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    for p in ["FAIL    L6", "FAIL    G1", "FAIL    G2"] {
+        assert!(out.contains(p), "{p}:\n{out}");
+    }
+    let picture = dir.join("reports/live/check/violation-L6.svg");
+    assert!(out.contains("violation-L6.svg"), "{out}");
+    let svg = std::fs::read_to_string(&picture).expect("the L6 picture");
+    assert!(svg.starts_with("<svg") && svg.contains("epoch 2"), "{svg}");
+}

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use thiserror::Error;
 
+pub mod frames;
 pub mod register;
 
 /// The version of this format; bumped on any incompatible change.

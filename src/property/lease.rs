@@ -47,7 +47,8 @@ pub fn l6_exclusion(tenures: &[Tenure]) -> Verdict {
                         t.epoch,
                         Secs(t.from_real)
                     ),
-                ));
+                )
+                .at(t.from_real));
             }
             open.push(t);
         }

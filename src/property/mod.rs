@@ -172,6 +172,10 @@ pub struct Violation {
     pub property: PropertyId,
     /// What was observed, with times and values.
     pub detail: String,
+    /// The real time (ns) the property broke, when the check knows it (a timeline is drawn
+    /// around it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_real: Option<u64>,
 }
 
 impl Violation {
@@ -180,7 +184,14 @@ impl Violation {
         Violation {
             property,
             detail: detail.into(),
+            at_real: None,
         }
+    }
+
+    /// The same violation, broken at real time `real` (ns).
+    pub fn at(mut self, real: u64) -> Violation {
+        self.at_real = Some(real);
+        self
     }
 }
 
