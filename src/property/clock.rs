@@ -50,7 +50,8 @@ pub fn g1_monotonic(reads: &[ClockRead]) -> Verdict {
                     Secs(r.real_start),
                     r.value
                 ),
-            ));
+            )
+            .at(r.real_end));
         }
     }
     Ok(())

@@ -120,7 +120,8 @@ pub fn f1_epochs(grants: &[Grant]) -> Verdict {
                         p.epoch,
                         Secs(p.granted_real)
                     ),
-                ));
+                )
+                .at(g.granted_real));
             }
         }
     }
