@@ -317,7 +317,7 @@ fn finish(args: &LiveArgs, run: &LiveRun, faults: String) -> Result<ExitCode, St
         errors: report.errors,
         clock_reads: report.clock_reads,
         entries: history.entries.len(),
-        operations: operations(history),
+        operations: history.store_operations(),
         dropped: run.dropped,
         clocks: run
             .clocks
@@ -404,25 +404,13 @@ fn print_pictures(pictures: &[PathBuf]) {
     }
 }
 
-/// The store operations the run made (every invocation of one), clock's and clients'.
-fn operations(history: &History) -> usize {
-    history
-        .entries
-        .iter()
-        .filter(|e| {
-            e.phase == tenure::history::Phase::Invoke
-                && matches!(e.operation, tenure::history::Operation::Store { .. })
-        })
-        .count()
-}
-
 /// What the clients did and which faults struck.
 fn print_run(run: &LiveRun) {
     let r = &run.report;
     println!(
         "lease: {} store operations; {} claims ({} granted, {} denied), {} released, {} errors, \
          {} clock reads",
-        operations(&run.history),
+        run.history.store_operations(),
         r.claims,
         r.granted,
         r.denied,
@@ -484,7 +472,7 @@ fn mutation_score(
             "breaks": m.breaks().code(),
             "caught": !failed.is_empty(),
             "failed": failed,
-            "operations": operations(&run.history),
+            "operations": run.history.store_operations(),
         }));
     }
     let caught = rows.iter().filter(|r| r["caught"] == true).count();

@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
-use tenure::history::{CheckParams, History, Operation, Phase};
+use tenure::history::{CheckParams, History, Phase};
 use tenure::property::PropertyId;
 use tenure_mongo::live::faults::{LiveFault, ServerFault};
 use tenure_mongo::live::{LeaseWorkload, LiveTarget};
@@ -73,12 +73,7 @@ async fn the_lease_workload_passes_under_every_live_fault() {
         .collect();
     assert!(failed.is_empty(), "{failed:?}");
 
-    let operations = run
-        .history
-        .entries
-        .iter()
-        .filter(|e| e.phase == Phase::Invoke && matches!(e.operation, Operation::Store { .. }))
-        .count();
+    let operations = run.history.store_operations();
     eprintln!(
         "live_faults: {operations} store operations, {:?}, proxy {:?}, {} server faults",
         run.report,

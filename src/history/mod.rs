@@ -370,6 +370,14 @@ impl History {
             .collect()
     }
 
+    /// How many store operations the recording processes invoked (every read and write).
+    pub fn store_operations(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.phase == Phase::Invoke && matches!(e.operation, Operation::Store { .. }))
+            .count()
+    }
+
     /// Successful clock advances.
     pub fn clock_writes(&self) -> Vec<ClockWrite> {
         self.clock_advances(Phase::Complete)
