@@ -188,6 +188,40 @@ fn unknown_outcome_discards_and_rebuilds_the_updater() {
     }));
 }
 
+/// Goal: an updater stopped while its advance is in flight says that write's outcome is
+/// unknown (it may still apply, and no reply will tell), so a history does not miss it (G2);
+/// an idle updater stops silently.
+/// Method: stop one updater after it sent its advance, and one that is idle.
+#[test]
+fn stopping_with_an_advance_in_flight_reports_it_unknown() {
+    let mut sim = Sim::new();
+    let n = start_updater(&mut sim, Clock::EXACT);
+    sim.settle();
+    sim.real = secs(1);
+    sim.fire(n);
+    let stop = |sim: &mut Sim| {
+        sim.call(n, |a, now| match a {
+            Node::Updater(u) => common::split(u.handle_stop(now), Note::Updater),
+            _ => unreachable!(),
+        })
+    };
+    stop(&mut sim);
+    assert_eq!(
+        updater_outputs(&sim, n).last(),
+        Some(&UpdaterOutput::AdvanceUnknown {
+            from: GlobalTime(0),
+            to: GlobalTime(secs(1))
+        })
+    );
+    let before = updater_outputs(&sim, n).len();
+    stop(&mut sim);
+    assert_eq!(
+        updater_outputs(&sim, n).len(),
+        before,
+        "an idle stop says nothing"
+    );
+}
+
 /// Goal: a corrupt clock document is reported with its `_id`, never overwritten.
 #[test]
 fn corrupt_clock_document_is_reported_not_repaired() {

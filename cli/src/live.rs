@@ -2,17 +2,18 @@
 //! and the recorded history judged by the same properties as the models and the simulator.
 //! `tenure live --check FILE` judges a saved history again.
 //!
-//! So far: the lease workload (with the clock) under the network faults of a seeded proxy, the
-//! server's failpoints and step-downs, a kill and restart of a server the run owns, and skewed
-//! client clocks, with the lease and clock mutants, and a timeline picture per violation. The
-//! other workloads and paused client processes are still to come.
+//! The clock, lease, leadership and presence workloads, alone or all at once, under the network
+//! faults of a seeded proxy, the server's failpoints and step-downs, a kill and restart of a
+//! server the run owns, and skewed client clocks; the lease and clock mutants; a timeline
+//! picture per violation. Clients are tasks of this process: pausing or killing separate
+//! client processes is still to come.
 
 use crate::history::{report_verdicts, verdict_json};
 use crate::render::svg;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -20,11 +21,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tenure::history::{CheckParams, History};
 use tenure::mutant::Mutant;
+use tenure::mutant::Protocol;
 use tenure::property::{PropertyId, Verdict, Violation};
 use tenure_mongo::live::faults::{LiveFault, Restart};
 use tenure_mongo::live::{
-    check_mutant, live_mutants, LeaseWorkload, LiveRun, LiveTarget, CLIENTS_MAX,
-    LEASE_WORKLOAD_RUNS,
+    check_mutant, live_mutants, LiveRun, LiveTarget, Workload, CLIENTS_MAX, MUTANT_PROTOCOLS,
 };
 
 /// `tenure live`.
@@ -37,14 +38,14 @@ pub struct LiveArgs {
     /// repository's root), use it, and stop it at the end.
     #[arg(long, value_enum, conflicts_with = "check")]
     pub server: Option<Server>,
-    /// Which protocol's workload: lease (leases contended by the clients, with the global
-    /// clock kept and read).
+    /// Which protocol's workload (global time is kept and read in every one).
     #[arg(long, value_enum, default_value = "lease")]
     pub protocol: LiveProtocol,
-    /// Concurrent clients, each with a lease manager of its own.
+    /// Concurrent clients per protocol, each its own connection, recorder and clock.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=CLIENTS_MAX as i64))]
     pub clients: u16,
-    /// Leases the clients contend for.
+    /// Leases the lease clients contend for; also the applications the leadership clients are
+    /// units of.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub leases: u16,
     /// How long the clients run (`30s`, `2m`).
@@ -73,9 +74,9 @@ pub struct LiveArgs {
     /// history would be wrong about it.
     #[arg(long)]
     pub driver_retries: bool,
-    /// Run the workload once per mutant it can show broken (lease and clock mutants whose
-    /// property its history checks), each for --duration under --faults, and report which
-    /// were caught (`reports/live/mutants.json`; exit 1 if one was missed).
+    /// Run the lease workload once per mutant it can show broken (lease and clock mutants
+    /// whose property its history checks), each for --duration under --faults, and report
+    /// which were caught (`reports/live/mutants.json`; exit 1 if one was missed).
     #[arg(long, conflicts_with_all = ["mutant", "check"])]
     pub mutation_score: bool,
     /// Judge a saved history (a run's `history.jsonl`) instead of running.
@@ -98,8 +99,40 @@ pub enum Server {
 /// The workloads `tenure live` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LiveProtocol {
-    /// Leases contended by the clients, with the global clock kept and read.
+    /// Clock updaters racing, watchers and readers (G1, G2, G5).
+    Clock,
+    /// Leases contended by the clients (G1, G2, L6, F1).
     Lease,
+    /// Units of a few applications claiming, waiting, resigning (T1, T4, L6, F1).
+    Leadership,
+    /// Agents pinging, stopping and killed, every key watched (P4).
+    Presence,
+    /// Every protocol at once, each with --clients clients.
+    All,
+}
+
+impl LiveProtocol {
+    /// The protocols whose clients run.
+    fn protocols(self) -> BTreeSet<Protocol> {
+        match self {
+            LiveProtocol::Clock => BTreeSet::from([Protocol::Clock]),
+            LiveProtocol::Lease => BTreeSet::from([Protocol::Lease]),
+            LiveProtocol::Leadership => BTreeSet::from([Protocol::Leadership]),
+            LiveProtocol::Presence => BTreeSet::from([Protocol::Presence]),
+            LiveProtocol::All => Protocol::ALL.into_iter().collect(),
+        }
+    }
+
+    /// The name on the command line, and of the run's report directory.
+    fn name(self) -> &'static str {
+        match self {
+            LiveProtocol::Clock => "clock",
+            LiveProtocol::Lease => "lease",
+            LiveProtocol::Leadership => "leadership",
+            LiveProtocol::Presence => "presence",
+            LiveProtocol::All => "all",
+        }
+    }
 }
 
 /// The port `--server` starts its server on (away from the test servers' ports).
@@ -117,6 +150,13 @@ const RATE_ERROR_PPM: u32 = 500;
 pub fn run(args: &LiveArgs) -> Result<ExitCode, String> {
     if let Some(file) = &args.check {
         return recheck(file, args.json);
+    }
+    if args.mutation_score && args.protocol != LiveProtocol::Lease {
+        return Err(format!(
+            "--mutation-score runs the lease workload (the live mutants are lease and clock \
+             mutants): drop --protocol {}",
+            args.protocol.name()
+        ));
     }
     let faults = faults_for(args)?;
     let mutant = mutant_of(args)?;
@@ -176,18 +216,20 @@ async fn run_workload(
         restart: server.restart(),
         driver_retries: args.driver_retries,
     };
-    let workload = LeaseWorkload {
+    let workload = Workload {
+        protocols: args.protocol.protocols(),
         clients: usize::from(args.clients),
         leases: usize::from(args.leases),
         duration: args.duration,
         seed: args.seed,
         faults,
         mutant,
-        ..LeaseWorkload::default()
+        ..Workload::default()
     };
     if !args.json {
         eprintln!(
-            "tenure live: {} client(s) on {} lease(s) for {}, seed {}, faults {}{}",
+            "tenure live: {} workload, {} client(s) each, {} lease(s), for {}, seed {}, faults {}{}",
+            args.protocol.name(),
             workload.clients,
             workload.leases,
             humantime::format_duration(workload.duration),
@@ -217,7 +259,7 @@ fn mutant_of(args: &LiveArgs) -> Result<Option<Mutant>, String> {
         return Ok(None);
     };
     let m: Mutant = name.parse().map_err(|e| format!("--mutant: {e}"))?;
-    check_mutant(m).map_err(|e| format!("--mutant: {e}"))?;
+    check_mutant(m, &args.protocol.protocols()).map_err(|e| format!("--mutant: {e}"))?;
     Ok(Some(m))
 }
 
@@ -242,7 +284,7 @@ fn progress_bar(duration: Duration, json: bool) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// What `reports/live/lease/summary.json` holds.
+/// What `reports/live/<protocol>/summary.json` holds.
 #[derive(Serialize)]
 struct Summary {
     schema_version: u32,
@@ -253,16 +295,12 @@ struct Summary {
     seed: u64,
     faults: String,
     mutant: Option<String>,
-    claims: u64,
-    granted: u64,
-    denied: u64,
-    released: u64,
-    errors: u64,
-    clock_reads: u64,
+    /// Per protocol: what its clients did, and the store operations they made.
+    protocols: BTreeMap<&'static str, serde_json::Value>,
     entries: usize,
     operations: usize,
     dropped: u64,
-    clocks: Vec<serde_json::Value>,
+    processes: Vec<serde_json::Value>,
     proxy: std::collections::BTreeMap<&'static str, u64>,
     fault_schedule: Vec<serde_json::Value>,
     pictures: Vec<String>,
@@ -289,7 +327,8 @@ fn schedule_json(run: &LiveRun) -> Vec<serde_json::Value> {
 
 /// Writes the history and the summary, prints the verdicts.
 fn finish(args: &LiveArgs, run: &LiveRun, faults: String) -> Result<ExitCode, String> {
-    let dir = Path::new("reports/live/lease");
+    let dir = PathBuf::from(format!("reports/live/{}", args.protocol.name()));
+    let dir = dir.as_path();
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let path = dir.join("history.jsonl");
     std::fs::write(&path, run.history.to_jsonl())
@@ -300,30 +339,37 @@ fn finish(args: &LiveArgs, run: &LiveRun, faults: String) -> Result<ExitCode, St
     });
     let recheck = format!("tenure live --check {}", path.display());
     let pictures = draw(history, &verdicts, dir)?;
-    let report = &run.report;
     let summary = Summary {
-        schema_version: 2,
-        protocol: "lease",
+        schema_version: 3,
+        protocol: args.protocol.name(),
         clients: args.clients,
         leases: args.leases,
         duration_secs: args.duration.as_secs_f64(),
         seed: args.seed,
         faults,
         mutant: args.mutant.clone(),
-        claims: report.claims,
-        granted: report.granted,
-        denied: report.denied,
-        released: report.released,
-        errors: report.errors,
-        clock_reads: report.clock_reads,
+        protocols: run
+            .counts
+            .iter()
+            .map(|(p, counts)| {
+                let counts: BTreeMap<&str, u64> = counts.iter().collect();
+                let v = serde_json::json!({"operations": run.operations(*p), "counts": counts});
+                (p.name(), v)
+            })
+            .collect(),
         entries: history.entries.len(),
         operations: history.store_operations(),
         dropped: run.dropped,
-        clocks: run
-            .clocks
+        processes: run
+            .processes
             .iter()
-            .map(|(p, rate, offset)| {
-                serde_json::json!({"process": p, "rate_ppm": rate, "offset_secs": offset.as_secs_f64()})
+            .map(|p| {
+                serde_json::json!({
+                    "process": p.process,
+                    "protocol": p.protocol.name(),
+                    "rate_ppm": p.rate_ppm,
+                    "offset_secs": p.offset.as_secs_f64(),
+                })
             })
             .collect(),
         proxy: run.proxy.clone(),
@@ -406,18 +452,14 @@ fn print_pictures(pictures: &[PathBuf]) {
 
 /// What the clients did and which faults struck.
 fn print_run(run: &LiveRun) {
-    let r = &run.report;
-    println!(
-        "lease: {} store operations; {} claims ({} granted, {} denied), {} released, {} errors, \
-         {} clock reads",
-        run.history.store_operations(),
-        r.claims,
-        r.granted,
-        r.denied,
-        r.released,
-        r.errors,
-        r.clock_reads
-    );
+    for (protocol, counts) in &run.counts {
+        let counts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        println!(
+            "{protocol}: {} store operations; {}",
+            run.operations(*protocol),
+            counts.join(", ")
+        );
+    }
     if !run.proxy.is_empty() {
         let counts: Vec<String> = run.proxy.iter().map(|(k, v)| format!("{k} {v}")).collect();
         println!("  proxy: {}", counts.join(", "));
@@ -478,7 +520,7 @@ fn mutation_score(
     let caught = rows.iter().filter(|r| r["caught"] == true).count();
     let unseen: Vec<serde_json::Value> = Mutant::ALL
         .iter()
-        .filter(|m| LEASE_WORKLOAD_RUNS.contains(&m.protocol()))
+        .filter(|m| MUTANT_PROTOCOLS.contains(&m.protocol()))
         .filter(|m| !live_mutants().any(|l| l == **m))
         .map(|m| serde_json::json!({"mutant": m.name(), "breaks": m.breaks().code()}))
         .collect();

@@ -557,10 +557,26 @@ fn live_usage_errors_say_what_to_change() {
         "leadership-single-duration",
     ]);
     assert_eq!(code, Some(64), "{out}");
-    assert!(
-        out.contains("lease managers and clock updaters only"),
-        "{out}"
-    );
+    assert!(out.contains("run the lease and clock mutants"), "{out}");
+    let (code, out) = run(&[
+        "--uri",
+        "mongodb://127.0.0.1:1",
+        "--protocol",
+        "presence",
+        "--mutant",
+        "lease-epoch-reuse",
+    ]);
+    assert_eq!(code, Some(64), "{out}");
+    assert!(out.contains("--protocol lease"), "{out}");
+    let (code, out) = run(&[
+        "--uri",
+        "mongodb://127.0.0.1:1",
+        "--protocol",
+        "clock",
+        "--mutation-score",
+    ]);
+    assert_eq!(code, Some(64), "{out}");
+    assert!(out.contains("drop --protocol clock"), "{out}");
     let (code, out) = run(&["--uri", "mongodb://127.0.0.1:1", "--mutant", "lease-nope"]);
     assert_eq!(code, Some(64), "{out}");
     assert!(out.contains("lease-epoch-reuse"), "{out}");
@@ -571,56 +587,81 @@ fn live_usage_errors_say_what_to_change() {
     assert!(out.contains("cannot read"), "{out}");
 }
 
-/// `tenure live` against the test server (`TENURE_TEST_URI`, which `scripts/test` sets): the
-/// lease workload runs through the fault proxy with skewed clocks, its history passes every
+/// `tenure live` against the test server (`TENURE_TEST_URI`, which `scripts/test` sets): every
+/// workload at once runs through the fault proxy with skewed clocks, its history passes every
 /// property it has data for, the report and the history are written, and `--check` judges the
 /// saved history the same way.
 #[test]
-fn live_runs_the_lease_workload_and_checks_its_history() {
+fn live_runs_every_workload_and_checks_its_history() {
     let args = [
+        "--protocol",
+        "all",
         "--duration",
-        "4s",
+        "6s",
         "--clients",
-        "3",
+        "2",
         "--seed",
         "7",
         "--faults",
         "lost,ambiguous,delay,sever,skew",
     ];
-    let Some((o, dir)) = live("live_runs_the_lease_workload_and_checks_its_history", &args) else {
+    let Some((o, dir)) = live("live_runs_every_workload_and_checks_its_history", &args) else {
         return;
     };
     let out = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
-    for p in ["PASS    G1", "PASS    G2", "PASS    L6", "PASS    F1"] {
+    for p in [
+        "PASS    G1",
+        "PASS    G2",
+        "PASS    G5",
+        "PASS    L6",
+        "PASS    F1",
+        "PASS    T4",
+        "PASS    P4",
+    ] {
         assert!(out.contains(p), "{p} missing:\n{out}");
     }
     let summary: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("reports/live/lease/summary.json")).unwrap(),
+        &std::fs::read_to_string(dir.join("reports/live/all/summary.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(summary["outcome"], "pass", "{summary}");
-    assert!(summary["granted"].as_u64().unwrap() > 0, "{summary}");
-    assert!(summary["clock_reads"].as_u64().unwrap() > 0, "{summary}");
+    let protocols = &summary["protocols"];
+    for (p, what) in [
+        ("clock", "keeper reads"),
+        ("clock", "reads"),
+        ("lease", "claims"),
+        ("leadership", "units"),
+        ("presence", "pingers"),
+    ] {
+        assert!(
+            protocols[p]["counts"][what].as_u64().unwrap_or(0) > 0,
+            "{p} {what}: {summary}"
+        );
+        assert!(
+            protocols[p]["operations"].as_u64().unwrap() > 0,
+            "{summary}"
+        );
+    }
     // The network faults went through the proxy; each client had a clock of its own.
     assert!(
         summary["proxy"]["forwarded"].as_u64().unwrap() > 0,
         "{summary}"
     );
-    let clocks = summary["clocks"].as_array().unwrap();
+    let processes = summary["processes"].as_array().unwrap();
     assert_eq!(
-        clocks.len(),
-        4,
-        "the clock keeper and three clients: {summary}"
+        processes.len(),
+        9,
+        "the clock keeper and two clients per protocol: {summary}"
     );
     assert!(
-        clocks[1..]
+        processes[1..]
             .iter()
             .all(|c| c["offset_secs"].as_f64().unwrap() > 0.0),
         "{summary}"
     );
     let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .args(["live", "--check", "reports/live/lease/history.jsonl"])
+        .args(["live", "--check", "reports/live/all/history.jsonl"])
         .current_dir(&dir)
         .output()
         .expect("the tenure binary runs");

@@ -176,10 +176,11 @@ impl ClockUpdater {
     }
 
     /// Stops the updater and waits for its task. Leases keep their global times; another
-    /// updater (or this one, restarted) continues from the stored value.
+    /// updater (or this one, restarted) continues from the stored value. An advance still in
+    /// flight is recorded as of unknown outcome.
     pub async fn shutdown(&self) {
         self.worker
-            .shutdown(Box::new(|_, _, _| Effects::none()))
+            .shutdown(Box::new(|u, _, now| u.handle_stop(now)))
             .await;
     }
 }

@@ -324,6 +324,23 @@ impl Updater {
         self.send(op, Pending::Ensure)
     }
 
+    /// Stops the updater (its process shuts it down or crashes). An advance still in flight
+    /// may yet apply, and no reply will come to say so: it is reported as
+    /// [`UpdaterOutput::AdvanceUnknown`], so a history holds it as a write that may have
+    /// happened rather than missing it (G2).
+    pub fn handle_stop(&mut self, now: LocalTime) -> Effects<UpdaterOutput> {
+        self.tick(now);
+        self.next_tick = None;
+        let mut fx = Effects::none();
+        if let Some((_, Pending::Advance { base, amount })) = self.in_flight.take() {
+            fx.notify(UpdaterOutput::AdvanceUnknown {
+                from: base,
+                to: GlobalTime(base.0.saturating_add(amount)),
+            });
+        }
+        fx
+    }
+
     fn send(&mut self, op: Op, pending: Pending) -> Effects<UpdaterOutput> {
         let req = self.ids.request(op);
         self.in_flight = Some((req.id, pending));

@@ -277,6 +277,17 @@ impl History {
 
     /// Beliefs in real time, from granted claims until their deadlines or a release.
     pub fn tenures(&self, params: CheckParams) -> Vec<Tenure> {
+        self.terms(params, true)
+    }
+
+    /// Granted terms in real time, from granted claims until their deadlines: what the store
+    /// guarantees the holder, whether or not it gave the term up early (T1: a unit that
+    /// resigns after a true answer was still guaranteed its tenure).
+    pub fn guaranteed_terms(&self, params: CheckParams) -> Vec<Tenure> {
+        self.terms(params, false)
+    }
+
+    fn terms(&self, params: CheckParams, until_release: bool) -> Vec<Tenure> {
         let mut out: Vec<(u32, Tenure)> = Vec::new();
         for e in &self.entries {
             match &e.operation {
@@ -307,7 +318,7 @@ impl History {
                     lease,
                     holder,
                     epoch,
-                } => {
+                } if until_release => {
                     for (p, t) in out.iter_mut() {
                         if *p == e.process
                             && t.lease == *lease
@@ -372,10 +383,18 @@ impl History {
 
     /// How many store operations the recording processes invoked (every read and write).
     pub fn store_operations(&self) -> usize {
-        self.entries
-            .iter()
-            .filter(|e| e.phase == Phase::Invoke && matches!(e.operation, Operation::Store { .. }))
-            .count()
+        self.store_operations_by_process().values().sum()
+    }
+
+    /// How many store operations each recording process invoked.
+    pub fn store_operations_by_process(&self) -> BTreeMap<u32, usize> {
+        let mut by = BTreeMap::new();
+        for e in &self.entries {
+            if e.phase == Phase::Invoke && matches!(e.operation, Operation::Store { .. }) {
+                *by.entry(e.process).or_default() += 1;
+            }
+        }
+        by
     }
 
     /// Successful clock advances.
@@ -442,7 +461,8 @@ impl History {
             out.push((PropertyId::F1, lease::f1_epochs(&self.grants())));
         }
         self.check_fenced(&mut out);
-        self.check_leadership(&tenures, params.rate_error_ppm, &mut out);
+        let guaranteed = self.guaranteed_terms(params);
+        self.check_leadership(&guaranteed, params.rate_error_ppm, &mut out);
         self.check_presence(&mut out);
         out
     }
@@ -635,5 +655,63 @@ mod tests {
         assert!(l6.1.is_err(), "{verdicts:?}");
         // Process 1's deadline (local 100) is extrapolated to real 100, after b's grant at 60.
         assert_eq!(h.local_to_real(1, LocalTime(100), 0), 100);
+    }
+
+    /// A unit told it leads, and then resigning, was still guaranteed its tenure (T1 passes);
+    /// a term shorter than the claim duration is not a guarantee (T1 fails).
+    #[test]
+    fn a_resign_after_a_true_answer_keeps_t1() {
+        let ticket = |call, phase, real, value| Entry {
+            process: 1,
+            call,
+            phase,
+            real_ns: real,
+            local_ns: real,
+            operation: Operation::Ticket {
+                application: "db".into(),
+                unit: "a".into(),
+                ticket: TicketId(call),
+                kind: TicketKind::ClaimLeader,
+                claim_duration: Duration::from_nanos(100),
+                value,
+            },
+        };
+        let granted = |deadline| {
+            Some(ClaimOutcome::Granted {
+                epoch: Epoch(1),
+                local_deadline: LocalTime(deadline),
+            })
+        };
+        let resign = Entry {
+            process: 1,
+            call: 9,
+            phase: Phase::Complete,
+            real_ns: 30,
+            local_ns: 30,
+            operation: Operation::Release {
+                lease: "db".into(),
+                holder: "a".into(),
+                epoch: None,
+            },
+        };
+        let t1 = |deadline| {
+            let h = History {
+                entries: vec![
+                    ticket(1, Phase::Invoke, 0, None),
+                    claim(1, 2, Phase::Invoke, 1, 1, "a", None),
+                    claim(1, 2, Phase::Complete, 5, 5, "a", granted(deadline)),
+                    ticket(1, Phase::Complete, 6, Some(true)),
+                    resign.clone(),
+                ],
+            };
+            let verdicts = h.check(CheckParams { rate_error_ppm: 0 });
+            verdicts
+                .into_iter()
+                .find(|(p, _)| *p == PropertyId::T1)
+                .unwrap()
+                .1
+        };
+        assert_eq!(t1(200), Ok(()));
+        assert!(t1(50).is_err());
     }
 }

@@ -2,27 +2,29 @@
 //! recorded, so the core's properties can judge the history (`tenure live` runs them; so can a
 //! service's own test), under the faults of [`faults`].
 //!
-//! The lease workload: clients, each its own lease manager (its own writer) on a connection and
-//! a local clock of its own, contend for a few leases. A client claims one at random; holding
-//! it, it acts for a random part of the term, then either releases it or lets it lapse; denied,
-//! it backs off a little. Two clock updaters keep global time moving and a reader samples it,
-//! so the history also holds the clock's reads and advances. Every random choice, the clocks'
-//! skews and the server faults' schedule come from the seed; network faults are drawn from it
-//! as requests arrive.
+//! A workload runs one or more protocols, each with its own clients ([`clock`], [`lease`],
+//! [`leadership`], [`presence`] say what theirs do). Every client is one recording process with
+//! its own connection, recorder and local clock, so its calls and beliefs are its own in the
+//! history. Process 0 keeps global time (two updaters) and samples it, for every protocol
+//! times its work in global time. Every random choice, the clocks' skews and the server faults'
+//! schedule come from the seed; network faults are drawn from it as requests arrive.
 
+pub mod clock;
 pub mod faults;
+pub mod leadership;
+pub mod lease;
+pub mod presence;
 pub mod proxy;
 
 use crate::error::Error;
 use crate::record::Recorder;
 use crate::runtime::LocalClock;
 use crate::substrate::Substrate;
-use crate::{ClockUpdater, Leases};
 use faults::{Fired, LiveFault, Restart, ServerEvent};
 use proxy::{FaultProxy, ProxyCounts};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tenure::history::History;
@@ -31,54 +33,66 @@ use tenure::property::PropertyId;
 use tenure::time::SkewBounds;
 use tokio::time::{sleep, Instant};
 
-/// The protocols whose actors the lease workload runs (so whose mutants it can run).
-pub const LEASE_WORKLOAD_RUNS: [Protocol; 2] = [Protocol::Clock, Protocol::Lease];
+/// The protocols whose mutants a live workload can run (the adapter's lease managers and
+/// clock updaters take a mutant; its trackers and pingers do not).
+pub const MUTANT_PROTOCOLS: [Protocol; 2] = [Protocol::Clock, Protocol::Lease];
 
-/// The properties the lease workload's history has data for.
-pub const LEASE_WORKLOAD_CHECKS: [PropertyId; 4] = [
-    PropertyId::G1,
-    PropertyId::G2,
-    PropertyId::L6,
-    PropertyId::F1,
-];
+/// The properties a protocol's workload history has data for (and the test suite requires).
+pub fn checks(protocol: Protocol) -> &'static [PropertyId] {
+    use PropertyId::*;
+    match protocol {
+        Protocol::Clock => &[G1, G2, G5],
+        Protocol::Lease => &[G1, G2, L6, F1],
+        Protocol::Leadership => &[T1, T4, L6, F1],
+        Protocol::Presence => &[P4],
+    }
+}
 
 /// The mutants the lease workload runs whose broken property its history shows: those a live
 /// run can catch.
 pub fn live_mutants() -> impl Iterator<Item = Mutant> {
     Mutant::ALL.iter().copied().filter(|m| {
-        LEASE_WORKLOAD_RUNS.contains(&m.protocol()) && LEASE_WORKLOAD_CHECKS.contains(&m.breaks())
+        MUTANT_PROTOCOLS.contains(&m.protocol()) && checks(Protocol::Lease).contains(&m.breaks())
     })
 }
 
-/// Refuses a mutant of a protocol the lease workload does not run.
-pub fn check_mutant(m: Mutant) -> Result<(), Error> {
-    if LEASE_WORKLOAD_RUNS.contains(&m.protocol()) {
+/// Refuses a mutant no client of `protocols` would run.
+pub fn check_mutant(m: Mutant, protocols: &BTreeSet<Protocol>) -> Result<(), Error> {
+    let runs = match m.protocol() {
+        // Every workload keeps the clock.
+        Protocol::Clock => true,
+        p => MUTANT_PROTOCOLS.contains(&p) && protocols.contains(&p),
+    };
+    if runs {
         return Ok(());
     }
     Err(Error::Input(tenure::validate::InputError::InvalidConfig(
         format!(
-            "mutant {m} is a {} mutant; the lease workload runs lease managers and clock \
-             updaters only (try `tenure sim --mutant {m}`)",
+            "mutant {m} is a {} mutant; live workloads run the lease and clock mutants, in the \
+             lease workload (try --protocol lease, or `tenure sim --mutant {m}`)",
             m.protocol().name()
         ),
     )))
 }
 
-/// The most clients a live workload runs.
+/// The most clients a live workload runs per protocol.
 pub const CLIENTS_MAX: usize = 256;
 /// How far apart the clients' clocks may start (under `skew`).
 const OFFSET_MAX: Duration = Duration::from_secs(3600);
 
-/// How a live lease workload runs.
+/// How a live workload runs.
 #[derive(Clone, Debug)]
-pub struct LeaseWorkload {
-    /// Concurrent clients, each with a lease manager of its own (default 4).
+pub struct Workload {
+    /// The protocols whose clients run (default: lease).
+    pub protocols: BTreeSet<Protocol>,
+    /// Concurrent clients per protocol (default 4).
     pub clients: usize,
-    /// Leases they contend for (default 2).
+    /// Leases the lease clients contend for; also the applications the leadership clients
+    /// are units of (default 2).
     pub leases: usize,
     /// How long the clients run (default 30 s).
     pub duration: Duration,
-    /// The term each claim asks for (default 1 s).
+    /// The term each lease claim asks for, and the leadership claim duration (default 1 s).
     pub term: Duration,
     /// Clock bounds the managers assume (the updaters here step at most 100 ms).
     pub skew: SkewBounds,
@@ -86,13 +100,14 @@ pub struct LeaseWorkload {
     pub seed: u64,
     /// The faults to inject (default none).
     pub faults: BTreeSet<LiveFault>,
-    /// A lease or clock mutant every client's manager and both updaters run (default none).
+    /// A lease or clock mutant every lease manager and clock updater runs (default none).
     pub mutant: Option<Mutant>,
 }
 
-impl Default for LeaseWorkload {
+impl Default for Workload {
     fn default() -> Self {
-        LeaseWorkload {
+        Workload {
+            protocols: BTreeSet::from([Protocol::Lease]),
             clients: 4,
             leases: 2,
             duration: Duration::from_secs(30),
@@ -129,45 +144,75 @@ pub struct LiveTarget {
     pub driver_retries: bool,
 }
 
-/// What the clients did.
+/// What one protocol's clients did: named counts ("claims", "granted", "errors", ...; each
+/// protocol's module says which).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LeaseWorkloadReport {
-    /// Claims made (extensions included).
-    pub claims: u64,
-    /// Claims granted.
-    pub granted: u64,
-    /// Claims denied (another holder).
-    pub denied: u64,
-    /// Terms released early.
-    pub released: u64,
-    /// Calls that failed otherwise (unknown outcomes, an unavailable store).
-    pub errors: u64,
-    /// Reads of global time.
-    pub clock_reads: u64,
+pub struct Counts(BTreeMap<&'static str, u64>);
+
+impl Counts {
+    /// How many times `what` happened.
+    pub fn get(&self, what: &str) -> u64 {
+        self.0.get(what).copied().unwrap_or(0)
+    }
+
+    /// Every count, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.0.iter().map(|(k, v)| (*k, *v))
+    }
+
+    fn add_to(&mut self, what: &'static str, n: u64) {
+        *self.0.entry(what).or_default() += n;
+    }
+
+    fn bump(&mut self, what: &'static str) {
+        self.add_to(what, 1);
+    }
+
+    /// A call that failed (an unknown outcome, an unavailable store): counted, not fatal.
+    fn failed(&mut self, e: &Error) {
+        tracing::debug!(error = %e, "live client: a call failed");
+        self.bump("errors");
+    }
+
+    /// `what` if the call succeeded, an error if not.
+    fn tally<T>(&mut self, r: Result<T, Error>, what: &'static str) {
+        match r {
+            Ok(_) => self.bump(what),
+            Err(e) => self.failed(&e),
+        }
+    }
+
+    fn add(&mut self, other: &Counts) {
+        for (k, v) in other.iter() {
+            self.add_to(k, v);
+        }
+    }
 }
 
-impl LeaseWorkloadReport {
-    fn add(&mut self, r: &LeaseWorkloadReport) {
-        self.claims += r.claims;
-        self.granted += r.granted;
-        self.denied += r.denied;
-        self.released += r.released;
-        self.errors += r.errors;
-        self.clock_reads += r.clock_reads;
-    }
+/// One recording process of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveProcess {
+    /// Its number in the history.
+    pub process: u32,
+    /// The protocol it ran (the clock keeper, process 0, runs the clock).
+    pub protocol: Protocol,
+    /// Its local clock's rate error, parts per million.
+    pub rate_ppm: i32,
+    /// Its local clock's offset.
+    pub offset: Duration,
 }
 
 /// A live run: what the clients did, the history recorded, and the faults injected.
 #[derive(Clone, Debug)]
 pub struct LiveRun {
-    /// What the clients did.
-    pub report: LeaseWorkloadReport,
-    /// Every process's history, merged (process 0 keeps the clock; client `i` is `i + 1`).
+    /// What each protocol's clients did.
+    pub counts: BTreeMap<Protocol, Counts>,
+    /// Every process's history, merged.
     pub history: History,
     /// Entries the recorders dropped (over their bound).
     pub dropped: u64,
-    /// Each process's local clock: `(process, rate ppm, offset)`.
-    pub clocks: Vec<(u32, i32, Duration)>,
+    /// The recording processes.
+    pub processes: Vec<LiveProcess>,
     /// The server faults scheduled from the seed.
     pub schedule: Vec<ServerEvent>,
     /// The server faults as they fired.
@@ -176,21 +221,50 @@ pub struct LiveRun {
     pub proxy: ProxyCounts,
 }
 
-/// One recording process: its connection, clock and recorder.
+impl LiveRun {
+    /// Store operations invoked by `protocol`'s processes.
+    pub fn operations(&self, protocol: Protocol) -> usize {
+        let by_process = self.history.store_operations_by_process();
+        self.processes
+            .iter()
+            .filter(|p| p.protocol == protocol)
+            .map(|p| by_process.get(&p.process).copied().unwrap_or(0))
+            .sum()
+    }
+}
+
+/// What every client starts with.
+struct Client {
+    /// Its process's connection (with its recorder and local clock).
+    substrate: Substrate,
+    /// Its number among its protocol's clients.
+    index: usize,
+    workload: Workload,
+    /// Its own stream of random choices.
+    rng: StdRng,
+    /// When it stops.
+    deadline: Instant,
+}
+
+/// One recording process: its connection and recorder.
 struct Process {
+    protocol: Protocol,
     substrate: Substrate,
     recorder: Recorder,
 }
 
-impl LeaseWorkload {
+impl Workload {
     fn validate(&self) -> Result<(), Error> {
         let bad = |why: &str| {
             Err(Error::Input(tenure::validate::InputError::InvalidConfig(
                 why.to_owned(),
             )))
         };
+        if self.protocols.is_empty() {
+            return bad("a live workload runs at least one protocol");
+        }
         if self.clients == 0 || self.clients > CLIENTS_MAX {
-            return bad("a live workload runs 1 to 256 clients");
+            return bad("a live workload runs 1 to 256 clients per protocol");
         }
         if self.leases == 0 || self.leases > 1_000 {
             return bad("a live workload contends for 1 to 1,000 leases");
@@ -200,7 +274,7 @@ impl LeaseWorkload {
         }
         tenure::validate::check_lease_duration(self.term)?;
         if let Some(m) = self.mutant {
-            check_mutant(m)?;
+            check_mutant(m, &self.protocols)?;
         }
         Ok(())
     }
@@ -220,6 +294,15 @@ impl LeaseWorkload {
         let rho = i32::try_from(self.skew.rate_error_ppm).unwrap_or(i32::MAX);
         let rate = rng.random_range(-rho..=rho);
         (rate, OFFSET_MAX.mul_f64(rng.random_range(0.0..1.0)))
+    }
+
+    /// The protocol of each process: the clock keeper, then `clients` per protocol.
+    fn roles(&self) -> Vec<Protocol> {
+        let clients = self
+            .protocols
+            .iter()
+            .flat_map(|p| std::iter::repeat_n(*p, self.clients));
+        std::iter::once(Protocol::Clock).chain(clients).collect()
     }
 
     /// Runs the workload against `target`, calling `progress` with the time elapsed about once
@@ -247,18 +330,25 @@ impl LeaseWorkload {
             proxy.as_ref().map(FaultProxy::addr),
             target.driver_retries,
         );
-        let mut processes = Vec::with_capacity(self.clients + 1);
-        let mut clocks = Vec::with_capacity(self.clients + 1);
-        for i in 0..=u32::try_from(self.clients).unwrap_or(u32::MAX) {
-            let (rate, offset) = self.clock_of(i);
+        let roles = self.roles();
+        let mut processes = Vec::with_capacity(roles.len());
+        let mut described = Vec::with_capacity(roles.len());
+        for (i, protocol) in (0..).zip(roles) {
+            let (rate_ppm, offset) = self.clock_of(i);
             let recorder = Recorder::new(i);
-            let clock = LocalClock::skewed(rate, offset)?;
+            let clock = LocalClock::skewed(rate_ppm, offset)?;
             let substrate = connect(&uri, target, clock, Some(recorder.clone())).await?;
             processes.push(Process {
+                protocol,
                 substrate,
                 recorder,
             });
-            clocks.push((i, rate, offset));
+            described.push(LiveProcess {
+                process: i,
+                protocol,
+                rate_ppm,
+                offset,
+            });
         }
         let schedule = faults::server_schedule(&self.faults, self.duration, self.seed);
         let start = Instant::now();
@@ -267,7 +357,7 @@ impl LeaseWorkload {
                 (admin.clone(), schedule.clone(), target.restart.clone());
             tokio::spawn(async move { faults::inject(&admin, schedule, start, restart).await })
         };
-        let report = self.drive(&processes, start, progress).await;
+        let counts = self.drive(&processes, start, progress).await;
         let fired = injector
             .await
             .map_err(|e| Error::Store(format!("the fault injector failed: {e}")))?;
@@ -278,10 +368,10 @@ impl LeaseWorkload {
         let dropped = processes.iter().map(|p| p.recorder.dropped()).sum();
         let history = History::merge(processes.iter().map(|p| p.recorder.history()));
         Ok(LiveRun {
-            report: report?,
+            counts: counts?,
             history,
             dropped,
-            clocks,
+            processes: described,
             schedule,
             fired,
             proxy: proxy.map(|p| p.counts()).unwrap_or_default(),
@@ -294,47 +384,57 @@ impl LeaseWorkload {
         processes: &[Process],
         start: Instant,
         progress: impl Fn(Duration) + Send + Sync + 'static,
-    ) -> Result<LeaseWorkloadReport, Error> {
+    ) -> Result<BTreeMap<Protocol, Counts>, Error> {
         let keeper = &processes[0].substrate;
         let updaters = (0..2)
-            .map(|_| {
-                ClockUpdater::builder()
-                    .update_interval(Duration::from_millis(50))
-                    .backoff_delay(self.skew.clock_step_max)
-                    .mutant(self.mutant)
-                    .spawn(keeper)
-            })
+            .map(|_| clock::updater(keeper, self))
             .collect::<Result<Vec<_>, _>>()?;
         let deadline = start + self.duration;
-        let clients = processes[1..]
+        let clients: Vec<_> = processes[1..]
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let leases = Leases::builder("live")
-                    .writer(format!("live-{i}"))
-                    .skew(self.skew)
-                    .max_sleep(self.term)
-                    .mutant(self.mutant)
-                    .build(&p.substrate)?;
-                let (config, rng) = (self.clone(), StdRng::seed_from_u64(self.seed ^ (i as u64)));
-                Ok(tokio::spawn(client(leases, i, config, rng, deadline)))
+                // Clients of different protocols draw from different streams.
+                let seed = self.seed ^ (i as u64) ^ ((p.protocol as u64) << 32);
+                let c = Client {
+                    substrate: p.substrate.clone(),
+                    index: i % self.clients,
+                    workload: self.clone(),
+                    rng: StdRng::seed_from_u64(seed),
+                    deadline,
+                };
+                let task = match p.protocol {
+                    Protocol::Clock => tokio::spawn(clock::client(c)),
+                    Protocol::Lease => tokio::spawn(lease::client(c)),
+                    Protocol::Leadership => tokio::spawn(leadership::client(c)),
+                    Protocol::Presence => tokio::spawn(presence::client(c)),
+                };
+                (p.protocol, task)
             })
-            .collect::<Result<Vec<_>, Error>>()?;
+            .collect();
         let reader = tokio::spawn(read_clock(keeper.clone(), deadline, progress));
-        let mut report = LeaseWorkloadReport::default();
-        for c in clients {
-            let r = c
-                .await
-                .map_err(|e| Error::Store(format!("a live client failed: {e}")))?;
-            report.add(&r);
+        let mut counts: BTreeMap<Protocol, Counts> = BTreeMap::new();
+        let mut failed = None;
+        for (protocol, task) in clients {
+            match task.await {
+                Ok(Ok(c)) => counts.entry(protocol).or_default().add(&c),
+                Ok(Err(e)) => failed = failed.or(Some(e)),
+                Err(e) => {
+                    failed = failed.or(Some(Error::Store(format!("a live client failed: {e}"))))
+                }
+            }
         }
-        report.clock_reads = reader
+        let reads = reader
             .await
             .map_err(|e| Error::Store(format!("the clock reader failed: {e}")))?;
+        counts
+            .entry(Protocol::Clock)
+            .or_default()
+            .add_to("keeper reads", reads);
         for u in &updaters {
             u.shutdown().await;
         }
-        Ok(report)
+        failed.map_or(Ok(counts), Err)
     }
 }
 
@@ -434,58 +534,6 @@ fn client_uri(uri: &str, proxy: Option<SocketAddr>, driver_retries: bool) -> Str
         true => format!("mongodb://{authority}{path}"),
         false => format!("mongodb://{authority}{path}?{}", options.join("&")),
     }
-}
-
-/// One client: claim a random lease, act, release or lapse; back off when denied. Like a
-/// service that gives up an old handle late, it keeps the token of a term it let lapse and,
-/// granted the same lease again in a newer term, sometimes releases the old token first: a
-/// release that ignored the token's epoch would end the new term under its holder.
-async fn client(
-    leases: Leases,
-    i: usize,
-    config: LeaseWorkload,
-    mut rng: StdRng,
-    deadline: Instant,
-) -> LeaseWorkloadReport {
-    let holder = format!("client-{i}");
-    let mut r = LeaseWorkloadReport::default();
-    let mut lapsed: Option<(String, crate::Token)> = None;
-    while Instant::now() < deadline {
-        let lease = format!("l{}", rng.random_range(0..config.leases));
-        r.claims += 1;
-        match leases.claim(&lease, &holder, config.term).await {
-            Ok(token) => {
-                r.granted += 1;
-                let stale = lapsed.take_if(|(l, old)| *l == lease && old.epoch() < token.epoch());
-                if let Some((_, old)) = stale.filter(|_| rng.random_bool(0.5)) {
-                    if old.release().await.is_err() {
-                        r.errors += 1;
-                    }
-                }
-                let act = config.term.mul_f64(rng.random_range(0.0..0.6));
-                sleep(act).await;
-                if rng.random_bool(0.5) {
-                    match token.release().await {
-                        Ok(_) => r.released += 1,
-                        Err(_) => r.errors += 1,
-                    }
-                } else {
-                    lapsed = Some((lease, token));
-                }
-            }
-            Err(Error::ClaimDenied { .. }) => {
-                r.denied += 1;
-                sleep(Duration::from_millis(rng.random_range(20..200))).await;
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "live client: claim failed");
-                r.errors += 1;
-                sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-    leases.shutdown().await;
-    r
 }
 
 /// Samples global time every 50 ms until `deadline`; returns how many reads answered.

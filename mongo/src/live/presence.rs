@@ -1,0 +1,91 @@
+//! The presence workload: each client is an agent with a key of its own. It pings for a
+//! while, then stops or is killed (its sequence marked dead at once), rests, and starts again
+//! with a new sequence. Its watcher watches every client's key, and the client asks it for a
+//! fresh view (a sync) every few tens of milliseconds. Slots are short (2 s) so that
+//! keys live and die many times in a run. The history shows P4 (per watch, the current state
+//! first, then alive and dead alternating).
+
+use super::{Client, Counts};
+use crate::error::Error;
+use crate::{Presence, PresenceWatch};
+use futures_util::StreamExt;
+use rand::rngs::StdRng;
+use rand::Rng;
+use std::time::Duration;
+use tokio::time::{sleep, timeout_at, Instant};
+
+/// The presence model every client shares.
+const MODEL: &str = "live";
+/// The slot length: short, so keys change state often.
+const PERIOD: Duration = Duration::from_secs(2);
+/// How often each client's batcher flushes (the period must be 3.9 times as long).
+const FLUSH_INTERVAL: Duration = Duration::from_millis(400);
+
+/// One client until `deadline`.
+pub(super) async fn client(c: Client) -> Result<Counts, Error> {
+    let Client {
+        substrate,
+        index: i,
+        workload: w,
+        mut rng,
+        deadline,
+    } = c;
+    let presence = Presence::builder(MODEL)
+        .period(PERIOD)
+        .flush_interval(FLUSH_INTERVAL)
+        .build(&substrate)?;
+    let watcher = presence.watcher()?;
+    let mut watching = Vec::with_capacity(w.clients);
+    for k in 0..w.clients {
+        let mut changes = Box::pin(watcher.watch(&key(k)).await?);
+        watching.push(tokio::spawn(async move {
+            let mut seen = 0_u64;
+            while let Ok(Some(_)) = timeout_at(deadline, changes.next()).await {
+                seen += 1;
+            }
+            seen
+        }));
+    }
+    let mut n = Counts::default();
+    while Instant::now() < deadline {
+        match presence.pinger(&key(i)).await {
+            Ok(pinger) => {
+                n.bump("pingers");
+                let until = Instant::now() + PERIOD.mul_f64(rng.random_range(0.5..4.0));
+                ask(&watcher, &mut rng, until, &mut n).await;
+                if rng.random_bool(0.5) {
+                    pinger.stop().await;
+                    n.bump("stopped");
+                } else {
+                    n.tally(pinger.kill().await, "killed");
+                }
+            }
+            Err(e) => n.failed(&e),
+        }
+        let until = Instant::now() + PERIOD.mul_f64(rng.random_range(0.2..3.0));
+        ask(&watcher, &mut rng, until, &mut n).await;
+    }
+    for w in watching {
+        let seen = w
+            .await
+            .map_err(|e| Error::Store(format!("a presence watch failed: {e}")))?;
+        n.add_to("watch events", seen);
+    }
+    watcher.shutdown().await;
+    presence.shutdown().await;
+    Ok(n)
+}
+
+/// Until `until`, asks the watcher for a fresh view now and then, as a service does before it
+/// acts on who is alive.
+async fn ask(watcher: &PresenceWatch, rng: &mut StdRng, until: Instant, n: &mut Counts) {
+    while Instant::now() < until {
+        n.tally(watcher.sync().await, "syncs");
+        sleep(Duration::from_millis(rng.random_range(20..200))).await;
+    }
+}
+
+/// Client `i`'s key.
+fn key(i: usize) -> String {
+    format!("agent-{i}")
+}
