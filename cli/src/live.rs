@@ -79,6 +79,11 @@ pub struct LiveArgs {
     /// which were caught (`reports/live/mutants.json`; exit 1 if one was missed).
     #[arg(long, conflicts_with_all = ["mutant", "check"])]
     pub mutation_score: bool,
+    /// Also check the model of --protocol under these model faults (the names `tenure check
+    /// --faults` takes) and put its counterexample beside the live violations in
+    /// `reports/live/<protocol>/beside-model.html`: on FerretDB, `non-atomic-cas`.
+    #[arg(long, value_name = "FAULTS", conflicts_with_all = ["check", "mutation_score"])]
+    pub beside_model: Option<String>,
     /// Judge a saved history (a run's `history.jsonl`) instead of running.
     #[arg(long, value_name = "FILE")]
     pub check: Option<PathBuf>,
@@ -157,6 +162,12 @@ pub fn run(args: &LiveArgs) -> Result<ExitCode, String> {
              mutants): drop --protocol {}",
             args.protocol.name()
         ));
+    }
+    if let Some(f) = &args.beside_model {
+        crate::beside::validate(f)?;
+        if args.protocol == LiveProtocol::All {
+            return Err("--beside-model compares one protocol: name it with --protocol".into());
+        }
     }
     let faults = faults_for(args)?;
     let mutant = mutant_of(args)?;
@@ -308,6 +319,8 @@ struct Summary {
     properties: Vec<serde_json::Value>,
     history: String,
     recheck: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    beside_model: Option<serde_json::Value>,
 }
 
 /// The server faults as scheduled, with when and how each fired.
@@ -339,6 +352,7 @@ fn finish(args: &LiveArgs, run: &LiveRun, faults: String) -> Result<ExitCode, St
     });
     let recheck = format!("tenure live --check {}", path.display());
     let pictures = draw(history, &verdicts, dir)?;
+    let beside = beside_model(args, dir, &verdicts, &pictures)?;
     let summary = Summary {
         schema_version: 3,
         protocol: args.protocol.name(),
@@ -385,6 +399,15 @@ fn finish(args: &LiveArgs, run: &LiveRun, faults: String) -> Result<ExitCode, St
             .collect(),
         history: path.display().to_string(),
         recheck: recheck.clone(),
+        beside_model: beside.as_ref().map(|(model, page)| {
+            serde_json::json!({
+                "faults": model.faults,
+                "failed": model.failed.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+                "complete": model.complete,
+                "reproduce": model.reproduce,
+                "page": page.display().to_string(),
+            })
+        }),
     };
     let file = dir.join("summary.json");
     let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
@@ -400,9 +423,51 @@ fn finish(args: &LiveArgs, run: &LiveRun, faults: String) -> Result<ExitCode, St
     );
     if !args.json {
         print_pictures(&pictures);
+        if let Some((model, page)) = &beside {
+            let failed: Vec<&str> = model.failed.iter().map(|(n, _)| n.as_str()).collect();
+            println!(
+                "  the model under {}: {}; side by side: {}",
+                model.faults,
+                match failed.is_empty() {
+                    true => "no counterexample".to_owned(),
+                    false => format!("FAIL {}", failed.join(", ")),
+                },
+                page.display()
+            );
+        }
         println!("  summary: {}\n  check again: {recheck}", file.display());
     }
     Ok(code)
+}
+
+/// `--beside-model`: the model's verdict under the faults asked for, and the page that shows
+/// it beside the live run's.
+fn beside_model(
+    args: &LiveArgs,
+    dir: &Path,
+    verdicts: &[(PropertyId, Verdict)],
+    pictures: &[PathBuf],
+) -> Result<Option<(crate::beside::ModelVerdict, PathBuf)>, String> {
+    let protocols = Vec::from_iter(args.protocol.protocols());
+    let (Some(faults), [protocol]) = (&args.beside_model, protocols.as_slice()) else {
+        return Ok(None);
+    };
+    if !args.json {
+        eprintln!("tenure live: checking the {protocol} model under {faults}");
+    }
+    let model = crate::beside::check_model(*protocol, faults)?;
+    let title = format!(
+        "{} workload, {} client(s), {}",
+        args.protocol.name(),
+        args.clients,
+        match args.server {
+            Some(Server::Ferretdb) => "FerretDB",
+            Some(Server::Secantusdb) => "SecantusDB",
+            None => "--uri",
+        }
+    );
+    let page = crate::beside::write_page(dir, &title, verdicts, pictures, &model)?;
+    Ok(Some((model, page)))
 }
 
 /// Around each violation whose time the check knows, the history as a timeline picture (the

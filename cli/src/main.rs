@@ -7,6 +7,7 @@
 //! and tells it as a timeline. `tenure history check` and `tenure live` judge what really
 //! happened on a server by the same properties. See `tenure <command> --help`.
 
+mod beside;
 mod check;
 mod history;
 mod live;
@@ -59,7 +60,7 @@ enum Command {
     /// the same properties.
     History(history::HistoryArgs),
     /// Drive the MongoDB adapter against a real server with a workload, record every call,
-    /// and check the recorded history against the same properties (no injected faults yet).
+    /// and check the recorded history against the same properties, under injected faults.
     ///
     /// Exit status: 0 every property holds, 1 a property failed, 2 no property had data,
     /// 64 usage error or an unreachable or unsuitable server.

@@ -120,7 +120,7 @@ pub fn summary(run: &str, model: &TenureModel, r: &CheckReport) -> Summary {
 /// Where the reports went.
 pub struct Written {
     pub summary: PathBuf,
-    svgs: Vec<(&'static str, PathBuf)>,
+    pub(crate) svgs: Vec<(&'static str, PathBuf)>,
 }
 
 impl Written {
