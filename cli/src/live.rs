@@ -24,6 +24,7 @@ use tenure::mutant::Mutant;
 use tenure::mutant::Protocol;
 use tenure::property::{PropertyId, Verdict, Violation};
 use tenure_mongo::live::faults::{LiveFault, Restart};
+use tenure_mongo::live::processes::{serve, ClientCommand, ClientFault, ClientSpec};
 use tenure_mongo::live::{
     check_mutant, live_mutants, LiveRun, LiveTarget, Workload, CLIENTS_MAX, MUTANT_PROTOCOLS,
 };
@@ -54,7 +55,8 @@ pub struct LiveArgs {
     /// Faults to inject: `none`, `all` (every fault the target allows: `restart` only with
     /// --server), or a list of lost, ambiguous, delay, sever (a fault proxy between clients and
     /// server), failpoint (needs test commands on the server; --server enables them),
-    /// step-down, skew (each client's clock its own), restart. The schedule comes from --seed.
+    /// step-down, skew (each client's clock its own), restart, pause and crash (client
+    /// processes: --processes). The schedule comes from --seed.
     #[arg(long, default_value = "none")]
     pub faults: String,
     /// Seeds the workload's random choices (which lease, how long to hold, release or lapse).
@@ -84,6 +86,11 @@ pub struct LiveArgs {
     /// `reports/live/<protocol>/beside-model.html`: on FerretDB, `non-atomic-cas`.
     #[arg(long, value_name = "FAULTS", conflicts_with_all = ["check", "mutation_score"])]
     pub beside_model: Option<String>,
+    /// Run every client in a process of its own (this binary's hidden `live-client`), so that
+    /// the `pause` (SIGSTOP past a lease, then SIGCONT) and `crash` (SIGKILL, then a new
+    /// process) faults can strike them.
+    #[arg(long, conflicts_with = "check")]
+    pub processes: bool,
     /// Judge a saved history (a run's `history.jsonl`) instead of running.
     #[arg(long, value_name = "FILE")]
     pub check: Option<PathBuf>,
@@ -204,6 +211,11 @@ fn faults_for(args: &LiveArgs) -> Result<BTreeSet<LiveFault>, String> {
              secantusdb instead of --uri",
         )?;
     }
+    if !args.processes {
+        let why = "pausing and crashing clients needs clients in processes: add --processes";
+        cannot(LiveFault::Pause, why)?;
+        cannot(LiveFault::Crash, why)?;
+    }
     if args.server == Some(Server::Ferretdb) {
         let why = "FerretDB has no failpoints and no replica set to step down";
         cannot(LiveFault::Failpoint, why)?;
@@ -226,6 +238,7 @@ async fn run_workload(
         allow_standalone: args.allow_standalone || args.server == Some(Server::Ferretdb),
         restart: server.restart(),
         driver_retries: args.driver_retries,
+        client_command: args.processes.then(client_command).transpose()?,
     };
     let workload = Workload {
         protocols: args.protocol.protocols(),
@@ -262,6 +275,41 @@ async fn run_workload(
         b.finish_and_clear();
     }
     run.map_err(|e| format!("the workload failed: {e}"))
+}
+
+/// Starts a client process: this binary's `live-client`.
+fn client_command() -> Result<ClientCommand, String> {
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("--processes: cannot find this program to start clients: {e}"))?;
+    Ok(Arc::new(move || {
+        let mut c = tokio::process::Command::new(&exe);
+        c.arg("live-client");
+        c
+    }))
+}
+
+/// `tenure live-client`: one client of a `tenure live --processes` run, its spec on standard
+/// input; prints what it did as JSON.
+pub fn client_process() -> Result<ExitCode, String> {
+    let mut json = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut json)
+        .map_err(|e| format!("live-client: cannot read the spec: {e}"))?;
+    let spec: ClientSpec = serde_json::from_str(&json).map_err(|e| {
+        format!(
+            "live-client runs one client of `tenure live --processes`, which writes its spec: {e}"
+        )
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let counts = runtime
+        .block_on(serve(spec))
+        .map_err(|e| format!("live-client: {e}"))?;
+    let text = serde_json::to_string(&counts).map_err(|e| e.to_string())?;
+    println!("{text}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The mutant asked for, if it is one the lease workload runs.
@@ -314,6 +362,7 @@ struct Summary {
     processes: Vec<serde_json::Value>,
     proxy: std::collections::BTreeMap<&'static str, u64>,
     fault_schedule: Vec<serde_json::Value>,
+    client_faults: Vec<serde_json::Value>,
     pictures: Vec<String>,
     outcome: &'static str,
     properties: Vec<serde_json::Value>,
@@ -388,6 +437,23 @@ fn finish(args: &LiveArgs, run: &LiveRun, faults: String) -> Result<ExitCode, St
             .collect(),
         proxy: run.proxy.clone(),
         fault_schedule: schedule_json(run),
+        client_faults: run
+            .client_faults
+            .iter()
+            .map(|f| {
+                let (fault, secs) = match f.event.fault {
+                    ClientFault::Pause(d) => ("pause", Some(d.as_secs_f64())),
+                    _ => ("crash", None),
+                };
+                serde_json::json!({
+                    "at_secs": f.event.at.as_secs_f64(),
+                    "fault": fault,
+                    "pause_secs": secs,
+                    "process": f.process,
+                    "error": f.result.as_ref().err(),
+                })
+            })
+            .collect(),
         pictures: pictures.iter().map(|p| p.display().to_string()).collect(),
         outcome: match verdicts.iter().any(|(_, v)| v.is_err()) {
             true => "fail",
@@ -528,6 +594,17 @@ fn print_run(run: &LiveRun) {
     if !run.proxy.is_empty() {
         let counts: Vec<String> = run.proxy.iter().map(|(k, v)| format!("{k} {v}")).collect();
         println!("  proxy: {}", counts.join(", "));
+    }
+    if !run.client_faults.is_empty() {
+        let struck = run.client_faults.iter().filter(|f| f.result.is_ok());
+        let paused = struck
+            .clone()
+            .filter(|f| matches!(f.event.fault, ClientFault::Pause(_)))
+            .count();
+        println!(
+            "  client faults: {paused} paused, {} crashed (see the summary)",
+            struck.count() - paused
+        );
     }
     if !run.fired.is_empty() {
         let refused = run.fired.iter().filter(|f| f.result.is_err()).count();

@@ -65,6 +65,9 @@ enum Command {
     /// Exit status: 0 every property holds, 1 a property failed, 2 no property had data,
     /// 64 usage error or an unreachable or unsuitable server.
     Live(live::LiveArgs),
+    /// One client process of `tenure live --processes` (its spec as JSON on standard input).
+    #[command(hide = true)]
+    LiveClient,
 }
 
 /// What a simulated run runs; `sim` and `replay` share them.
@@ -321,6 +324,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => sim::replay(&args),
         Command::History(args) => history::run(&args),
         Command::Live(args) => live::run(&args),
+        Command::LiveClient => live::client_process(),
     };
     match result {
         Ok(code) => code,

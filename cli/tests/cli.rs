@@ -577,6 +577,9 @@ fn live_usage_errors_say_what_to_change() {
     ]);
     assert_eq!(code, Some(64), "{out}");
     assert!(out.contains("drop --protocol clock"), "{out}");
+    let (code, out) = run(&["--uri", "mongodb://127.0.0.1:1", "--faults", "pause"]);
+    assert_eq!(code, Some(64), "{out}");
+    assert!(out.contains("add --processes"), "{out}");
     let (code, out) = run(&["--uri", "mongodb://127.0.0.1:1", "--mutant", "lease-nope"]);
     assert_eq!(code, Some(64), "{out}");
     assert!(out.contains("lease-epoch-reuse"), "{out}");
@@ -667,6 +670,55 @@ fn live_runs_every_workload_and_checks_its_history() {
         .expect("the tenure binary runs");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("PASS    L6"), "{}", text(&o));
+}
+
+/// `tenure live --processes`: every client a process of its own, paused (SIGSTOP past its
+/// lease, then SIGCONT) and crashed (SIGKILL, then a new process) as the seed schedules; the
+/// merged history of all processes passes, and the summary lists the restarted processes.
+#[test]
+fn live_pauses_and_crashes_client_processes() {
+    let args = [
+        "--protocol",
+        "all",
+        "--processes",
+        "--duration",
+        "14s",
+        "--clients",
+        "2",
+        "--seed",
+        "4",
+        "--faults",
+        "pause,crash,skew",
+    ];
+    let test = "live_pauses_and_crashes_client_processes";
+    let Some((o, dir)) = live(test, &args) else {
+        return;
+    };
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("reports/live/all/summary.json")).unwrap(),
+    )
+    .unwrap();
+    let struck: Vec<&str> = summary["client_faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["error"].is_null())
+        .map(|f| f["fault"].as_str().unwrap())
+        .collect();
+    assert!(
+        struck.contains(&"pause") && struck.contains(&"crash"),
+        "{summary}"
+    );
+    // A crashed client came back as a new process, after the keeper and the eight first ones.
+    let processes = summary["processes"].as_array().unwrap();
+    assert!(processes.len() > 9, "{summary}");
+    let history = std::fs::read_to_string(dir.join("reports/live/all/history.jsonl")).unwrap();
+    assert!(
+        history.contains("\"process\":9,"),
+        "no entry of the restarted process"
+    );
 }
 
 /// On FerretDB (`TENURE_FERRETDB_URI`, which `scripts/test` sets), whose compare-and-swap is

@@ -65,7 +65,7 @@ pub use leadership::{Leadership, LeadershipState, Tenure};
 pub use lease::{Holding, Leases, Token, ACQUIRE_POLL};
 pub use presence::{Presence, PresenceBuilder, PresencePinger, PresenceWatch, Pruned};
 pub use record::Recorder;
-pub use runtime::LocalClock;
+pub use runtime::{align_real_time, real_time_origin, LocalClock};
 pub use substrate::{Substrate, SubstrateBuilder, CALL_MARGIN, OP_TIMEOUT_MAX};
 
 /// The driver, at the version this crate is built with: build a client for

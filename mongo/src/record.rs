@@ -24,6 +24,9 @@ struct Inner {
     next_call: u64,
     entries: Vec<Entry>,
     dropped: u64,
+    /// Where each entry is also written as it is recorded (a client process that may be
+    /// killed leaves its history up to the kill).
+    sink: Option<std::fs::File>,
 }
 
 /// A shared, in-memory history of one recording process; cheap to clone.
@@ -46,8 +49,18 @@ impl Recorder {
                 next_call: 0,
                 entries: Vec::new(),
                 dropped: 0,
+                sink: None,
             })),
         }
+    }
+
+    /// A recorder that also appends each entry to `path` (created or truncated) as one JSON
+    /// line the moment it is recorded, so the file holds the history up to a crash or a kill.
+    pub fn streaming(process: u32, path: impl AsRef<Path>) -> std::io::Result<Recorder> {
+        let file = std::fs::File::create(path)?;
+        let r = Recorder::new(process);
+        r.with(|inner| inner.sink = Some(file));
+        Ok(r)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
@@ -68,14 +81,25 @@ impl Recorder {
                 r.dropped += 1;
                 return;
             }
-            r.entries.push(Entry {
+            let entry = Entry {
                 process: r.process,
                 call,
                 phase,
                 real_ns,
                 local_ns: r.clock.now().0,
                 operation,
-            });
+            };
+            if let Some(file) = &mut r.sink {
+                // One write per line: a kill cuts at most the line being written.
+                if let Ok(mut line) = serde_json::to_string(&entry) {
+                    line.push('\n');
+                    if let Err(e) = std::io::Write::write_all(file, line.as_bytes()) {
+                        tracing::warn!(error = %e, "the history file cannot be written; recording in memory only");
+                        r.sink = None;
+                    }
+                }
+            }
+            r.entries.push(entry);
         });
     }
 

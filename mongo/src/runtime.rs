@@ -72,15 +72,41 @@ impl LocalClock {
     }
 }
 
-/// The host's monotonic time since this process first asked, in nanoseconds: the real time of
-/// recorded histories, shared by every clock of the process whatever its skew.
+/// The host's monotonic time since the origin, in nanoseconds: the real time of recorded
+/// histories, shared by every clock of the process whatever its skew, and by every process
+/// aligned to one origin ([`align_real_time`]).
 pub(crate) fn real_now() -> u64 {
-    nanos(origin().elapsed())
+    monotonic_ns().saturating_sub(real_time_origin())
 }
 
+/// The host's monotonic clock (`CLOCK_MONOTONIC`, which `Instant` reads too), in nanoseconds
+/// since boot: the same number in every process of the host.
+fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let secs = u64::try_from(t.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}
+
+/// The origin of local clocks: each process's own (tokio's clock, so paused tests stop it).
 fn origin() -> Instant {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    *ORIGIN.get_or_init(Instant::now)
+    static LOCAL_ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *LOCAL_ORIGIN.get_or_init(Instant::now)
+}
+
+static ORIGIN: OnceLock<u64> = OnceLock::new();
+
+/// Where this process's recorded real time starts, on the host's monotonic clock (fixed by the
+/// first recording, or by [`align_real_time`]). Hand it to the client processes of one run.
+pub fn real_time_origin() -> u64 {
+    *ORIGIN.get_or_init(monotonic_ns)
+}
+
+/// Starts this process's recorded real time at `origin` (another process's
+/// [`real_time_origin`]), so their histories share one real time. Must come before anything is
+/// recorded; `false` if the origin was already fixed elsewhere.
+pub fn align_real_time(origin: u64) -> bool {
+    ORIGIN.set(origin).is_ok() || ORIGIN.get() == Some(&origin)
 }
 
 fn nanos(d: Duration) -> u64 {

@@ -64,6 +64,12 @@ live_faults! {
     /// The server is killed (SIGKILL) and restarted on its directory store (only when `tenure
     /// live` started the server).
     Restart = "restart";
+    /// A client process is stopped (SIGSTOP) for one to three terms, past its lease, and
+    /// continued (SIGCONT) (only with client processes).
+    Pause = "pause";
+    /// A client process is killed (SIGKILL) and started again as a new process (only with
+    /// client processes; clock clients are only paused).
+    Crash = "crash";
 }
 
 impl fmt::Display for LiveFault {
@@ -73,6 +79,11 @@ impl fmt::Display for LiveFault {
 }
 
 impl LiveFault {
+    /// Whether the fault strikes client processes (so needs clients in processes of their own).
+    pub fn needs_processes(self) -> bool {
+        matches!(self, LiveFault::Pause | LiveFault::Crash)
+    }
+
     /// Parses `none`, `all`, or a comma-separated list of names.
     pub fn parse_set(s: &str) -> Result<BTreeSet<LiveFault>, String> {
         match s.trim() {

@@ -14,6 +14,7 @@ pub mod faults;
 pub mod leadership;
 pub mod lease;
 pub mod presence;
+pub mod processes;
 pub mod proxy;
 
 use crate::error::Error;
@@ -21,11 +22,14 @@ use crate::record::Recorder;
 use crate::runtime::LocalClock;
 use crate::substrate::Substrate;
 use faults::{Fired, LiveFault, Restart, ServerEvent};
+use processes::{ClientCommand, ClientFired, ClientSpec};
 use proxy::{FaultProxy, ProxyCounts};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tenure::history::History;
 use tenure::mutant::{Mutant, Protocol};
@@ -142,12 +146,15 @@ pub struct LiveTarget {
     /// and the history is wrong about it. Without the driver's retry every such write ends
     /// unknown, and the protocols resolve it themselves, which is what the run checks.
     pub driver_retries: bool,
+    /// Starts a client process (`tenure live-client`): with it, every client runs in a process
+    /// of its own, and the `pause` and `crash` faults can strike them ([`processes`]).
+    pub client_command: Option<ClientCommand>,
 }
 
 /// What one protocol's clients did: named counts ("claims", "granted", "errors", ...; each
 /// protocol's module says which).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Counts(BTreeMap<&'static str, u64>);
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Counts(BTreeMap<String, u64>);
 
 impl Counts {
     /// How many times `what` happened.
@@ -156,12 +163,12 @@ impl Counts {
     }
 
     /// Every count, by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        self.0.iter().map(|(k, v)| (*k, *v))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
+        self.0.iter().map(|(k, v)| (k.as_str(), *v))
     }
 
-    fn add_to(&mut self, what: &'static str, n: u64) {
-        *self.0.entry(what).or_default() += n;
+    fn add_to(&mut self, what: impl Into<String>, n: u64) {
+        *self.0.entry(what.into()).or_default() += n;
     }
 
     fn bump(&mut self, what: &'static str) {
@@ -217,6 +224,8 @@ pub struct LiveRun {
     pub schedule: Vec<ServerEvent>,
     /// The server faults as they fired.
     pub fired: Vec<Fired>,
+    /// The client faults (pauses, crashes) as they struck.
+    pub client_faults: Vec<ClientFired>,
     /// What the fault proxy did (empty without network faults).
     pub proxy: ProxyCounts,
 }
@@ -313,6 +322,13 @@ impl Workload {
         progress: impl Fn(Duration) + Send + Sync + 'static,
     ) -> Result<LiveRun, Error> {
         self.validate()?;
+        if target.client_command.is_none() {
+            if let Some(f) = self.faults.iter().find(|f| f.needs_processes()) {
+                return Err(Error::Input(tenure::validate::InputError::InvalidConfig(
+                    format!("the {f} fault needs clients in processes of their own"),
+                )));
+            }
+        }
         let admin = connect(&target.uri, target, LocalClock::SYSTEM, None).await?;
         let proxy = if self.network_faults() {
             let upstream = upstream_of(&target.uri).await?;
@@ -335,6 +351,16 @@ impl Workload {
         let mut described = Vec::with_capacity(roles.len());
         for (i, protocol) in (0..).zip(roles) {
             let (rate_ppm, offset) = self.clock_of(i);
+            described.push(LiveProcess {
+                process: i,
+                protocol,
+                rate_ppm,
+                offset,
+            });
+            // Client processes connect for themselves.
+            if i > 0 && target.client_command.is_some() {
+                continue;
+            }
             let recorder = Recorder::new(i);
             let clock = LocalClock::skewed(rate_ppm, offset)?;
             let substrate = connect(&uri, target, clock, Some(recorder.clone())).await?;
@@ -342,12 +368,6 @@ impl Workload {
                 protocol,
                 substrate,
                 recorder,
-            });
-            described.push(LiveProcess {
-                process: i,
-                protocol,
-                rate_ppm,
-                offset,
             });
         }
         let schedule = faults::server_schedule(&self.faults, self.duration, self.seed);
@@ -357,7 +377,13 @@ impl Workload {
                 (admin.clone(), schedule.clone(), target.restart.clone());
             tokio::spawn(async move { faults::inject(&admin, schedule, start, restart).await })
         };
-        let counts = self.drive(&processes, start, progress).await;
+        let setting = Setting {
+            uri,
+            target,
+            described,
+            start,
+        };
+        let driven = self.drive(&processes, &setting, progress).await;
         let fired = injector
             .await
             .map_err(|e| Error::Store(format!("the fault injector failed: {e}")))?;
@@ -365,15 +391,32 @@ impl Workload {
             let _ = faults::disarm(&admin).await;
         }
         let _ = admin.database().drop().await;
+        let driven = driven?;
         let dropped = processes.iter().map(|p| p.recorder.dropped()).sum();
-        let history = History::merge(processes.iter().map(|p| p.recorder.history()));
+        let files: Vec<PathBuf> = driven.children.iter().map(|c| c.history.clone()).collect();
+        let children = processes::read_histories(&files);
+        if let Some(dir) = files.first().and_then(|f| f.parent()) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let history = History::merge(
+            processes
+                .iter()
+                .map(|p| p.recorder.history())
+                .chain(children?),
+        );
+        let mut described = setting.described;
+        described.extend(driven.children.iter().map(|c| c.process));
+        described.sort_by_key(|p| p.process);
+        // A client process's first number is described already.
+        described.dedup_by_key(|p| p.process);
         Ok(LiveRun {
-            counts: counts?,
+            counts: driven.counts,
             history,
             dropped,
             processes: described,
             schedule,
             fired,
+            client_faults: driven.client_faults,
             proxy: proxy.map(|p| p.counts()).unwrap_or_default(),
         })
     }
@@ -382,59 +425,193 @@ impl Workload {
     async fn drive(
         &self,
         processes: &[Process],
-        start: Instant,
+        setting: &Setting<'_>,
         progress: impl Fn(Duration) + Send + Sync + 'static,
-    ) -> Result<BTreeMap<Protocol, Counts>, Error> {
+    ) -> Result<Driven, Error> {
         let keeper = &processes[0].substrate;
         let updaters = (0..2)
             .map(|_| clock::updater(keeper, self))
             .collect::<Result<Vec<_>, _>>()?;
-        let deadline = start + self.duration;
-        let clients: Vec<_> = processes[1..]
+        let deadline = setting.start + self.duration;
+        let reader = tokio::spawn(read_clock(keeper.clone(), deadline, progress));
+        let mut driven = match &setting.target.client_command {
+            None => self.in_tasks(&processes[1..], deadline).await,
+            Some(command) => self.in_processes(command, setting, deadline).await,
+        };
+        let reads = reader
+            .await
+            .map_err(|e| Error::Store(format!("the clock reader failed: {e}")))?;
+        for u in &updaters {
+            u.shutdown().await;
+        }
+        if let Ok(d) = &mut driven {
+            d.counts
+                .entry(Protocol::Clock)
+                .or_default()
+                .add_to("keeper reads", reads);
+        }
+        driven
+    }
+
+    /// Each client a task of this process.
+    async fn in_tasks(&self, clients: &[Process], deadline: Instant) -> Result<Driven, Error> {
+        let tasks: Vec<_> = clients
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                // Clients of different protocols draw from different streams.
-                let seed = self.seed ^ (i as u64) ^ ((p.protocol as u64) << 32);
                 let c = Client {
                     substrate: p.substrate.clone(),
                     index: i % self.clients,
                     workload: self.clone(),
-                    rng: StdRng::seed_from_u64(seed),
+                    rng: StdRng::seed_from_u64(self.client_seed(i, p.protocol)),
                     deadline,
                 };
-                let task = match p.protocol {
-                    Protocol::Clock => tokio::spawn(clock::client(c)),
-                    Protocol::Lease => tokio::spawn(lease::client(c)),
-                    Protocol::Leadership => tokio::spawn(leadership::client(c)),
-                    Protocol::Presence => tokio::spawn(presence::client(c)),
-                };
-                (p.protocol, task)
+                (p.protocol, tokio::spawn(run_client(p.protocol, c)))
             })
             .collect();
-        let reader = tokio::spawn(read_clock(keeper.clone(), deadline, progress));
-        let mut counts: BTreeMap<Protocol, Counts> = BTreeMap::new();
+        let mut driven = Driven::default();
+        for (protocol, task) in tasks {
+            let counts = task
+                .await
+                .map_err(|e| Error::Store(format!("a live client failed: {e}")))??;
+            driven.counts.entry(protocol).or_default().add(&counts);
+        }
+        Ok(driven)
+    }
+
+    /// Each client a process of its own (started by `command`), paused and crashed as the
+    /// client faults say.
+    async fn in_processes(
+        &self,
+        command: &ClientCommand,
+        setting: &Setting<'_>,
+        deadline: Instant,
+    ) -> Result<Driven, Error> {
+        let dir = std::env::temp_dir().join(format!(
+            "tenure-live-{}-{:x}",
+            std::process::id(),
+            self.seed
+        ));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::Store(format!("cannot create {}: {e}", dir.display())))?;
+        let clients = &setting.described[1..];
+        let next = u32::try_from(setting.described.len()).unwrap_or(u32::MAX);
+        let next_process = Arc::new(std::sync::atomic::AtomicU32::new(next));
+        let running = processes::Running::default();
+        let schedule =
+            processes::client_schedule(&self.faults, self.duration, self.term, self.seed);
+        let injector = tokio::spawn(processes::inject(
+            schedule,
+            setting.start,
+            running.clone(),
+            self.seed,
+        ));
+        let tasks: Vec<_> = clients
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let spec = self.spec(setting, i, p, dir.join(format!("p{}.jsonl", p.process)));
+                let task = tokio::spawn(processes::supervise(
+                    command.clone(),
+                    spec,
+                    deadline,
+                    next_process.clone(),
+                    running.clone(),
+                ));
+                (*p, task)
+            })
+            .collect();
+        let mut driven = Driven::default();
         let mut failed = None;
-        for (protocol, task) in clients {
+        for (p, task) in tasks {
             match task.await {
-                Ok(Ok(c)) => counts.entry(protocol).or_default().add(&c),
+                Ok(Ok(s)) => {
+                    driven.counts.entry(p.protocol).or_default().add(&s.counts);
+                    driven.children.extend(s.processes.iter().map(|n| Child {
+                        process: LiveProcess { process: *n, ..p },
+                        history: dir.join(format!("p{n}.jsonl")),
+                    }));
+                }
                 Ok(Err(e)) => failed = failed.or(Some(e)),
                 Err(e) => {
-                    failed = failed.or(Some(Error::Store(format!("a live client failed: {e}"))))
+                    failed = failed.or(Some(Error::Store(format!("a supervisor failed: {e}"))))
                 }
             }
         }
-        let reads = reader
+        driven.client_faults = injector
             .await
-            .map_err(|e| Error::Store(format!("the clock reader failed: {e}")))?;
-        counts
-            .entry(Protocol::Clock)
-            .or_default()
-            .add_to("keeper reads", reads);
-        for u in &updaters {
-            u.shutdown().await;
+            .map_err(|e| Error::Store(format!("the client fault injector failed: {e}")))?;
+        failed.map_or(Ok(driven), Err)
+    }
+
+    /// Client `i`'s stream of random choices (clients of different protocols draw from
+    /// different streams).
+    fn client_seed(&self, i: usize, protocol: Protocol) -> u64 {
+        self.seed ^ (i as u64) ^ ((protocol as u64) << 32)
+    }
+
+    /// What client `i` (process `p`) of a run in processes needs.
+    fn spec(
+        &self,
+        setting: &Setting<'_>,
+        i: usize,
+        p: &LiveProcess,
+        history: PathBuf,
+    ) -> ClientSpec {
+        ClientSpec {
+            protocol: p.protocol,
+            index: i % self.clients,
+            process: p.process,
+            uri: setting.uri.clone(),
+            database: setting.target.database.clone(),
+            allow_standalone: setting.target.allow_standalone,
+            clients: self.clients,
+            leases: self.leases,
+            term: self.term,
+            skew: self.skew,
+            seed: self.client_seed(i, p.protocol),
+            mutant: self.mutant,
+            rate_ppm: p.rate_ppm,
+            offset: p.offset,
+            real_origin: crate::runtime::real_time_origin(),
+            run_for: self.duration,
+            history,
         }
-        failed.map_or(Ok(counts), Err)
+    }
+}
+
+/// What a run's clients share: where they connect, and when they started.
+struct Setting<'a> {
+    /// The clients' URI (through the proxy, with the run's options).
+    uri: String,
+    target: &'a LiveTarget,
+    /// Every recording process as first started.
+    described: Vec<LiveProcess>,
+    start: Instant,
+}
+
+/// What the clients came to.
+#[derive(Default)]
+struct Driven {
+    counts: BTreeMap<Protocol, Counts>,
+    /// Client processes, restarts included (empty when clients are tasks).
+    children: Vec<Child>,
+    client_faults: Vec<ClientFired>,
+}
+
+/// A client process and its history file.
+struct Child {
+    process: LiveProcess,
+    history: PathBuf,
+}
+
+/// Runs one client of `protocol` until its deadline.
+async fn run_client(protocol: Protocol, c: Client) -> Result<Counts, Error> {
+    match protocol {
+        Protocol::Clock => clock::client(c).await,
+        Protocol::Lease => lease::client(c).await,
+        Protocol::Leadership => leadership::client(c).await,
+        Protocol::Presence => presence::client(c).await,
     }
 }
 
