@@ -468,6 +468,7 @@ impl History {
     }
 
     fn check_fenced(&self, out: &mut Vec<(PropertyId, Verdict)>) {
+        let inv = self.invocations();
         let fenced: Vec<_> = self
             .entries
             .iter()
@@ -480,7 +481,10 @@ impl History {
                     lease: lease.clone(),
                     epoch: *epoch,
                     accepted: *accepted,
-                    real: e.real_ns,
+                    invoked: inv
+                        .get(&(e.process, e.call))
+                        .map_or(e.real_ns, |i| i.real_ns),
+                    completed: e.real_ns,
                 }),
                 _ => None,
             })

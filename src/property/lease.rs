@@ -137,28 +137,48 @@ pub struct FencedWrite {
     pub epoch: Epoch,
     /// Whether the guarded store accepted it.
     pub accepted: bool,
-    /// Real time it took effect (or was refused).
-    pub real: u64,
+    /// Real time the write was sent.
+    pub invoked: u64,
+    /// Real time its answer came (it took effect somewhere in between).
+    pub completed: u64,
 }
 
 /// F1 (guarded writes): once a write with epoch `e` was accepted, no write with a smaller epoch
-/// is accepted.
+/// is accepted. A write takes effect somewhere between its invocation and its answer, so only
+/// a stale write sent after a newer one was answered is certainly out of order (a holder paused
+/// between its write and the answer sees the answer late).
 pub fn f1_fenced_writes(writes: &[FencedWrite]) -> Verdict {
-    let mut sorted: Vec<&FencedWrite> = writes.iter().collect();
-    sorted.sort_by_key(|w| w.real);
-    let mut max: BTreeMap<&str, Epoch> = BTreeMap::new();
-    for w in sorted.into_iter().filter(|w| w.accepted) {
-        let m = max.entry(&w.lease).or_insert(w.epoch);
-        if !fence_admits(Some(*m), w.epoch) {
-            return Err(Violation::new(
-                PropertyId::F1,
-                format!(
-                    "lease {:?}: a write with stale {} was accepted after {}",
-                    w.lease, w.epoch, m
-                ),
-            ));
+    let mut by_completion: Vec<&FencedWrite> = writes.iter().filter(|w| w.accepted).collect();
+    by_completion.sort_by_key(|w| w.completed);
+    let mut by_invocation = by_completion.clone();
+    by_invocation.sort_by_key(|w| w.invoked);
+    // Per lease, the largest epoch accepted and answered before the write at hand was sent.
+    let mut max: BTreeMap<&str, &FencedWrite> = BTreeMap::new();
+    let mut answered = by_completion.into_iter().peekable();
+    for w in by_invocation {
+        while let Some(done) = answered.next_if(|d| d.completed < w.invoked) {
+            let m = max.entry(&done.lease).or_insert(done);
+            if m.epoch < done.epoch {
+                *m = done;
+            }
         }
-        *m = w.epoch;
+        if let Some(m) = max.get(w.lease.as_str()) {
+            if !fence_admits(Some(m.epoch), w.epoch) {
+                return Err(Violation::new(
+                    PropertyId::F1,
+                    format!(
+                        "lease {:?}: a write with stale {} sent at real {} was accepted after one \
+                         with {} was, at real {}",
+                        w.lease,
+                        w.epoch,
+                        Secs(w.invoked),
+                        m.epoch,
+                        Secs(m.completed)
+                    ),
+                )
+                .at(w.invoked));
+            }
+        }
     }
     Ok(())
 }
@@ -412,9 +432,19 @@ mod tests {
             lease: "l".into(),
             epoch: Epoch(e),
             accepted: acc,
-            real: r,
+            invoked: r,
+            completed: r,
         };
         assert!(f1_fenced_writes(&[w(1, true, 0), w(2, true, 1), w(1, false, 2)]).is_ok());
         assert!(f1_fenced_writes(&[w(2, true, 0), w(1, true, 1)]).is_err());
+        // A stale write answered late, but sent before the newer one was answered: it may have
+        // taken effect first (its holder was paused before it saw the answer).
+        let late = FencedWrite {
+            completed: 10,
+            ..w(1, true, 0)
+        };
+        assert!(f1_fenced_writes(&[w(2, true, 5), late.clone()]).is_ok());
+        let sent_after = FencedWrite { invoked: 6, ..late };
+        assert!(f1_fenced_writes(&[w(2, true, 5), sent_after]).is_err());
     }
 }

@@ -1,14 +1,38 @@
 //! The lease workload: each client, a lease manager of its own, contends for a few leases. It
 //! claims one at random; holding it, it acts for a random part of the term, then releases it or
-//! lets it lapse; denied, it backs off a little. The history shows L6 (exclusion over the
-//! holders' beliefs) and F1 (epochs).
+//! lets it lapse; denied, it backs off a little. Before it gives the term up it writes the
+//! lease's data document, fenced by its epoch, as a holder guards its downstream writes. The
+//! history shows L6 (exclusion over the holders' beliefs) and F1 (epochs of grants, and no
+//! stale fenced write accepted after a newer one; a client paused past its term tests that).
 
 use super::{Client, Counts};
 use crate::error::Error;
-use crate::{Leases, Token};
+use crate::{Fenced, Leases, Substrate, Token};
+use mongodb::bson::doc;
 use rand::Rng;
 use std::time::Duration;
 use tokio::time::{sleep, Instant};
+
+/// The collection of the leases' data documents, one per lease (`_id` the lease's name),
+/// which holders write fenced.
+pub(super) const DATA: &str = "live_data";
+/// The field that carries a data document's fencing epoch.
+const FENCE: &str = "epoch";
+
+/// Creates the data documents the lease clients write fenced.
+pub(super) async fn create_data(admin: &Substrate, leases: usize) -> Result<(), Error> {
+    let docs = (0..leases).map(|k| doc! { "_id": format!("l{k}") });
+    admin
+        .database()
+        .collection::<mongodb::bson::Document>(DATA)
+        .insert_many(docs)
+        .await
+        .map_err(|source| Error::Driver {
+            context: "creating the leases' data documents",
+            source,
+        })?;
+    Ok(())
+}
 
 /// One client until `deadline`. Like a service that gives up an old handle late, it keeps the
 /// token of a term it let lapse and, granted the same lease again in a newer term, sometimes
@@ -29,6 +53,9 @@ pub(super) async fn client(c: Client) -> Result<Counts, Error> {
         .mutant(w.mutant)
         .build(&substrate)?;
     let holder = format!("client-{i}");
+    let data = substrate
+        .database()
+        .collection::<mongodb::bson::Document>(DATA);
     let mut n = Counts::default();
     let mut lapsed: Option<(String, Token)> = None;
     while Instant::now() < deadline {
@@ -42,6 +69,13 @@ pub(super) async fn client(c: Client) -> Result<Counts, Error> {
                     n.tally(old.release().await, "stale releases");
                 }
                 sleep(w.term.mul_f64(rng.random_range(0.0..0.6))).await;
+                let filter = doc! { "_id": &lease };
+                let update = doc! { "$set": { "by": &holder } };
+                match token.fenced_update_one(&data, FENCE, filter, update).await {
+                    Ok(Fenced::Written) => n.bump("fenced writes"),
+                    Ok(_) => n.bump("fenced out"),
+                    Err(e) => n.failed(&e),
+                }
                 if rng.random_bool(0.5) {
                     n.tally(token.release().await, "released");
                 } else {

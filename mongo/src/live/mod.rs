@@ -330,6 +330,9 @@ impl Workload {
             }
         }
         let admin = connect(&target.uri, target, LocalClock::SYSTEM, None).await?;
+        if self.protocols.contains(&Protocol::Lease) {
+            lease::create_data(&admin, self.leases).await?;
+        }
         let proxy = if self.network_faults() {
             let upstream = upstream_of(&target.uri).await?;
             let rates = faults::proxy_rates(&self.faults);
