@@ -396,9 +396,16 @@ fn finish(args: &LiveArgs, run: &LiveRun, faults: String) -> Result<ExitCode, St
     std::fs::write(&path, run.history.to_jsonl())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let history = &run.history;
-    let verdicts = history.check(CheckParams {
+    let mut verdicts = history.check(CheckParams {
         rate_error_ppm: RATE_ERROR_PPM,
     });
+    // P5 needs to know that no fault held a ping up: only the run knows that.
+    let p5 = run
+        .presence_window
+        .and_then(|w| history.check_pinging_keys_stay_alive(w));
+    if let Some(v) = p5 {
+        verdicts.push((PropertyId::P5, v));
+    }
     let recheck = format!("tenure live --check {}", path.display());
     let pictures = draw(history, &verdicts, dir)?;
     let beside = beside_model(args, dir, &verdicts, &pictures)?;

@@ -672,6 +672,47 @@ fn live_runs_every_workload_and_checks_its_history() {
     assert!(text(&o).contains("PASS    L6"), "{}", text(&o));
 }
 
+/// P5 live: in a run no fault holds pings up (skew only), no key is reported dead while its
+/// pinger had been pinging for two slots and a second; with network faults P5 is not judged.
+#[test]
+fn live_presence_without_delaying_faults_checks_p5() {
+    let args = [
+        "--protocol",
+        "presence",
+        "--duration",
+        "10s",
+        "--clients",
+        "3",
+        "--faults",
+        "skew",
+    ];
+    let test = "live_presence_without_delaying_faults_checks_p5";
+    let Some((o, _)) = live(test, &args) else {
+        return;
+    };
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("PASS    P4") && out.contains("PASS    P5"),
+        "{out}"
+    );
+    let Some((o, _)) = live(
+        test,
+        &[
+            "--protocol",
+            "presence",
+            "--duration",
+            "3s",
+            "--faults",
+            "delay",
+        ],
+    ) else {
+        return;
+    };
+    let out = text(&o);
+    assert!(out.contains("PASS    P4") && !out.contains("P5"), "{out}");
+}
+
 /// `tenure live --processes`: every client a process of its own, paused (SIGSTOP past its
 /// lease, then SIGCONT) and crashed (SIGKILL, then a new process) as the seed schedules; the
 /// merged history of all processes passes, and the summary lists the restarted processes.

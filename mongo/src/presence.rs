@@ -7,7 +7,7 @@
 //! key's alive/dead state. Models never see each other's documents.
 
 use crate::error::Error;
-use crate::record::{self, Recorder};
+use crate::record::{self, CallId, Recorder};
 use crate::runtime::{Call, Caller, Router, Worker};
 use crate::substrate::Substrate;
 use futures_util::Stream;
@@ -224,7 +224,22 @@ impl Presence {
             started.await.map_err(|_| Error::Stopped("presence pinger"))
         });
         match started.await {
-            Ok(Ok(seq)) => Ok(PresencePinger { worker, seq }),
+            Ok(Ok(seq)) => {
+                let pinging = || Operation::Pinging {
+                    key: key.to_owned(),
+                    seq,
+                };
+                let recorder = self.inner.substrate.recorder().cloned();
+                let recorded = recorder.map(|r| {
+                    let call = r.invoke(pinging());
+                    (r, call, key.to_owned())
+                });
+                Ok(PresencePinger {
+                    worker,
+                    seq,
+                    recorded,
+                })
+            }
             Ok(Err(why)) => {
                 worker.shutdown(Box::new(|_, _, _| Effects::none())).await;
                 Err(Error::Store(format!(
@@ -374,6 +389,8 @@ impl Router<Pinger> for PingerRouter {
 pub struct PresencePinger {
     worker: Worker<Pinger, PingerRouter>,
     seq: u64,
+    /// The recorder and the call of this pinger's `Pinging` entry, ended on stop or kill.
+    recorded: Option<(Recorder, CallId, String)>,
 }
 
 impl std::fmt::Debug for PresencePinger {
@@ -390,8 +407,22 @@ impl PresencePinger {
         self.seq
     }
 
+    /// The history's word that this key no longer pings (P5 stops counting it at once).
+    fn record_stop(&self) {
+        if let Some((r, call, key)) = &self.recorded {
+            r.complete(
+                *call,
+                Operation::Pinging {
+                    key: key.clone(),
+                    seq: self.seq,
+                },
+            );
+        }
+    }
+
     /// Stops pinging: watchers see the key dead once its last ping leaves their two-slot window.
     pub async fn stop(self) {
+        self.record_stop();
         self.worker
             .shutdown(Box::new(|p, _, now| p.handle_stop(now)))
             .await;
@@ -400,6 +431,7 @@ impl PresencePinger {
     /// Stops and marks the sequence dead at once: watchers see the key dead at their next sync.
     /// Waits (at most the substrate's call bound) for the dead marker to be written.
     pub async fn kill(self) -> Result<(), Error> {
+        self.record_stop();
         let (tx, rx) = oneshot::channel();
         let call: Call<Pinger, PingerRouter> = Box::new(move |p, r, now| {
             r.killed = Some(tx);

@@ -140,6 +140,14 @@ pub enum Operation {
         /// Alive or dead.
         alive: bool,
     },
+    /// A presence pinger ran for a key: invoked once it started pinging, completed when it was
+    /// stopped or killed (a process that ends without either pinged until its last entry).
+    Pinging {
+        /// The key.
+        key: String,
+        /// The sequence this start took.
+        seq: u64,
+    },
     /// A write guarded by a fencing epoch.
     FencedWrite {
         /// The lease.
@@ -561,6 +569,70 @@ impl History {
         }
     }
 
+    /// Each key's real intervals of a running pinger.
+    pub fn pinging(&self) -> BTreeMap<String, Vec<(u64, u64)>> {
+        let mut last: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut started: BTreeMap<(u32, u64), (&str, u64)> = BTreeMap::new();
+        let mut out: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+        for e in &self.entries {
+            let l = last.entry(e.process).or_default();
+            *l = (*l).max(e.real_ns);
+            let Operation::Pinging { key, .. } = &e.operation else {
+                continue;
+            };
+            match e.phase {
+                Phase::Invoke => {
+                    started.insert((e.process, e.call), (key, e.real_ns));
+                }
+                _ => {
+                    if let Some((k, from)) = started.remove(&(e.process, e.call)) {
+                        out.entry(k.to_owned()).or_default().push((from, e.real_ns));
+                    }
+                }
+            }
+        }
+        // Never stopped: pinging, as far as the history knows, until its process's last entry.
+        for ((process, _), (k, from)) in started {
+            let until = last.get(&process).copied().unwrap_or(from);
+            out.entry(k.to_owned()).or_default().push((from, until));
+        }
+        out
+    }
+
+    /// P5's safety half: no key reported dead while it had been pinging for `window` (what a
+    /// watcher reads, two slots, plus slack for the sync's own latency). Only for a run whose
+    /// pings were not held up by faults (the caller knows; the history does not): a lost or
+    /// delayed ping makes a pinging key dead, rightly. `None` if the history has no pinger.
+    pub fn check_pinging_keys_stay_alive(&self, window: Duration) -> Option<Verdict> {
+        let pinging = self.pinging();
+        if pinging.is_empty() {
+            return None;
+        }
+        let reports: Vec<presence::Report> = self
+            .entries
+            .iter()
+            .filter_map(|e| match &e.operation {
+                Operation::Presence { key, alive, .. } => Some(presence::Report {
+                    key: key.clone(),
+                    real: e.real_ns,
+                    alive: *alive,
+                }),
+                _ => None,
+            })
+            .collect();
+        let window = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+        Some(
+            reports
+                .iter()
+                .map(|r| {
+                    presence::p5_pinging_never_dead(&pinging, std::slice::from_ref(r), window)
+                        .map_err(|v| v.at(r.real))
+                })
+                .find(Result::is_err)
+                .unwrap_or(Ok(())),
+        )
+    }
+
     fn check_presence(&self, out: &mut Vec<(PropertyId, Verdict)>) {
         let events: Vec<(u64, String, bool)> = self
             .entries
@@ -717,5 +789,62 @@ mod tests {
         };
         assert_eq!(t1(200), Ok(()));
         assert!(t1(50).is_err());
+    }
+
+    /// P5 over a history: a key pinging since real 0 reported dead at 8 s, with a 5 s window,
+    /// fails; reported dead at 3 s (not yet a whole window of pinging) or after its pinger
+    /// stopped, it passes. A pinger never stopped pings until its process's last entry.
+    #[test]
+    fn a_pinging_key_reported_dead_fails_p5() {
+        let at = |process, call, phase, secs: u64, operation| Entry {
+            process,
+            call,
+            phase,
+            real_ns: secs * 1_000_000_000,
+            local_ns: secs * 1_000_000_000,
+            operation,
+        };
+        let pinging = || Operation::Pinging {
+            key: "a".into(),
+            seq: 1,
+        };
+        let dead = || Operation::Presence {
+            watch: 1,
+            key: "a".into(),
+            alive: false,
+        };
+        let window = Duration::from_secs(5);
+        let run = |entries: Vec<Entry>| {
+            History { entries }
+                .check_pinging_keys_stay_alive(window)
+                .unwrap()
+        };
+        let started = at(1, 1, Phase::Invoke, 0, pinging());
+        let stopped = at(1, 1, Phase::Complete, 10, pinging());
+        let v = run(vec![
+            started.clone(),
+            at(2, 1, Phase::Complete, 8, dead()),
+            stopped.clone(),
+        ]);
+        assert_eq!(v.unwrap_err().at_real, Some(8_000_000_000));
+        assert!(run(vec![
+            started.clone(),
+            at(2, 1, Phase::Complete, 3, dead()),
+            stopped.clone()
+        ])
+        .is_ok());
+        assert!(run(vec![
+            started.clone(),
+            stopped,
+            at(2, 1, Phase::Complete, 12, dead())
+        ])
+        .is_ok());
+        // Never stopped; the process's last entry (real 9 s) ends its pinging.
+        let last = at(1, 2, Phase::Complete, 9, dead());
+        let v = run(vec![started, last, at(2, 1, Phase::Complete, 8, dead())]);
+        assert!(v.is_err());
+        assert!(History::default()
+            .check_pinging_keys_stay_alive(window)
+            .is_none());
     }
 }

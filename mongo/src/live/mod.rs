@@ -228,6 +228,10 @@ pub struct LiveRun {
     pub client_faults: Vec<ClientFired>,
     /// What the fault proxy did (empty without network faults).
     pub proxy: ProxyCounts,
+    /// For P5 ([`History::check_pinging_keys_stay_alive`]): how long a key must have pinged
+    /// to be reported alive, when presence clients ran and no fault could hold a ping up
+    /// (skew at most); `None` otherwise.
+    pub presence_window: Option<Duration>,
 }
 
 impl LiveRun {
@@ -286,6 +290,12 @@ impl Workload {
             check_mutant(m, &self.protocols)?;
         }
         Ok(())
+    }
+
+    /// P5's window, if this run can judge it: presence clients, and no fault but skew.
+    fn presence_window(&self) -> Option<Duration> {
+        let prompt = self.faults.iter().all(|f| *f == LiveFault::Skew);
+        (prompt && self.protocols.contains(&Protocol::Presence)).then(presence::alive_window)
     }
 
     /// Whether any fault needs the proxy.
@@ -421,6 +431,7 @@ impl Workload {
             fired,
             client_faults: driven.client_faults,
             proxy: proxy.map(|p| p.counts()).unwrap_or_default(),
+            presence_window: self.presence_window(),
         })
     }
 

@@ -21,6 +21,16 @@ const PERIOD: Duration = Duration::from_secs(2);
 /// How often each client's batcher flushes (the period must be 3.9 times as long).
 const FLUSH_INTERVAL: Duration = Duration::from_millis(400);
 
+/// Slack over the two slots a watcher reads, for P5: the sync's own round trip, late timers,
+/// and the offsets to the server's clock each pinger and watcher measured once.
+const P5_SLACK: Duration = Duration::from_secs(1);
+
+/// How long a key must have been pinging for every report of it to say alive (P5), in a run
+/// whose pings no fault held up: the two slots a watcher reads, plus slack.
+pub fn alive_window() -> Duration {
+    PERIOD * 2 + P5_SLACK
+}
+
 /// One client until `deadline`.
 pub(super) async fn client(c: Client) -> Result<Counts, Error> {
     let Client {
