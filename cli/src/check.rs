@@ -4,7 +4,6 @@ use crate::render::{print_report, reproduce_command};
 use crate::summary::write_reports;
 use crate::{CheckArgs, ExploreArgs, ModelArgs, ProtocolArg};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -140,8 +139,7 @@ fn list_mutants() {
 
 /// Progress on a terminal (states, unique states, depth, states/s); nothing in CI or a pipe.
 fn progress_bar() -> Option<ProgressBar> {
-    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
-    if ci || !std::io::stderr().is_terminal() {
+    if !crate::progress_wanted() {
         return None;
     }
     let bar = ProgressBar::new_spinner();

@@ -14,7 +14,6 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
@@ -334,8 +333,7 @@ fn fault_names(faults: &BTreeSet<LiveFault>) -> String {
 }
 
 fn progress_bar(duration: Duration, json: bool) -> Option<ProgressBar> {
-    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
-    if json || ci || !std::io::stderr().is_terminal() {
+    if json || !crate::progress_wanted() {
         return None;
     }
     let bar = ProgressBar::new(duration.as_secs().max(1));

@@ -303,6 +303,12 @@ pub struct ExploreArgs {
     pub port: u16,
 }
 
+/// Whether long runs draw progress: on a terminal, and not in CI (`CI` set and not `false`).
+pub(crate) fn progress_wanted() -> bool {
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+    !ci && std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -10,7 +10,6 @@ use crate::SimConfigArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -144,8 +143,7 @@ fn seeds(spec: &Option<String>, one: Option<u64>) -> Result<std::ops::Range<u64>
 }
 
 fn progress_bar(len: u64) -> Option<ProgressBar> {
-    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
-    if ci || !std::io::stderr().is_terminal() {
+    if !crate::progress_wanted() {
         return None;
     }
     let bar = ProgressBar::new(len);
