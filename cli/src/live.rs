@@ -25,7 +25,7 @@ use tenure::property::{PropertyId, Verdict, Violation};
 use tenure_mongo::live::faults::{LiveFault, Restart};
 use tenure_mongo::live::processes::{serve, ClientCommand, ClientFault, ClientSpec};
 use tenure_mongo::live::{
-    check_mutant, live_mutants, LiveRun, LiveTarget, Workload, CLIENTS_MAX, MUTANT_PROTOCOLS,
+    check_mutant, live_mutants, LiveRun, LiveTarget, Workload, CLIENTS_MAX, MUTANT_PROTOCOLS, SKEW,
 };
 
 /// `tenure live`.
@@ -154,8 +154,27 @@ const PICTURE_BEFORE: u64 = 2_000_000_000;
 /// ... to this long after.
 const PICTURE_AFTER: u64 = 1_000_000_000;
 
-/// The clock bounds of the workload: its updaters step at most 100 ms; ρ as a host's clock.
-const RATE_ERROR_PPM: u32 = 500;
+/// The history checks' parameters: the workloads' clock bounds.
+const PARAMS: CheckParams = CheckParams {
+    rate_error_ppm: SKEW.rate_error_ppm,
+};
+
+/// Every verdict a live history can have: the history's own checks, G3 with the workloads'
+/// clock bounds, and P5 when the run says no fault held a ping up (`presence_window`).
+fn verdicts(history: &History, presence_window: Option<Duration>) -> Vec<(PropertyId, Verdict)> {
+    let mut verdicts = history.check(PARAMS);
+    verdicts.extend(
+        history
+            .check_clock_rate(SKEW.rate_error_ppm, SKEW.clock_step_max)
+            .map(|v| (PropertyId::G3, v)),
+    );
+    verdicts.extend(
+        presence_window
+            .and_then(|w| history.check_pinging_keys_stay_alive(w))
+            .map(|v| (PropertyId::P5, v)),
+    );
+    verdicts
+}
 
 /// Runs `tenure live`.
 pub fn run(args: &LiveArgs) -> Result<ExitCode, String> {
@@ -394,16 +413,8 @@ fn finish(args: &LiveArgs, run: &LiveRun, faults: String) -> Result<ExitCode, St
     std::fs::write(&path, run.history.to_jsonl())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let history = &run.history;
-    let mut verdicts = history.check(CheckParams {
-        rate_error_ppm: RATE_ERROR_PPM,
-    });
     // P5 needs to know that no fault held a ping up: only the run knows that.
-    let p5 = run
-        .presence_window
-        .and_then(|w| history.check_pinging_keys_stay_alive(w));
-    if let Some(v) = p5 {
-        verdicts.push((PropertyId::P5, v));
-    }
+    let verdicts = verdicts(history, run.presence_window);
     let recheck = format!("tenure live --check {}", path.display());
     let pictures = draw(history, &verdicts, dir)?;
     let beside = beside_model(args, dir, &verdicts, &pictures)?;
@@ -548,9 +559,7 @@ fn draw(
     verdicts: &[(PropertyId, Verdict)],
     dir: &Path,
 ) -> Result<Vec<PathBuf>, String> {
-    let params = CheckParams {
-        rate_error_ppm: RATE_ERROR_PPM,
-    };
+    let params = PARAMS;
     let mut written = Vec::new();
     for (id, v) in verdicts {
         let Err(Violation {
@@ -630,11 +639,7 @@ fn mutation_score(
     let mut rows = Vec::new();
     for m in live_mutants() {
         let run = runtime.block_on(run_workload(args, server, faults.clone(), Some(m)))?;
-        let failed: Vec<String> = run
-            .history
-            .check(CheckParams {
-                rate_error_ppm: RATE_ERROR_PPM,
-            })
+        let failed: Vec<String> = verdicts(&run.history, None)
             .iter()
             .filter(|(_, v)| v.is_err())
             .map(|(p, _)| p.code().to_owned())
@@ -716,9 +721,7 @@ fn recheck(file: &Path, json: bool) -> Result<ExitCode, String> {
             file.display()
         )
     })?;
-    let verdicts = history.check(CheckParams {
-        rate_error_ppm: RATE_ERROR_PPM,
-    });
+    let verdicts = verdicts(&history, None);
     let pictures = draw(&history, &verdicts, Path::new("reports/live/check"))?;
     let code = report_verdicts(
         &file.display().to_string(),

@@ -863,9 +863,9 @@ fn env_uri(test: &str, var: &str, skip: &str) -> Option<String> {
 }
 
 /// `tenure live --mutation-score` runs each mutant the lease workload can show broken and
-/// reports which were caught: a blind clock write breaks G2 and a reused epoch F1 within
-/// seconds, so those two must be caught; the report lists the mutants a lease history cannot
-/// show.
+/// reports which were caught: a blind clock write breaks G2, time added since the updater
+/// started G3, and a reused epoch F1, each within seconds, so those three must be caught; the
+/// report lists the mutants a lease history cannot show.
 #[test]
 fn live_mutation_score_catches_the_mutants_a_history_shows() {
     let args = [
@@ -902,6 +902,7 @@ fn live_mutation_score_catches_the_mutants_a_history_shows() {
             == true
     };
     assert!(caught("clock-blind-write"), "{out}");
+    assert!(caught("clock-elapsed-since-start"), "{out}");
     assert!(caught("lease-epoch-reuse"), "{out}");
     let all = mutants.iter().all(|m| m["caught"] == true);
     assert_eq!(o.status.code(), Some(if all { 0 } else { 1 }), "{out}");

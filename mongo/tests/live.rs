@@ -65,9 +65,13 @@ async fn every_workload_passes_under_every_live_fault() {
         .expect("the workload runs");
     let _ = common::substrate_script(&["stop", "secantus", "--port", PORT]);
 
-    let verdicts = run.history.check(CheckParams {
+    let mut verdicts = run.history.check(CheckParams {
         rate_error_ppm: workload.skew.rate_error_ppm,
     });
+    let g3 = run
+        .history
+        .check_clock_rate(workload.skew.rate_error_ppm, workload.skew.clock_step_max);
+    verdicts.push((PropertyId::G3, g3.expect("clock reads")));
     let checked: Vec<PropertyId> = verdicts.iter().map(|(p, _)| *p).collect();
     for p in Protocol::ALL.iter().flat_map(|p| checks(*p)) {
         assert!(checked.contains(p), "{p:?} had no data: {checked:?}");

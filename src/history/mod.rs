@@ -569,6 +569,14 @@ impl History {
         }
     }
 
+    /// G3 on the history's clock reads (global time no faster than real time plus one step
+    /// `step_max`); the caller knows the updaters' step bound, the history does not. `None`
+    /// without reads.
+    pub fn check_clock_rate(&self, rate_error_ppm: u32, step_max: Duration) -> Option<Verdict> {
+        let reads = self.clock_reads();
+        (!reads.is_empty()).then(|| clock::g3_reads(&reads, rate_error_ppm, step_max))
+    }
+
     /// Each key's real intervals of a running pinger.
     pub fn pinging(&self) -> BTreeMap<String, Vec<(u64, u64)>> {
         let mut last: BTreeMap<u32, u64> = BTreeMap::new();

@@ -175,6 +175,43 @@ pub fn g3_rate(samples: &[(u64, GlobalTime)], rate_error_ppm: u32, step_max: Dur
     Ok(())
 }
 
+/// G3 over recorded reads, each of which saw its value at some instant of its real interval:
+/// if `b` read more than `a`, `b`'s instant came later, at most `b.real_end − a.real_start`
+/// later, so `b.value − a.value ≤ (1+ρ)·(b.real_end − a.real_start) + S` must hold.
+pub fn g3_reads(reads: &[ClockRead], rate_error_ppm: u32, step_max: Duration) -> Verdict {
+    let s = i128::try_from(step_max.as_nanos()).unwrap_or(i128::MAX);
+    let mut sorted = reads.to_vec();
+    sorted.sort_by_key(|r| r.value);
+    // The lowest level of a read with a smaller value, measured from its start.
+    let mut low: Option<(i128, ClockRead)> = None;
+    for group in sorted.chunk_by(|a, b| a.value == b.value) {
+        for b in group {
+            let level = g3_level((b.real_end, b.value), rate_error_ppm);
+            if let Some((_, a)) = low.filter(|(lv, _)| level - lv > s * 1_000_000) {
+                return Err(Violation::new(
+                    PropertyId::G3,
+                    format!(
+                        "global time read {} (a read begun at real {}), then {} (a read ended at real {}): faster than real time plus a step of {:?}",
+                        a.value,
+                        Secs(a.real_start),
+                        b.value,
+                        Secs(b.real_end),
+                        step_max
+                    ),
+                )
+                .at(b.real_end));
+            }
+        }
+        for a in group {
+            let level = g3_level((a.real_start, a.value), rate_error_ppm);
+            if low.is_none_or(|(lv, _)| level < lv) {
+                low = Some((level, *a));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// G3's level of a sample, `g·10⁶ − (10⁶ + ρ)·t`: G3 fails when a sample's level exceeds an
 /// earlier one's by more than `S·10⁶`.
 fn g3_level((t, g): (u64, GlobalTime), rate_error_ppm: u32) -> i128 {
@@ -366,5 +403,29 @@ mod tests {
             "a fault at 8 restarts the window"
         );
         assert!(g6_progress(5, 8, 19, w).is_err());
+    }
+
+    /// G3 on reads with real intervals: a jump of more than the rate allows between a read's
+    /// start and a later read's end fails; the same values read by overlapping or
+    /// long-separated calls pass, and equal values never compare.
+    #[test]
+    fn g3_on_reads_uses_each_reads_interval() {
+        let ms = 1_000_000;
+        let read = |start, end, value_ms| ClockRead {
+            real_start: start * ms,
+            real_end: end * ms,
+            value: GlobalTime(value_ms * ms),
+        };
+        let s = Duration::from_millis(100);
+        // 1 s of global time within 1.05 s of real time: fine.
+        assert!(g3_reads(&[read(0, 10, 0), read(1_000, 1_050, 1_000)], 0, s).is_ok());
+        // 1 s of global time within 0.5 s: too fast.
+        let v = g3_reads(&[read(0, 10, 0), read(400, 500, 1_000)], 0, s).unwrap_err();
+        assert_eq!(v.property, PropertyId::G3);
+        assert_eq!(v.at_real, Some(500 * ms));
+        // A long read may have seen its value late: measured from the first read's start.
+        assert!(g3_reads(&[read(0, 900, 0), read(950, 1_000, 950)], 0, s).is_ok());
+        // Equal values: a frozen clock, whatever the times.
+        assert!(g3_reads(&[read(5_000, 5_010, 7), read(0, 10, 7)], 0, s).is_ok());
     }
 }

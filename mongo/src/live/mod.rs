@@ -42,11 +42,13 @@ use tokio::time::{sleep, Instant};
 pub const MUTANT_PROTOCOLS: [Protocol; 2] = [Protocol::Clock, Protocol::Lease];
 
 /// The properties a protocol's workload history has data for (and the test suite requires).
+/// G3 is judged with the updaters' step bound, which the caller knows
+/// ([`History::check_clock_rate`] with [`SKEW`]).
 pub fn checks(protocol: Protocol) -> &'static [PropertyId] {
     use PropertyId::*;
     match protocol {
-        Protocol::Clock => &[G1, G2, G5],
-        Protocol::Lease => &[G1, G2, L6, F1],
+        Protocol::Clock => &[G1, G2, G3, G5],
+        Protocol::Lease => &[G1, G2, G3, L6, F1],
         Protocol::Leadership => &[T1, T4, L6, F1],
         Protocol::Presence => &[P4],
     }
@@ -78,6 +80,13 @@ pub fn check_mutant(m: Mutant, protocols: &BTreeSet<Protocol>) -> Result<(), Err
         ),
     )))
 }
+
+/// The clock bounds the workloads' managers assume by default, and the live checks use: ρ of
+/// a host's clock, and the step of their updaters (interval 50 ms, backoff 100 ms).
+pub const SKEW: SkewBounds = SkewBounds {
+    rate_error_ppm: 500,
+    clock_step_max: Duration::from_millis(100),
+};
 
 /// The most clients a live workload runs per protocol.
 pub const CLIENTS_MAX: usize = 256;
@@ -116,10 +125,7 @@ impl Default for Workload {
             leases: 2,
             duration: Duration::from_secs(30),
             term: Duration::from_secs(1),
-            skew: SkewBounds {
-                rate_error_ppm: 500,
-                clock_step_max: Duration::from_millis(100),
-            },
+            skew: SKEW,
             seed: 0,
             faults: BTreeSet::new(),
             mutant: None,
