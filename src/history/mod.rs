@@ -427,6 +427,38 @@ impl History {
             .collect()
     }
 
+    /// When the chain of clock advances broke, for a picture: the real time of the advance
+    /// with which the recorded chain, taken in real-time order, first fails G2 (a binary
+    /// search between the empty chain, which holds, and the whole, which fails).
+    fn g2_broke_at(&self, initial: GlobalTime, unsure: &[ClockWrite]) -> Option<u64> {
+        let mut timed: Vec<(u64, ClockWrite)> = self
+            .entries
+            .iter()
+            .filter_map(|e| match e.operation {
+                Operation::ClockAdvance { from, to } if e.phase == Phase::Complete => {
+                    Some((e.real_ns, ClockWrite { from, to }))
+                }
+                _ => None,
+            })
+            .collect();
+        timed.sort_by_key(|(real, _)| *real);
+        let writes: Vec<ClockWrite> = timed.iter().map(|(_, w)| *w).collect();
+        let fails = |k: usize| clock::g2_chain_unsure(initial, &writes[..k], unsure).is_err();
+        let (mut holds, mut broken) = (0, writes.len());
+        if !fails(broken) {
+            return None;
+        }
+        while broken - holds > 1 {
+            let mid = holds + (broken - holds) / 2;
+            if fails(mid) {
+                broken = mid;
+            } else {
+                holds = mid;
+            }
+        }
+        timed.get(broken - 1).map(|(real, _)| *real)
+    }
+
     /// Checks every property the history has data for; properties with no data are left out.
     pub fn check(&self, params: CheckParams) -> Vec<(PropertyId, Verdict)> {
         let mut out = Vec::new();
@@ -442,10 +474,13 @@ impl History {
                 .map(|w| w.from)
                 .min()
                 .unwrap_or_default();
-            out.push((
-                PropertyId::G2,
-                clock::g2_chain_unsure(initial, &writes, &unsure),
-            ));
+            let g2 = clock::g2_chain_unsure(initial, &writes, &unsure).map_err(|v| {
+                match self.g2_broke_at(initial, &unsure) {
+                    Some(real) => v.at(real),
+                    None => v,
+                }
+            });
+            out.push((PropertyId::G2, g2));
         }
         let mut emitted: BTreeMap<u32, Vec<GlobalTime>> = BTreeMap::new();
         for e in &self.entries {
