@@ -86,8 +86,13 @@ impl Shared {
             roll -= rate.min(roll);
         }
         if roll < r.delay {
-            let ms = rng.random_range(1..=DELAY_MAX.as_millis() as u64);
-            return Fate::Delay(Duration::from_millis(ms));
+            let d = Duration::from_millis(rng.random_range(1..=DELAY_MAX.as_millis() as u64));
+            // Half hold the request back (it takes effect late), half its reply (the caller
+            // learns late of a write that took effect at once: its call lasts longer).
+            return match rng.random_bool(0.5) {
+                true => Fate::Delay(d),
+                false => Fate::SlowReply(d),
+            };
         }
         Fate::Forward
     }
@@ -99,6 +104,7 @@ enum Fate {
     Lost,
     Ambiguous,
     Delay(Duration),
+    SlowReply(Duration),
     Sever,
 }
 
@@ -188,8 +194,15 @@ async fn relay(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
     let (client_rx, client_tx) = client.into_split();
     let (server_rx, server_tx) = server.into_split();
     let drop_reply = Arc::new(Notify::new());
-    let up = requests(client_rx, server_tx, shared.clone(), drop_reply.clone());
-    let down = replies(server_rx, client_tx, drop_reply);
+    let (slow_tx, slow_rx) = tokio::sync::mpsc::unbounded_channel();
+    let up = requests(
+        client_rx,
+        server_tx,
+        shared.clone(),
+        drop_reply.clone(),
+        slow_tx,
+    );
+    let down = replies(server_rx, client_tx, drop_reply, slow_rx);
     // Whichever direction ends first ends the connection: both halves drop here.
     tokio::select! {
         _ = up => {}
@@ -203,6 +216,7 @@ async fn requests(
     mut tx: OwnedWriteHalf,
     shared: Arc<Shared>,
     drop_reply: Arc<Notify>,
+    slow_reply: tokio::sync::mpsc::UnboundedSender<Duration>,
 ) {
     while let Some(message) = read_message(&mut rx).await {
         let fate = if exempt(&message) {
@@ -228,6 +242,11 @@ async fn requests(
                 shared.count("delay");
                 tokio::time::sleep(d).await;
             }
+            Fate::SlowReply(d) => {
+                shared.count("delay");
+                // A connection carries one request at a time: the next reply is this one's.
+                let _ = slow_reply.send(d);
+            }
         }
         if tx.write_all(&message).await.is_err() {
             return;
@@ -235,8 +254,14 @@ async fn requests(
     }
 }
 
-/// Server to client: replies pass, unless one is to be dropped (then the connection closes).
-async fn replies(mut rx: OwnedReadHalf, mut tx: OwnedWriteHalf, drop_reply: Arc<Notify>) {
+/// Server to client: replies pass, some late, unless one is to be dropped (then the
+/// connection closes).
+async fn replies(
+    mut rx: OwnedReadHalf,
+    mut tx: OwnedWriteHalf,
+    drop_reply: Arc<Notify>,
+    mut slow_reply: tokio::sync::mpsc::UnboundedReceiver<Duration>,
+) {
     let mut dropping = false;
     loop {
         let message = tokio::select! {
@@ -248,6 +273,9 @@ async fn replies(mut rx: OwnedReadHalf, mut tx: OwnedWriteHalf, drop_reply: Arc<
             m = read_message(&mut rx) => m,
         };
         let Some(message) = message else { return };
+        if let Ok(d) = slow_reply.try_recv() {
+            tokio::time::sleep(d).await;
+        }
         if dropping || tx.write_all(&message).await.is_err() {
             return;
         }
@@ -348,5 +376,15 @@ mod tests {
         assert!((5_500..6_500).contains(&forwarded), "{forwarded}");
         let lost = fates.iter().filter(|f| **f == Fate::Lost).count();
         assert!((800..1_200).contains(&lost), "{lost}");
+        // Delays hold the request back or the reply, about half each.
+        let held = fates.iter().filter(|f| matches!(f, Fate::Delay(_))).count();
+        let slow = fates
+            .iter()
+            .filter(|f| matches!(f, Fate::SlowReply(_)))
+            .count();
+        assert!(
+            (350..650).contains(&held) && (350..650).contains(&slow),
+            "{held} {slow}"
+        );
     }
 }
