@@ -49,7 +49,8 @@ live_faults! {
     /// The proxy forwards a request, drops its reply and closes the connection (the write
     /// happened; the client cannot know).
     Ambiguous = "ambiguous";
-    /// The proxy holds a request back up to 400 ms, or its reply.
+    /// The proxy holds a request back up to 400 ms, or its reply (one in ten of those up to
+    /// 2 s).
     Delay = "delay";
     /// The proxy closes a connection before a request.
     Sever = "sever";

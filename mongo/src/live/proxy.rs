@@ -8,7 +8,9 @@
 //! - **lost**: the request is dropped and the connection closed; the server never sees it;
 //! - **ambiguous**: the request is forwarded, its reply dropped and the connection closed: the
 //!   write happened, the client cannot know;
-//! - **delay**: the request waits up to [`DELAY_MAX`] before it is forwarded;
+//! - **delay**: the request waits up to [`DELAY_MAX`] before it is forwarded, or (as often)
+//!   its reply does: a write that took effect at once is answered late. One slow reply in ten
+//!   waits up to [`STALL_MAX`], a stalled link: the call outlasts every margin a holder keeps;
 //! - **sever**: the connection is closed before the request is forwarded.
 //!
 //! Handshakes, authentication and monitoring (`hello`, `isMaster`, `saslStart`,
@@ -30,6 +32,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Longest delay the proxy adds to one request.
 pub const DELAY_MAX: Duration = Duration::from_millis(400);
+/// Longest a stalled reply waits.
+pub const STALL_MAX: Duration = Duration::from_secs(2);
 /// Largest message the proxy forwards (MongoDB's own limit is 48 MB).
 const MESSAGE_MAX: usize = 48 * 1024 * 1024;
 /// The wire protocol's OP_MSG opcode (the only one modern drivers send).
@@ -86,12 +90,19 @@ impl Shared {
             roll -= rate.min(roll);
         }
         if roll < r.delay {
-            let d = Duration::from_millis(rng.random_range(1..=DELAY_MAX.as_millis() as u64));
             // Half hold the request back (it takes effect late), half its reply (the caller
             // learns late of a write that took effect at once: its call lasts longer).
-            return match rng.random_bool(0.5) {
-                true => Fate::Delay(d),
-                false => Fate::SlowReply(d),
+            let held = rng.random_bool(0.5);
+            let max = if !held && rng.random_bool(0.1) {
+                STALL_MAX
+            } else {
+                DELAY_MAX
+            };
+            let d = Duration::from_millis(rng.random_range(1..=max.as_millis() as u64));
+            return if held {
+                Fate::Delay(d)
+            } else {
+                Fate::SlowReply(d)
             };
         }
         Fate::Forward
@@ -386,5 +397,14 @@ mod tests {
             (350..650).contains(&held) && (350..650).contains(&slow),
             "{held} {slow}"
         );
+        // Some slow replies stall past the ordinary delay, none past the stall bound.
+        let stalls = fates
+            .iter()
+            .filter(|f| matches!(f, Fate::SlowReply(d) if *d > DELAY_MAX))
+            .count();
+        assert!((10..100).contains(&stalls), "{stalls}");
+        assert!(fates
+            .iter()
+            .all(|f| !matches!(f, Fate::SlowReply(d) | Fate::Delay(d) if *d > STALL_MAX)));
     }
 }
