@@ -26,9 +26,11 @@ const FLUSH_INTERVAL: Duration = Duration::from_millis(400);
 const P5_SLACK: Duration = Duration::from_secs(1);
 
 /// How long a key must have been pinging for every report of it to say alive (P5), in a run
-/// whose pings no fault held up: the two slots a watcher reads, plus slack.
+/// whose pings no fault held up: the core's window (the two slots a watcher reads), plus slack.
 pub fn alive_window() -> Duration {
-    PERIOD * 2 + P5_SLACK
+    let mut config = tenure::presence::PresenceConfig::new(MODEL);
+    config.period = PERIOD;
+    config.alive_window() + P5_SLACK
 }
 
 /// One client until `deadline`.

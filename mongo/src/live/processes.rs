@@ -225,11 +225,9 @@ pub(super) async fn supervise(
         done.processes.push(spec.process);
         let output = run_once(&command, &spec, &running).await?;
         if output.status.success() {
-            let counts: BTreeMap<String, u64> = serde_json::from_slice(&output.stdout)
+            let counts: Counts = serde_json::from_slice(&output.stdout)
                 .map_err(|e| Error::Store(format!("client process {}: {e}", spec.process)))?;
-            for (k, v) in counts {
-                done.counts.add_to(k, v);
-            }
+            done.counts.add(&counts);
             return Ok(done);
         }
         if !killed(&output.status) {
