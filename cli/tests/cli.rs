@@ -863,15 +863,18 @@ fn env_uri(test: &str, var: &str, skip: &str) -> Option<String> {
 }
 
 /// `tenure live --mutation-score` runs each mutant the lease workload can show broken and
-/// reports which were caught: a blind clock write breaks G2, time added since the updater
-/// started G3, and a reused epoch F1, each within seconds, so those three must be caught; the
-/// report lists the mutants a lease history cannot show.
+/// reports which were caught; every one must be: a blind clock write breaks G2, time added since
+/// the updater started G3, a reused epoch F1, each within seconds; a release that ignores the
+/// token's epoch, and a deadline counted from the end of the claim's call (seen when a slow
+/// acknowledgement lengthens a claim whose term then lapses to a waiting rival), L6 within
+/// 15 s in the runs measured (docs/perf-log.md). The report lists the mutants a lease history
+/// cannot show.
 #[test]
 fn live_mutation_score_catches_the_mutants_a_history_shows() {
     let args = [
         "--mutation-score",
         "--duration",
-        "10s",
+        "30s",
         "--clients",
         "8",
         "--leases",
@@ -901,11 +904,16 @@ fn live_mutation_score_catches_the_mutants_a_history_shows() {
             .unwrap_or_else(|| panic!("{name} not run: {report}"))["caught"]
             == true
     };
-    assert!(caught("clock-blind-write"), "{out}");
-    assert!(caught("clock-elapsed-since-start"), "{out}");
-    assert!(caught("lease-epoch-reuse"), "{out}");
-    let all = mutants.iter().all(|m| m["caught"] == true);
-    assert_eq!(o.status.code(), Some(if all { 0 } else { 1 }), "{out}");
+    for name in [
+        "clock-blind-write",
+        "clock-elapsed-since-start",
+        "lease-epoch-reuse",
+        "lease-release-any-epoch",
+        "lease-deadline-from-call-end",
+    ] {
+        assert!(caught(name), "{name} missed: {out}");
+    }
+    assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(
         report["not_observable"]
             .as_array()

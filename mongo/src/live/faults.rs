@@ -50,7 +50,7 @@ live_faults! {
     /// happened; the client cannot know).
     Ambiguous = "ambiguous";
     /// The proxy holds a request back up to 400 ms, or its reply (one in ten of those up to
-    /// 2 s).
+    /// 2 s); and one write acknowledgement in ten up to 400 ms (a lagging secondary).
     Delay = "delay";
     /// The proxy closes a connection before a request.
     Sever = "sever";
@@ -118,6 +118,7 @@ pub fn proxy_rates(faults: &BTreeSet<LiveFault>) -> ProxyRates {
         lost: on(LiveFault::Lost, 10_000),
         ambiguous: on(LiveFault::Ambiguous, 10_000),
         delay: on(LiveFault::Delay, 30_000),
+        slow_ack: on(LiveFault::Delay, 100_000),
         sever: on(LiveFault::Sever, 5_000),
     }
 }

@@ -35,9 +35,10 @@ pub(super) async fn create_data(admin: &Substrate, leases: usize) -> Result<(), 
 }
 
 /// One client until `deadline`. Like a service that gives up an old handle late, it keeps the
-/// token of a term it let lapse and, granted the same lease again in a newer term, sometimes
-/// releases the old token first: a release that ignored the token's epoch would end the new
-/// term under its holder.
+/// token of a term it let lapse and, granted the same lease again in a newer term, releases
+/// the old token first: a release that ignored the token's epoch would end the new
+/// term under its holder. Denied, it backs off, or (half the time) waits for the lease
+/// ([`Leases::acquire`]), so that a lapsed term passes to a rival as soon as it may.
 pub(super) async fn client(c: Client) -> Result<Counts, Error> {
     let Client {
         substrate,
@@ -53,39 +54,33 @@ pub(super) async fn client(c: Client) -> Result<Counts, Error> {
         .mutant(w.mutant)
         .build(&substrate)?;
     let holder = format!("client-{i}");
-    let data = substrate
-        .database()
-        .collection::<mongodb::bson::Document>(DATA);
     let mut n = Counts::default();
     let mut lapsed: Option<(String, Token)> = None;
     while Instant::now() < deadline {
-        let lease = format!("l{}", rng.random_range(0..w.leases));
+        let lease = next_lease(&mut rng, w.leases, lapsed.as_ref()).await;
         n.bump("claims");
-        match leases.claim(&lease, &holder, w.term).await {
+        let claimed = match leases.claim(&lease, &holder, w.term).await {
+            Err(Error::ClaimDenied { .. }) if rng.random_bool(0.5) => {
+                n.bump("denied");
+                n.bump("waits");
+                leases.acquire(&lease, &holder, w.term, w.term * 2).await
+            }
+            other => other,
+        };
+        match claimed {
             Ok(token) => {
                 n.bump("granted");
                 let stale = lapsed.take_if(|(l, old)| *l == lease && old.epoch() < token.epoch());
-                if let Some((_, old)) = stale.filter(|_| rng.random_bool(0.5)) {
+                if let Some((_, old)) = stale {
                     n.tally(old.release().await, "stale releases");
                 }
-                sleep(w.term.mul_f64(rng.random_range(0.0..0.6))).await;
-                let filter = doc! { "_id": &lease };
-                let update = doc! { "$set": { "by": &holder } };
-                match token.fenced_update_one(&data, FENCE, filter, update).await {
-                    Ok(Fenced::Written) => n.bump("fenced writes"),
-                    Ok(_) => n.bump("fenced out"),
-                    Err(e) => n.failed(&e),
-                }
-                if rng.random_bool(0.5) {
-                    n.tally(token.release().await, "released");
-                } else {
-                    lapsed = Some((lease, token));
-                }
+                lapsed = hold(&substrate, token, w.term, &mut rng, &mut n).await;
             }
             Err(Error::ClaimDenied { .. }) => {
                 n.bump("denied");
                 sleep(Duration::from_millis(rng.random_range(20..200))).await;
             }
+            Err(Error::Timeout(_)) => n.bump("waits timed out"),
             Err(e) => {
                 n.failed(&e);
                 sleep(Duration::from_millis(50)).await;
@@ -94,4 +89,58 @@ pub(super) async fn client(c: Client) -> Result<Counts, Error> {
     }
     leases.shutdown().await;
     Ok(n)
+}
+
+/// Acts as the holder for a random part of the `term`, writes the lease's data document fenced
+/// by the token's epoch, then releases the lease, or lets it lapse and returns the token.
+async fn hold(
+    substrate: &Substrate,
+    token: Token,
+    term: Duration,
+    rng: &mut impl Rng,
+    n: &mut Counts,
+) -> Option<(String, Token)> {
+    sleep(term.mul_f64(rng.random_range(0.0..0.6))).await;
+    let data = substrate
+        .database()
+        .collection::<mongodb::bson::Document>(DATA);
+    let filter = doc! { "_id": token.lease() };
+    let update = doc! { "$set": { "by": token.holder() } };
+    match token.fenced_update_one(&data, FENCE, filter, update).await {
+        Ok(Fenced::Written) => n.bump("fenced writes"),
+        Ok(_) => n.bump("fenced out"),
+        Err(e) => n.failed(&e),
+    }
+    if rng.random_bool(0.5) {
+        n.tally(token.release().await, "released");
+        None
+    } else {
+        Some((token.lease().to_owned(), token))
+    }
+}
+
+/// The lease to claim next, at random. A term this client let lapse is left alone until its
+/// local deadline, as a holder that stopped would leave it: claimed again sooner, it would be
+/// extended, and no term would ever lapse into a rival's hands (the handover a deadline
+/// measured from the wrong instant breaks). With no other lease, the client waits it out.
+/// Past the deadline it comes back for that lease half the time, as a restarted service
+/// would: granted a newer term of it, it holds a stale token of the same lease.
+async fn next_lease(rng: &mut impl Rng, leases: usize, lapsed: Option<&(String, Token)>) -> String {
+    let any = |rng: &mut dyn rand::RngCore, skip: Option<usize>| {
+        let k = rng.random_range(0..leases - usize::from(skip.is_some()));
+        format!("l{}", skip.map_or(k, |s| k + usize::from(k >= s)))
+    };
+    let Some((lease, token)) = lapsed else {
+        return any(rng, None);
+    };
+    let k = lease.strip_prefix('l').and_then(|k| k.parse().ok());
+    match (token.is_valid(), leases) {
+        (true, 1) => {
+            tokio::time::sleep_until(token.local_deadline()).await;
+            lease.clone()
+        }
+        (true, _) => any(rng, k),
+        (false, _) if rng.random_bool(0.5) => lease.clone(),
+        (false, _) => any(rng, None),
+    }
 }

@@ -389,6 +389,18 @@ impl Workload {
                 recorder,
             });
         }
+        // Global time keeps running while the network faults strike the keeper, as where
+        // updaters on several machines keep it: one of its two updaters goes around the proxy.
+        // A stalled clock only delays expiries (the safe side), and would hide the handovers
+        // that a holder's deadline, measured wrong, breaks.
+        let steady = match &proxy {
+            Some(_) => {
+                let keeper = &processes[0];
+                let recorder = Some(keeper.recorder.clone());
+                Some(connect(&target.uri, target, keeper.substrate.clock(), recorder).await?)
+            }
+            None => None,
+        };
         let schedule = faults::server_schedule(&self.faults, self.duration, self.seed);
         let start = Instant::now();
         let injector = {
@@ -401,6 +413,7 @@ impl Workload {
             target,
             described,
             start,
+            steady,
         };
         let driven = self.drive(&processes, &setting, progress).await;
         let fired = injector
@@ -449,8 +462,9 @@ impl Workload {
         progress: impl Fn(Duration) + Send + Sync + 'static,
     ) -> Result<Driven, Error> {
         let keeper = &processes[0].substrate;
-        let updaters = (0..2)
-            .map(|_| clock::updater(keeper, self))
+        let updaters = [keeper, setting.steady.as_ref().unwrap_or(keeper)]
+            .into_iter()
+            .map(|s| clock::updater(s, self))
             .collect::<Result<Vec<_>, _>>()?;
         let deadline = setting.start + self.duration;
         let reader = tokio::spawn(read_clock(keeper.clone(), deadline, progress));
@@ -608,6 +622,8 @@ struct Setting<'a> {
     /// Every recording process as first started.
     described: Vec<LiveProcess>,
     start: Instant,
+    /// The clock keeper's connection around the proxy, if there is one.
+    steady: Option<Substrate>,
 }
 
 /// What the clients came to.

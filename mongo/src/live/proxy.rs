@@ -10,7 +10,10 @@
 //!   write happened, the client cannot know;
 //! - **delay**: the request waits up to [`DELAY_MAX`] before it is forwarded, or (as often)
 //!   its reply does: a write that took effect at once is answered late. One slow reply in ten
-//!   waits up to [`STALL_MAX`], a stalled link: the call outlasts every margin a holder keeps;
+//!   waits up to [`STALL_MAX`], a stalled link: the call outlasts every margin a holder keeps.
+//!   Besides, a write's acknowledgement is often late (up to [`DELAY_MAX`]), as a majority
+//!   write's is while a secondary lags: a claim answered late has lasted longer than its
+//!   holder may count from its start;
 //! - **sever**: the connection is closed before the request is forwarded.
 //!
 //! Handshakes, authentication and monitoring (`hello`, `isMaster`, `saslStart`,
@@ -48,6 +51,8 @@ pub struct ProxyRates {
     pub ambiguous: u32,
     /// Requests held back a while.
     pub delay: u32,
+    /// Write acknowledgements (of the writes no other fault struck) held back a while.
+    pub slow_ack: u32,
     /// Connections closed before a request.
     pub sever: u32,
 }
@@ -59,7 +64,8 @@ impl ProxyRates {
     }
 }
 
-/// What the proxy did, by fault name ("lost", "ambiguous", "delay", "sever", "forwarded").
+/// What the proxy did, by fault name ("lost", "ambiguous", "delay", "slow ack", "sever",
+/// "forwarded").
 pub type ProxyCounts = BTreeMap<&'static str, u64>;
 
 struct Shared {
@@ -74,8 +80,8 @@ impl Shared {
         *c.entry(what).or_default() += 1;
     }
 
-    /// The fate of one request.
-    fn draw(&self) -> Fate {
+    /// The fate of one request (`write`: an insert, update, delete or findAndModify).
+    fn draw(&self, write: bool) -> Fate {
         let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
         let mut roll = rng.random_range(0..1_000_000u32);
         let r = self.rates;
@@ -105,6 +111,10 @@ impl Shared {
                 Fate::SlowReply(d)
             };
         }
+        if write && rng.random_range(0..1_000_000u32) < r.slow_ack {
+            let d = rng.random_range(1..=DELAY_MAX.as_millis() as u64);
+            return Fate::SlowAck(Duration::from_millis(d));
+        }
         Fate::Forward
     }
 }
@@ -116,6 +126,7 @@ enum Fate {
     Ambiguous,
     Delay(Duration),
     SlowReply(Duration),
+    SlowAck(Duration),
     Sever,
 }
 
@@ -233,7 +244,7 @@ async fn requests(
         let fate = if exempt(&message) {
             Fate::Forward
         } else {
-            shared.draw()
+            shared.draw(is_write(&message))
         };
         match fate {
             Fate::Forward => shared.count("forwarded"),
@@ -253,8 +264,12 @@ async fn requests(
                 shared.count("delay");
                 tokio::time::sleep(d).await;
             }
-            Fate::SlowReply(d) => {
-                shared.count("delay");
+            Fate::SlowReply(d) | Fate::SlowAck(d) => {
+                shared.count(if matches!(fate, Fate::SlowAck(_)) {
+                    "slow ack"
+                } else {
+                    "delay"
+                });
                 // A connection carries one request at a time: the next reply is this one's.
                 let _ = slow_reply.send(d);
             }
@@ -324,6 +339,14 @@ fn exempt(message: &[u8]) -> bool {
     )
 }
 
+/// Whether a request writes (its acknowledgement is the one a majority write concern holds).
+fn is_write(message: &[u8]) -> bool {
+    matches!(
+        command_name(message),
+        Some("insert" | "update" | "delete" | "findAndModify")
+    )
+}
+
 /// The command of an OP_MSG: the first key of its body (section kind 0 right after the flags).
 fn command_name(message: &[u8]) -> Option<&str> {
     // Header (16 bytes), flags (4), section kind (1), document length (4), element type (1).
@@ -357,6 +380,8 @@ mod tests {
     #[test]
     fn reads_the_command_and_spares_the_handshake() {
         assert_eq!(command_name(&op_msg("update")), Some("update"));
+        assert!(is_write(&op_msg("findAndModify")) && is_write(&op_msg("update")));
+        assert!(!is_write(&op_msg("find")));
         assert!(exempt(&op_msg("hello")));
         assert!(exempt(&op_msg("isMaster")));
         assert!(exempt(&op_msg("saslStart")));
@@ -374,14 +399,18 @@ mod tests {
                 lost: 100_000,
                 ambiguous: 100_000,
                 delay: 100_000,
+                slow_ack: 500_000,
                 sever: 100_000,
             },
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             counts: Mutex::new(ProxyCounts::new()),
         };
         let (a, b) = (shared(7), shared(7));
-        let fates: Vec<Fate> = (0..10_000).map(|_| a.draw()).collect();
-        assert_eq!(fates, (0..10_000).map(|_| b.draw()).collect::<Vec<_>>());
+        let fates: Vec<Fate> = (0..10_000).map(|_| a.draw(false)).collect();
+        assert_eq!(
+            fates,
+            (0..10_000).map(|_| b.draw(false)).collect::<Vec<_>>()
+        );
         let forwarded = fates.iter().filter(|f| **f == Fate::Forward).count();
         // 60% forwarded, within a generous margin.
         assert!((5_500..6_500).contains(&forwarded), "{forwarded}");
@@ -406,5 +435,13 @@ mod tests {
         assert!(fates
             .iter()
             .all(|f| !matches!(f, Fate::SlowReply(d) | Fate::Delay(d) if *d > STALL_MAX)));
+        // Only writes are acknowledged late: half of those no other fault struck.
+        assert!(!fates.iter().any(|f| matches!(f, Fate::SlowAck(_))));
+        let writes: Vec<Fate> = (0..10_000).map(|_| a.draw(true)).collect();
+        let acks = writes
+            .iter()
+            .filter(|f| matches!(f, Fate::SlowAck(d) if *d <= DELAY_MAX))
+            .count();
+        assert!((2_700..3_300).contains(&acks), "{acks}");
     }
 }
