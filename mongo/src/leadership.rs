@@ -210,26 +210,44 @@ impl UnitRouter {
     }
 }
 
+impl UnitRouter {
+    /// Records a claim the tracker made, as one call from the start of the store call that
+    /// earned a grant (perhaps long before, if the unit was paused), or at a denial.
+    fn record_claim(&self, m: &ManagerOutput) {
+        let (Some(rec), Some((outcome, unknown))) = (&self.recorder, claim_outcome(m)) else {
+            return;
+        };
+        let (lease, holder, began) = match m {
+            ManagerOutput::Claimed {
+                lease,
+                holder,
+                call_start,
+                ..
+            } => (lease, holder, Some(*call_start)),
+            ManagerOutput::Denied { lease, holder, .. } => (lease, holder, None),
+            _ => return,
+        };
+        let claim = |outcome| Operation::Claim {
+            lease: lease.clone(),
+            holder: holder.clone(),
+            duration: self.lease_duration,
+            outcome,
+        };
+        let call = match began {
+            Some(at) => rec.invoke_at(claim(None), at),
+            None => rec.invoke(claim(None)),
+        };
+        record::complete(Some(rec), Some(call), unknown, || claim(Some(outcome)));
+    }
+}
+
 impl Router<Unit> for UnitRouter {
     fn route(&mut self, out: UnitOutput) {
         match out {
             UnitOutput::Manager(m) => {
                 observe_manager_output(&m);
                 self.learn_leader(&m);
-                if let (Some(rec), Some((outcome, unknown))) = (&self.recorder, claim_outcome(&m)) {
-                    if let ManagerOutput::Claimed { lease, holder, .. }
-                    | ManagerOutput::Denied { lease, holder, .. } = &m
-                    {
-                        let claim = |outcome| Operation::Claim {
-                            lease: lease.clone(),
-                            holder: holder.clone(),
-                            duration: self.lease_duration,
-                            outcome,
-                        };
-                        let call = rec.invoke(claim(None));
-                        record::complete(Some(rec), Some(call), unknown, || claim(Some(outcome)));
-                    }
-                }
+                self.record_claim(&m);
             }
             UnitOutput::Tracker(TrackerOutput::Ticket { id, value, kind }) => {
                 if let Some((tx, recorded)) = self.tickets.remove(&id) {

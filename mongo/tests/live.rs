@@ -1,9 +1,9 @@
 //! Live checking (issue 18): every protocol's workload at once (clock, lease, leadership,
 //! presence; 16 clients each) through the fault proxy, under the server's failpoints and
 //! step-downs, kills and restarts, and skewed client clocks, on a SecantusDB of its own for
-//! 100 s. The recorded history must pass every property it has data for, and each protocol's
-//! clients must have made at least 10,000 store operations (60 s with 12 clients each made
-//! 7,154 for leadership, the fewest, on the development machine).
+//! 130 s. The recorded history must pass every property it has data for, and each protocol's
+//! clients must have made at least 10,000 store operations (100 s made 11,567 for presence,
+//! the fewest, on the development machine once one write acknowledgement in ten came late).
 
 mod common;
 
@@ -41,7 +41,7 @@ async fn every_workload_passes_under_every_live_fault() {
         protocols: Protocol::ALL.into_iter().collect(),
         clients: 16,
         leases: 8,
-        duration: Duration::from_secs(100),
+        duration: Duration::from_secs(130),
         seed: 11,
         // Every fault but the client processes' (`tenure live --processes` has those).
         faults: LiveFault::ALL

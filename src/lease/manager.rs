@@ -226,6 +226,9 @@ pub enum ManagerOutput {
         epoch: Epoch,
         /// Until when the holder may believe it holds the lease.
         local_deadline: LocalTime,
+        /// When the store call that earned the term began: what the local deadline counts
+        /// from, and where a recorded claim begins when no API call wraps it.
+        call_start: LocalTime,
         /// Global time read fresh during the call.
         global_read: GlobalTime,
         /// The stored `start + duration`.
@@ -998,6 +1001,7 @@ impl LeaseManager {
                         holder: job.holder,
                         epoch,
                         local_deadline,
+                        call_start,
                         global_read: read,
                         global_expiry: term.expiry(),
                     }),

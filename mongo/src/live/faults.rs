@@ -50,7 +50,7 @@ live_faults! {
     /// happened; the client cannot know).
     Ambiguous = "ambiguous";
     /// The proxy holds a request back up to 400 ms, or its reply (one in ten of those up to
-    /// 2 s); and one write acknowledgement in ten up to 400 ms (a lagging secondary).
+    /// 2 s); and one write acknowledgement in ten 100-400 ms late (a lagging secondary).
     Delay = "delay";
     /// The proxy closes a connection before a request.
     Sever = "sever";

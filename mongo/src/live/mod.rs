@@ -397,7 +397,9 @@ impl Workload {
             Some(_) => {
                 let keeper = &processes[0];
                 let recorder = Some(keeper.recorder.clone());
-                Some(connect(&target.uri, target, keeper.substrate.clock(), recorder).await?)
+                // The clients' options (retryable writes off unless asked), without the proxy.
+                let direct = client_uri(&target.uri, None, target.driver_retries);
+                Some(connect(&direct, target, keeper.substrate.clock(), recorder).await?)
             }
             None => None,
         };

@@ -11,7 +11,7 @@
 //! - **delay**: the request waits up to [`DELAY_MAX`] before it is forwarded, or (as often)
 //!   its reply does: a write that took effect at once is answered late. One slow reply in ten
 //!   waits up to [`STALL_MAX`], a stalled link: the call outlasts every margin a holder keeps.
-//!   Besides, a write's acknowledgement is often late (up to [`DELAY_MAX`]), as a majority
+//!   Besides, a write's acknowledgement is often late (100 ms to [`DELAY_MAX`]), as a majority
 //!   write's is while a secondary lags: a claim answered late has lasted longer than its
 //!   holder may count from its start;
 //! - **sever**: the connection is closed before the request is forwarded.
@@ -35,6 +35,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Longest delay the proxy adds to one request.
 pub const DELAY_MAX: Duration = Duration::from_millis(400);
+/// Shortest delay of a late write acknowledgement, in milliseconds: a lagging secondary is
+/// behind by more than a round trip.
+const ACK_DELAY_MIN: u64 = 100;
 /// Longest a stalled reply waits.
 pub const STALL_MAX: Duration = Duration::from_secs(2);
 /// Largest message the proxy forwards (MongoDB's own limit is 48 MB).
@@ -112,7 +115,7 @@ impl Shared {
             };
         }
         if write && rng.random_range(0..1_000_000u32) < r.slow_ack {
-            let d = rng.random_range(1..=DELAY_MAX.as_millis() as u64);
+            let d = rng.random_range(ACK_DELAY_MIN..=DELAY_MAX.as_millis() as u64);
             return Fate::SlowAck(Duration::from_millis(d));
         }
         Fate::Forward
@@ -440,7 +443,7 @@ mod tests {
         let writes: Vec<Fate> = (0..10_000).map(|_| a.draw(true)).collect();
         let acks = writes
             .iter()
-            .filter(|f| matches!(f, Fate::SlowAck(d) if *d <= DELAY_MAX))
+            .filter(|f| matches!(f, Fate::SlowAck(d) if (Duration::from_millis(ACK_DELAY_MIN)..=DELAY_MAX).contains(d)))
             .count();
         assert!((2_700..3_300).contains(&acks), "{acks}");
     }
