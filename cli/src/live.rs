@@ -25,7 +25,7 @@ use tenure::property::{PropertyId, Verdict, Violation};
 use tenure_mongo::live::faults::{LiveFault, Restart};
 use tenure_mongo::live::processes::{serve, ClientCommand, ClientFault, ClientSpec};
 use tenure_mongo::live::{
-    check_mutant, live_mutants, LiveRun, LiveTarget, Workload, CLIENTS_MAX, MUTANT_PROTOCOLS, SKEW,
+    check_mutant, live_mutants, LiveRun, LiveTarget, Workload, CLIENTS_MAX, SKEW,
 };
 
 /// `tenure live`.
@@ -75,9 +75,10 @@ pub struct LiveArgs {
     /// history would be wrong about it.
     #[arg(long)]
     pub driver_retries: bool,
-    /// Run the lease workload once per mutant it can show broken (lease and clock mutants
-    /// whose property its history checks), each for --duration under --faults, and report
-    /// which were caught (`reports/live/mutants.json`; exit 1 if one was missed).
+    /// Run each mutant of --protocol (`all`: of every protocol) whose broken property a live
+    /// history shows, in its protocol's workload for --duration under --faults (a P5 mutant
+    /// under skew alone, the only runs that judge P5), and report which were caught
+    /// (`reports/live/mutants.json`; exit 1 if one was missed).
     #[arg(long, conflicts_with_all = ["mutant", "check"])]
     pub mutation_score: bool,
     /// Also check the model of --protocol under these model faults (the names `tenure check
@@ -181,13 +182,6 @@ pub fn run(args: &LiveArgs) -> Result<ExitCode, String> {
     if let Some(file) = &args.check {
         return recheck(file, args.json);
     }
-    if args.mutation_score && args.protocol != LiveProtocol::Lease {
-        return Err(format!(
-            "--mutation-score runs the lease workload (the live mutants are lease and clock \
-             mutants): drop --protocol {}",
-            args.protocol.name()
-        ));
-    }
     if let Some(f) = &args.beside_model {
         crate::beside::validate(f)?;
         if args.protocol == LiveProtocol::All {
@@ -206,7 +200,8 @@ pub fn run(args: &LiveArgs) -> Result<ExitCode, String> {
         return mutation_score(args, &server, &runtime, &faults);
     }
     let names = fault_names(&faults);
-    let outcome = runtime.block_on(run_workload(args, &server, faults, mutant));
+    let protocols = args.protocol.protocols();
+    let outcome = runtime.block_on(run_workload(args, &server, protocols, faults, mutant));
     drop(server);
     finish(args, &outcome?, names)
 }
@@ -246,6 +241,7 @@ fn faults_for(args: &LiveArgs) -> Result<BTreeSet<LiveFault>, String> {
 async fn run_workload(
     args: &LiveArgs,
     server: &OwnServer,
+    protocols: BTreeSet<Protocol>,
     faults: BTreeSet<LiveFault>,
     mutant: Option<Mutant>,
 ) -> Result<LiveRun, String> {
@@ -259,7 +255,7 @@ async fn run_workload(
         client_command: args.processes.then(client_command).transpose()?,
     };
     let workload = Workload {
-        protocols: args.protocol.protocols(),
+        protocols,
         clients: usize::from(args.clients),
         leases: usize::from(args.leases),
         duration: args.duration,
@@ -271,7 +267,7 @@ async fn run_workload(
     if !args.json {
         eprintln!(
             "tenure live: {} workload, {} client(s) each, {} lease(s), for {}, seed {}, faults {}{}",
-            args.protocol.name(),
+            workload_name(&workload.protocols),
             workload.clients,
             workload.leases,
             humantime::format_duration(workload.duration),
@@ -629,7 +625,18 @@ fn print_run(run: &LiveRun) {
     }
 }
 
-/// `tenure live --mutation-score`: each mutant the workload can show broken, run and judged.
+/// The name a workload of `protocols` goes by.
+fn workload_name(protocols: &BTreeSet<Protocol>) -> String {
+    if *protocols == LiveProtocol::All.protocols() {
+        return "all".into();
+    }
+    let names: Vec<&str> = protocols.iter().map(|p| p.name()).collect();
+    names.join(",")
+}
+
+/// `tenure live --mutation-score`: each mutant of `--protocol` (every protocol's with `all`)
+/// that a live history can show broken, run in its own protocol's workload and judged. A
+/// mutant that breaks P5 runs under `skew` alone (or no fault), the only runs that judge P5.
 fn mutation_score(
     args: &LiveArgs,
     server: &OwnServer,
@@ -637,9 +644,20 @@ fn mutation_score(
     faults: &BTreeSet<LiveFault>,
 ) -> Result<ExitCode, String> {
     let mut rows = Vec::new();
-    for m in live_mutants() {
-        let run = runtime.block_on(run_workload(args, server, faults.clone(), Some(m)))?;
-        let failed: Vec<String> = verdicts(&run.history, None)
+    let chosen = args.protocol.protocols();
+    for m in live_mutants().filter(|m| chosen.contains(&m.protocol())) {
+        let faults = match m.breaks() {
+            PropertyId::P5 => faults
+                .iter()
+                .copied()
+                .filter(|f| *f == LiveFault::Skew)
+                .collect(),
+            _ => faults.clone(),
+        };
+        let protocols = BTreeSet::from([m.protocol()]);
+        let fault_list = fault_names(&faults);
+        let run = runtime.block_on(run_workload(args, server, protocols, faults, Some(m)))?;
+        let failed: Vec<String> = verdicts(&run.history, run.presence_window)
             .iter()
             .filter(|(_, v)| v.is_err())
             .map(|(p, _)| p.code().to_owned())
@@ -666,18 +684,20 @@ fn mutation_score(
             "breaks": m.breaks().code(),
             "caught": !failed.is_empty(),
             "failed": failed,
+            "faults": fault_list,
             "operations": run.history.store_operations(),
         }));
     }
     let caught = rows.iter().filter(|r| r["caught"] == true).count();
     let unseen: Vec<serde_json::Value> = Mutant::ALL
         .iter()
-        .filter(|m| MUTANT_PROTOCOLS.contains(&m.protocol()))
+        .filter(|m| chosen.contains(&m.protocol()))
         .filter(|m| !live_mutants().any(|l| l == **m))
         .map(|m| serde_json::json!({"mutant": m.name(), "breaks": m.breaks().code()}))
         .collect();
     let report = serde_json::json!({
-        "schema_version": 1,
+        "schema_version": 2,
+        "protocol": args.protocol.name(),
         "duration_secs": args.duration.as_secs_f64(),
         "clients": args.clients,
         "leases": args.leases,
@@ -696,10 +716,11 @@ fn mutation_score(
         println!("{text}");
     } else {
         println!(
-            "mutation score {caught}/{} ({} more lease and clock mutants break properties a lease \
-             history does not show); report: {}",
+            "mutation score {caught}/{} ({} more {} mutants break properties a live history \
+             does not show); report: {}",
             report["mutants"].as_array().map_or(0, Vec::len),
             unseen.len(),
+            workload_name(&chosen),
             file.display()
         );
     }

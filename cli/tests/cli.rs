@@ -557,7 +557,7 @@ fn live_usage_errors_say_what_to_change() {
         "leadership-single-duration",
     ]);
     assert_eq!(code, Some(64), "{out}");
-    assert!(out.contains("run the lease and clock mutants"), "{out}");
+    assert!(out.contains("try --protocol leadership"), "{out}");
     let (code, out) = run(&[
         "--uri",
         "mongodb://127.0.0.1:1",
@@ -571,12 +571,12 @@ fn live_usage_errors_say_what_to_change() {
     let (code, out) = run(&[
         "--uri",
         "mongodb://127.0.0.1:1",
-        "--protocol",
-        "clock",
         "--mutation-score",
+        "--mutant",
+        "lease-epoch-reuse",
     ]);
     assert_eq!(code, Some(64), "{out}");
-    assert!(out.contains("drop --protocol clock"), "{out}");
+    assert!(out.contains("cannot be used with"), "{out}");
     let (code, out) = run(&["--uri", "mongodb://127.0.0.1:1", "--faults", "pause"]);
     assert_eq!(code, Some(64), "{out}");
     assert!(out.contains("add --processes"), "{out}");
@@ -862,19 +862,22 @@ fn env_uri(test: &str, var: &str, skip: &str) -> Option<String> {
     uri
 }
 
-/// `tenure live --mutation-score` runs each mutant the lease workload can show broken and
-/// reports which were caught; every one must be: a blind clock write breaks G2, time added since
-/// the updater started G3, a reused epoch F1, each within seconds; a release that ignores the
-/// token's epoch, and a deadline counted from the end of the claim's call (seen when a slow
-/// acknowledgement lengthens a claim whose term then lapses to a waiting rival), L6 within
-/// 15 s in the runs measured (docs/perf-log.md). The report lists the mutants a lease history
-/// cannot show.
+/// `tenure live --mutation-score --protocol all` runs each mutant a live history can show
+/// broken in its own protocol's workload, and every one must be caught: a blind clock write
+/// (G2), time added since the updater started (G3), a watcher that emits repeats (G5), a
+/// reused epoch (F1), a release that ignores the token's epoch and a deadline counted from the
+/// end of the claim's call (L6: seen when a late acknowledgement lengthens a claim whose term
+/// then lapses to a waiting rival), a tracker that counts its tenure from the claim's end or
+/// answers without renewing (T1), and a watcher that reads one slot or pings at Juju's interval
+/// (P5, under skew alone). The report lists the mutants a live history cannot show.
 #[test]
 fn live_mutation_score_catches_the_mutants_a_history_shows() {
     let args = [
         "--mutation-score",
+        "--protocol",
+        "all",
         "--duration",
-        "30s",
+        "20s",
         "--clients",
         "8",
         "--leases",
@@ -907,9 +910,14 @@ fn live_mutation_score_catches_the_mutants_a_history_shows() {
     for name in [
         "clock-blind-write",
         "clock-elapsed-since-start",
+        "clock-watcher-repeats",
         "lease-epoch-reuse",
         "lease-release-any-epoch",
         "lease-deadline-from-call-end",
+        "leadership-renew-from-claim-end",
+        "leadership-answer-without-renewal",
+        "presence-one-slot-window",
+        "presence-juju-ping-interval",
     ] {
         assert!(caught(name), "{name} missed: {out}");
     }

@@ -278,9 +278,17 @@ pub struct ClockWatchBuilder {
     poll_interval: Duration,
     stall_after: Option<Duration>,
     cancel: CancellationToken,
+    mutant: Option<tenure::mutant::Mutant>,
 }
 
 impl ClockWatchBuilder {
+    /// A deliberately broken variant of the watcher (the names `tenure check --list-mutants`
+    /// prints), so that a live check can show it catches it. Never in production.
+    pub fn mutant(mut self, mutant: Option<tenure::mutant::Mutant>) -> Self {
+        self.mutant = mutant;
+        self
+    }
+
     /// How often global time is read (majority reads).
     pub fn poll_interval(mut self, d: Duration) -> Self {
         self.poll_interval = d;
@@ -309,7 +317,7 @@ impl ClockWatchBuilder {
         let watcher = ClockWatcher::new(WatcherConfig {
             poll_interval: self.poll_interval,
             stall_after: Some(stall_after),
-            mutant: None,
+            mutant: self.mutant,
         })?;
         let (tx, rx) = watch::channel(None);
         let (health_tx, health) = watch::channel(ClockHealth::Unknown);
@@ -349,6 +357,7 @@ impl ClockWatch {
             poll_interval: DEFAULT_POLL_INTERVAL,
             stall_after: None,
             cancel: CancellationToken::new(),
+            mutant: None,
         }
     }
 

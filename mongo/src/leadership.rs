@@ -314,9 +314,17 @@ pub struct LeadershipBuilder {
     skew: SkewBounds,
     retry: RetryConfig,
     cancel: CancellationToken,
+    mutant: Option<tenure::mutant::Mutant>,
 }
 
 impl LeadershipBuilder {
+    /// A deliberately broken variant of the tracker (the names `tenure check --list-mutants`
+    /// prints), so that a live check can show it catches it. Never in production.
+    pub fn mutant(mut self, mutant: Option<tenure::mutant::Mutant>) -> Self {
+        self.mutant = mutant;
+        self
+    }
+
     /// The guaranteed tenure of a `true` answer (default 30 s).
     pub fn claim_duration(mut self, d: Duration) -> Self {
         self.claim_duration = d;
@@ -353,7 +361,7 @@ impl LeadershipBuilder {
             application: self.application.clone(),
             unit: self.unit.clone(),
             claim_duration: self.claim_duration,
-            mutant: None,
+            mutant: self.mutant,
         };
         let lease_duration = tracker.lease_duration();
         let unit = Unit::new(manager, tracker)?;
@@ -444,6 +452,7 @@ impl Leadership {
             skew: DEFAULT_SKEW,
             retry: RetryConfig::default(),
             cancel: CancellationToken::new(),
+            mutant: None,
         }
     }
 

@@ -18,6 +18,7 @@ use tenure::actor::Actor;
 use tenure::effects::{Effects, OpId};
 use tenure::history::Operation;
 use tenure::jitter::Jitter;
+use tenure::mutant::Mutant;
 use tenure::presence::batcher::BatcherOutput;
 use tenure::presence::pruner::PrunerOutput;
 use tenure::presence::{
@@ -82,9 +83,18 @@ pub struct PresenceBuilder {
     config: PresenceConfig,
     prune_automatically: bool,
     cancel: CancellationToken,
+    mutant: Option<Mutant>,
 }
 
 impl PresenceBuilder {
+    /// A deliberately broken variant of the batcher, pingers and watchers (the names `tenure
+    /// check --list-mutants` prints), so that a live check can show it catches it. Never in
+    /// production.
+    pub fn mutant(mut self, mutant: Option<Mutant>) -> Self {
+        self.mutant = mutant;
+        self
+    }
+
     /// The slot length, whole seconds from 1 s to 1 h (default 30 s). Every process of a model
     /// must use the same.
     pub fn period(mut self, period: Duration) -> Self {
@@ -121,6 +131,7 @@ impl PresenceBuilder {
         self.config.validate()?;
         let batcher = Batcher::new(BatcherConfig {
             jitter_seed: Some(rand::random()),
+            mutant: self.mutant,
             ..self.config.batcher_config()
         })?;
         let worker = Worker::spawn(
@@ -137,6 +148,7 @@ impl PresenceBuilder {
                 config: self.config,
                 prune_automatically: self.prune_automatically,
                 substrate: substrate.clone(),
+                mutant: self.mutant,
                 batcher: worker,
             }),
         })
@@ -150,6 +162,7 @@ struct PresenceInner {
     prune_automatically: bool,
     substrate: Substrate,
     batcher: Worker<Batcher, BatcherRouter>,
+    mutant: Option<Mutant>,
 }
 
 /// One model's presence in this process: its batcher, and the factory of pingers and watchers.
@@ -193,6 +206,7 @@ impl Presence {
             config: PresenceConfig::new(model),
             prune_automatically: true,
             cancel: CancellationToken::new(),
+            mutant: None,
         }
     }
 
@@ -204,7 +218,7 @@ impl Presence {
     /// Starts pinging for `key`: measures the offset to the server clock, takes a new sequence,
     /// registers the being, then pings once per slot. Resolves once started.
     pub async fn pinger(&self, key: &str) -> Result<PresencePinger, Error> {
-        let pinger = Pinger::new(self.inner.config.clone(), key, None)?;
+        let pinger = Pinger::new(self.inner.config.clone(), key, self.inner.mutant)?;
         let (started_tx, started) = oneshot::channel();
         let router = PingerRouter {
             batcher: self.inner.batcher.caller(),
@@ -259,7 +273,7 @@ impl Presence {
         let config = self.inner.config.clone();
         let pruner = Worker::spawn(
             "presence pruner",
-            Pruner::new(config.clone(), None)?,
+            Pruner::new(config.clone(), self.inner.mutant)?,
             PrunerRouter::default(),
             self.inner.substrate.clone(),
             Box::new(|_, _, _| Effects::none()),
@@ -276,7 +290,7 @@ impl Presence {
         };
         let worker = Worker::spawn(
             "presence watcher",
-            PresenceWatcher::new(config, None)?,
+            PresenceWatcher::new(config, self.inner.mutant)?,
             router,
             self.inner.substrate.clone(),
             Box::new(|w, _, now| w.handle_timeout(now)),

@@ -16,6 +16,9 @@ use tokio::time::{sleep, Instant};
 const UPDATE_INTERVAL: Duration = Duration::from_millis(50);
 /// How often each client's watcher polls.
 const WATCH_POLL: Duration = Duration::from_millis(100);
+/// How often the first client's watcher polls: faster than the updaters advance the clock, so
+/// it reads values again, and must emit each once (G5).
+const EAGER_POLL: Duration = Duration::from_millis(10);
 /// The chance, per read, that the client restarts its updater.
 const RESTART_CHANCE: f64 = 0.005;
 
@@ -32,14 +35,17 @@ pub(super) fn updater(substrate: &Substrate, w: &Workload) -> Result<ClockUpdate
 pub(super) async fn client(c: Client) -> Result<Counts, Error> {
     let Client {
         substrate,
+        index,
         workload: w,
         mut rng,
         deadline,
-        ..
     } = c;
     let mut n = Counts::default();
     let mut updater = updater(&substrate, &w)?;
-    let watch = ClockWatch::spawn(&substrate, WATCH_POLL)?;
+    let watch = ClockWatch::builder()
+        .poll_interval(if index == 0 { EAGER_POLL } else { WATCH_POLL })
+        .mutant(w.mutant)
+        .spawn(&substrate)?;
     while Instant::now() < deadline {
         n.tally(global_time(&substrate).await, "reads");
         if rng.random_bool(RESTART_CHANCE) {

@@ -31,6 +31,7 @@ pub(super) async fn client(c: Client) -> Result<Counts, Error> {
             .claim_duration(claim_duration)
             .skew(w.skew)
             .retry(retry(claim_duration))
+            .mutant(w.mutant)
             .build(&substrate)?;
         n.bump("units");
         let end = deadline.min(Instant::now() + claim_duration * rng.random_range(2..12));

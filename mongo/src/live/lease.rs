@@ -1,9 +1,11 @@
 //! The lease workload: each client, a lease manager of its own, contends for a few leases. It
 //! claims one at random; holding it, it acts for a random part of the term, then releases it or
-//! lets it lapse; denied, it backs off a little. Before it gives the term up it writes the
-//! lease's data document, fenced by its epoch, as a holder guards its downstream writes. The
-//! history shows L6 (exclusion over the holders' beliefs) and F1 (epochs of grants, and no
-//! stale fenced write accepted after a newer one; a client paused past its term tests that).
+//! lets it lapse (and leaves that lease alone till its deadline); denied, it backs off a little
+//! or waits for the lease, so lapsed terms pass to waiting rivals. Before it gives the term up
+//! it writes the lease's data document, fenced by its epoch, as a holder guards its downstream
+//! writes. The history shows L6 (exclusion over the holders' beliefs) and F1 (epochs of
+//! grants, and no stale fenced write accepted after a newer one; a client paused past its term
+//! tests that).
 
 use super::{Client, Counts};
 use crate::error::Error;

@@ -37,10 +37,6 @@ use tenure::property::PropertyId;
 use tenure::time::SkewBounds;
 use tokio::time::{sleep, Instant};
 
-/// The protocols whose mutants a live workload can run (the adapter's lease managers and
-/// clock updaters take a mutant; its trackers and pingers do not).
-pub const MUTANT_PROTOCOLS: [Protocol; 2] = [Protocol::Clock, Protocol::Lease];
-
 /// The properties a protocol's workload history has data for (and the test suite requires).
 /// G3 is judged with the updaters' step bound, which the caller knows
 /// ([`History::check_clock_rate`] with [`SKEW`]).
@@ -54,28 +50,31 @@ pub fn checks(protocol: Protocol) -> &'static [PropertyId] {
     }
 }
 
-/// The mutants the lease workload runs whose broken property its history shows: those a live
-/// run can catch.
+/// What a live run of `protocol`'s workload can judge: the properties of [`checks`], and P5
+/// for presence in a run whose pings no fault could hold up ([`Workload::judges_p5`]).
+pub fn judged(protocol: Protocol) -> impl Iterator<Item = PropertyId> {
+    let p5 = (protocol == Protocol::Presence).then_some(PropertyId::P5);
+    checks(protocol).iter().copied().chain(p5)
+}
+
+/// The mutants whose broken property a live run of their protocol's workload judges: those a
+/// live run can catch. Each runs in its own protocol's workload.
 pub fn live_mutants() -> impl Iterator<Item = Mutant> {
-    Mutant::ALL.iter().copied().filter(|m| {
-        MUTANT_PROTOCOLS.contains(&m.protocol()) && checks(Protocol::Lease).contains(&m.breaks())
-    })
+    Mutant::ALL
+        .iter()
+        .copied()
+        .filter(|m| judged(m.protocol()).any(|p| p == m.breaks()))
 }
 
 /// Refuses a mutant no client of `protocols` would run.
 pub fn check_mutant(m: Mutant, protocols: &BTreeSet<Protocol>) -> Result<(), Error> {
-    let runs = match m.protocol() {
-        // Every workload keeps the clock.
-        Protocol::Clock => true,
-        p => MUTANT_PROTOCOLS.contains(&p) && protocols.contains(&p),
-    };
-    if runs {
+    // Every workload keeps the clock.
+    if m.protocol() == Protocol::Clock || protocols.contains(&m.protocol()) {
         return Ok(());
     }
     Err(Error::Input(tenure::validate::InputError::InvalidConfig(
         format!(
-            "mutant {m} is a {} mutant; live workloads run the lease and clock mutants, in the \
-             lease workload (try --protocol lease, or `tenure sim --mutant {m}`)",
+            "mutant {m} is a {0} mutant, which only the {0} workload runs (try --protocol {0})",
             m.protocol().name()
         ),
     )))
@@ -300,8 +299,14 @@ impl Workload {
 
     /// P5's window, if this run can judge it: presence clients, and no fault but skew.
     fn presence_window(&self) -> Option<Duration> {
-        let prompt = self.faults.iter().all(|f| *f == LiveFault::Skew);
-        (prompt && self.protocols.contains(&Protocol::Presence)).then(presence::alive_window)
+        (Workload::judges_p5(&self.faults) && self.protocols.contains(&Protocol::Presence))
+            .then(presence::alive_window)
+    }
+
+    /// Whether a run under `faults` judges P5 (presence clients given): no fault could hold a
+    /// ping up, so skew at most.
+    pub fn judges_p5(faults: &BTreeSet<LiveFault>) -> bool {
+        faults.iter().all(|f| *f == LiveFault::Skew)
     }
 
     /// Whether any fault needs the proxy.

@@ -45,6 +45,7 @@ pub(super) async fn client(c: Client) -> Result<Counts, Error> {
     let presence = Presence::builder(MODEL)
         .period(PERIOD)
         .flush_interval(FLUSH_INTERVAL)
+        .mutant(w.mutant)
         .build(&substrate)?;
     let watcher = presence.watcher()?;
     let mut watching = Vec::with_capacity(w.clients);
