@@ -4,9 +4,9 @@
 //!
 //! The clock, lease, leadership and presence workloads, alone or all at once, under the network
 //! faults of a seeded proxy, the server's failpoints and step-downs, a kill and restart of a
-//! server the run owns, and skewed client clocks; the lease and clock mutants; a timeline
-//! picture per violation. Clients are tasks of this process: pausing or killing separate
-//! client processes is still to come.
+//! server the run owns, and skewed client clocks; with `--processes`, each client a process of
+//! its own, paused and killed; every protocol's mutants and their score; a timeline picture
+//! per violation.
 
 use crate::history::{report_verdicts, verdict_json};
 use crate::render::svg;
@@ -716,11 +716,10 @@ fn mutation_score(
         println!("{text}");
     } else {
         println!(
-            "mutation score {caught}/{} ({} more {} mutants break properties a live history \
-             does not show); report: {}",
+            "mutation score {caught}/{} ({} more mutants break properties a live history does \
+             not show); report: {}",
             report["mutants"].as_array().map_or(0, Vec::len),
             unseen.len(),
-            workload_name(&chosen),
             file.display()
         );
     }
