@@ -1,9 +1,10 @@
 //! The presence workload: each client is an agent with a key of its own. It pings for a
-//! while, then stops or is killed (its sequence marked dead at once), rests, and starts again
-//! with a new sequence. Its watcher watches every client's key, and the client asks it for a
-//! fresh view (a sync) every few tens of milliseconds. Slots are short (2 s) so that
-//! keys live and die many times in a run. The history shows P4 (per watch, the current state
-//! first, then alive and dead alternating).
+//! while (half the time for long, past P5's window), then stops or is killed (its sequence
+//! marked dead at once), rests, and starts again with a new sequence. Its watcher watches
+//! every client's key, and the client asks it for a fresh view (a sync) every few tens of
+//! milliseconds. Slots are short (2 s) so that keys live and die many times in a run. The
+//! history shows P4 (per watch, the current state first, then alive and dead alternating), and
+//! P5 in runs whose pings no fault holds up.
 
 use super::{Client, Counts};
 use crate::error::Error;
@@ -64,7 +65,13 @@ pub(super) async fn client(c: Client) -> Result<Counts, Error> {
         match presence.pinger(&key(i)).await {
             Ok(pinger) => {
                 n.bump("pingers");
-                let until = Instant::now() + PERIOD.mul_f64(rng.random_range(0.5..4.0));
+                // Half the agents stay up long past P5's window, as healthy ones do: only
+                // reports after a whole window of pinging judge P5.
+                let periods = match rng.random_bool(0.5) {
+                    true => rng.random_range(4.0..10.0),
+                    false => rng.random_range(0.5..4.0),
+                };
+                let until = Instant::now() + PERIOD.mul_f64(periods);
                 ask(&watcher, &mut rng, until, &mut n).await;
                 if rng.random_bool(0.5) {
                     pinger.stop().await;
