@@ -25,7 +25,7 @@ use tenure::property::{PropertyId, Verdict, Violation};
 use tenure_mongo::live::faults::{LiveFault, Restart};
 use tenure_mongo::live::processes::{serve, ClientCommand, ClientFault, ClientSpec};
 use tenure_mongo::live::{
-    check_mutant, live_mutants, LiveRun, LiveTarget, Workload, CLIENTS_MAX, SKEW,
+    check_mutant, faults_for_mutant, live_mutants, LiveRun, LiveTarget, Workload, CLIENTS_MAX, SKEW,
 };
 
 /// `tenure live`.
@@ -646,14 +646,7 @@ fn mutation_score(
     let mut rows = Vec::new();
     let chosen = args.protocol.protocols();
     for m in live_mutants().filter(|m| chosen.contains(&m.protocol())) {
-        let faults = match m.breaks() {
-            PropertyId::P5 => faults
-                .iter()
-                .copied()
-                .filter(|f| *f == LiveFault::Skew)
-                .collect(),
-            _ => faults.clone(),
-        };
+        let faults = faults_for_mutant(m, faults);
         let protocols = BTreeSet::from([m.protocol()]);
         let fault_list = fault_names(&faults);
         let run = runtime.block_on(run_workload(args, server, protocols, faults, Some(m)))?;

@@ -50,8 +50,21 @@ pub fn checks(protocol: Protocol) -> &'static [PropertyId] {
     }
 }
 
+/// Whether `fault` leaves every ping on time: P5 is judged only in runs whose faults all do
+/// (skew at most).
+fn leaves_pings_prompt(fault: LiveFault) -> bool {
+    fault == LiveFault::Skew
+}
+
+/// The faults a run of mutant `m` gets out of `faults`: all of them, but for a mutant that
+/// breaks P5 only those that leave the run able to judge P5.
+pub fn faults_for_mutant(m: Mutant, faults: &BTreeSet<LiveFault>) -> BTreeSet<LiveFault> {
+    let keep = |f: &&LiveFault| m.breaks() != PropertyId::P5 || leaves_pings_prompt(**f);
+    faults.iter().filter(keep).copied().collect()
+}
+
 /// What a live run of `protocol`'s workload can judge: the properties of [`checks`], and P5
-/// for presence in a run whose pings no fault could hold up ([`Workload::judges_p5`]).
+/// for presence in a run whose pings no fault could hold up ([`faults_for_mutant`]).
 pub fn judged(protocol: Protocol) -> impl Iterator<Item = PropertyId> {
     let p5 = (protocol == Protocol::Presence).then_some(PropertyId::P5);
     checks(protocol).iter().copied().chain(p5)
@@ -299,14 +312,9 @@ impl Workload {
 
     /// P5's window, if this run can judge it: presence clients, and no fault but skew.
     fn presence_window(&self) -> Option<Duration> {
-        (Workload::judges_p5(&self.faults) && self.protocols.contains(&Protocol::Presence))
-            .then(presence::alive_window)
-    }
-
-    /// Whether a run under `faults` judges P5 (presence clients given): no fault could hold a
-    /// ping up, so skew at most.
-    pub fn judges_p5(faults: &BTreeSet<LiveFault>) -> bool {
-        faults.iter().all(|f| *f == LiveFault::Skew)
+        (self.faults.iter().all(|f| leaves_pings_prompt(*f))
+            && self.protocols.contains(&Protocol::Presence))
+        .then(presence::alive_window)
     }
 
     /// Whether any fault needs the proxy.
@@ -780,6 +788,19 @@ async fn read_clock(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_p5_mutant_runs_under_skew_alone_and_the_others_under_every_fault() {
+        let all: BTreeSet<LiveFault> = LiveFault::ALL.iter().copied().collect();
+        assert_eq!(
+            faults_for_mutant(Mutant::PresenceOneSlotWindow, &all),
+            BTreeSet::from([LiveFault::Skew])
+        );
+        assert_eq!(faults_for_mutant(Mutant::LeaseEpochReuse, &all), all);
+        // P5 counts as judged for presence; L5 is judged by no live workload.
+        assert!(live_mutants().any(|m| m == Mutant::PresenceJujuPingInterval));
+        assert!(!live_mutants().any(|m| m == Mutant::LeaseStaleGlobalRead));
+    }
 
     #[test]
     fn the_client_uri_keeps_credentials_and_options() {
